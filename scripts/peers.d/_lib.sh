@@ -31,6 +31,8 @@ peer_wait() {
   local name="$1" limit="$2" i=0
   while [ "$i" -lt "$limit" ]; do
     if "${name}_health" >/dev/null 2>&1; then return 0; fi
+    # A tracked process that already exited will not become healthy: stop waiting.
+    if [ -n "$(peer_pids "$name")" ] && ! peer_alive "$name"; then return 1; fi
     sleep 1; i=$((i + 1))
   done
   return 1
@@ -96,6 +98,7 @@ peers_down() {
 peers_status() {
   local n
   for n in "${PEERS_ALL[@]}"; do
+    declare -F "${n}_health" >/dev/null || continue
     if peer_alive "$n"; then
       if "${n}_health" >/dev/null 2>&1; then echo "$n: healthy"; else echo "$n: running, not healthy"; fi
     else
@@ -106,5 +109,5 @@ peers_status() {
 
 peers_env() {
   local n
-  for n in "${PEERS_ALL[@]}"; do "${n}_env"; done
+  for n in "${PEERS_ALL[@]}"; do declare -F "${n}_env" >/dev/null && "${n}_env"; done; return 0
 }
