@@ -45,6 +45,17 @@ peer_fail() { # <name> <reproduce command...>
   echo "peers: reproduce with: $*" >&2
 }
 
+# peer_venv <dir> <marker> <pip args...>: create a virtualenv once and install into it; reruns are a file check.
+peer_venv() {
+  local dir="$1" marker="$2"; shift 2
+  [ -f "$dir/$marker" ] && return 0
+  rm -rf "$dir/venv"; mkdir -p "$dir"
+  "${MLPLANE_PEERS_PYTHON:-python3}" -m venv "$dir/venv" || return 1
+  "$dir/venv/bin/pip" install -q --disable-pip-version-check "$@" >"$dir/install.log" 2>&1 ||
+    { tail -n 30 "$dir/install.log" >&2; return 1; }
+  touch "$dir/$marker"
+}
+
 peer_port() { # <ENV_NAME> <default>: a port that env can override
   local v="${!1:-}"; echo "${v:-$2}"
 }
@@ -72,6 +83,8 @@ peers_up() {
     if "${n}_start"; then
       echo "peers: $n up in $(( $(date +%s) - t0 ))s"
     else
+      # Leave nothing half-started behind (a live but unusable peer would pass as "already up").
+      peers_down "$n" >/dev/null 2>&1
       rc=1
     fi
   done
