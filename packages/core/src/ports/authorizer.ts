@@ -1,0 +1,193 @@
+import { createServiceRef } from '../kernel/service-ref.js';
+
+export { ConflictError, NotFoundError, PermissionDeniedError, UnavailableError, ValidationError } from './errors.js';
+
+/** Actions per resource kind; a Permission is `<resource>.<action>`, plus `admin` which implies every one. */
+export const RESOURCE_ACTIONS = Object.freeze({
+  project: ['read', 'write'],
+  experiment: ['read', 'write', 'delete'],
+  model: ['read', 'write', 'delete', 'promote'],
+  job: ['read', 'submit', 'cancel'],
+  deployment: ['read', 'write', 'rollout', 'delete'],
+  feature: ['read', 'write', 'materialize'],
+  artifact: ['read', 'write', 'delete'],
+  secret: ['read', 'write'],
+  audit: ['read'],
+  token: ['read', 'write'],
+  role: ['read', 'write'],
+} as const);
+
+export type ResourceKind = keyof typeof RESOURCE_ACTIONS;
+export type Permission =
+  | { [R in ResourceKind]: `${R}.${(typeof RESOURCE_ACTIONS)[R][number]}` }[ResourceKind]
+  | 'admin';
+
+export const ALL_PERMISSIONS: readonly Permission[] = Object.freeze([
+  ...Object.entries(RESOURCE_ACTIONS).flatMap(([r, actions]) => actions.map((a) => `${r}.${a}` as Permission)),
+  'admin' as const,
+]);
+
+/** Grants in this project key apply to every project (platform operators). */
+export const ALL_PROJECTS = '*';
+
+/** Built-in role names; custom roles may not reuse them. */
+export const BUILT_IN_ROLES = Object.freeze({
+  /** Reads everything except secrets, tokens and the audit log. */
+  viewer: Object.freeze<Permission[]>([
+    'project.read',
+    'experiment.read',
+    'model.read',
+    'job.read',
+    'deployment.read',
+    'feature.read',
+    'artifact.read',
+  ]),
+  /** Does the day-to-day work, promotion and rollout included (policy hooks gate those further); no secrets, roles or audit. */
+  editor: Object.freeze<Permission[]>([
+    'project.read',
+    'experiment.read',
+    'experiment.write',
+    'experiment.delete',
+    'model.read',
+    'model.write',
+    'model.delete',
+    'model.promote',
+    'job.read',
+    'job.submit',
+    'job.cancel',
+    'deployment.read',
+    'deployment.write',
+    'deployment.rollout',
+    'deployment.delete',
+    'feature.read',
+    'feature.write',
+    'feature.materialize',
+    'artifact.read',
+    'artifact.write',
+    'artifact.delete',
+    'token.read',
+    'token.write',
+  ]),
+  admin: Object.freeze<Permission[]>(['admin']),
+});
+export type BuiltInRole = keyof typeof BUILT_IN_ROLES;
+
+/** Role names: lowercase letters, digits, `-`, `_`; 1 to 64 chars. */
+export const ROLE_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
+/** API token secrets start with this, so scanners can spot leaked ones. */
+export const TOKEN_SECRET_PREFIX = 'mlp_';
+
+/** Who is acting. Roles are resolved per project at authentication time. */
+export interface Principal {
+  readonly id: string;
+  readonly kind: 'user' | 'token' | 'service';
+  readonly displayName?: string;
+  /** Project (or ALL_PROJECTS) -> role names. */
+  readonly roles: Readonly<Record<string, readonly string[]>>;
+  /** For tokens: the principal the token acts for. */
+  readonly ownerId?: string;
+}
+
+/** What an action touches. `project` scopes the check; `id` is for audit and per-object policies. */
+export interface ResourceRef {
+  readonly project: string;
+  readonly kind: ResourceKind;
+  readonly id?: string;
+}
+
+export interface Decision {
+  readonly allowed: boolean;
+  /** Why, in words a user can act on: the role that granted it, or what is missing. */
+  readonly reason: string;
+}
+
+export interface RoleDefinition {
+  readonly name: string;
+  readonly permissions: readonly Permission[];
+  readonly description?: string;
+  readonly builtIn: boolean;
+}
+
+export interface CreateTokenInput {
+  /** Whom the token acts for; its roles cannot exceed this principal's in each project. */
+  readonly principal: Principal;
+  readonly name: string;
+  readonly projects: readonly string[];
+  readonly roles: readonly string[];
+  /** Required: tokens always expire. */
+  readonly expiresAt: Date;
+}
+
+/** A token as listed: never its secret nor its hash. */
+export interface TokenInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly ownerId: string;
+  readonly projects: readonly string[];
+  readonly roles: readonly string[];
+  readonly createdAt: Date;
+  readonly expiresAt: Date;
+  readonly lastUsedAt?: Date;
+  readonly revokedAt?: Date;
+}
+
+export interface CreatedToken {
+  readonly id: string;
+  /** Shown once, here; only its sha256 hash is stored. */
+  readonly secret: string;
+  readonly info: TokenInfo;
+}
+
+/**
+ * Role-based access control: roles are sets of permissions, granted to principals per project.
+ * Everything not granted is denied. Decisions are written to the AuditLog by the callers that enforce them.
+ */
+export interface Authorizer {
+  /** Default deny: allowed only when a role of the principal in `resource.project` (or ALL_PROJECTS) grants `permission` or `admin`. */
+  authorize(principal: Principal, permission: Permission, resource: ResourceRef): Promise<Decision>;
+  /** As `authorize`, but throws PermissionDeniedError carrying the decision's reason when denied. */
+  require(principal: Principal, permission: Permission, resource: ResourceRef): Promise<void>;
+  /** The principal with its current grants; an unknown id yields a principal without roles (everything denied). */
+  getPrincipal(id: string, kind?: Principal['kind']): Promise<Principal>;
+
+  /**
+   * Issues an API token. PermissionDeniedError when a role exceeds what `principal` holds in a project;
+   * ValidationError for a past `expiresAt` or unknown roles.
+   */
+  createToken(input: CreateTokenInput): Promise<CreatedToken>;
+  /**
+   * The token's principal (kind `token`, roles limited to its projects). PermissionDeniedError, without
+   * saying which, for an unknown, expired or revoked secret; comparison is constant-time on hashes.
+   */
+  verifyToken(secret: string): Promise<Principal>;
+  /** Idempotent; takes effect for the next `verifyToken`. */
+  revokeToken(id: string): Promise<void>;
+  /** Newest first; never secrets. */
+  listTokens(filter?: { readonly ownerId?: string; readonly includeRevoked?: boolean }): Promise<readonly TokenInfo[]>;
+
+  /** Creates or replaces a custom role; ConflictError for a built-in name, ValidationError for a bad name or permission. */
+  defineRole(role: {
+    readonly name: string;
+    readonly permissions: readonly Permission[];
+    readonly description?: string;
+  }): Promise<RoleDefinition>;
+  /** ConflictError for built-in roles or roles still granted. */
+  deleteRole(name: string): Promise<void>;
+  /** Built-in roles first, then custom ones by name. */
+  listRoles(): Promise<readonly RoleDefinition[]>;
+  /** Idempotent; NotFoundError for an unknown role. */
+  grant(principalId: string, project: string, role: string): Promise<void>;
+  /** Idempotent. */
+  revoke(principalId: string, project: string, role: string): Promise<void>;
+}
+
+export const authorizerRef = createServiceRef<Authorizer>({ id: 'core.authorizer' });
+
+/** Whether a set of granted permissions includes `wanted` (`admin` includes everything). */
+export function permits(granted: readonly Permission[], wanted: Permission): boolean {
+  return granted.includes('admin') || granted.includes(wanted);
+}
+
+export function isPermission(value: string): value is Permission {
+  return (ALL_PERMISSIONS as readonly string[]).includes(value);
+}

@@ -1,0 +1,331 @@
+import { createServiceRef } from '../kernel/service-ref.js';
+import { ValidationError } from './errors.js';
+import type { Page, PageLimits, PageOptions } from './paging.js';
+
+export {
+  ConflictError,
+  NotFoundError,
+  UnavailableError,
+  ValidationError,
+  VetoedError,
+} from './errors.js';
+export type { Page, PageOptions } from './paging.js';
+
+/** Limits equal to MLflow's, so models move between the SQL default and an MLflow registry unchanged. */
+export const REGISTRY_LIMITS = Object.freeze({
+  tagKeyLength: 250,
+  tagValueLength: 5000,
+  aliasLength: 255,
+});
+
+/** searchModels page sizes (MLflow's SEARCH_REGISTERED_MODEL_MAX_RESULTS_*). */
+export const SEARCH_MODELS_PAGE: PageLimits = Object.freeze({ default: 100, max: 1000 });
+/** searchVersions page sizes (MLflow's SEARCH_MODEL_VERSION_MAX_RESULTS_*). */
+export const SEARCH_VERSIONS_PAGE: PageLimits = Object.freeze({ default: 1000, max: 200_000 });
+export const TRANSITION_HISTORY_PAGE: PageLimits = Object.freeze({ default: 100, max: 1000 });
+
+/** Alias names: letters, digits, `_`, `-`; `latest` (any case) and `v<digits>` are reserved for URIs. */
+export const ALIAS_PATTERN = /^[\p{L}\p{N}_-]+$/u;
+export const RESERVED_ALIAS_PATTERN = /^(latest|v\d+)$/i;
+
+/**
+ * Stages as MLflow spells them. MLflow deprecated stages in favour of aliases but still serves them;
+ * both are first-class here. Inputs are matched case-insensitively (`normalizeStage`).
+ */
+export const MODEL_STAGES = Object.freeze(['None', 'Staging', 'Production', 'Archived'] as const);
+export type ModelStage = (typeof MODEL_STAGES)[number];
+
+export type ModelVersionStatus = 'PENDING_REGISTRATION' | 'FAILED_REGISTRATION' | 'READY';
+
+/** A named column of tabular input or output; `type` is MLflow's (`double`, `long`, `string`, `boolean`, `datetime`, `binary`...). */
+export interface ColumnSpec {
+  readonly kind: 'column';
+  readonly name?: string;
+  readonly type: string;
+  /** Default true. */
+  readonly required?: boolean;
+}
+
+/** A tensor input or output: numpy dtype name (`float32`, `int64`...) and shape, -1 for a variable dimension. */
+export interface TensorSpec {
+  readonly kind: 'tensor';
+  readonly name?: string;
+  readonly dtype: string;
+  readonly shape: readonly number[];
+}
+
+/** An inference-time parameter with its default (MLflow's ParamSpec). */
+export interface ParamSpec {
+  readonly name: string;
+  readonly type: string;
+  readonly default: unknown;
+  readonly shape?: readonly number[];
+}
+
+/** What a model accepts and returns; all columns or all tensors on each side, as MLflow requires. */
+export interface ModelSignature {
+  readonly inputs: readonly (ColumnSpec | TensorSpec)[];
+  readonly outputs: readonly (ColumnSpec | TensorSpec)[];
+  readonly params?: readonly ParamSpec[];
+}
+
+export interface ModelVersion {
+  readonly name: string;
+  /** 1, 2, 3... per model, assigned at creation; never reused, even after deletion. */
+  readonly version: number;
+  /** Artifact URI of the model files (`s3://...`, `runs:/<id>/model`, `mlflow-artifacts:/...`). */
+  readonly source: string;
+  /** The run that produced it (lineage); absent for models registered from outside the tracker. */
+  readonly runId?: string;
+  /** Link to the run in another tracking server. */
+  readonly runLink?: string;
+  /** Read from the model's files where the backend does not store it (see `capabilities.signatures`). */
+  readonly signature?: ModelSignature;
+  readonly status: ModelVersionStatus;
+  readonly statusMessage?: string;
+  readonly stage: ModelStage;
+  readonly tags: Readonly<Record<string, string>>;
+  readonly description: string;
+  /** Aliases pointing at this version, sorted. */
+  readonly aliases: readonly string[];
+  /** Principal that registered it. */
+  readonly userId?: string;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface RegisteredModel {
+  /** Unique; case-sensitive. */
+  readonly name: string;
+  readonly description: string;
+  readonly tags: Readonly<Record<string, string>>;
+  /** Alias -> version. */
+  readonly aliases: Readonly<Record<string, number>>;
+  /** The highest version in each stage that has one, ordered by MODEL_STAGES. */
+  readonly latestVersions: readonly ModelVersion[];
+  readonly userId?: string;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+/**
+ * One recorded stage change; the registry keeps every one (MLflow does not, so its plugin records them
+ * itself where `capabilities.transitionHistory`).
+ */
+export interface StageTransition {
+  readonly name: string;
+  readonly version: number;
+  readonly from: ModelStage;
+  readonly to: ModelStage;
+  /** Principal id; absent for system actions. */
+  readonly actor?: string;
+  readonly at: Date;
+  readonly reason?: string;
+  /** Set on transitions to Archived caused by `archiveExisting` on another version's promotion. */
+  readonly causedBy?: { readonly version: number };
+}
+
+/** Where a version came from: its files and the run (and experiment) that produced them. */
+export interface ModelLineage {
+  readonly name: string;
+  readonly version: number;
+  readonly source: string;
+  readonly runId?: string;
+  readonly runLink?: string;
+  /** Known when the registry shares a tracker with the run. */
+  readonly experimentId?: string;
+}
+
+/** A parsed `models:/` URI; see `parseModelUri`. */
+export type ModelUri =
+  | { readonly name: string; readonly kind: 'version'; readonly version: number }
+  | { readonly name: string; readonly kind: 'stage'; readonly stage: ModelStage }
+  | { readonly name: string; readonly kind: 'alias'; readonly alias: string }
+  | { readonly name: string; readonly kind: 'latest' };
+
+export interface CreateModelInput {
+  readonly name: string;
+  readonly description?: string;
+  readonly tags?: Readonly<Record<string, string>>;
+}
+
+export interface CreateVersionInput {
+  /** The model must exist (NotFoundError). */
+  readonly name: string;
+  readonly source: string;
+  readonly runId?: string;
+  readonly runLink?: string;
+  readonly signature?: ModelSignature;
+  readonly description?: string;
+  readonly tags?: Readonly<Record<string, string>>;
+  readonly userId?: string;
+}
+
+export interface TransitionStageInput {
+  readonly name: string;
+  readonly version: number;
+  readonly to: ModelStage;
+  /** Move other versions in `to` (Staging or Production only) to Archived; default false. */
+  readonly archiveExisting?: boolean;
+  readonly reason?: string;
+  readonly actor?: string;
+}
+
+export interface SetAliasInput {
+  readonly name: string;
+  readonly alias: string;
+  readonly version: number;
+  readonly actor?: string;
+  readonly reason?: string;
+}
+
+export interface SearchModelsOptions extends PageOptions {
+  /** `name = 'x'`, `name LIKE 'fraud%'`, `name ILIKE ...`, `tags.<key> = 'v'`, joined with `and`. */
+  readonly filter?: string;
+  /** `name`, `creation_timestamp`, `last_updated_timestamp`, each optionally `ASC`/`DESC`; default `name ASC`. */
+  readonly orderBy?: readonly string[];
+}
+
+export interface SearchVersionsOptions extends PageOptions {
+  /** `name`, `version_number`, `run_id` (also `IN (...)`), `source_path`, `tags.<key>`, joined with `and`. */
+  readonly filter?: string;
+  /** `name`, `version_number`, `creation_timestamp`, `last_updated_timestamp`; default `name ASC, version_number DESC`. */
+  readonly orderBy?: readonly string[];
+}
+
+/** Which features differ between backends; the rest of the contract holds everywhere. */
+export interface ModelRegistryCapabilities {
+  /** `getTransitionHistory` returns every transition (the MLflow plugin keeps it in its own table). */
+  readonly transitionHistory: boolean;
+  /** Signatures are stored with the version rather than read back from the model files. */
+  readonly signatures: boolean;
+  /** Versions may sit in PENDING_REGISTRATION while files are copied asynchronously. */
+  readonly asyncRegistration: boolean;
+}
+
+/**
+ * Registered models, their numbered versions, stages, aliases, tags and lineage.
+ * Unknown models or versions raise NotFoundError; bad names, stages, aliases and over-long tags raise ValidationError.
+ * Every promotion (stage transition or alias move) first runs the `model.beforePromote` veto hook and raises
+ * VetoedError, changing nothing, when a policy refuses.
+ */
+export interface ModelRegistry {
+  readonly capabilities: ModelRegistryCapabilities;
+
+  /** ConflictError when the name is taken. */
+  createModel(input: CreateModelInput): Promise<RegisteredModel>;
+  getModel(name: string): Promise<RegisteredModel>;
+  updateModel(name: string, changes: { readonly description: string }): Promise<RegisteredModel>;
+  /** Versions, aliases and history move with it; ConflictError when `newName` is taken. */
+  renameModel(name: string, newName: string): Promise<RegisteredModel>;
+  /** Deletes every version, alias and tag of the model. */
+  deleteModel(name: string): Promise<void>;
+  /** Page limits SEARCH_MODELS_PAGE. */
+  searchModels(options?: SearchModelsOptions): Promise<Page<RegisteredModel>>;
+
+  /** Assigns the next version number; stage None; may return PENDING_REGISTRATION where `capabilities.asyncRegistration`. */
+  createVersion(input: CreateVersionInput): Promise<ModelVersion>;
+  getVersion(name: string, version: number): Promise<ModelVersion>;
+  updateVersion(name: string, version: number, changes: { readonly description: string }): Promise<ModelVersion>;
+  /** Also deletes the aliases pointing at it. */
+  deleteVersion(name: string, version: number): Promise<void>;
+  /** Page limits SEARCH_VERSIONS_PAGE; reverse lineage with `run_id = '<id>'`. */
+  searchVersions(options?: SearchVersionsOptions): Promise<Page<ModelVersion>>;
+  /** The highest version in each of `stages` (all stages when absent) that has one, ordered by MODEL_STAGES. */
+  getLatestVersions(name: string, stages?: readonly ModelStage[]): Promise<readonly ModelVersion[]>;
+
+  /**
+   * Moves a version to `to` after the `model.beforePromote` hook agrees (VetoedError otherwise) and records
+   * a StageTransition, plus one per version archived by `archiveExisting`, all in one step.
+   * A transition to the version's current stage changes nothing, runs no hook and records nothing.
+   */
+  transitionStage(input: TransitionStageInput): Promise<ModelVersion>;
+  /** Transitions of one version (or of every version when `version` is absent), oldest first; page limits TRANSITION_HISTORY_PAGE. */
+  getTransitionHistory(name: string, version?: number, options?: PageOptions): Promise<Page<StageTransition>>;
+
+  /**
+   * Points `alias` at `version`, moving it from another version if needed, after the `model.beforePromote`
+   * hook agrees (VetoedError otherwise); ValidationError for a name failing `validateAlias`.
+   */
+  setAlias(input: SetAliasInput): Promise<void>;
+  /** Idempotent. */
+  deleteAlias(name: string, alias: string): Promise<void>;
+  getVersionByAlias(name: string, alias: string): Promise<ModelVersion>;
+
+  /** Last write wins; limits REGISTRY_LIMITS.tagKeyLength / tagValueLength. */
+  setModelTag(name: string, key: string, value: string): Promise<void>;
+  /** Idempotent. */
+  deleteModelTag(name: string, key: string): Promise<void>;
+  setVersionTag(name: string, version: number, key: string, value: string): Promise<void>;
+  /** Idempotent. */
+  deleteVersionTag(name: string, version: number, key: string): Promise<void>;
+
+  getLineage(name: string, version: number): Promise<ModelLineage>;
+  /**
+   * The version a `models:/` URI names: `models:/fraud/3`, `models:/fraud@champion`,
+   * `models:/fraud/Production` (latest in that stage), `models:/fraud/latest`.
+   * ValidationError for a malformed URI; NotFoundError when nothing matches.
+   */
+  resolve(modelUri: string): Promise<ModelVersion>;
+}
+
+export const modelRegistryRef = createServiceRef<ModelRegistry>({ id: 'core.modelRegistry' });
+
+/** ValidationError (field `alias`) unless `alias` is a usable alias name. */
+export function validateAlias(alias: string): void {
+  if (!ALIAS_PATTERN.test(alias)) {
+    throw new ValidationError(`alias '${alias}' may only contain letters, digits, '_' and '-'`, { field: 'alias' });
+  }
+  if (alias.length > REGISTRY_LIMITS.aliasLength) {
+    throw new ValidationError(`alias exceeds the aliasLength limit of ${REGISTRY_LIMITS.aliasLength}`, {
+      field: 'alias',
+    });
+  }
+  if (RESERVED_ALIAS_PATTERN.test(alias)) {
+    throw new ValidationError(`alias '${alias}' is reserved ('latest' and 'v<number>' name versions in URIs)`, {
+      field: 'alias',
+    });
+  }
+}
+
+/** The canonical spelling of a stage given in any case; ValidationError for an unknown stage. */
+export function normalizeStage(stage: string): ModelStage {
+  const found = MODEL_STAGES.find((s) => s.toLowerCase() === stage.toLowerCase());
+  if (!found) {
+    throw new ValidationError(`unknown stage '${stage}'; use one of ${MODEL_STAGES.join(', ')}`, { field: 'stage' });
+  }
+  return found;
+}
+
+/** Parses `models:/<name>/<version|stage|latest>` or `models:/<name>@<alias>`; ValidationError otherwise. */
+export function parseModelUri(uri: string): ModelUri {
+  const bad = () =>
+    new ValidationError(
+      `'${uri}' is not a models:/ URI; use models:/<name>/<version>, models:/<name>/<stage>, models:/<name>/latest or models:/<name>@<alias>`,
+      { field: 'modelUri' },
+    );
+  if (!uri.startsWith('models:/')) throw bad();
+  const path = uri.slice('models:/'.length);
+  const slash = path.split('/');
+  if (slash.length === 2) {
+    const [name, suffix] = slash as [string, string];
+    if (!name.trim() || !suffix) throw bad();
+    if (/^\d+$/.test(suffix)) return { name, kind: 'version', version: Number(suffix) };
+    if (suffix.toLowerCase() === 'latest') return { name, kind: 'latest' };
+    const stage = MODEL_STAGES.find((s) => s.toLowerCase() === suffix.toLowerCase());
+    if (stage) return { name, kind: 'stage', stage };
+    throw bad();
+  }
+  const at = path.lastIndexOf('@');
+  if (slash.length === 1 && at > 0 && at < path.length - 1) {
+    const name = path.slice(0, at);
+    if (!name.trim()) throw bad();
+    return { name, kind: 'alias', alias: path.slice(at + 1) };
+  }
+  throw bad();
+}
+
+/** The `models:/` URI of a version, e.g. `models:/fraud/3`. */
+export function formatModelUri(name: string, version: number): string {
+  return `models:/${name}/${version}`;
+}
