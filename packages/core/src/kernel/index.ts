@@ -1,0 +1,38 @@
+export { ConfigError, PluginFailedError, WiringError } from './errors.js';
+export { loadConfig, platformConfigSchema } from './config.js';
+export type { LoadConfigOptions, PlatformConfig, RawConfig } from './config.js';
+export { coreServices } from './core-services.js';
+export type { PluginLifecycle } from './core-services.js';
+export {
+  callVetoHook,
+  createPlatformHooks,
+  STAGE_DEFAULT,
+  STAGE_EARLY,
+  STAGE_LATE,
+  STAGE_POLICY,
+  veto,
+} from './hooks.js';
+export type { PlatformHooks, Veto, VetoHook } from './hooks.js';
+export type {
+  ArtifactPutRequest,
+  DeploymentRollout,
+  JobEvent,
+  ModelPromotion,
+  PlatformInfo,
+  ShutdownInfo,
+} from './hook-types.js';
+export { createKernelPlatform } from './platform.js';
+export type { CreatePlatformOptions, Platform, PlatformState } from './platform.js';
+export { definePlugin } from './plugin.js';
+export type {
+  Deps,
+  InitOptions,
+  Plugin,
+  PluginContext,
+  PluginDefinition,
+  PluginEnv,
+  PluginFactory,
+  ProvideOptions,
+} from './plugin.js';
+export { createExtensionPoint, createServiceRef } from './service-ref.js';
+export type { DepsOf, ExtensionPoint, ServiceRef } from './service-ref.js';

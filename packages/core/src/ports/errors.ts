@@ -1,0 +1,76 @@
+/**
+ * Typed errors shared by every port. Each carries a stable `code` a caller can switch on,
+ * a message a user can act on, and the underlying `cause` when there is one.
+ */
+export type MlplaneErrorCode =
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'VALIDATION'
+  | 'UNAVAILABLE'
+  | 'PERMISSION_DENIED'
+  | 'VETOED'
+  | 'WIRING'
+  | 'CONFIG'
+  | 'PLUGIN_FAILED';
+
+export abstract class MlplaneError extends Error {
+  abstract readonly code: MlplaneErrorCode;
+  /** HTTP status an API gateway maps this error to. */
+  abstract readonly httpStatus: number;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The named thing does not exist. */
+export class NotFoundError extends MlplaneError {
+  readonly code = 'NOT_FOUND' as const;
+  readonly httpStatus = 404;
+}
+
+/** The request contradicts existing state (duplicate name, immutable value re-set, stale version). */
+export class ConflictError extends MlplaneError {
+  readonly code = 'CONFLICT' as const;
+  readonly httpStatus = 409;
+}
+
+/** The input is malformed or breaks a limit; `field` names what to fix when known. */
+export class ValidationError extends MlplaneError {
+  readonly code = 'VALIDATION' as const;
+  readonly httpStatus = 400;
+  readonly field: string | undefined;
+  constructor(message: string, options?: { cause?: unknown; field?: string }) {
+    super(message, options);
+    this.field = options?.field;
+  }
+}
+
+/** A backend could not be reached or refused to serve; retrying later may succeed. */
+export class UnavailableError extends MlplaneError {
+  readonly code = 'UNAVAILABLE' as const;
+  readonly httpStatus = 503;
+}
+
+/** The caller lacks the permission the operation declares. */
+export class PermissionDeniedError extends MlplaneError {
+  readonly code = 'PERMISSION_DENIED' as const;
+  readonly httpStatus = 403;
+}
+
+/** A policy tapped into a bail hook refused the action; `reason` is the policy's own words. */
+export class VetoedError extends MlplaneError {
+  readonly code = 'VETOED' as const;
+  readonly httpStatus = 409;
+  readonly reason: string;
+  readonly by: string | undefined;
+  constructor(action: string, reason: string, by?: string) {
+    super(`${action} was vetoed${by ? ` by ${by}` : ''}: ${reason}`);
+    this.reason = reason;
+    this.by = by;
+  }
+}
+
+export function isMlplaneError(err: unknown): err is MlplaneError {
+  return err instanceof MlplaneError;
+}
