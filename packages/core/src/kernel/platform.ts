@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { pino, type Logger as PinoLogger } from 'pino';
+import { type DestinationStream, pino, type Logger as PinoLogger } from 'pino';
 import { type DependencyContainer, container as globalContainer } from 'tsyringe';
 import type { Logger } from '../ports/telemetry.js';
 import { deepMerge, findSecretRefs, isPlainObject, platformConfigSchema, resolveSecretRefs, validateSection } from './config.js';
@@ -17,8 +17,8 @@ export interface CreatePlatformOptions {
   readonly plugins: readonly Plugin<any>[];
   /** The whole config: one section per plugin id, `platform` for the kernel. See `loadConfig`. */
   readonly config?: RawConfig;
-  /** Overrides the root logger (tests pass a silent one). */
-  readonly logger?: PinoLogger;
+  /** Log level and destination (default: stdout at `platform.logLevel`). Secrets are scrubbed either way. */
+  readonly log?: { readonly level?: string; readonly destination?: DestinationStream };
   /** Called after a signal-initiated stop instead of `process.exit` (tests use it). */
   readonly onSignalStop?: (code: number) => void;
 }
@@ -81,18 +81,19 @@ class KernelPlatform implements Platform {
   constructor(options: CreatePlatformOptions) {
     this.#options = options;
     const redactor = this.#redactor;
-    this.#rootLogger =
-      options.logger ??
-      pino({
+    this.#rootLogger = pino(
+      {
         name: 'mlplane',
-        level: readLogLevel(options.config),
+        level: options.log?.level ?? readLogLevel(options.config),
         formatters: { log: (obj) => redactor.value(obj) },
         hooks: {
           logMethod(args, method) {
             method.apply(this, args.map((a) => redactor.value(a)) as Parameters<typeof method>);
           },
         },
-      });
+      },
+      options.log?.destination ?? pino.destination({ dest: 1, sync: true }),
+    );
     // One root container per platform, never the global one, so two platforms in a process stay apart.
     this.#root = globalContainer.createChildContainer();
     this.#root.registerInstance(coreServices.hooks.token, this.hooks);
@@ -309,7 +310,7 @@ class KernelPlatform implements Platform {
     const platformSection = validateSection('platform', platformConfigSchema, raw.platform, this.#redactor);
     if (platformSection.ok) {
       this.#platformConfig = platformSection.value;
-      if (!this.#options.logger) this.#rootLogger.level = platformSection.value.logLevel;
+      if (!this.#options.log?.level) this.#rootLogger.level = platformSection.value.logLevel;
     } else problems.push(...platformSection.problems);
 
     const sections = new Map<string, unknown>();
@@ -349,6 +350,7 @@ class KernelPlatform implements Platform {
           problems.push(`${ref.path}: references secret '${ref.name}', which cannot be read (${(cause as Error).message})`);
         }
       }
+      if (problems.length) throw configError(problems);
       for (const [id, section] of sections) sections.set(id, resolveSecretRefs(section, values, this.#redactor));
     }
     for (const [id, section] of sections) {

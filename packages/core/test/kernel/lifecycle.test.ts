@@ -3,7 +3,6 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import {
   coreServices,
@@ -13,7 +12,6 @@ import {
   type Plugin,
 } from '../../src/index.js';
 
-const silent = pino({ level: 'silent' });
 
 /** A plugin that records each lifecycle step into `log`, depending on `deps` refs. */
 function recorder(id: string, log: string[], provides?: ReturnType<typeof createServiceRef<string>>, uses: ReturnType<typeof createServiceRef<string>>[] = []) {
@@ -53,7 +51,7 @@ describe('lifecycle', () => {
       recorder('cache', log, cacheRef, [dbRef]),
       recorder('db', log, dbRef),
     ];
-    const platform = createKernelPlatform({ plugins, config: { platform: { signals: [] } }, logger: silent });
+    const platform = createKernelPlatform({ plugins, config: { platform: { signals: [] } }, log: { level: 'silent' } });
     platform.hooks.platform.ready.tap('test', () => void log.push('ready'));
     platform.hooks.platform.shutdown.tap('test', () => void log.push('shutdown hook'));
     await platform.start();
@@ -98,7 +96,7 @@ describe('lifecycle', () => {
         env.registerInit({ deps: { items: point }, init: ({ items }) => items.add('x') });
       },
     })();
-    const platform = createKernelPlatform({ plugins: [owner, contributor], config: { platform: { signals: [] } }, logger: silent });
+    const platform = createKernelPlatform({ plugins: [owner, contributor], config: { platform: { signals: [] } }, log: { level: 'silent' } });
     await platform.start();
     expect(log).toEqual(['owner sees x']);
     await platform.stop();
@@ -124,7 +122,7 @@ describe('lifecycle', () => {
     const platform = createKernelPlatform({
       plugins: [p],
       config: { platform: { signals: [], shutdownDeadlineMs: 300 } },
-      logger: silent,
+      log: { level: 'silent' },
     });
     await platform.start();
     const started = Date.now();
@@ -138,7 +136,7 @@ describe('lifecycle', () => {
   });
 
   it('cannot start twice; stop is idempotent', async () => {
-    const platform = createKernelPlatform({ plugins: [], config: { platform: { signals: [] } }, logger: silent });
+    const platform = createKernelPlatform({ plugins: [], config: { platform: { signals: [] } }, log: { level: 'silent' } });
     await platform.start();
     await expect(platform.start()).rejects.toThrow("platform cannot start from state 'running'");
     await Promise.all([platform.stop(), platform.stop()]);

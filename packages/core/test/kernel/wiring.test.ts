@@ -1,4 +1,3 @@
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -12,9 +11,8 @@ import {
   WiringError,
 } from '../../src/index.js';
 
-const silent = pino({ level: 'silent' });
 const boot = (plugins: Plugin<any>[], config: Record<string, unknown> = {}) =>
-  createKernelPlatform({ plugins, config: { platform: { signals: [] }, ...config }, logger: silent });
+  createKernelPlatform({ plugins, config: { platform: { signals: [] }, ...config }, log: { level: 'silent' } });
 
 interface Greeter {
   greet(name: string): string;
@@ -240,7 +238,7 @@ describe('config', () => {
   });
 
   it('validates the kernel section too', async () => {
-    const platform = createKernelPlatform({ plugins: [], config: { platform: { shutdownDeadlineMs: -1 } }, logger: silent });
+    const platform = createKernelPlatform({ plugins: [], config: { platform: { shutdownDeadlineMs: -1 } }, log: { level: 'silent' } });
     await expect(platform.start()).rejects.toThrow(/platform\.shutdownDeadlineMs: /);
   });
 });
@@ -248,7 +246,7 @@ describe('config', () => {
 describe('core services', () => {
   it('gives each plugin its own logger and lifecycle', async () => {
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+    const destination = { write: (s: string) => void lines.push(s) };
     const p = definePlugin({
       id: 'talker',
       register(env) {
@@ -261,7 +259,7 @@ describe('core services', () => {
         });
       },
     })();
-    const platform = createKernelPlatform({ plugins: [p], config: { platform: { signals: [] } }, logger });
+    const platform = createKernelPlatform({ plugins: [p], config: { platform: { signals: [] } }, log: { destination } });
     await platform.start();
     await platform.stop();
     const talker = lines.map((l) => JSON.parse(l)).filter((l) => l.plugin === 'talker');

@@ -1,0 +1,3 @@
+export { type ArtifactStoreFixture, artifactStoreConformance } from './artifact-store.js';
+export { type EventBusConformanceOptions, type EventBusFixture, eventBusConformance } from './event-bus.js';
+export { type SecretStoreFixture, secretStoreConformance } from './secret-store.js';
