@@ -11,7 +11,10 @@ mlflow_start() {
   mkdir -p "$d/art"
   local cmd=("$MLFLOW_HOME/venv/bin/mlflow" server --backend-store-uri "sqlite:///$d/mlflow.db" --artifacts-destination "$d/art"
     --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1)
-  peer_spawn mlflow -- env MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true "${cmd[@]}"
+  # The job runner (huey consumers for GenAI jobs: ~8 extra Python processes, slow start) is off
+  # unless MLPLANE_MLFLOW_JOBS=true; tracking and the model registry do not need it.
+  peer_spawn mlflow -- env MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true \
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLPLANE_MLFLOW_JOBS:-false}" "${cmd[@]}"
   peer_wait mlflow 120 || { peer_fail mlflow "MLFLOW_DISABLE_TELEMETRY=true ${cmd[*]}"; return 1; }
 }
 
