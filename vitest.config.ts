@@ -29,7 +29,12 @@ export default defineConfig({
           name: 'types',
           root: 'packages/core',
           include: [],
-          typecheck: { enabled: true, only: true, include: ['test/**/*.test-d.ts'], tsconfig: '../../tsconfig.tests.json' },
+          typecheck: {
+            enabled: true,
+            only: true,
+            include: ['test/**/*.test-d.ts'],
+            tsconfig: '../../tsconfig.tests.json',
+          },
         },
       },
     ],

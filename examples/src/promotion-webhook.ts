@@ -36,10 +36,13 @@ export const promotionWebhookPlugin = definePlugin({
       deps: { hooks: coreServices.hooks, notifier: promotionNotifierRef, logger: coreServices.logger },
       init({ hooks, notifier, logger }) {
         // Late stage: other taps (audit, cache invalidation) see the promotion first.
-        hooks.model.promoted.tapPromise({ name: 'promotion-webhook', stage: STAGE_LATE }, async (version, promotion) => {
-          await notifier.notify({ model: version.name, version: version.version, ...promotion });
-          logger.info({ model: version.name, to: promotion.to }, 'promotion webhook sent');
-        });
+        hooks.model.promoted.tapPromise(
+          { name: 'promotion-webhook', stage: STAGE_LATE },
+          async (version, promotion) => {
+            await notifier.notify({ model: version.name, version: version.version, ...promotion });
+            logger.info({ model: version.name, to: promotion.to }, 'promotion webhook sent');
+          },
+        );
       },
     });
   },

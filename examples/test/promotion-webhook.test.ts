@@ -25,7 +25,13 @@ async function receiver(status = 200) {
 }
 
 const version = { name: 'fraud', version: 3, tags: {} } as unknown as ModelVersion;
-const promotion: ModelPromotion = { kind: 'stage', from: 'Staging', to: 'Production', actor: 'ana', reason: 'review ok' };
+const promotion: ModelPromotion = {
+  kind: 'stage',
+  from: 'Staging',
+  to: 'Production',
+  actor: 'ana',
+  reason: 'review ok',
+};
 
 describe('promotion-webhook example plugin', () => {
   beforeEach(() => {

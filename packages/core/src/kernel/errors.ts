@@ -23,7 +23,9 @@ export class PluginFailedError extends MlplaneError {
   readonly httpStatus = 500;
   readonly pluginId: string;
   constructor(pluginId: string, step: string, cause: unknown) {
-    super(`plugin '${pluginId}' failed to ${step}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`plugin '${pluginId}' failed to ${step}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
     this.pluginId = pluginId;
   }
 }

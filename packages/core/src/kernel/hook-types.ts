@@ -1,7 +1,7 @@
 import type { JobSpec, JobStatus } from '../ports/compute-backend.js';
-import type { DeploymentSpec } from '../ports/model-server.js';
-import type { ModelVersion } from '../ports/model-registry.js';
 import type { Run } from '../ports/experiment-tracker.js';
+import type { ModelVersion } from '../ports/model-registry.js';
+import type { DeploymentSpec } from '../ports/model-server.js';
 
 export type { JobSpec, ModelVersion, Run };
 

@@ -1,6 +1,7 @@
 import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook } from 'tapable';
-import type { ArtifactPutRequest } from './hook-types.js';
+import { VetoedError } from '../ports/errors.js';
 import type {
+  ArtifactPutRequest,
   DeploymentRollout,
   JobEvent,
   JobSpec,
@@ -10,7 +11,6 @@ import type {
   Run,
   ShutdownInfo,
 } from './hook-types.js';
-import { VetoedError } from '../ports/errors.js';
 
 /**
  * Tap stages: taps run in ascending stage order, registration order breaking ties.

@@ -1,8 +1,17 @@
-export { ConfigError, PluginFailedError, WiringError } from './errors.js';
-export { loadConfig, platformConfigSchema } from './config.js';
 export type { LoadConfigOptions, PlatformConfig, RawConfig } from './config.js';
-export { coreServices } from './core-services.js';
+export { loadConfig, platformConfigSchema } from './config.js';
 export type { PluginLifecycle } from './core-services.js';
+export { coreServices } from './core-services.js';
+export { ConfigError, PluginFailedError, WiringError } from './errors.js';
+export type {
+  ArtifactPutRequest,
+  DeploymentRollout,
+  JobEvent,
+  ModelPromotion,
+  PlatformInfo,
+  ShutdownInfo,
+} from './hook-types.js';
+export type { PlatformHooks, Veto, VetoHook } from './hooks.js';
 export {
   callVetoHook,
   createPlatformHooks,
@@ -12,18 +21,8 @@ export {
   STAGE_POLICY,
   veto,
 } from './hooks.js';
-export type { PlatformHooks, Veto, VetoHook } from './hooks.js';
-export type {
-  ArtifactPutRequest,
-  DeploymentRollout,
-  JobEvent,
-  ModelPromotion,
-  PlatformInfo,
-  ShutdownInfo,
-} from './hook-types.js';
-export { createKernelPlatform } from './platform.js';
 export type { CreatePlatformOptions, Platform, PlatformState } from './platform.js';
-export { definePlugin } from './plugin.js';
+export { createKernelPlatform } from './platform.js';
 export type {
   Deps,
   InitOptions,
@@ -34,5 +33,6 @@ export type {
   PluginFactory,
   ProvideOptions,
 } from './plugin.js';
-export { createExtensionPoint, createServiceRef } from './service-ref.js';
+export { definePlugin } from './plugin.js';
 export type { DepsOf, ExtensionPoint, ServiceRef } from './service-ref.js';
+export { createExtensionPoint, createServiceRef } from './service-ref.js';

@@ -1,9 +1,16 @@
 import 'reflect-metadata';
-import { type DestinationStream, pino, type Logger as PinoLogger } from 'pino';
+import { type DestinationStream, type Logger as PinoLogger, pino } from 'pino';
 import { type DependencyContainer, container as globalContainer } from 'tsyringe';
 import type { Logger } from '../ports/telemetry.js';
-import { deepMerge, findSecretRefs, isPlainObject, platformConfigSchema, resolveSecretRefs, validateSection } from './config.js';
 import type { PlatformConfig, RawConfig } from './config.js';
+import {
+  deepMerge,
+  findSecretRefs,
+  isPlainObject,
+  platformConfigSchema,
+  resolveSecretRefs,
+  validateSection,
+} from './config.js';
 import { coreServices, type PluginLifecycle } from './core-services.js';
 import { ConfigError, PluginFailedError, WiringError } from './errors.js';
 import { createPlatformHooks, type PlatformHooks } from './hooks.js';
@@ -200,7 +207,8 @@ class KernelPlatform implements Platform {
           record.extensionPoints.set(point.id, implementation);
         },
         registerInit: (options) => {
-          if (!registering) throw new WiringError(`plugin '${plugin.id}' called registerInit() after register returned`);
+          if (!registering)
+            throw new WiringError(`plugin '${plugin.id}' called registerInit() after register returned`);
           if (record.inits.length > 0) throw new WiringError(`plugin '${plugin.id}' registered init twice`);
           if ('config' in options.deps) {
             throw new WiringError(`plugin '${plugin.id}' names a dependency 'config', which is reserved`);
@@ -222,9 +230,9 @@ class KernelPlatform implements Platform {
   /** Chooses a provider per port and checks that every dependency can be met, without cycles. */
   #wire() {
     const config = this.#options.config ?? {};
-    const explicit = (isPlainObject(config.platform) && isPlainObject(config.platform.providers)
-      ? config.platform.providers
-      : {}) as Record<string, string>;
+    const explicit = (
+      isPlainObject(config.platform) && isPlainObject(config.platform.providers) ? config.platform.providers : {}
+    ) as Record<string, string>;
     const byRef = new Map<string, Provision[]>();
     for (const record of this.#records.values()) {
       for (const p of record.provisions) byRef.set(p.ref.id, [...(byRef.get(p.ref.id) ?? []), p]);
@@ -347,7 +355,9 @@ class KernelPlatform implements Platform {
         try {
           values.set(ref.name, await store.get(ref.name));
         } catch (cause) {
-          problems.push(`${ref.path}: references secret '${ref.name}', which cannot be read (${(cause as Error).message})`);
+          problems.push(
+            `${ref.path}: references secret '${ref.name}', which cannot be read (${(cause as Error).message})`,
+          );
         }
       }
       if (problems.length) throw configError(problems);
@@ -522,7 +532,8 @@ class KernelPlatform implements Platform {
   }
 
   async #resolve(ref: ServiceRef<unknown> | ExtensionPoint<unknown>, consumer: PluginRecord): Promise<unknown> {
-    if (ref.id === coreServices.logger.id) return this.#pluginService(consumer, coreServices.logger, () => this.#loggerFor(consumer));
+    if (ref.id === coreServices.logger.id)
+      return this.#pluginService(consumer, coreServices.logger, () => this.#loggerFor(consumer));
     if (ref.id === coreServices.lifecycle.id) {
       return this.#pluginService(consumer, coreServices.lifecycle, () => this.#lifecycleFor(consumer));
     }
@@ -550,7 +561,11 @@ class KernelPlatform implements Platform {
     );
     container.registerInstance(provision.ref.token, instance);
     const dispose = provision.options.dispose;
-    if (dispose) this.#created.push({ label: `'${provision.ref.id}' (plugin '${provision.pluginId}')`, dispose: () => dispose(instance) });
+    if (dispose)
+      this.#created.push({
+        label: `'${provision.ref.id}' (plugin '${provision.pluginId}')`,
+        dispose: () => dispose(instance),
+      });
     return instance;
   }
 
@@ -566,7 +581,8 @@ class KernelPlatform implements Platform {
   #lifecycleFor(consumer: PluginRecord): PluginLifecycle {
     return {
       addStartHook: (fn, label = 'start hook') => {
-        if (this.#state === 'running') throw new WiringError(`plugin '${consumer.plugin.id}' added a start hook after start`);
+        if (this.#state === 'running')
+          throw new WiringError(`plugin '${consumer.plugin.id}' added a start hook after start`);
         consumer.startHooks.push({ fn, label });
       },
       addShutdownHook: (fn, label = 'shutdown hook') => {

@@ -29,7 +29,12 @@ describe('loadConfig', () => {
     );
     const config = await loadConfig({
       files: [path],
-      env: { BUCKET: 'ml', MLPLANE__S3__PART_SIZE_MIB: '64', MLPLANE__S3__NEW_FLAG: 'true', MLPLANE__PLATFORM__LOG_LEVEL: 'debug' },
+      env: {
+        BUCKET: 'ml',
+        MLPLANE__S3__PART_SIZE_MIB: '64',
+        MLPLANE__S3__NEW_FLAG: 'true',
+        MLPLANE__PLATFORM__LOG_LEVEL: 'debug',
+      },
     });
     expect(config).toEqual({
       platform: { logLevel: 'debug' },
@@ -59,7 +64,9 @@ describe('loadConfig', () => {
   });
 
   it('reports unreadable and malformed files', async () => {
-    await expect(loadConfig('/nonexistent/mlplane.yaml')).rejects.toThrow(/cannot read config file \/nonexistent\/mlplane.yaml/);
+    await expect(loadConfig('/nonexistent/mlplane.yaml')).rejects.toThrow(
+      /cannot read config file \/nonexistent\/mlplane.yaml/,
+    );
     const { path } = await tempFile('list.yaml', '- a\n- b\n');
     await expect(loadConfig(path)).rejects.toThrow(ConfigError);
     await expect(loadConfig(path)).rejects.toThrow('must hold an object at its top level');

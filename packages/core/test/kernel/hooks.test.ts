@@ -49,11 +49,17 @@ describe('hooks', () => {
       seen.push('after');
       return undefined;
     });
-    const err = await callVetoHook(hooks.model.beforePromote, 'promotion of fraud v3 to Production', version, 'Production', promotion).catch(
-      (e: unknown) => e,
-    );
+    const err = await callVetoHook(
+      hooks.model.beforePromote,
+      'promotion of fraud v3 to Production',
+      version,
+      'Production',
+      promotion,
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(VetoedError);
-    expect((err as VetoedError).message).toBe('promotion of fraud v3 to Production was vetoed by risk-review: needs a risk review');
+    expect((err as VetoedError).message).toBe(
+      'promotion of fraud v3 to Production was vetoed by risk-review: needs a risk review',
+    );
     expect((err as VetoedError).by).toBe('risk-review');
     expect(seen).toEqual(['enricher']);
 
@@ -68,7 +74,12 @@ describe('hooks', () => {
     const hooks = createPlatformHooks();
     hooks.artifact.beforePut.tapAsync('size-policy', (_req, cb) => cb(null, veto('too large')));
     await expect(
-      callVetoHook(hooks.artifact.beforePut, 'put of a.bin', { key: 'a.bin', contentType: undefined, metadata: {}, size: 1 }),
+      callVetoHook(hooks.artifact.beforePut, 'put of a.bin', {
+        key: 'a.bin',
+        contentType: undefined,
+        metadata: {},
+        size: 1,
+      }),
     ).rejects.toThrow('put of a.bin was vetoed by size-policy: too large');
     const other = createPlatformHooks();
     other.artifact.beforePut.tap('sync-policy', () => veto('nope'));
@@ -79,7 +90,10 @@ describe('hooks', () => {
 
   it('passes a job spec through waterfall taps that rewrite it', async () => {
     const hooks = createPlatformHooks();
-    hooks.job.beforeSubmit.tapPromise({ name: 'queue', stage: STAGE_EARLY }, async (spec) => ({ ...spec, queue: 'gpu' }));
+    hooks.job.beforeSubmit.tapPromise({ name: 'queue', stage: STAGE_EARLY }, async (spec) => ({
+      ...spec,
+      queue: 'gpu',
+    }));
     hooks.job.beforeSubmit.tapPromise('tolerations', async (spec) => ({
       ...spec,
       tolerations: [...(spec.tolerations ?? []), { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],

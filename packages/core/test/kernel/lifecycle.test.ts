@@ -4,17 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import {
-  coreServices,
-  createKernelPlatform,
-  createServiceRef,
-  definePlugin,
-  type Plugin,
-} from '../../src/index.js';
-
+import { coreServices, createKernelPlatform, createServiceRef, definePlugin, type Plugin } from '../../src/index.js';
 
 /** A plugin that records each lifecycle step into `log`, depending on `deps` refs. */
-function recorder(id: string, log: string[], provides?: ReturnType<typeof createServiceRef<string>>, uses: ReturnType<typeof createServiceRef<string>>[] = []) {
+function recorder(
+  id: string,
+  log: string[],
+  provides?: ReturnType<typeof createServiceRef<string>>,
+  uses: ReturnType<typeof createServiceRef<string>>[] = [],
+) {
   return definePlugin({
     id,
     register(env) {
@@ -96,7 +94,11 @@ describe('lifecycle', () => {
         env.registerInit({ deps: { items: point }, init: ({ items }) => items.add('x') });
       },
     })();
-    const platform = createKernelPlatform({ plugins: [owner, contributor], config: { platform: { signals: [] } }, log: { level: 'silent' } });
+    const platform = createKernelPlatform({
+      plugins: [owner, contributor],
+      config: { platform: { signals: [] } },
+      log: { level: 'silent' },
+    });
     await platform.start();
     expect(log).toEqual(['owner sees x']);
     await platform.stop();
@@ -130,13 +132,19 @@ describe('lifecycle', () => {
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(String(err)).toContain("plugin 'slow' shutdown (throws): cannot flush");
     expect(String(err)).toContain("plugin 'slow' shutdown (hangs): did not finish within the shutdown deadline");
-    expect(String(err)).toContain("plugin 'slow' shutdown (shutdown hook): skipped, shutdown deadline of 300 ms passed");
+    expect(String(err)).toContain(
+      "plugin 'slow' shutdown (shutdown hook): skipped, shutdown deadline of 300 ms passed",
+    );
     expect(log).toEqual([]);
     expect(platform.state).toBe('stopped');
   });
 
   it('cannot start twice; stop is idempotent', async () => {
-    const platform = createKernelPlatform({ plugins: [], config: { platform: { signals: [] } }, log: { level: 'silent' } });
+    const platform = createKernelPlatform({
+      plugins: [],
+      config: { platform: { signals: [] } },
+      log: { level: 'silent' },
+    });
     await platform.start();
     await expect(platform.start()).rejects.toThrow("platform cannot start from state 'running'");
     await Promise.all([platform.stop(), platform.stop()]);

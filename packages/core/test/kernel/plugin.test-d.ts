@@ -1,6 +1,13 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
-import { createServiceRef, definePlugin, type ArtifactStore, artifactStoreRef, type SecretStore, secretStoreRef } from '../../src/index.js';
+import {
+  type ArtifactStore,
+  artifactStoreRef,
+  createServiceRef,
+  definePlugin,
+  type SecretStore,
+  secretStoreRef,
+} from '../../src/index.js';
 
 const schema = z.object({ bucket: z.string(), partSizeMiB: z.number().default(16) });
 

@@ -131,11 +131,15 @@ describe('wiring', () => {
         env.registerInit({ deps: { things: point, greeter: greeterRef }, init: () => undefined });
       },
     })();
-    await expect(boot([a, b]).start()).rejects.toThrow(/dependency cycle between plugins: '(a|b)' -> '(a|b)' -> '(a|b)'/);
+    await expect(boot([a, b]).start()).rejects.toThrow(
+      /dependency cycle between plugins: '(a|b)' -> '(a|b)' -> '(a|b)'/,
+    );
   });
 
   it('rejects duplicate plugin ids, init registered twice and the reserved dep name', async () => {
-    await expect(boot([greeterPlugin('x'), greeterPlugin('x')]).start()).rejects.toThrow("plugin 'x' is installed twice");
+    await expect(boot([greeterPlugin('x'), greeterPlugin('x')]).start()).rejects.toThrow(
+      "plugin 'x' is installed twice",
+    );
     const twice = definePlugin({
       id: 'twice',
       register(env) {
@@ -150,7 +154,9 @@ describe('wiring', () => {
         env.registerInit({ deps: { config: greeterRef } as never, init: () => undefined });
       },
     })();
-    await expect(boot([reserved]).start()).rejects.toThrow("plugin 'reserved' names a dependency 'config', which is reserved");
+    await expect(boot([reserved]).start()).rejects.toThrow(
+      "plugin 'reserved' names a dependency 'config', which is reserved",
+    );
   });
 
   it('rejects an extension point nobody registers', async () => {
@@ -238,7 +244,11 @@ describe('config', () => {
   });
 
   it('validates the kernel section too', async () => {
-    const platform = createKernelPlatform({ plugins: [], config: { platform: { shutdownDeadlineMs: -1 } }, log: { level: 'silent' } });
+    const platform = createKernelPlatform({
+      plugins: [],
+      config: { platform: { shutdownDeadlineMs: -1 } },
+      log: { level: 'silent' },
+    });
     await expect(platform.start()).rejects.toThrow(/platform\.shutdownDeadlineMs: /);
   });
 });
@@ -259,7 +269,11 @@ describe('core services', () => {
         });
       },
     })();
-    const platform = createKernelPlatform({ plugins: [p], config: { platform: { signals: [] } }, log: { destination } });
+    const platform = createKernelPlatform({
+      plugins: [p],
+      config: { platform: { signals: [] } },
+      log: { destination },
+    });
     await platform.start();
     await platform.stop();
     const talker = lines.map((l) => JSON.parse(l)).filter((l) => l.plugin === 'talker');

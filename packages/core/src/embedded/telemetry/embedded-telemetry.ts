@@ -49,17 +49,21 @@ export class PrometheusMetrics implements Metrics {
   gauge<L extends string = never>(options: MetricOptions<L>): Gauge<L> {
     return this.#declare(options, 'gauge', () => {
       const g = new prom.Gauge({ ...this.#base(options), registers: [this.registry] });
-      const op = (fn: 'set' | 'inc' | 'dec', fallback: number | undefined) => (...args: unknown[]) => {
-        const [labels, value] = splitArgs(args, options);
-        const v = value ?? fallback;
-        if (v === undefined) throw new ValidationError(`gauge ${options.name}.${fn} needs a value`);
-        labels ? g[fn](labels as prom.LabelValues<string>, v) : g[fn](v);
-      };
+      const op =
+        (fn: 'set' | 'inc' | 'dec', fallback: number | undefined) =>
+        (...args: unknown[]) => {
+          const [labels, value] = splitArgs(args, options);
+          const v = value ?? fallback;
+          if (v === undefined) throw new ValidationError(`gauge ${options.name}.${fn} needs a value`);
+          labels ? g[fn](labels as prom.LabelValues<string>, v) : g[fn](v);
+        };
       return { set: op('set', undefined), inc: op('inc', 1), dec: op('dec', 1) };
     }) as Gauge<L>;
   }
 
-  histogram<L extends string = never>(options: MetricOptions<L> & { readonly buckets?: readonly number[] }): Histogram<L> {
+  histogram<L extends string = never>(
+    options: MetricOptions<L> & { readonly buckets?: readonly number[] },
+  ): Histogram<L> {
     return this.#declare(options, 'histogram', () => {
       const h = new prom.Histogram({
         ...this.#base(options),
@@ -154,14 +158,27 @@ export class LoggingTracer implements Tracer {
         ended = true;
         const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
         logger.debug(
-          { span: name, ...context, parentSpanId: parent?.spanId, kind: options.kind ?? 'internal', durationMs, attributes: attrs, error },
+          {
+            span: name,
+            ...context,
+            parentSpanId: parent?.spanId,
+            kind: options.kind ?? 'internal',
+            durationMs,
+            attributes: attrs,
+            error,
+          },
           'span ended',
         );
       },
     };
   }
 
-  async withSpan<T>(name: string, fn: (span: Span) => Promise<T>, attributes?: Attributes, options?: SpanOptions): Promise<T> {
+  async withSpan<T>(
+    name: string,
+    fn: (span: Span) => Promise<T>,
+    attributes?: Attributes,
+    options?: SpanOptions,
+  ): Promise<T> {
     const span = this.startSpan(name, attributes, options);
     try {
       return await this.#active.run(span.context, () => fn(span));
