@@ -138,6 +138,8 @@ describe('EnvFileSecretStore specifics', () => {
     const env: NodeJS.ProcessEnv = {
       MLPLANE_SECRET_OPENAI_KEY: 'sk-env',
       MLPLANE_SECRET_DB_PASSWORD: 'env-db',
+      // Not the upper-cased form `get` looks up, so listing it would name a secret nobody can read.
+      MLPLANE_SECRET_lower: 'unreachable',
       UNRELATED: 'x',
     };
     const store = new EnvFileSecretStore({ path, masterKey: key.toString('hex'), env });

@@ -157,6 +157,12 @@ describe('LocalArtifactStore specifics', () => {
     expect((await store.list({ prefix: 'ÉÉ' })).items.map((i) => i.key)).toEqual([key]);
   });
 
+  it('reports a blob removed behind its back as damage naming the missing file', async () => {
+    await store.put('k', 'content');
+    await rm(join(root, 'blobs'), { recursive: true });
+    await expect(store.get('k')).rejects.toThrow(/is missing from .*restore it or delete the key/);
+  });
+
   it('rejects an unknown page token', async () => {
     await expect(store.list({ pageToken: '!!not-a-token' })).rejects.toThrow(/pageToken/);
   });

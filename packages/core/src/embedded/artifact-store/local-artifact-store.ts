@@ -107,7 +107,8 @@ export class LocalArtifactStore implements ArtifactStore {
 
   async put(key: string, body: ArtifactBody, options: PutArtifactOptions = {}): Promise<ArtifactInfo> {
     validateArtifactKey(key);
-    const expected = options.expectedSha256?.toLowerCase();
+    const expected =
+      typeof options.expectedSha256 === 'string' ? options.expectedSha256.toLowerCase() : options.expectedSha256;
     if (expected !== undefined && !SHA256_HEX.test(expected)) {
       throw new ValidationError(`expectedSha256 for ${quoteKey(key)} must be 64 hex characters`, {
         field: 'expectedSha256',
@@ -166,24 +167,30 @@ export class LocalArtifactStore implements ArtifactStore {
   async get(key: string, options: GetArtifactOptions = {}): Promise<{ info: ArtifactInfo; body: Readable }> {
     validateArtifactKey(key);
     // A concurrent overwrite may reclaim the blob between reading the ref and opening the blob; the ref is then re-read.
-    for (let attempt = 0; attempt < 5; attempt++) {
+    let missing: string | undefined;
+    for (;;) {
       const ref = await this.#readRef(key);
       const span = resolveRange(key, ref.size, options.range);
-      let handle: Awaited<ReturnType<typeof open>>;
+      const path = this.#blobPath(ref.sha256);
       try {
-        handle = await open(this.#blobPath(ref.sha256), 'r');
+        const handle = await open(path, 'r');
+        return { info: toInfo(ref), body: handle.createReadStream(span) };
       } catch (err) {
-        if (errorCode(err) === 'ENOENT') continue;
-        throw new UnavailableError(`cannot open the content of artifact ${quoteKey(key)}: ${messageOf(err)}`, {
-          cause: err,
-        });
+        if (errorCode(err) !== 'ENOENT') {
+          throw new UnavailableError(`cannot open the content of artifact ${quoteKey(key)}: ${messageOf(err)}`, {
+            cause: err,
+          });
+        }
+        // The same ref twice without its blob is damage, not a race: say what is missing instead of looping.
+        if (missing === ref.sha256) {
+          throw new UnavailableError(
+            `the content of artifact ${quoteKey(key)} (sha256 ${ref.sha256}) is missing from ${path}; restore it or delete the key`,
+            { cause: err },
+          );
+        }
+        missing = ref.sha256;
       }
-      const body = handle.createReadStream(span);
-      return { info: toInfo(ref), body };
     }
-    throw new UnavailableError(
-      `the content of artifact ${quoteKey(key)} kept changing while being opened; retry the read`,
-    );
   }
 
   async head(key: string): Promise<ArtifactInfo> {

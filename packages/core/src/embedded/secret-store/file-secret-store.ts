@@ -92,7 +92,8 @@ export class EnvFileSecretStore implements SecretStore {
     for (const [variable, value] of Object.entries(this.#env)) {
       if (value === undefined || !variable.startsWith(ENV_PREFIX) || storedEnvNames.has(variable)) continue;
       const name = variable.slice(ENV_PREFIX.length);
-      if (SECRET_NAME_PATTERN.test(name)) names.add(name);
+      // Only names that map back to the same variable are listed, so `get` finds each one.
+      if (SECRET_NAME_PATTERN.test(name) && secretEnvName(name) === variable) names.add(name);
     }
     return [...names].sort();
   }
