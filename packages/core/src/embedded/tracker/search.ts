@@ -1,0 +1,323 @@
+import { createHash } from 'node:crypto';
+import { type Expression, type ExpressionBuilder, type Kysely, type SelectQueryBuilder, type SqlBool, sql } from 'kysely';
+import type { SqlDialect } from '../../infra/sql/dialect.js';
+import { ValidationError } from '../../ports/errors.js';
+import type { ViewType } from '../../ports/experiment-tracker.js';
+import { decodePageToken, encodePageToken } from '../../ports/paging.js';
+import { type Comparator, type Comparison, type OrderTerm, parseFilter, parseOrderTerm } from './filter/parser.js';
+import { syntaxError } from './filter/tokenizer.js';
+import type { TrackerDatabase } from './schema.js';
+
+// Search builds queries over dynamic aliases, which kysely's static typing cannot follow.
+type AnyEb = ExpressionBuilder<any, any>;
+type AnyQuery = SelectQueryBuilder<any, any, any>;
+
+const NUMERIC_OPS: readonly Comparator[] = ['=', '!=', '>', '>=', '<', '<='];
+const STRING_OPS: readonly Comparator[] = ['=', '!=', 'LIKE', 'ILIKE'];
+const STRING_LIST_OPS: readonly Comparator[] = [...STRING_OPS, 'IN', 'NOT IN'];
+
+interface AttributeSpec {
+  readonly column: string;
+  readonly kind: 'string' | 'number';
+  readonly ops: readonly Comparator[];
+}
+
+/** `attributes.<name>` of runs, mapped to columns; the keys are `capabilities.filterAttributes`. */
+export const RUN_ATTRIBUTES: Readonly<Record<string, AttributeSpec>> = Object.freeze({
+  run_id: { column: 'runs.run_id', kind: 'string', ops: STRING_LIST_OPS },
+  run_name: { column: 'runs.name', kind: 'string', ops: STRING_LIST_OPS },
+  status: { column: 'runs.status', kind: 'string', ops: STRING_LIST_OPS },
+  user_id: { column: 'runs.user_id', kind: 'string', ops: STRING_LIST_OPS },
+  artifact_uri: { column: 'runs.artifact_uri', kind: 'string', ops: STRING_LIST_OPS },
+  start_time: { column: 'runs.start_time', kind: 'number', ops: NUMERIC_OPS },
+  end_time: { column: 'runs.end_time', kind: 'number', ops: NUMERIC_OPS },
+});
+
+const EXPERIMENT_ATTRIBUTES: Readonly<Record<string, AttributeSpec>> = Object.freeze({
+  name: { column: 'experiments.name', kind: 'string', ops: STRING_LIST_OPS },
+  experiment_id: { column: 'experiments.experiment_id', kind: 'number', ops: NUMERIC_OPS },
+  creation_time: { column: 'experiments.creation_time', kind: 'number', ops: NUMERIC_OPS },
+  last_update_time: { column: 'experiments.last_update_time', kind: 'number', ops: NUMERIC_OPS },
+});
+
+const DATASET_FIELDS: Readonly<Record<string, string>> = Object.freeze({
+  name: 'd.name',
+  digest: 'd.digest',
+  context: 'ri.context',
+});
+
+const ENTITY_PREFIX = { metric: 'metrics', param: 'params', tag: 'tags', attribute: 'attributes', dataset: 'datasets' };
+
+function clauseError(source: string, c: Comparison, message: string): ValidationError {
+  return syntaxError('filter', source, c.position, `${ENTITY_PREFIX[c.entity]}.${c.key} ${message}`);
+}
+
+function checkClause(source: string, c: Comparison, kind: 'string' | 'number', ops: readonly Comparator[]): void {
+  if (!ops.includes(c.comparator)) {
+    throw clauseError(source, c, `does not support ${c.comparator}; use one of ${ops.join(', ')}`);
+  }
+  if (Array.isArray(c.value)) return;
+  if (kind === 'number' && typeof c.value !== 'number') {
+    throw clauseError(source, c, `compares numbers: write the value unquoted, e.g. 0.9`);
+  }
+  if (kind === 'string' && typeof c.value !== 'string') {
+    throw clauseError(source, c, `compares strings: quote the value, e.g. '${c.value}'`);
+  }
+}
+
+function compare(
+  eb: AnyEb,
+  dialect: SqlDialect,
+  column: Expression<unknown>,
+  comparator: Comparator,
+  value: Comparison['value'],
+): Expression<SqlBool> {
+  switch (comparator) {
+    case 'LIKE':
+      return dialect.like(column, value as string);
+    case 'ILIKE':
+      return dialect.ilike(column, value as string);
+    case 'IN':
+      return eb(column, 'in', value as string[]);
+    case 'NOT IN':
+      return eb(column, 'not in', value as string[]);
+    default:
+      return eb(column, comparator, value);
+  }
+}
+
+/** One filter clause over `runs` as an indexed EXISTS (metrics, params, tags, datasets) or a column test. */
+function runClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Comparison): Expression<SqlBool> {
+  switch (c.entity) {
+    case 'metric': {
+      checkClause(source, c, 'number', NUMERIC_OPS);
+      return eb.exists(
+        eb
+          .selectFrom('latest_metrics as f')
+          .select(sql.lit(1).as('one'))
+          .whereRef('f.run_id', '=', 'runs.run_id')
+          .where('f.key', '=', c.key)
+          .where('f.is_nan', '=', 0)
+          .where((inner: AnyEb) => compare(inner, dialect, inner.ref('f.value'), c.comparator, c.value)),
+      );
+    }
+    case 'param':
+    case 'tag': {
+      checkClause(source, c, 'string', STRING_OPS);
+      return eb.exists(
+        eb
+          .selectFrom(`${c.entity === 'param' ? 'params' : 'run_tags'} as f`)
+          .select(sql.lit(1).as('one'))
+          .whereRef('f.run_id', '=', 'runs.run_id')
+          .where('f.key', '=', c.key)
+          .where((inner: AnyEb) => compare(inner, dialect, inner.ref('f.value'), c.comparator, c.value)),
+      );
+    }
+    case 'dataset': {
+      const column = DATASET_FIELDS[c.key];
+      if (!column) throw clauseError(source, c, `is not a dataset field: use datasets.name, datasets.digest or datasets.context`);
+      checkClause(source, c, 'string', STRING_LIST_OPS);
+      return eb.exists(
+        eb
+          .selectFrom('run_inputs as ri')
+          .innerJoin('datasets as d', 'd.dataset_id', 'ri.dataset_id')
+          .select(sql.lit(1).as('one'))
+          .whereRef('ri.run_id', '=', 'runs.run_id')
+          .where((inner: AnyEb) => compare(inner, dialect, inner.ref(column), c.comparator, c.value)),
+      );
+    }
+    case 'attribute': {
+      const spec = RUN_ATTRIBUTES[c.key];
+      if (!spec) {
+        throw clauseError(source, c, `is not a run attribute: use ${Object.keys(RUN_ATTRIBUTES).join(', ')}`);
+      }
+      checkClause(source, c, spec.kind, spec.ops);
+      return compare(eb, dialect, eb.ref(spec.column), c.comparator, c.value);
+    }
+  }
+}
+
+function experimentClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Comparison): Expression<SqlBool> {
+  if (c.entity === 'tag') {
+    checkClause(source, c, 'string', STRING_OPS);
+    return eb.exists(
+      eb
+        .selectFrom('experiment_tags as f')
+        .select(sql.lit(1).as('one'))
+        .whereRef('f.experiment_id', '=', 'experiments.experiment_id')
+        .where('f.key', '=', c.key)
+        .where((inner: AnyEb) => compare(inner, dialect, inner.ref('f.value'), c.comparator, c.value)),
+    );
+  }
+  const spec = c.entity === 'attribute' ? EXPERIMENT_ATTRIBUTES[c.key] : undefined;
+  if (!spec) {
+    throw clauseError(
+      source,
+      c,
+      `cannot filter experiments: use attributes ${Object.keys(EXPERIMENT_ATTRIBUTES).join(', ')} or tags.<key>`,
+    );
+  }
+  checkClause(source, c, spec.kind, spec.ops);
+  return compare(eb, dialect, eb.ref(spec.column), c.comparator, c.value);
+}
+
+function lifecycleStages(view: ViewType | undefined, field: string): readonly ('active' | 'deleted')[] {
+  switch (view ?? 'ACTIVE_ONLY') {
+    case 'ACTIVE_ONLY':
+      return ['active'];
+    case 'DELETED_ONLY':
+      return ['deleted'];
+    case 'ALL':
+      return ['active', 'deleted'];
+    default:
+      throw new ValidationError(`${field} must be ACTIVE_ONLY, DELETED_ONLY or ALL, got '${view}'`, { field });
+  }
+}
+
+/** Adds one sort key with runs lacking it last, whatever the direction. */
+function orderNullsLast(q: AnyQuery, value: Expression<unknown>, descending: boolean): AnyQuery {
+  return q.orderBy(sql`(${value} IS NULL)`).orderBy(value, descending ? 'desc' : 'asc');
+}
+
+function applyRunOrder(q: AnyQuery, terms: readonly OrderTerm[], raw: readonly string[]): AnyQuery {
+  terms.forEach((t, i) => {
+    const alias = `o${i}`;
+    switch (t.entity) {
+      case 'metric': {
+        q = q.leftJoin(`latest_metrics as ${alias}`, (j: any) =>
+          j.onRef(`${alias}.run_id`, '=', 'runs.run_id').on(`${alias}.key`, '=', t.key),
+        );
+        const value = sql.ref(`${alias}.value`);
+        // NaN sorts above every number, as Postgres orders it; runs without the metric still come last.
+        q = q
+          .orderBy(sql`(${value} IS NULL)`)
+          .orderBy(sql.ref(`${alias}.is_nan`), t.descending ? 'desc' : 'asc')
+          .orderBy(value, t.descending ? 'desc' : 'asc');
+        break;
+      }
+      case 'param':
+      case 'tag': {
+        q = q.leftJoin(`${t.entity === 'param' ? 'params' : 'run_tags'} as ${alias}`, (j: any) =>
+          j.onRef(`${alias}.run_id`, '=', 'runs.run_id').on(`${alias}.key`, '=', t.key),
+        );
+        q = orderNullsLast(q, sql.ref(`${alias}.value`), t.descending);
+        break;
+      }
+      case 'attribute': {
+        const spec = RUN_ATTRIBUTES[t.key];
+        if (!spec) {
+          throw syntaxError('orderBy', raw[i]!, t.position, `'${t.key}' is not a run attribute: use ${Object.keys(RUN_ATTRIBUTES).join(', ')}`);
+        }
+        q = orderNullsLast(q, sql.ref(spec.column), t.descending);
+        break;
+      }
+      case 'dataset':
+        throw syntaxError('orderBy', raw[i]!, t.position, 'runs cannot be ordered by datasets');
+    }
+  });
+  return q.orderBy('runs.start_time', 'desc').orderBy('runs.run_id', 'asc');
+}
+
+interface OffsetToken {
+  readonly o: number;
+  readonly q: string;
+}
+
+function queryHash(parts: unknown): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 16);
+}
+
+/** Offset of the next page; ValidationError when the token is malformed or belongs to another query. */
+function readOffset(pageToken: string | undefined, hash: string): number {
+  if (pageToken === undefined) return 0;
+  const state = decodePageToken<Partial<OffsetToken>>(pageToken);
+  if (!state || typeof state !== 'object' || !Number.isSafeInteger(state.o) || (state.o as number) < 0) {
+    throw new ValidationError('pageToken is malformed; pass back the nextPageToken of a previous page unchanged', {
+      field: 'pageToken',
+    });
+  }
+  if (state.q !== hash) {
+    throw new ValidationError('pageToken belongs to a different query: keep the filter, order and view unchanged while paging', {
+      field: 'pageToken',
+    });
+  }
+  return state.o as number;
+}
+
+export interface RunSearch {
+  readonly experimentIds: readonly number[];
+  readonly filter: string | undefined;
+  readonly orderBy: readonly string[] | undefined;
+  readonly viewType: ViewType | undefined;
+  readonly maxResults: number;
+  readonly pageToken: string | undefined;
+}
+
+/** Returns the ids of one page of runs and the token of the next; offsets as MLflow's SQL store. */
+export async function searchRunIds(
+  db: Kysely<TrackerDatabase>,
+  dialect: SqlDialect,
+  search: RunSearch,
+): Promise<{ ids: string[]; nextPageToken?: string }> {
+  const ast = parseFilter(search.filter ?? '');
+  const orderBy = search.orderBy ?? [];
+  const terms = orderBy.map((term) => parseOrderTerm(term));
+  const stages = lifecycleStages(search.viewType, 'runViewType');
+  const hash = queryHash(['runs', [...search.experimentIds].sort(), search.filter ?? '', orderBy, stages]);
+  const offset = readOffset(search.pageToken, hash);
+
+  let q = (db as unknown as Kysely<any>)
+    .selectFrom('runs')
+    .select('runs.run_id')
+    .where('runs.experiment_id', 'in', [...search.experimentIds])
+    .where('runs.lifecycle_stage', 'in', [...stages]) as AnyQuery;
+  for (const clause of ast.clauses) q = q.where((eb: AnyEb) => runClause(eb, dialect, ast.source, clause));
+  q = applyRunOrder(q, terms, orderBy);
+  // One extra row tells whether another page exists.
+  const rows = await q.limit(search.maxResults + 1).offset(offset).execute();
+  const ids = rows.slice(0, search.maxResults).map((r: { run_id: string }) => r.run_id);
+  return rows.length > search.maxResults
+    ? { ids, nextPageToken: encodePageToken({ o: offset + search.maxResults, q: hash } satisfies OffsetToken) }
+    : { ids };
+}
+
+export interface ExperimentSearch {
+  readonly filter: string | undefined;
+  readonly orderBy: readonly string[] | undefined;
+  readonly viewType: ViewType | undefined;
+  readonly maxResults: number;
+  readonly pageToken: string | undefined;
+}
+
+export async function searchExperimentIds(
+  db: Kysely<TrackerDatabase>,
+  dialect: SqlDialect,
+  search: ExperimentSearch,
+): Promise<{ ids: number[]; nextPageToken?: string }> {
+  const ast = parseFilter(search.filter ?? '');
+  const orderBy = search.orderBy ?? [];
+  const terms = orderBy.map((term) => parseOrderTerm(term));
+  const stages = lifecycleStages(search.viewType, 'viewType');
+  const hash = queryHash(['experiments', search.filter ?? '', orderBy, stages]);
+  const offset = readOffset(search.pageToken, hash);
+
+  let q = (db as unknown as Kysely<any>)
+    .selectFrom('experiments')
+    .select('experiments.experiment_id')
+    .where('experiments.lifecycle_stage', 'in', [...stages]) as AnyQuery;
+  for (const clause of ast.clauses) q = q.where((eb: AnyEb) => experimentClause(eb, dialect, ast.source, clause));
+  terms.forEach((t, i) => {
+    const spec = t.entity === 'attribute' ? EXPERIMENT_ATTRIBUTES[t.key] : undefined;
+    if (!spec) {
+      throw syntaxError('orderBy', orderBy[i]!, t.position, `experiments order by ${Object.keys(EXPERIMENT_ATTRIBUTES).join(', ')}`);
+    }
+    q = q.orderBy(sql.ref(spec.column), t.descending ? 'desc' : 'asc');
+  });
+  if (terms.length === 0) q = q.orderBy('experiments.last_update_time', 'desc');
+  q = q.orderBy('experiments.experiment_id', 'asc');
+  const rows = await q.limit(search.maxResults + 1).offset(offset).execute();
+  const ids = rows.slice(0, search.maxResults).map((r: { experiment_id: number }) => Number(r.experiment_id));
+  return rows.length > search.maxResults
+    ? { ids, nextPageToken: encodePageToken({ o: offset + search.maxResults, q: hash } satisfies OffsetToken) }
+    : { ids };
+}

@@ -1,0 +1,100 @@
+import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import pg from 'pg';
+import { withUnavailableErrors } from '../sql/errors.js';
+import { postgresMigrationLock, runMigrations } from '../sql/migrator.js';
+import { ValidationError } from '../../ports/errors.js';
+import type { MetadataStore, Migration, MigrationResult } from '../../ports/metadata-store.js';
+
+export interface PostgresMetadataStoreOptions {
+  /** `postgres://user:pass@host:port/db`. */
+  readonly connectionString: string;
+  /** Schema that holds every table (created when absent); the server's search_path when unset. */
+  readonly schema?: string;
+  /** Pool size (default 10). */
+  readonly maxConnections?: number;
+  /** How long to wait for a free or new connection before UnavailableError (default 10 s). */
+  readonly connectionTimeoutMs?: number;
+}
+
+const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+const INT8_OID = 20;
+
+/**
+ * bigint columns hold epoch milliseconds, steps and identity ids, all within 2^53, so they come back as
+ * numbers (pg returns strings by default to be safe for the full int8 range).
+ */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary'
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** The production MetadataStore: PostgreSQL through a `pg` Pool and kysely's PostgresDialect. */
+export class PostgresMetadataStore implements MetadataStore {
+  readonly dialect = 'postgres' as const;
+  readonly schema: string | undefined;
+  readonly #db: Kysely<any>;
+  #closing: Promise<void> | undefined;
+
+  private constructor(db: Kysely<any>, schema: string | undefined) {
+    this.#db = db;
+    this.schema = schema;
+  }
+
+  /** Connects, creating `schema` when given; UnavailableError when the server cannot be reached. */
+  static async connect(options: PostgresMetadataStoreOptions): Promise<PostgresMetadataStore> {
+    const { schema } = options;
+    if (schema !== undefined && !SCHEMA_PATTERN.test(schema)) {
+      throw new ValidationError(`schema '${schema}' must be lowercase letters, digits and '_'`, { field: 'schema' });
+    }
+    const pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.maxConnections ?? 10,
+      connectionTimeoutMillis: options.connectionTimeoutMs ?? 10_000,
+      types,
+      // A startup parameter, so every pooled connection sees the schema before its first query.
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
+    // Idle clients that lose their server emit 'error'; the pool drops them, and an unhandled event would crash.
+    pool.on('error', () => {});
+    const db = new Kysely<any>({
+      dialect: withUnavailableErrors(new PostgresDialect({ pool }), 'PostgreSQL metadata store'),
+    });
+    try {
+      if (schema) await createSchema(db, schema);
+      else await sql`SELECT 1`.execute(db);
+    } catch (cause) {
+      await db.destroy();
+      throw cause;
+    }
+    return new PostgresMetadataStore(db, schema);
+  }
+
+  db<DB = any>(): Kysely<DB> {
+    return this.#db as Kysely<DB>;
+  }
+
+  transaction<T, DB = any>(fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+    return (this.#db as Kysely<DB>).transaction().execute(fn);
+  }
+
+  migrate(owner: string, migrations: Readonly<Record<string, Migration>>): Promise<MigrationResult> {
+    return runMigrations(this.#db, owner, migrations, { lock: postgresMigrationLock });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#db.destroy();
+    return this.#closing;
+  }
+}
+
+async function createSchema(db: Kysely<any>, schema: string): Promise<void> {
+  try {
+    await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
+  } catch (err) {
+    // Two processes creating the schema together can still collide on the catalog: then it exists.
+    const code = (err as { code?: unknown }).code;
+    if (code !== '23505' && code !== '42P06') throw err;
+  }
+}

@@ -1,0 +1,89 @@
+import { type Expression, type RawBuilder, type SqlBool, sql, type Transaction } from 'kysely';
+
+/**
+ * Every place where PostgreSQL and SQLite need different SQL, so that repositories stay dialect-free.
+ * Frozen migrations do not use this module (they may not import application code); they branch on
+ * kysely's adapter themselves.
+ */
+export interface SqlDialect {
+  readonly name: 'postgres' | 'sqlite';
+  /** Case-sensitive LIKE with `%`/`_` wildcards and `\` as escape (SQLite's LIKE ignores ASCII case). */
+  like(column: Expression<unknown>, pattern: string): RawBuilder<SqlBool>;
+  /** Case-insensitive LIKE. */
+  ilike(column: Expression<unknown>, pattern: string): RawBuilder<SqlBool>;
+  /**
+   * Inserts many rows with one statement: `unnest` of typed arrays on Postgres (one plan whatever the row
+   * count, 1 parameter per column), multi-row VALUES on SQLite (chunked below its variable limit).
+   */
+  insertMany<Row extends Record<string, unknown>>(
+    trx: Transaction<any>,
+    table: string,
+    columns: readonly ColumnSpec<Row>[],
+    rows: readonly Row[],
+  ): Promise<void>;
+  /** JSON columns come back parsed on Postgres (jsonb) and as text on SQLite. */
+  parseJson(value: unknown): unknown;
+}
+
+export interface ColumnSpec<Row> {
+  readonly name: keyof Row & string;
+  /** Postgres element type of the unnest array, e.g. `text`, `float8`, `int8`, `int2`. */
+  readonly pgType: 'text' | 'float8' | 'int8' | 'int4' | 'int2' | 'uuid' | 'jsonb';
+}
+
+/** SQLite's default SQLITE_MAX_VARIABLE_NUMBER is 32766; stay well below it. */
+const SQLITE_MAX_PARAMS = 30_000;
+
+/** Translates a LIKE pattern (with `\` escapes) to a GLOB pattern, which SQLite matches case-sensitively. */
+export function likeToGlob(pattern: string): string {
+  let out = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '\\' && i + 1 < pattern.length) {
+      out += globLiteral(pattern[++i]!);
+    } else if (c === '%') out += '*';
+    else if (c === '_') out += '?';
+    else out += globLiteral(c);
+  }
+  return out;
+}
+
+function globLiteral(c: string): string {
+  return c === '*' || c === '?' || c === '[' ? `[${c}]` : c;
+}
+
+const postgres: SqlDialect = {
+  name: 'postgres',
+  like: (column, pattern) => sql<SqlBool>`${column} LIKE ${pattern}`,
+  ilike: (column, pattern) => sql<SqlBool>`${column} ILIKE ${pattern}`,
+  async insertMany(trx, table, columns, rows) {
+    if (rows.length === 0) return;
+    const names = sql.join(columns.map((c) => sql.ref(c.name)));
+    const arrays = sql.join(
+      columns.map((c) => sql`${rows.map((r) => r[c.name] ?? null)}::${sql.raw(c.pgType)}[]`),
+    );
+    await sql`INSERT INTO ${sql.table(table)} (${names}) SELECT * FROM unnest(${arrays})`.execute(trx);
+  },
+  parseJson: (value) => value,
+};
+
+const sqlite: SqlDialect = {
+  name: 'sqlite',
+  like: (column, pattern) => sql<SqlBool>`${column} GLOB ${likeToGlob(pattern)}`,
+  ilike: (column, pattern) => sql<SqlBool>`lower(${column}) LIKE lower(${pattern}) ESCAPE '\\'`,
+  async insertMany(trx, table, columns, rows) {
+    const perChunk = Math.max(1, Math.floor(SQLITE_MAX_PARAMS / columns.length));
+    for (let start = 0; start < rows.length; start += perChunk) {
+      const chunk = rows.slice(start, start + perChunk);
+      await trx
+        .insertInto(table)
+        .values(chunk.map((r) => Object.fromEntries(columns.map((c) => [c.name, r[c.name] ?? null]))))
+        .execute();
+    }
+  },
+  parseJson: (value) => (typeof value === 'string' ? JSON.parse(value) : value),
+};
+
+export function sqlDialect(name: 'postgres' | 'sqlite'): SqlDialect {
+  return name === 'postgres' ? postgres : sqlite;
+}
