@@ -6,8 +6,8 @@ import {
   type ArtifactStore,
   artifactStoreRef,
   ConflictError,
-  definePlugin,
   type DomainEvent,
+  definePlugin,
   eventBusRef,
   LocalArtifactStore,
   secretStoreRef,
@@ -67,7 +67,9 @@ describe('embedded defaults on a started platform', () => {
       register(env) {
         env.provide(artifactStoreRef, {
           factory: () => {
-            custom = new LocalArtifactStore({ root: join(process.env.TMPDIR ?? '/tmp', `mlplane-custom-${randomUUID()}`) });
+            custom = new LocalArtifactStore({
+              root: join(process.env.TMPDIR ?? '/tmp', `mlplane-custom-${randomUUID()}`),
+            });
             return custom;
           },
         });
