@@ -228,33 +228,36 @@ export async function upsertLatestMetrics(trx: Trx, points: readonly NewMetric[]
 }
 
 /**
- * Inserts params that are new and returns the keys whose stored value differs from the requested one
- * (with the stored value), so the caller can refuse the change and roll back.
+ * Inserts params that are new; returns how many were, and the keys whose stored value differs from the
+ * requested one, so the caller can refuse the change and roll back.
  */
 export async function insertParams(
   trx: Trx,
   runId: string,
   params: readonly { key: string; value: string }[],
-): Promise<{ key: string; stored: string; requested: string }[]> {
-  if (params.length === 0) return [];
+): Promise<{ inserted: number; conflicts: { key: string; stored: string; requested: string }[] }> {
+  if (params.length === 0) return { inserted: 0, conflicts: [] };
   const unique = new Map(params.map((p) => [p.key, p.value]));
   const rows = [...unique]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([key, value]) => ({ run_id: runId, key, value }));
-  await trx
+  const result = await trx
     .insertInto('params')
     .values(rows)
     .onConflict((oc) => oc.columns(['run_id', 'key']).doNothing())
-    .execute();
+    .executeTakeFirst();
   const stored = await trx
     .selectFrom('params')
     .select(['key', 'value'])
     .where('run_id', '=', runId)
     .where('key', 'in', [...unique.keys()])
     .execute();
-  return stored
-    .filter((s) => unique.get(s.key) !== s.value)
-    .map((s) => ({ key: s.key, stored: s.value, requested: unique.get(s.key) as string }));
+  return {
+    inserted: Number(result.numInsertedOrUpdatedRows ?? 0n),
+    conflicts: stored
+      .filter((s) => unique.get(s.key) !== s.value)
+      .map((s) => ({ key: s.key, stored: s.value, requested: unique.get(s.key) as string })),
+  };
 }
 
 export async function upsertRunTags(

@@ -514,14 +514,16 @@ export class SqlExperimentTracker implements ExperimentTracker {
       await requireActiveRun(trx, runId);
       const events: DomainEvent[] = [];
       if (params.length > 0) {
-        const conflicts = await insertParams(trx, runId, params);
+        const { inserted, conflicts } = await insertParams(trx, runId, params);
         const first = conflicts[0];
         if (first) {
           throw new ConflictError(
             `param '${first.key}' of run '${runId}' is already '${first.stored}' and cannot change to '${first.requested}': params are immutable`,
           );
         }
-        events.push(
+        // Re-logging equal values changes nothing, so it records nothing.
+        if (inserted > 0)
+          events.push(
           domainEvent('run.params.logged', runSubject(runId), {
             runId,
             params: Object.fromEntries(params.map((p) => [p.key, p.value])),

@@ -1,0 +1,863 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConflictError, NotFoundError, ValidationError } from '../../ports/errors.js';
+import type { DomainEvent } from '../../ports/event-bus.js';
+import {
+  type DatasetInput,
+  type ExperimentTracker,
+  type LogBatchInput,
+  type Metric,
+  type MetricInput,
+  type Run,
+  SEARCH_RUNS_PAGE,
+  type SearchRunsOptions,
+  TRACKER_LIMITS,
+} from '../../ports/experiment-tracker.js';
+import { uniqueTag } from './support.js';
+
+export interface ExperimentTrackerFixture {
+  readonly tracker: ExperimentTracker;
+  /**
+   * The domain events the tracker recorded (its outbox), oldest first. Backends without an outbox leave it
+   * out and the event cases are skipped.
+   */
+  readonly events?: () => Promise<readonly DomainEvent[]>;
+  /** Reads an artifact the tracker stored, by the key `logArtifact` returned; artifact content cases need it. */
+  readonly readArtifact?: (key: string) => Promise<Buffer>;
+  /** Releases what the fixture created; runs after each test. */
+  readonly cleanup?: () => Promise<void>;
+}
+
+type ErrorClass = new (...args: any[]) => Error;
+
+/** Asserts the promise rejects with `type` and a message matching `message`; returns the error. */
+async function rejects<E extends Error>(
+  promise: Promise<unknown>,
+  type: new (...args: any[]) => E,
+  message: RegExp | string,
+): Promise<E> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, `expected ${type.name}`).toBeInstanceOf(type as ErrorClass);
+  if (typeof message === 'string') expect((err as Error).message).toContain(message);
+  else expect((err as Error).message).toMatch(message);
+  return err as E;
+}
+
+const T0 = 1_760_000_000_000;
+
+/**
+ * The contract every ExperimentTracker meets, against a fresh tracker from `factory` per test. Names carry a
+ * random tag so that a shared backend works; capability-gated cases are skipped where not declared.
+ */
+export function experimentTrackerConformance(name: string, factory: () => Promise<ExperimentTrackerFixture>): void {
+  describe(`ExperimentTracker conformance: ${name}`, async () => {
+    const probe = await factory();
+    const caps = probe.tracker.capabilities;
+    const hasEvents = probe.events !== undefined;
+    await probe.cleanup?.();
+
+    let fixture: ExperimentTrackerFixture;
+    let tracker: ExperimentTracker;
+    let tag: string;
+
+    beforeEach(async () => {
+      fixture = await factory();
+      tracker = fixture.tracker;
+      tag = uniqueTag();
+    });
+    afterEach(async () => {
+      await fixture?.cleanup?.();
+    });
+
+    const uname = (base: string) => `${base}-${tag}`;
+
+    async function newExperiment(base = 'exp'): Promise<string> {
+      return (await tracker.createExperiment({ name: uname(base) })).id;
+    }
+
+    async function newRun(experimentId?: string, extra: Partial<Parameters<ExperimentTracker['createRun']>[0]> = {}) {
+      return tracker.createRun({ experimentId: experimentId ?? (await newExperiment()), ...extra });
+    }
+
+    async function history(runId: string, key: string, maxResults?: number): Promise<{ points: Metric[]; pages: number }> {
+      const points: Metric[] = [];
+      let pageToken: string | undefined;
+      let pages = 0;
+      do {
+        const page = await tracker.getMetricHistory(runId, key, {
+          ...(maxResults ? { maxResults } : {}),
+          ...(pageToken ? { pageToken } : {}),
+        });
+        points.push(...page.items);
+        pageToken = page.nextPageToken;
+        if (++pages > 10_000) throw new Error('metric history did not terminate');
+      } while (pageToken);
+      return { points, pages };
+    }
+
+    async function searchAll(options: SearchRunsOptions): Promise<{ runs: Run[]; pages: number }> {
+      const runs: Run[] = [];
+      let pageToken: string | undefined;
+      let pages = 0;
+      do {
+        const page = await tracker.searchRuns({ ...options, ...(pageToken ? { pageToken } : {}) });
+        runs.push(...page.items);
+        pageToken = page.nextPageToken;
+        if (++pages > 10_000) throw new Error('search did not terminate');
+      } while (pageToken);
+      return { runs, pages };
+    }
+
+    async function searchIds(experimentId: string, filter: string, orderBy?: string[]): Promise<string[]> {
+      const { runs } = await searchAll({ experimentIds: [experimentId], filter, ...(orderBy ? { orderBy } : {}) });
+      return runs.map((r) => r.info.id);
+    }
+
+    async function eventsWhere(match: (e: DomainEvent) => boolean): Promise<DomainEvent[]> {
+      return [...(await fixture.events!())].filter(match);
+    }
+
+    const aboutRun = (runId: string) => (e: DomainEvent) => (e.payload as { runId?: string })?.runId === runId;
+
+    // ------------------------------------------------------------------ experiments
+    describe('experiments', () => {
+      it('creates an experiment and reads it back by id and by name', async () => {
+        const before = Date.now();
+        const created = await tracker.createExperiment({ name: uname('create'), tags: { team: 'vision' } });
+        expect(created.name).toBe(uname('create'));
+        expect(created.lifecycleStage).toBe('active');
+        expect(created.tags).toEqual({ team: 'vision' });
+        expect(created.artifactLocation).not.toBe('');
+        expect(created.createdAt.getTime()).toBeGreaterThanOrEqual(before - 1000);
+        expect(await tracker.getExperiment(created.id)).toEqual(created);
+        expect(await tracker.getExperimentByName(uname('create'))).toEqual(created);
+      });
+
+      it('assigns distinct ids and keeps an explicit artifact location', async () => {
+        const a = await tracker.createExperiment({ name: uname('a'), artifactLocation: `custom/${tag}` });
+        const b = await tracker.createExperiment({ name: uname('b') });
+        expect(a.id).not.toBe(b.id);
+        expect(a.artifactLocation).toBe(`custom/${tag}`);
+      });
+
+      it('refuses a taken name with ConflictError, even when the holder is deleted', async () => {
+        const id = await newExperiment('dup');
+        await rejects(tracker.createExperiment({ name: uname('dup') }), ConflictError, `'${uname('dup')}' already exists`);
+        await tracker.deleteExperiment(id);
+        await rejects(tracker.createExperiment({ name: uname('dup') }), ConflictError, 'already exists');
+      });
+
+      it('gives only one of many concurrent creates of a name', async () => {
+        const results = await Promise.allSettled(
+          Array.from({ length: 8 }, () => tracker.createExperiment({ name: uname('race') })),
+        );
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        for (const r of results) {
+          if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConflictError);
+        }
+      });
+
+      it('raises NotFoundError for unknown ids and names', async () => {
+        await rejects(tracker.getExperiment('999999999'), NotFoundError, "experiment '999999999' does not exist");
+        await rejects(tracker.getExperiment('not-an-id'), NotFoundError, 'does not exist');
+        await rejects(tracker.getExperimentByName(uname('missing')), NotFoundError, uname('missing'));
+        await rejects(tracker.deleteExperiment('999999999'), NotFoundError, 'does not exist');
+      });
+
+      it('validates names, tags and artifact locations with errors naming the limit', async () => {
+        const empty = await rejects(tracker.createExperiment({ name: '' }), ValidationError, 'non-empty');
+        expect(empty.field).toBe('name');
+        const long = 'x'.repeat(TRACKER_LIMITS.experimentNameLength + 1);
+        await rejects(tracker.createExperiment({ name: long }), ValidationError, 'experimentNameLength');
+        const value = 'v'.repeat(TRACKER_LIMITS.experimentTagValueLength + 1);
+        await rejects(
+          tracker.createExperiment({ name: uname('t'), tags: { k: value } }),
+          ValidationError,
+          'experimentTagValueLength',
+        );
+        const id = await newExperiment();
+        await rejects(tracker.setExperimentTag(id, 'k', value), ValidationError, 'experimentTagValueLength');
+        await rejects(tracker.setExperimentTag(id, 'bad$key', 'v'), ValidationError, 'is not a valid key');
+        await rejects(
+          tracker.createExperiment({ name: uname('r'), artifactLocation: 'runs:/abc/model' }),
+          ValidationError,
+          'runs:/',
+        );
+      });
+
+      it('renames, and refuses a taken name', async () => {
+        const id = await newExperiment('old');
+        await newExperiment('taken');
+        const renamed = await tracker.updateExperiment(id, { name: uname('new') });
+        expect(renamed.name).toBe(uname('new'));
+        expect((await tracker.getExperimentByName(uname('new'))).id).toBe(id);
+        await rejects(tracker.updateExperiment(id, { name: uname('taken') }), ConflictError, 'already exists');
+      });
+
+      it('sets experiment tags, last write wins', async () => {
+        const id = await newExperiment();
+        await tracker.setExperimentTag(id, 'stage', 'a');
+        await tracker.setExperimentTag(id, 'stage', 'b');
+        expect((await tracker.getExperiment(id)).tags).toEqual({ stage: 'b' });
+      });
+
+      it('deletes and restores idempotently, taking the runs deleted with it along', async () => {
+        const id = await newExperiment();
+        const kept = await newRun(id);
+        const alreadyDeleted = await newRun(id);
+        await tracker.deleteRun(alreadyDeleted.info.id);
+        await tracker.deleteExperiment(id);
+        await tracker.deleteExperiment(id);
+        expect((await tracker.getExperiment(id)).lifecycleStage).toBe('deleted');
+        expect((await tracker.getRun(kept.info.id)).info.lifecycleStage).toBe('deleted');
+        await rejects(newRun(id), ConflictError, 'is deleted');
+        await tracker.restoreExperiment(id);
+        await tracker.restoreExperiment(id);
+        expect((await tracker.getExperiment(id)).lifecycleStage).toBe('active');
+        expect((await tracker.getRun(kept.info.id)).info.lifecycleStage).toBe('active');
+        // A run deleted on its own stays deleted.
+        expect((await tracker.getRun(alreadyDeleted.info.id)).info.lifecycleStage).toBe('deleted');
+      });
+
+      it('searches by name and tags, by view type, in order, over pages without gaps or duplicates', async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 7; i++) {
+          ids.push((await tracker.createExperiment({ name: uname(`search-${i}`), tags: { parity: i % 2 ? 'odd' : 'even' } })).id);
+        }
+        await tracker.deleteExperiment(ids[6]!);
+        const filter = `name LIKE 'search-%-${tag}'`;
+        const all: string[] = [];
+        let pageToken: string | undefined;
+        do {
+          const page = await tracker.searchExperiments({ filter, orderBy: ['name ASC'], maxResults: 2, ...(pageToken ? { pageToken } : {}) });
+          all.push(...page.items.map((e) => e.id));
+          pageToken = page.nextPageToken;
+        } while (pageToken);
+        expect(all).toEqual(ids.slice(0, 6));
+        const odd = await tracker.searchExperiments({ filter: `${filter} and tags.parity = 'odd'`, orderBy: ['name'] });
+        expect(odd.items.map((e) => e.id)).toEqual([ids[1], ids[3], ids[5]]);
+        const deleted = await tracker.searchExperiments({ filter, viewType: 'DELETED_ONLY' });
+        expect(deleted.items.map((e) => e.id)).toEqual([ids[6]]);
+        const everything = await tracker.searchExperiments({ filter, viewType: 'ALL', orderBy: ['name DESC'] });
+        expect(everything.items.map((e) => e.id)).toEqual([...ids].reverse());
+        await rejects(tracker.searchExperiments({ filter: 'metrics.acc > 1' }), ValidationError, 'cannot filter experiments');
+      });
+    });
+
+    // ------------------------------------------------------------------ runs
+    describe('runs', () => {
+      it('creates a run with defaults and reads it back', async () => {
+        const experimentId = await newExperiment();
+        const before = Date.now();
+        const run = await tracker.createRun({ experimentId, tags: { team: 'x' }, userId: 'alice' });
+        expect(run.info.experimentId).toBe(experimentId);
+        expect(run.info.status).toBe('RUNNING');
+        expect(run.info.lifecycleStage).toBe('active');
+        expect(run.info.name).not.toBe('');
+        expect(run.info.userId).toBe('alice');
+        expect(run.info.id).toMatch(/^[a-zA-Z0-9][\w-]{0,255}$/);
+        expect(run.info.startTime.getTime()).toBeGreaterThanOrEqual(before - 1000);
+        expect(run.info.endTime).toBeUndefined();
+        expect(run.info.artifactUri).toMatch(new RegExp(`${run.info.id}/artifacts$`));
+        expect(run.data).toEqual({ metrics: {}, params: {}, tags: { team: 'x' } });
+        expect(await tracker.getRun(run.info.id)).toEqual(run);
+      });
+
+      it('honours name, start time and SCHEDULED status', async () => {
+        const run = await newRun(undefined, { name: 'my run', startTime: new Date(T0), status: 'SCHEDULED' });
+        expect(run.info).toMatchObject({ name: 'my run', status: 'SCHEDULED', startTime: new Date(T0) });
+      });
+
+      it('nests runs under a parent, visible as parentRunId and the mlflow.parentRunId tag', async () => {
+        const experimentId = await newExperiment();
+        const parent = await newRun(experimentId);
+        const child = await newRun(experimentId, { parentRunId: parent.info.id });
+        expect(child.info.parentRunId).toBe(parent.info.id);
+        expect((await tracker.getRun(child.info.id)).data.tags['mlflow.parentRunId']).toBe(parent.info.id);
+        // MLflow clients nest by tag only.
+        const viaTag = await newRun(experimentId, { tags: { 'mlflow.parentRunId': parent.info.id } });
+        expect(viaTag.info.parentRunId).toBe(parent.info.id);
+        const children = await searchIds(experimentId, `tags.mlflow.parentRunId = '${parent.info.id}'`);
+        expect(children.sort()).toEqual([child.info.id, viaTag.info.id].sort());
+        await rejects(newRun(experimentId, { parentRunId: 'f'.repeat(32) }), NotFoundError, 'parent run');
+      });
+
+      it('raises NotFoundError for unknown runs and experiments', async () => {
+        const missing = 'a'.repeat(32);
+        await rejects(tracker.getRun(missing), NotFoundError, `run '${missing}' does not exist`);
+        await rejects(tracker.createRun({ experimentId: '999999999' }), NotFoundError, "experiment '999999999'");
+        await rejects(tracker.logMetric(missing, { key: 'm', value: 1 }), NotFoundError, 'does not exist');
+        await rejects(tracker.updateRun({ runId: missing, status: 'FINISHED' }), NotFoundError, 'does not exist');
+        await rejects(tracker.getMetricHistory(missing, 'm'), NotFoundError, 'does not exist');
+      });
+
+      it('finishes a run: a terminal status without endTime sets it to now', async () => {
+        const run = await newRun();
+        const before = Date.now();
+        const info = await tracker.updateRun({ runId: run.info.id, status: 'FINISHED' });
+        expect(info.status).toBe('FINISHED');
+        expect(info.endTime!.getTime()).toBeGreaterThanOrEqual(before - 1000);
+        expect((await tracker.getRun(run.info.id)).info).toEqual(info);
+        const explicit = await tracker.updateRun({ runId: run.info.id, status: 'FAILED', endTime: new Date(T0), name: 'renamed' });
+        expect(explicit).toMatchObject({ status: 'FAILED', endTime: new Date(T0), name: 'renamed' });
+        // Any status may follow any other; finished runs still accept writes.
+        await tracker.updateRun({ runId: run.info.id, status: 'RUNNING' });
+        await tracker.logMetric(run.info.id, { key: 'after', value: 1 });
+      });
+
+      it('validates run updates', async () => {
+        const run = await newRun();
+        const err = await rejects(
+          tracker.updateRun({ runId: run.info.id, status: 'DONE' as never }),
+          ValidationError,
+          'status must be one of',
+        );
+        expect(err.field).toBe('status');
+        await rejects(tracker.updateRun({ runId: run.info.id, endTime: new Date(Number.NaN) }), ValidationError, 'endTime');
+      });
+
+      it('deletes and restores runs idempotently; deleted runs refuse writes', async () => {
+        const run = await newRun();
+        await tracker.deleteRun(run.info.id);
+        await tracker.deleteRun(run.info.id);
+        expect((await tracker.getRun(run.info.id)).info.lifecycleStage).toBe('deleted');
+        await rejects(tracker.logMetric(run.info.id, { key: 'm', value: 1 }), ConflictError, 'is deleted');
+        await rejects(tracker.logParam(run.info.id, { key: 'p', value: '1' }), ConflictError, 'is deleted');
+        await rejects(tracker.setTag(run.info.id, { key: 't', value: '1' }), ConflictError, 'is deleted');
+        await rejects(tracker.updateRun({ runId: run.info.id, status: 'FINISHED' }), ConflictError, 'is deleted');
+        await tracker.restoreRun(run.info.id);
+        await tracker.restoreRun(run.info.id);
+        await tracker.logMetric(run.info.id, { key: 'm', value: 1 });
+        expect((await tracker.getRun(run.info.id)).info.lifecycleStage).toBe('active');
+      });
+    });
+
+    // ------------------------------------------------------------------ params, tags
+    describe('params and tags', () => {
+      it('keeps params immutable: the same value again is fine, another value is a conflict naming both', async () => {
+        const run = await newRun();
+        await tracker.logParam(run.info.id, { key: 'lr', value: '0.01' });
+        await tracker.logParam(run.info.id, { key: 'lr', value: '0.01' });
+        await tracker.logBatch(run.info.id, { params: [{ key: 'lr', value: '0.01' }] });
+        const err = await rejects(tracker.logParam(run.info.id, { key: 'lr', value: '0.02' }), ConflictError, "param 'lr'");
+        expect(err.message).toContain("'0.01'");
+        expect(err.message).toContain("'0.02'");
+        expect((await tracker.getRun(run.info.id)).data.params).toEqual({ lr: '0.01' });
+      });
+
+      it('refuses one batch holding a param twice with different values', async () => {
+        const run = await newRun();
+        await rejects(
+          tracker.logBatch(run.info.id, { params: [{ key: 'a', value: '1' }, { key: 'a', value: '2' }] }),
+          ValidationError,
+          "param 'a' appears twice",
+        );
+      });
+
+      it('sets tags with last write wins and deletes them', async () => {
+        const run = await newRun();
+        await tracker.setTag(run.info.id, { key: 'note', value: 'a' });
+        await tracker.setTag(run.info.id, { key: 'note', value: 'b' });
+        await tracker.logBatch(run.info.id, { tags: [{ key: 'x', value: '1' }, { key: 'x', value: '2' }] });
+        expect((await tracker.getRun(run.info.id)).data.tags).toEqual({ note: 'b', x: '2' });
+        await tracker.deleteTag(run.info.id, 'note');
+        expect((await tracker.getRun(run.info.id)).data.tags).toEqual({ x: '2' });
+        await rejects(tracker.deleteTag(run.info.id, 'note'), NotFoundError, "no tag 'note'");
+      });
+    });
+
+    // ------------------------------------------------------------------ metrics
+    describe('metrics', () => {
+      it('appends every point, duplicates included, and returns history by step then timestamp', async () => {
+        const run = await newRun();
+        const id = run.info.id;
+        await tracker.logMetric(id, { key: 'loss', value: 0.5, step: 2, timestamp: T0 + 5 });
+        await tracker.logMetric(id, { key: 'loss', value: 0.9, step: 1, timestamp: T0 + 9 });
+        await tracker.logMetric(id, { key: 'loss', value: 0.7, step: 1, timestamp: T0 + 1 });
+        await tracker.logMetric(id, { key: 'loss', value: 0.7, step: 1, timestamp: T0 + 1 });
+        const { points } = await history(id, 'loss');
+        expect(points).toEqual([
+          { key: 'loss', value: 0.7, step: 1, timestamp: T0 + 1 },
+          { key: 'loss', value: 0.7, step: 1, timestamp: T0 + 1 },
+          { key: 'loss', value: 0.9, step: 1, timestamp: T0 + 9 },
+          { key: 'loss', value: 0.5, step: 2, timestamp: T0 + 5 },
+        ]);
+        // Latest is the highest step even though another point has a later timestamp.
+        expect((await tracker.getRun(id)).data.metrics.loss).toEqual({ key: 'loss', value: 0.5, step: 2, timestamp: T0 + 5 });
+      });
+
+      it('defaults step to 0 and timestamp to now', async () => {
+        const run = await newRun();
+        const before = Date.now();
+        await tracker.logMetric(run.info.id, { key: 'acc', value: 1 });
+        const [point] = (await history(run.info.id, 'acc')).points;
+        expect(point?.step).toBe(0);
+        expect(point?.timestamp).toBeGreaterThanOrEqual(before - 1000);
+      });
+
+      it('stores NaN and ±Infinity', async () => {
+        const run = await newRun();
+        await tracker.logBatch(run.info.id, {
+          metrics: [
+            { key: 'nan', value: Number.NaN, step: 0, timestamp: T0 },
+            { key: 'inf', value: Number.POSITIVE_INFINITY, step: 0, timestamp: T0 },
+            { key: 'ninf', value: Number.NEGATIVE_INFINITY, step: 0, timestamp: T0 },
+          ],
+        });
+        const { metrics } = (await tracker.getRun(run.info.id)).data;
+        expect(metrics.nan?.value).toBeNaN();
+        expect(metrics.inf?.value).toBe(Number.POSITIVE_INFINITY);
+        expect(metrics.ninf?.value).toBe(Number.NEGATIVE_INFINITY);
+        expect((await history(run.info.id, 'nan')).points[0]?.value).toBeNaN();
+      });
+
+      it('ingests a 1000-metric batch and pages its history without gaps or duplicates', async () => {
+        const run = await newRun();
+        const metrics: MetricInput[] = Array.from({ length: TRACKER_LIMITS.metricsPerBatch }, (_, i) => ({
+          key: 'loss',
+          value: 1 / (i + 1),
+          step: i,
+          timestamp: T0 + i,
+        }));
+        await tracker.logBatch(run.info.id, { metrics });
+        await tracker.logBatch(run.info.id, { metrics: metrics.slice(0, 500).map((m) => ({ ...m, step: m.step! + 1000 })) });
+        const { points, pages } = await history(run.info.id, 'loss', 300);
+        expect(pages).toBe(5);
+        expect(points).toHaveLength(1500);
+        expect(points.map((p) => p.step)).toEqual(Array.from({ length: 1500 }, (_, i) => i));
+        expect((await tracker.getRun(run.info.id)).data.metrics.loss?.step).toBe(1499);
+      });
+
+      it('loses nothing under 20 concurrent batches to one run', async () => {
+        const run = await newRun();
+        await Promise.all(
+          Array.from({ length: 20 }, (_, w) =>
+            tracker.logBatch(run.info.id, {
+              metrics: Array.from({ length: 50 }, (_, i) => ({ key: `m${i % 5}`, value: w, step: w * 10 + Math.floor(i / 5), timestamp: T0 })),
+              params: [{ key: 'shared', value: 'same' }, { key: `p${w}`, value: String(w) }],
+              tags: [{ key: 'writer', value: String(w) }],
+            }),
+          ),
+        );
+        const data = (await tracker.getRun(run.info.id)).data;
+        for (let k = 0; k < 5; k++) {
+          expect((await history(run.info.id, `m${k}`)).points).toHaveLength(200);
+          expect(data.metrics[`m${k}`]).toMatchObject({ step: 199, value: 19 });
+        }
+        expect(Object.keys(data.params)).toHaveLength(21);
+        expect(data.tags.writer).toMatch(/^\d+$/);
+      });
+
+      it('pages history with tokens tied to the run and key', async () => {
+        const run = await newRun();
+        await tracker.logBatch(run.info.id, { metrics: Array.from({ length: 5 }, (_, i) => ({ key: 'k', value: i, step: i })) });
+        const first = await tracker.getMetricHistory(run.info.id, 'k', { maxResults: 2 });
+        expect(first.items.map((p) => p.step)).toEqual([0, 1]);
+        expect(first.nextPageToken).toBeDefined();
+        const err = await rejects(
+          tracker.getMetricHistory(run.info.id, 'other', { pageToken: first.nextPageToken! }),
+          ValidationError,
+          'pageToken',
+        );
+        expect(err.field).toBe('pageToken');
+        await rejects(tracker.getMetricHistory(run.info.id, 'k', { pageToken: '%%%' }), ValidationError, 'pageToken');
+        await rejects(tracker.getMetricHistory(run.info.id, 'k', { maxResults: 25_001 }), ValidationError, 'maxResults');
+        const last = await tracker.getMetricHistory(run.info.id, 'k', { maxResults: 5 });
+        expect(last.nextPageToken).toBeUndefined();
+        expect((await tracker.getMetricHistory(run.info.id, 'never-logged')).items).toEqual([]);
+      });
+    });
+
+    // ------------------------------------------------------------------ limits
+    describe('limits and validation', () => {
+      const metric = (i: number): MetricInput => ({ key: `m${i}`, value: i });
+      const cases: [string, LogBatchInput, RegExp, string][] = [
+        ['too many metrics', { metrics: Array.from({ length: 1001 }, (_, i) => metric(i)) }, /metricsPerBatch limit is 1000/, 'metrics'],
+        ['too many params', { params: Array.from({ length: 101 }, (_, i) => ({ key: `p${i}`, value: '1' })) }, /paramsPerBatch limit is 100/, 'params'],
+        ['too many tags', { tags: Array.from({ length: 101 }, (_, i) => ({ key: `t${i}`, value: '1' })) }, /tagsPerBatch limit is 100/, 'tags'],
+        [
+          'too many entities',
+          {
+            metrics: Array.from({ length: 900 }, (_, i) => metric(i)),
+            params: Array.from({ length: 100 }, (_, i) => ({ key: `p${i}`, value: '1' })),
+            tags: [{ key: 't', value: '1' }],
+          },
+          /entitiesPerBatch limit is 1000/,
+          'batch',
+        ],
+        ['a long key', { metrics: [{ key: 'k'.repeat(251), value: 1 }] }, /keyLength limit of 250/, 'metrics[0].key'],
+        ['a bad key', { metrics: [{ key: 'a$b', value: 1 }] }, /is not a valid key/, 'metrics[0].key'],
+        ['a path-like key', { params: [{ key: 'a//b', value: '1' }] }, /must not resolve to another path/, 'params[0].key'],
+        ['a long param value', { params: [{ key: 'p', value: 'v'.repeat(6001) }] }, /paramValueLength limit is 6000/, 'params[0].value'],
+        ['a long tag value', { tags: [{ key: 't', value: 'v'.repeat(8001) }] }, /runTagValueLength limit is 8000/, 'tags[0].value'],
+        ['a fractional step', { metrics: [{ key: 'm', value: 1, step: 1.5 }] }, /step must be an integer/, 'metrics[0].step'],
+        ['a negative timestamp', { metrics: [{ key: 'm', value: 1, timestamp: -1 }] }, /timestamp must be non-negative/, 'metrics[0].timestamp'],
+        ['a non-numeric value', { metrics: [{ key: 'm', value: '1' as unknown as number }] }, /value must be a number/, 'metrics[0].value'],
+        ['the parent tag', { tags: [{ key: 'mlflow.parentRunId', value: 'x' }] }, /mlflow.parentRunId/, 'tags[0].key'],
+      ];
+      for (const [label, batch, message, field] of cases) {
+        it(`refuses ${label} with ValidationError naming the limit, writing nothing`, async () => {
+          const run = await newRun();
+          const err = await rejects(tracker.logBatch(run.info.id, batch), ValidationError, message);
+          expect(err.field).toBe(field);
+          const data = (await tracker.getRun(run.info.id)).data;
+          expect(data).toEqual({ metrics: {}, params: {}, tags: {} });
+        });
+      }
+
+      it('accepts batches exactly at the limits', async () => {
+        const run = await newRun();
+        await tracker.logBatch(run.info.id, {
+          metrics: Array.from({ length: 800 }, (_, i) => metric(i)),
+          params: Array.from({ length: 100 }, (_, i) => ({ key: `p${i}`, value: 'v'.repeat(6000) })),
+          tags: Array.from({ length: 100 }, (_, i) => ({ key: `t${i}`, value: 'v'.repeat(8000) })),
+        });
+        const data = (await tracker.getRun(run.info.id)).data;
+        expect(Object.keys(data.metrics)).toHaveLength(800);
+        expect(Object.keys(data.params)).toHaveLength(100);
+        expect(Object.keys(data.tags)).toHaveLength(100);
+        await tracker.logMetric(run.info.id, { key: 'k'.repeat(250), value: 1 });
+      });
+
+      it('validates single writes like batches', async () => {
+        const run = await newRun();
+        await rejects(tracker.logMetric(run.info.id, { key: '', value: 1 }), ValidationError, 'is not a valid key');
+        await rejects(tracker.logParam(run.info.id, { key: 'p', value: 'v'.repeat(6001) }), ValidationError, 'paramValueLength');
+        await rejects(tracker.setTag(run.info.id, { key: 't', value: 'v'.repeat(8001) }), ValidationError, 'runTagValueLength');
+        await rejects(tracker.deleteTag(run.info.id, '../x'), ValidationError, 'not a valid key');
+      });
+    });
+
+    // ------------------------------------------------------------------ atomicity
+    describe('atomic batches', () => {
+      it.runIf(caps.atomicBatch)('writes nothing of a batch whose param conflicts', async () => {
+        const run = await newRun();
+        await tracker.logParam(run.info.id, { key: 'lr', value: '0.1' });
+        const eventsBefore = hasEvents ? (await eventsWhere(aboutRun(run.info.id))).length : 0;
+        await rejects(
+          tracker.logBatch(run.info.id, {
+            metrics: Array.from({ length: 100 }, (_, i) => ({ key: 'loss', value: i, step: i })),
+            params: [{ key: 'new', value: '1' }, { key: 'lr', value: '0.2' }],
+            tags: [{ key: 'note', value: 'x' }],
+          }),
+          ConflictError,
+          "param 'lr'",
+        );
+        const run2 = await tracker.getRun(run.info.id);
+        expect(run2.data).toEqual({ metrics: {}, params: { lr: '0.1' }, tags: {} });
+        expect((await history(run.info.id, 'loss')).points).toEqual([]);
+        if (hasEvents) expect(await eventsWhere(aboutRun(run.info.id))).toHaveLength(eventsBefore);
+      });
+    });
+
+    // ------------------------------------------------------------------ search
+    describe('searchRuns', () => {
+      let experimentId: string;
+      let runs: Record<string, string>;
+
+      async function seed(): Promise<void> {
+        experimentId = await newExperiment('search');
+        runs = {};
+        const specs = [
+          { name: 'alpha', acc: 0.95, lr: '0.01', team: 'x', status: 'FINISHED', start: T0 + 1000 },
+          { name: 'beta', acc: 0.85, lr: '0.01', team: 'y', status: 'FINISHED', start: T0 + 2000 },
+          { name: 'Gamma', acc: 0.92, lr: '0.1', team: 'x', status: 'FAILED', start: T0 + 3000 },
+          { name: 'delta', acc: undefined, lr: '0.001', team: 'X', status: 'RUNNING', start: T0 + 4000 },
+        ] as const;
+        for (const s of specs) {
+          const run = await tracker.createRun({ experimentId, name: s.name, startTime: new Date(s.start) });
+          runs[s.name] = run.info.id;
+          await tracker.logBatch(run.info.id, {
+            ...(s.acc !== undefined
+              ? { metrics: [{ key: 'acc', value: s.acc, step: 1 }, { key: 'val loss', value: 1 - s.acc, step: 1 }] }
+              : {}),
+            params: [{ key: 'lr', value: s.lr }],
+            tags: [{ key: 'team', value: s.team }],
+          });
+          if (s.status !== 'RUNNING') await tracker.updateRun({ runId: run.info.id, status: s.status, endTime: new Date(s.start + 500) });
+        }
+      }
+
+      const ids = (...names: string[]) => names.map((n) => runs[n]);
+
+      it('filters on metrics, params, tags and attributes, joined with AND', async () => {
+        await seed();
+        const cases: [string, string[]][] = [
+          ['metrics.acc > 0.9', ['Gamma', 'alpha']],
+          ['metrics.acc >= 0.92 and metrics.acc <= 0.92', ['Gamma']],
+          ['metrics.acc != 0.95', ['Gamma', 'beta']],
+          ["params.lr = '0.01'", ['beta', 'alpha']],
+          ["params.lr != '0.01'", ['delta', 'Gamma']],
+          ["tags.team = 'x'", ['Gamma', 'alpha']],
+          ["attributes.status = 'FINISHED'", ['beta', 'alpha']],
+          ["metrics.acc > 0.9 and params.lr = '0.01' and tags.team = 'x' and attributes.status = 'FINISHED'", ['alpha']],
+          [`attributes.start_time >= ${T0 + 2000} and attributes.start_time < ${T0 + 4000}`, ['Gamma', 'beta']],
+          [`attributes.end_time > ${T0}`, ['Gamma', 'beta', 'alpha']],
+          ["attributes.run_name = 'beta'", ['beta']],
+          ["attributes.run_name LIKE '%a'", ['delta', 'Gamma', 'beta', 'alpha']],
+          ["attributes.run_name LIKE 'g%'", []],
+          ["attributes.run_name ILIKE 'g%'", ['Gamma']],
+          ["tags.team LIKE 'x'", ['Gamma', 'alpha']],
+          ["tags.team ILIKE 'x'", ['delta', 'Gamma', 'alpha']],
+          ["params.lr LIKE '0.0_'", ['beta', 'alpha']],
+          ["attributes.status IN ('FAILED', 'RUNNING')", ['delta', 'Gamma']],
+          ["attributes.status NOT IN ('FAILED', 'RUNNING')", ['beta', 'alpha']],
+          ['metrics.`val loss` < 0.1', ['alpha', 'Gamma'].sort() as string[]],
+          ['metrics."val loss" < 0.1', ['alpha', 'Gamma'].sort() as string[]],
+          ['METRICS.acc > 0.9 AND PARAMS.lr = "0.1"', ['Gamma']],
+          ["tags.missing = 'x'", []],
+          ['', ['delta', 'Gamma', 'beta', 'alpha']],
+        ];
+        for (const [filter, expected] of cases) {
+          const found = await searchIds(experimentId, filter);
+          if (filter.includes('val loss')) expect(found.sort(), filter).toEqual(ids(...expected).sort());
+          else expect(found, filter).toEqual(ids(...expected));
+        }
+        const inIds = await searchIds(experimentId, `attributes.run_id IN ('${runs.alpha}', '${runs.delta}')`);
+        expect(inIds).toEqual(ids('delta', 'alpha'));
+      });
+
+      it('orders by metrics, params and attributes, with runs lacking the key last', async () => {
+        await seed();
+        expect(await searchIds(experimentId, '', ['metrics.acc DESC'])).toEqual(ids('alpha', 'Gamma', 'beta', 'delta'));
+        expect(await searchIds(experimentId, '', ['metrics.acc ASC'])).toEqual(ids('beta', 'Gamma', 'alpha', 'delta'));
+        expect(await searchIds(experimentId, '', ['attributes.start_time'])).toEqual(ids('alpha', 'beta', 'Gamma', 'delta'));
+        expect(await searchIds(experimentId, '', ['params.lr DESC', 'attributes.start_time ASC'])).toEqual(
+          ids('Gamma', 'alpha', 'beta', 'delta'),
+        );
+        // Default order: start_time DESC.
+        expect(await searchIds(experimentId, '')).toEqual(ids('delta', 'Gamma', 'beta', 'alpha'));
+      });
+
+      it('reports a malformed filter as ValidationError with the position', async () => {
+        await seed();
+        const bad: [string, RegExp][] = [
+          ['metrics.acc >', /position 13: expected a value/],
+          ['metrics.acc ~ 1', /position 12: unexpected character '~'/],
+          ["params.lr = 'unterminated", /position 12: unterminated quote/],
+          ['metrics.acc > 0.9 or metrics.acc < 0.1', /position 18: OR is not supported/],
+          ['metrics.acc > 0.9 metrics.acc < 0.1', /position 18: expected AND/],
+          ["foo.bar = 'x'", /position 0: unknown entity 'foo'/],
+          ["metrics.acc = 'high'", /position 0: metrics.acc compares numbers/],
+          ['params.lr = 0.01', /position 0: params.lr compares strings/],
+          ['metrics.acc LIKE 1', /metrics.acc does not support LIKE/],
+          ["attributes.colour = 'red'", /attributes.colour is not a run attribute/],
+          ["attributes.run_id IN ('a' 'b')", /expected ',' or '\)'/],
+        ];
+        for (const [filter, message] of bad) {
+          const err = await rejects(tracker.searchRuns({ experimentIds: [experimentId], filter }), ValidationError, message);
+          expect(err.field, filter).toBe('filter');
+        }
+        const order = await rejects(
+          tracker.searchRuns({ experimentIds: [experimentId], orderBy: ['metrics.acc SIDEWAYS'] }),
+          ValidationError,
+          /position 12: expected ASC, DESC/,
+        );
+        expect(order.field).toBe('orderBy');
+      });
+
+      it('treats filter values as data, never as SQL', async () => {
+        await seed();
+        const hostile = ["params.lr = '0.01'' OR ''1''=''1'", "tags.team = 'x; DROP TABLE runs; --'"];
+        for (const filter of hostile) expect(await searchIds(experimentId, filter)).toEqual([]);
+        expect(await searchIds(experimentId, '')).toHaveLength(4);
+      });
+
+      it('pages through many runs without gaps or duplicates, in the query order', async () => {
+        const exp = await newExperiment('paging');
+        const created: string[] = [];
+        for (let i = 0; i < 23; i++) {
+          const run = await tracker.createRun({ experimentId: exp, startTime: new Date(T0 + (i % 5) * 1000) });
+          created.push(run.info.id);
+          await tracker.logMetric(run.info.id, { key: 'score', value: i % 7 });
+        }
+        for (const orderBy of [undefined, ['metrics.score DESC'], ['attributes.start_time ASC']]) {
+          const unpaged = await tracker.searchRuns({ experimentIds: [exp], ...(orderBy ? { orderBy } : {}) });
+          expect(unpaged.nextPageToken).toBeUndefined();
+          const { runs: paged, pages } = await searchAll({ experimentIds: [exp], maxResults: 5, ...(orderBy ? { orderBy } : {}) });
+          expect(pages).toBe(5);
+          expect(paged.map((r) => r.info.id)).toEqual(unpaged.items.map((r) => r.info.id));
+          expect(new Set(paged.map((r) => r.info.id)).size).toBe(23);
+        }
+      });
+
+      it('validates paging, view and experiment ids', async () => {
+        const exp = await newExperiment();
+        await newRun(exp);
+        await newRun(exp);
+        const first = await tracker.searchRuns({ experimentIds: [exp], maxResults: 1 });
+        expect(first.nextPageToken).toBeDefined();
+        const foreign = await rejects(
+          tracker.searchRuns({ experimentIds: [exp], maxResults: 1, filter: "tags.a = 'b'", pageToken: first.nextPageToken! }),
+          ValidationError,
+          'different query',
+        );
+        expect(foreign.field).toBe('pageToken');
+        await rejects(tracker.searchRuns({ experimentIds: [exp], pageToken: 'not a token' }), ValidationError, 'pageToken');
+        const max = await rejects(
+          tracker.searchRuns({ experimentIds: [exp], maxResults: SEARCH_RUNS_PAGE.max + 1 }),
+          ValidationError,
+          `1 to ${SEARCH_RUNS_PAGE.max}`,
+        );
+        expect(max.field).toBe('maxResults');
+        await rejects(tracker.searchRuns({ experimentIds: [] }), ValidationError, 'at least one experiment');
+        await rejects(tracker.searchRuns({ experimentIds: [exp, '999999999'] }), NotFoundError, "'999999999'");
+      });
+
+      it('searches several experiments and honours the run view type', async () => {
+        const a = await newExperiment('a');
+        const b = await newExperiment('b');
+        const ra = await newRun(a);
+        const rb = await newRun(b);
+        await tracker.deleteRun(rb.info.id);
+        const active = await tracker.searchRuns({ experimentIds: [a, b] });
+        expect(active.items.map((r) => r.info.id)).toEqual([ra.info.id]);
+        const deleted = await tracker.searchRuns({ experimentIds: [a, b], runViewType: 'DELETED_ONLY' });
+        expect(deleted.items.map((r) => r.info.id)).toEqual([rb.info.id]);
+        const all = await tracker.searchRuns({ experimentIds: [a, b], runViewType: 'ALL' });
+        expect(all.items).toHaveLength(2);
+      });
+
+      it('returns whole runs: latest metrics, params, tags', async () => {
+        await seed();
+        const [alpha] = (await tracker.searchRuns({ experimentIds: [experimentId], filter: "attributes.run_name = 'alpha'" })).items;
+        expect(alpha).toEqual(await tracker.getRun(runs.alpha!));
+        expect(alpha?.data.params).toEqual({ lr: '0.01' });
+      });
+    });
+
+    // ------------------------------------------------------------------ datasets
+    describe('dataset inputs', () => {
+      const dataset = (name: string, digest: string, context = 'training'): DatasetInput => ({
+        dataset: { name, digest, sourceType: 'local', source: JSON.stringify({ uri: `/data/${name}` }), schema: '{"mlflow_colspec":[]}' },
+        tags: [{ key: 'mlflow.data.context', value: context }],
+      });
+
+      it.runIf(caps.datasetInputs)('logs dataset inputs once each, in logging order', async () => {
+        const run = await newRun();
+        await tracker.logInputs(run.info.id, [dataset('train', 'd1'), dataset('eval', 'd2', 'evaluation')]);
+        await tracker.logInputs(run.info.id, [dataset('train', 'd1')]);
+        const inputs = (await tracker.getRun(run.info.id)).inputs.datasetInputs;
+        expect(inputs.map((i) => `${i.dataset.name}@${i.dataset.digest}`)).toEqual(['train@d1', 'eval@d2']);
+        expect(inputs[0]).toEqual(dataset('train', 'd1'));
+        const long = await rejects(
+          tracker.logInputs(run.info.id, [dataset('x', 'd'.repeat(TRACKER_LIMITS.datasetDigestLength + 1))]),
+          ValidationError,
+          'datasetDigestLength',
+        );
+        expect(long.field).toBe('inputs[0].dataset.digest');
+      });
+
+      it.runIf(caps.datasetFilters)('filters runs by dataset name, digest and context', async () => {
+        const exp = await newExperiment();
+        const a = await newRun(exp);
+        const b = await newRun(exp);
+        await tracker.logInputs(a.info.id, [dataset('train', 'd1')]);
+        await tracker.logInputs(b.info.id, [dataset('train', 'd2', 'evaluation')]);
+        expect(await searchIds(exp, "datasets.name = 'train'")).toHaveLength(2);
+        expect(await searchIds(exp, "datasets.digest = 'd2'")).toEqual([b.info.id]);
+        expect(await searchIds(exp, "datasets.context = 'training'")).toEqual([a.info.id]);
+        await rejects(tracker.searchRuns({ experimentIds: [exp], filter: "datasets.size = '1'" }), ValidationError, 'not a dataset field');
+      });
+    });
+
+    // ------------------------------------------------------------------ artifacts
+    describe('run artifacts', () => {
+      it('stores artifacts below the run root and lists one level at a time', async () => {
+        const run = await newRun();
+        const info = await tracker.logArtifact(run.info.id, 'model/weights.bin', new Uint8Array([1, 2, 3]));
+        expect(info.key.endsWith(`${run.info.id}/artifacts/model/weights.bin`)).toBe(true);
+        expect(info.size).toBe(3);
+        await tracker.logArtifact(run.info.id, 'model/config.json', '{}');
+        await tracker.logArtifact(run.info.id, 'README.md', '# run');
+        const root = await tracker.listRunArtifacts(run.info.id);
+        expect(root.items).toEqual([
+          { path: 'README.md', isDir: false, size: 5 },
+          { path: 'model', isDir: true },
+        ]);
+        const model = await tracker.listRunArtifacts(run.info.id, { path: 'model' });
+        expect(model.items).toEqual([
+          { path: 'model/config.json', isDir: false, size: 2 },
+          { path: 'model/weights.bin', isDir: false, size: 3 },
+        ]);
+        if (fixture.readArtifact) expect([...(await fixture.readArtifact(info.key))]).toEqual([1, 2, 3]);
+      });
+
+      it('pages artifact listings and refuses paths that leave the run root', async () => {
+        const run = await newRun();
+        for (let i = 0; i < 5; i++) await tracker.logArtifact(run.info.id, `f${i}.txt`, String(i));
+        const seen: string[] = [];
+        let pageToken: string | undefined;
+        do {
+          const page = await tracker.listRunArtifacts(run.info.id, { maxResults: 2, ...(pageToken ? { pageToken } : {}) });
+          seen.push(...page.items.map((i) => i.path));
+          pageToken = page.nextPageToken;
+        } while (pageToken);
+        expect(seen).toEqual(['f0.txt', 'f1.txt', 'f2.txt', 'f3.txt', 'f4.txt']);
+        for (const path of ['../escape.txt', '/abs.txt', 'a//b', './a']) {
+          await rejects(tracker.logArtifact(run.info.id, path, 'x'), ValidationError, 'must be relative');
+        }
+        await rejects(tracker.listRunArtifacts(run.info.id, { maxResults: 1001 }), ValidationError, 'maxResults');
+      });
+    });
+
+    // ------------------------------------------------------------------ events
+    describe.runIf(hasEvents)('domain events (outbox)', () => {
+      it('records one event per change, in the same transaction', async () => {
+        const experiment = await tracker.createExperiment({ name: uname('events') });
+        const created = await eventsWhere((e) => (e.payload as { experimentId?: string })?.experimentId === experiment.id);
+        expect(created.map((e) => e.type)).toEqual(['experiment.created']);
+        expect(created[0]).toMatchObject({ version: 1, subject: `experiment:${experiment.id}` });
+        expect(created[0]?.id).toMatch(/^[0-9a-f-]{36}$/);
+        expect(Number.isNaN(Date.parse(created[0]!.occurredAt))).toBe(false);
+
+        const run = await tracker.createRun({ experimentId: experiment.id, userId: 'alice' });
+        const id = run.info.id;
+        await tracker.logBatch(id, {
+          metrics: Array.from({ length: 500 }, (_, i) => ({ key: `m${i % 10}`, value: i, step: i })),
+          params: [{ key: 'lr', value: '0.01' }],
+          tags: [{ key: 'team', value: 'x' }],
+        });
+        await tracker.logMetric(id, { key: 'single', value: 1 });
+        await tracker.logParam(id, { key: 'lr', value: '0.01' });
+        await tracker.updateRun({ runId: id, status: 'FINISHED' });
+        await tracker.updateRun({ runId: id, status: 'FAILED' });
+        await tracker.deleteTag(id, 'team');
+        await tracker.deleteRun(id);
+        await tracker.deleteRun(id);
+        await tracker.restoreRun(id);
+        const events = await eventsWhere(aboutRun(id));
+        expect(events.map((e) => e.type)).toEqual([
+          'run.created',
+          'run.params.logged',
+          'run.metrics.logged',
+          'run.tags.set',
+          'run.metrics.logged',
+          'run.updated',
+          'run.finished',
+          'run.updated',
+          'run.tag.deleted',
+          'run.deleted',
+          'run.restored',
+        ]);
+        expect(events[0]).toMatchObject({ actor: 'alice', subject: `run:${id}` });
+        expect(events[2]?.payload).toMatchObject({ count: 500, minStep: 0, maxStep: 499 });
+        expect((events[2]?.payload as { keys: string[] }).keys).toHaveLength(10);
+        expect(events[6]?.payload).toMatchObject({ status: 'FINISHED' });
+        expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
+      });
+
+      it('records no event for a write that failed', async () => {
+        const run = await newRun();
+        const before = (await eventsWhere(aboutRun(run.info.id))).length;
+        await tracker.logParam(run.info.id, { key: 'p', value: '1' });
+        await rejects(tracker.logParam(run.info.id, { key: 'p', value: '2' }), ConflictError, "param 'p'");
+        await rejects(tracker.logBatch(run.info.id, { metrics: [{ key: 'bad$', value: 1 }] }), ValidationError, 'valid key');
+        expect(await eventsWhere(aboutRun(run.info.id))).toHaveLength(before + 1);
+      });
+    });
+
+  });
+}
