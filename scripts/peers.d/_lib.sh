@@ -24,7 +24,15 @@ peer_spawn() {
   echo $! >>"$MLPLANE_PEERS_STATE/$name.pids"
 }
 peer_pids() { cat "$MLPLANE_PEERS_STATE/$1.pids" 2>/dev/null; }
-peer_alive() { local p; for p in $(peer_pids "$1"); do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+# Alive while a tracked PID, or any process of its process group, is running. Zombies do not count:
+# PID 1 may reap orphans late, and `kill -0` succeeds on a zombie.
+peer_alive() {
+  local pids; pids="$(peer_pids "$1" | tr '\n' ' ')"
+  [ -n "${pids// /}" ] || return 1
+  ps -e -o pid=,pgid=,stat= | awk -v want=" $pids " '
+    $3 !~ /^Z/ && (index(want, " " $1 " ") || index(want, " " $2 " ")) { found = 1 }
+    END { exit !found }'
+}
 
 # peer_wait <name> <seconds>: poll <name>_health until healthy or timeout.
 peer_wait() {
