@@ -9,11 +9,14 @@ K8S_KWOK_BIN="$MLPLANE_PEERS_CACHE/k8s-kwok-$K8S_KWOK_VERSION/bin/kwok"
 # The kubeconfig lives at a stable path (the data dir changes on every `up`).
 K8S_KUBECONFIG="$MLPLANE_PEERS_STATE/k8s.kubeconfig"
 
+# Go with the user's workspace and GOFLAGS (e.g. -mod=vendor) kept out of the peer's builds.
+_k8s_go() { GOWORK=off GOFLAGS= go "$@"; }
+
 _k8s_bins() { echo etcd kube-apiserver kube-controller-manager kube-scheduler kubectl; }
 
-# A fingerprint of everything the build depends on; a change rebuilds.
+# A fingerprint of what the build is made of; a change rebuilds (a new Go alone does not).
 _k8s_fingerprint() {
-  { echo "$K8S_VERSION"; go env GOVERSION GOARCH; cat "$K8S_HERE/go.mod.tmpl" "$K8S_HERE/tools.go" "$K8S_HERE/cmd/etcd/main.go"; } \
+  { echo "$K8S_VERSION"; cat "$K8S_HERE/go.mod.tmpl" "$K8S_HERE/tools.go" "$K8S_HERE/cmd/etcd/main.go"; } \
     | sha256sum | cut -c1-16
 }
 
@@ -28,7 +31,7 @@ _k8s_built() {
 _k8s_module() {
   local src="$K8S_CACHE/src" kmod staging="v0.${K8S_VERSION#v1.}"
   mkdir -p "$src/cmd/etcd"
-  kmod="$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+  kmod="$(_k8s_go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
   [ -f "$kmod" ] || { echo "k8s: could not download k8s.io/kubernetes@$K8S_VERSION" >&2; return 1; }
   {
     sed "s/@K8S_VERSION@/$K8S_VERSION/" "$K8S_HERE/go.mod.tmpl"
@@ -39,13 +42,15 @@ _k8s_module() {
   } >"$src/go.mod"
   cp "$K8S_HERE/tools.go" "$src/tools.go"
   cp "$K8S_HERE/cmd/etcd/main.go" "$src/cmd/etcd/main.go"
-  (cd "$src" && go mod tidy)
+  (cd "$src" && _k8s_go mod tidy)
 }
 
 k8s_install() {
-  command -v go >/dev/null || { echo "k8s: needs Go on PATH" >&2; return 1; }
   command -v openssl >/dev/null || { echo "k8s: needs openssl" >&2; return 1; }
   mkdir -p "$K8S_CACHE/bin"
+  if ! _k8s_built || [ ! -x "$K8S_KWOK_BIN" ]; then
+    command -v go >/dev/null || { echo "k8s: building the peer needs Go on PATH" >&2; return 1; }
+  fi
   if ! _k8s_built; then
     local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
     local v pkgs ldflags="-s -w"
@@ -59,7 +64,7 @@ k8s_install() {
     for v in kube-apiserver kube-controller-manager kube-scheduler kubectl; do pkgs+=" k8s.io/kubernetes/cmd/$v"; done
     # One invocation for all commands so shared packages compile once.
     # shellcheck disable=SC2086
-    if ! { _k8s_module && (cd "$K8S_CACHE/src" && go build -trimpath -ldflags "$ldflags" -o "$K8S_CACHE/bin/" $pkgs); } \
+    if ! { _k8s_module && (cd "$K8S_CACHE/src" && _k8s_go build -trimpath -ldflags "$ldflags" -o "$K8S_CACHE/bin/" $pkgs); } \
         >"$K8S_CACHE/build.log" 2>&1; then
       tail -n 30 "$K8S_CACHE/build.log" >&2
       echo "k8s: build failed; full log in $K8S_CACHE/build.log" >&2
@@ -69,7 +74,7 @@ k8s_install() {
   fi
   if [ ! -x "$K8S_KWOK_BIN" ]; then
     echo "k8s: building kwok $K8S_KWOK_VERSION" >&2
-    if ! GOBIN="$(dirname "$K8S_KWOK_BIN")" go install -trimpath -ldflags "-s -w" \
+    if ! GOBIN="$(dirname "$K8S_KWOK_BIN")" _k8s_go install -trimpath -ldflags "-s -w" \
         "sigs.k8s.io/kwok/cmd/kwok@$K8S_KWOK_VERSION" >"$K8S_CACHE/kwok-build.log" 2>&1; then
       tail -n 30 "$K8S_CACHE/kwok-build.log" >&2
       echo "k8s: kwok build failed" >&2
@@ -133,7 +138,7 @@ k8s_start() {
   done
 
   # PKI: a CA, the apiserver's serving cert, one client cert per component, the service-account key pair.
-  mkdir -p "$pki" "$d/etcd"
+  mkdir -p "$pki" && mkdir -m 700 "$d/etcd"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -subj "/CN=mlplane-peer-ca" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
     -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null || { peer_fail k8s "openssl (CA)"; return 1; }
@@ -143,6 +148,7 @@ k8s_start() {
     _k8s_cert "$pki" kube-controller-manager "/CN=system:kube-controller-manager" "extendedKeyUsage=clientAuth" &&
     _k8s_cert "$pki" kube-scheduler "/CN=system:kube-scheduler" "extendedKeyUsage=clientAuth" &&
     _k8s_cert "$pki" kwok "/O=system:masters/CN=kwok-controller" "extendedKeyUsage=clientAuth" &&
+    _k8s_cert "$pki" front-proxy-client "/CN=front-proxy-client" "extendedKeyUsage=clientAuth" &&
     openssl ecparam -name prime256v1 -genkey -noout -out "$pki/sa.key" 2>/dev/null &&
     openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null ||
     { peer_fail k8s "openssl (certificates in $pki)"; return 1; }
@@ -154,18 +160,25 @@ k8s_start() {
     --listen-peer-urls="http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer" \
     --initial-cluster="peer=http://127.0.0.1:$etcd_peer" --unsafe-no-fsync --quota-backend-bytes=2147483648
   for i in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$etcd_port") 2>/dev/null && break
+    curl -sf "http://127.0.0.1:$etcd_port/health" >/dev/null 2>&1 && break
     peer_alive k8s || break
     sleep 0.2
   done
 
+  # --endpoint-reconciler-type=none: the "kubernetes" Service can't get 127.0.0.1 as an endpoint
+  # (loopback IPs are invalid there), and nothing runs inside this cluster that would use it.
+  # The requestheader/proxy-client flags let controller-manager and scheduler delegate authentication.
   peer_spawn k8s -- "$bin/kube-apiserver" --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$port" \
     --etcd-servers="http://127.0.0.1:$etcd_port" \
     --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" --client-ca-file="$pki/ca.crt" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
     --authorization-mode=Node,RBAC --service-cluster-ip-range=10.96.0.0/12 --allow-privileged=true \
-    --profiling=false --v=0
+    --requestheader-client-ca-file="$pki/ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key" \
+    --endpoint-reconciler-type=none --profiling=false --v=0
   for i in $(seq 1 120); do
     _k8s_kubectl get --raw /readyz >/dev/null 2>&1 && break
     peer_alive k8s || break
@@ -206,7 +219,7 @@ k8s_health() {
   [ "$(_k8s_kubectl get --raw /readyz 2>/dev/null)" = "ok" ] || return 1
   out="$(_k8s_kubectl get nodes -l mlplane.dev/peer=k8s \
     -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null)" || return 1
-  [ "$(grep -c '^True$' <<<"$out")" -ge 4 ] && ! grep -qv '^True$' <<<"$out" || return 1
+  [ "$(grep -c '^True$' <<<"$out")" -ge "$(grep -c '^kind: Node' "$K8S_HERE/nodes.yaml")" ] && ! grep -qv '^True$' <<<"$out" || return 1
   _k8s_kubectl -n default get serviceaccount default >/dev/null 2>&1
 }
 
