@@ -4,7 +4,8 @@ import pg from 'pg';
 
 export function pgUrl(): string {
   const url = process.env.MLPLANE_PG_URL;
-  if (!url) throw new Error('MLPLANE_PG_URL is not set: run scripts/peers up postgres, then eval "$(scripts/peers env)"');
+  if (!url)
+    throw new Error('MLPLANE_PG_URL is not set: run scripts/peers up postgres, then eval "$(scripts/peers env)"');
   return url;
 }
 

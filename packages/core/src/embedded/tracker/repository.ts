@@ -1,13 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { SqlDialect } from '../../infra/sql/dialect.js';
-import type {
-  DatasetInput,
-  Experiment,
-  Metric,
-  Run,
-  RunInfo,
-  RunStatus,
-} from '../../ports/experiment-tracker.js';
+import type { DatasetInput, Experiment, Metric, Run, RunInfo, RunStatus } from '../../ports/experiment-tracker.js';
 import type { ExperimentRow, LatestMetricRow, NewMetric, RunRow, TrackerDatabase } from './schema.js';
 
 type Db = Kysely<TrackerDatabase>;

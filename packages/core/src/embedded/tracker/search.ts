@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto';
-import { type Expression, type ExpressionBuilder, type Kysely, type SelectQueryBuilder, type SqlBool, sql } from 'kysely';
+import {
+  type Expression,
+  type ExpressionBuilder,
+  type Kysely,
+  type SelectQueryBuilder,
+  type SqlBool,
+  sql,
+} from 'kysely';
 import type { SqlDialect } from '../../infra/sql/dialect.js';
 import { ValidationError } from '../../ports/errors.js';
 import type { ViewType } from '../../ports/experiment-tracker.js';
@@ -115,7 +122,8 @@ function runClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Comparison
     }
     case 'dataset': {
       const column = DATASET_FIELDS[c.key];
-      if (!column) throw clauseError(source, c, `is not a dataset field: use datasets.name, datasets.digest or datasets.context`);
+      if (!column)
+        throw clauseError(source, c, `is not a dataset field: use datasets.name, datasets.digest or datasets.context`);
       checkClause(source, c, 'string', STRING_LIST_OPS);
       return eb.exists(
         eb
@@ -206,7 +214,12 @@ function applyRunOrder(q: AnyQuery, terms: readonly OrderTerm[], raw: readonly s
       case 'attribute': {
         const spec = RUN_ATTRIBUTES[t.key];
         if (!spec) {
-          throw syntaxError('orderBy', raw[i]!, t.position, `'${t.key}' is not a run attribute: use ${Object.keys(RUN_ATTRIBUTES).join(', ')}`);
+          throw syntaxError(
+            'orderBy',
+            raw[i]!,
+            t.position,
+            `'${t.key}' is not a run attribute: use ${Object.keys(RUN_ATTRIBUTES).join(', ')}`,
+          );
         }
         q = orderNullsLast(q, sql.ref(spec.column), t.descending);
         break;
@@ -237,9 +250,12 @@ function readOffset(pageToken: string | undefined, hash: string): number {
     });
   }
   if (state.q !== hash) {
-    throw new ValidationError('pageToken belongs to a different query: keep the filter, order and view unchanged while paging', {
-      field: 'pageToken',
-    });
+    throw new ValidationError(
+      'pageToken belongs to a different query: keep the filter, order and view unchanged while paging',
+      {
+        field: 'pageToken',
+      },
+    );
   }
   return state.o as number;
 }
@@ -274,7 +290,10 @@ export async function searchRunIds(
   for (const clause of ast.clauses) q = q.where((eb: AnyEb) => runClause(eb, dialect, ast.source, clause));
   q = applyRunOrder(q, terms, orderBy);
   // One extra row tells whether another page exists.
-  const rows = await q.limit(search.maxResults + 1).offset(offset).execute();
+  const rows = await q
+    .limit(search.maxResults + 1)
+    .offset(offset)
+    .execute();
   const ids = rows.slice(0, search.maxResults).map((r: { run_id: string }) => r.run_id);
   return rows.length > search.maxResults
     ? { ids, nextPageToken: encodePageToken({ o: offset + search.maxResults, q: hash } satisfies OffsetToken) }
@@ -309,13 +328,21 @@ export async function searchExperimentIds(
   terms.forEach((t, i) => {
     const spec = t.entity === 'attribute' ? EXPERIMENT_ATTRIBUTES[t.key] : undefined;
     if (!spec) {
-      throw syntaxError('orderBy', orderBy[i]!, t.position, `experiments order by ${Object.keys(EXPERIMENT_ATTRIBUTES).join(', ')}`);
+      throw syntaxError(
+        'orderBy',
+        orderBy[i]!,
+        t.position,
+        `experiments order by ${Object.keys(EXPERIMENT_ATTRIBUTES).join(', ')}`,
+      );
     }
     q = q.orderBy(sql.ref(spec.column), t.descending ? 'desc' : 'asc');
   });
   if (terms.length === 0) q = q.orderBy('experiments.last_update_time', 'desc');
   q = q.orderBy('experiments.experiment_id', 'asc');
-  const rows = await q.limit(search.maxResults + 1).offset(offset).execute();
+  const rows = await q
+    .limit(search.maxResults + 1)
+    .offset(offset)
+    .execute();
   const ids = rows.slice(0, search.maxResults).map((r: { experiment_id: number }) => Number(r.experiment_id));
   return rows.length > search.maxResults
     ? { ids, nextPageToken: encodePageToken({ o: offset + search.maxResults, q: hash } satisfies OffsetToken) }

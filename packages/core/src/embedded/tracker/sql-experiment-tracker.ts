@@ -49,7 +49,6 @@ import {
   insertParams,
   loadRuns,
   metricHistory,
-  toExperiment,
   toRunInfo,
   upsertLatestMetrics,
   upsertRunTags,
@@ -160,7 +159,11 @@ export class SqlExperimentTracker implements ExperimentTracker {
         }
         await recordEvent(
           trx,
-          domainEvent('experiment.created', experimentSubject(id), { experimentId: String(id), name: input.name, artifactLocation }),
+          domainEvent('experiment.created', experimentSubject(id), {
+            experimentId: String(id),
+            name: input.name,
+            artifactLocation,
+          }),
         );
         return {
           id: String(id),
@@ -246,7 +249,11 @@ export class SqlExperimentTracker implements ExperimentTracker {
         .values({ experiment_id: id, key, value })
         .onConflict((oc) => oc.columns(['experiment_id', 'key']).doUpdateSet({ value }))
         .execute();
-      await trx.updateTable('experiments').set({ last_update_time: Date.now() }).where('experiment_id', '=', id).execute();
+      await trx
+        .updateTable('experiments')
+        .set({ last_update_time: Date.now() })
+        .where('experiment_id', '=', id)
+        .execute();
       await recordEvent(trx, domainEvent('experiment.tag.set', experimentSubject(id), { experimentId, key, value }));
     });
   }
@@ -270,7 +277,10 @@ export class SqlExperimentTracker implements ExperimentTracker {
         .executeTakeFirst();
       await recordEvent(
         trx,
-        domainEvent('experiment.deleted', experimentSubject(id), { experimentId, runsDeleted: Number(runs.numUpdatedRows) }),
+        domainEvent('experiment.deleted', experimentSubject(id), {
+          experimentId,
+          runsDeleted: Number(runs.numUpdatedRows),
+        }),
       );
     });
   }
@@ -293,7 +303,10 @@ export class SqlExperimentTracker implements ExperimentTracker {
         .executeTakeFirst();
       await recordEvent(
         trx,
-        domainEvent('experiment.restored', experimentSubject(id), { experimentId, runsRestored: Number(runs.numUpdatedRows) }),
+        domainEvent('experiment.restored', experimentSubject(id), {
+          experimentId,
+          runsRestored: Number(runs.numUpdatedRows),
+        }),
       );
     });
   }
@@ -324,8 +337,13 @@ export class SqlExperimentTracker implements ExperimentTracker {
     if (!(startTime instanceof Date) || Number.isNaN(startTime.getTime())) {
       throw new ValidationError('startTime must be a valid Date', { field: 'startTime' });
     }
-    if (input.userId !== undefined && (typeof input.userId !== 'string' || input.userId.length > TRACKER_LIMITS.keyLength)) {
-      throw new ValidationError(`userId must be a string of at most ${TRACKER_LIMITS.keyLength} chars`, { field: 'userId' });
+    if (
+      input.userId !== undefined &&
+      (typeof input.userId !== 'string' || input.userId.length > TRACKER_LIMITS.keyLength)
+    ) {
+      throw new ValidationError(`userId must be a string of at most ${TRACKER_LIMITS.keyLength} chars`, {
+        field: 'userId',
+      });
     }
     const runId = randomUUID().replaceAll('-', '');
     if (parentRunId !== undefined && !tags.some((t) => t.key === PARENT_RUN_TAG)) {
@@ -415,7 +433,11 @@ export class SqlExperimentTracker implements ExperimentTracker {
           ...(changes.end_time !== undefined ? { endTime: changes.end_time } : {}),
         }),
       ];
-      if (input.status !== undefined && isTerminalRunStatus(input.status) && !isTerminalRunStatus(row.status as RunStatus)) {
+      if (
+        input.status !== undefined &&
+        isTerminalRunStatus(input.status) &&
+        !isTerminalRunStatus(row.status as RunStatus)
+      ) {
         events.push(
           domainEvent('run.finished', runSubject(input.runId), {
             runId: input.runId,
@@ -444,7 +466,11 @@ export class SqlExperimentTracker implements ExperimentTracker {
       if (row.lifecycle_stage === stage) return;
       await trx
         .updateTable('runs')
-        .set({ lifecycle_stage: stage, deleted_time: stage === 'deleted' ? Date.now() : null, deleted_with_experiment: 0 })
+        .set({
+          lifecycle_stage: stage,
+          deleted_time: stage === 'deleted' ? Date.now() : null,
+          deleted_with_experiment: 0,
+        })
         .where('run_id', '=', runId)
         .execute();
       await recordEvent(
@@ -524,11 +550,11 @@ export class SqlExperimentTracker implements ExperimentTracker {
         // Re-logging equal values changes nothing, so it records nothing.
         if (inserted > 0)
           events.push(
-          domainEvent('run.params.logged', runSubject(runId), {
-            runId,
-            params: Object.fromEntries(params.map((p) => [p.key, p.value])),
-          }),
-        );
+            domainEvent('run.params.logged', runSubject(runId), {
+              runId,
+              params: Object.fromEntries(params.map((p) => [p.key, p.value])),
+            }),
+          );
       }
       if (points.length > 0) {
         await insertMetrics(trx, this.#dialect, points);
@@ -651,7 +677,12 @@ export class SqlExperimentTracker implements ExperimentTracker {
 
   // ---------------------------------------------------------------- artifacts
 
-  async logArtifact(runId: string, path: string, body: ArtifactBody, options?: PutArtifactOptions): Promise<ArtifactInfo> {
+  async logArtifact(
+    runId: string,
+    path: string,
+    body: ArtifactBody,
+    options?: PutArtifactOptions,
+  ): Promise<ArtifactInfo> {
     const run = await requireActiveRun(this.#db, runId);
     const key = joinArtifactPath(run.artifact_uri, path);
     const info = await this.#artifacts.put(key, body, options);
@@ -677,9 +708,12 @@ export class SqlExperimentTracker implements ExperimentTracker {
     if (options.pageToken !== undefined) {
       const state = decodePageToken<{ r?: unknown; p?: unknown; a?: unknown }>(options.pageToken);
       if (!state || state.r !== runId || state.p !== (options.path ?? '') || typeof state.a !== 'string') {
-        throw new ValidationError('pageToken belongs to a different listing: keep runId and path unchanged while paging', {
-          field: 'pageToken',
-        });
+        throw new ValidationError(
+          'pageToken belongs to a different listing: keep runId and path unchanged while paging',
+          {
+            field: 'pageToken',
+          },
+        );
       }
       storeToken = state.a;
     }
@@ -719,9 +753,12 @@ function experimentNameTaken(name: string): ConflictError {
 }
 
 function parentTagImmutable(field = 'key'): ValidationError {
-  return new ValidationError(`tag ${PARENT_RUN_TAG} is set from parentRunId when the run is created and cannot change`, {
-    field,
-  });
+  return new ValidationError(
+    `tag ${PARENT_RUN_TAG} is set from parentRunId when the run is created and cannot change`,
+    {
+      field,
+    },
+  );
 }
 
 /** Experiment ids are decimal strings; anything else cannot name an experiment. */
@@ -852,9 +889,12 @@ function readHistoryToken(token: string, runId: string, key: string): HistoryCur
     });
   }
   if (state.r !== runId || state.k !== key) {
-    throw new ValidationError('pageToken belongs to another metric history: keep runId and key unchanged while paging', {
-      field: 'pageToken',
-    });
+    throw new ValidationError(
+      'pageToken belongs to another metric history: keep runId and key unchanged while paging',
+      {
+        field: 'pageToken',
+      },
+    );
   }
   return { step: state.s as number, timestamp: state.t as number, id: state.i as number };
 }

@@ -1,9 +1,9 @@
 import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
-import { withUnavailableErrors } from '../sql/errors.js';
-import { postgresMigrationLock, runMigrations } from '../sql/migrator.js';
 import { ValidationError } from '../../ports/errors.js';
 import type { MetadataStore, Migration, MigrationResult } from '../../ports/metadata-store.js';
+import { withUnavailableErrors } from '../sql/errors.js';
+import { postgresMigrationLock, runMigrations } from '../sql/migrator.js';
 
 export interface PostgresMetadataStoreOptions {
   /** `postgres://user:pass@host:port/db`. */

@@ -59,9 +59,7 @@ const postgres: SqlDialect = {
   async insertMany(trx, table, columns, rows) {
     if (rows.length === 0) return;
     const names = sql.join(columns.map((c) => sql.ref(c.name)));
-    const arrays = sql.join(
-      columns.map((c) => sql`${rows.map((r) => r[c.name] ?? null)}::${sql.raw(c.pgType)}[]`),
-    );
+    const arrays = sql.join(columns.map((c) => sql`${rows.map((r) => r[c.name] ?? null)}::${sql.raw(c.pgType)}[]`));
     await sql`INSERT INTO ${sql.table(table)} (${names}) SELECT * FROM unnest(${arrays})`.execute(trx);
   },
   parseJson: (value) => value,

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { type Generated, type Kysely, SqliteAdapter, type Transaction } from 'kysely';
-import * as createOutbox from './migrations/outbox/20261126T160000_create_outbox.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
 import type { Migration } from '../../ports/metadata-store.js';
 import { sqlDialect } from './dialect.js';
+import * as createOutbox from './migrations/outbox/20261126T160000_create_outbox.js';
 
 /** Owner of the `outbox` table's migrations; every owner that records events migrates it first. */
 export const OUTBOX_OWNER = 'outbox';
@@ -42,7 +42,11 @@ export function domainEvent<TPayload>(
   type: string,
   subject: string,
   payload: TPayload,
-  options: { readonly actor?: string | undefined; readonly project?: string | undefined; readonly version?: number } = {},
+  options: {
+    readonly actor?: string | undefined;
+    readonly project?: string | undefined;
+    readonly version?: number;
+  } = {},
 ): DomainEvent<string, TPayload> {
   return {
     id: randomUUID(),

@@ -89,7 +89,10 @@ const isKeyword = (token: Token, word: string) => token.kind === 'word' && token
 function parseIdentifier(cur: Cursor): { entity: Entity; key: string; position: number } {
   const token = cur.next();
   if (token.kind !== 'word') {
-    cur.fail(token, `expected an identifier such as metrics.<key>, params.<key>, tags.<key> or attributes.<name>, found ${describe(token)}`);
+    cur.fail(
+      token,
+      `expected an identifier such as metrics.<key>, params.<key>, tags.<key> or attributes.<name>, found ${describe(token)}`,
+    );
   }
   const dot = token.text.indexOf('.');
   if (dot < 0) return { entity: 'attribute', key: token.text, position: token.position };
@@ -128,7 +131,8 @@ function parseComparator(cur: Cursor, after: string): Comparator {
 function parseValue(cur: Cursor, comparator: Comparator): string | number | string[] {
   const token = cur.next();
   if (comparator === 'IN' || comparator === 'NOT IN') {
-    if (token.kind !== 'lparen') cur.fail(token, `expected '(' to start the ${comparator} list, found ${describe(token)}`);
+    if (token.kind !== 'lparen')
+      cur.fail(token, `expected '(' to start the ${comparator} list, found ${describe(token)}`);
     const values: string[] = [];
     for (;;) {
       const item = cur.next();

@@ -5,7 +5,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
   const int64 = sqlite ? 'integer' : 'bigint';
   // AUTOINCREMENT on SQLite and identity on Postgres: ids are never reused, as the port requires.
-  const identity = (c: any) => (sqlite ? c.primaryKey().autoIncrement() : c.primaryKey().generatedByDefaultAsIdentity());
+  const identity = (c: any) =>
+    sqlite ? c.primaryKey().autoIncrement() : c.primaryKey().generatedByDefaultAsIdentity();
 
   await db.schema
     .createTable('experiments')
@@ -16,7 +17,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('creation_time', 'bigint', (c) => c.notNull())
     .addColumn('last_update_time', 'bigint', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('experiments_last_update').on('experiments').columns(['last_update_time', 'experiment_id']).execute();
+  await db.schema
+    .createIndex('experiments_last_update')
+    .on('experiments')
+    .columns(['last_update_time', 'experiment_id'])
+    .execute();
 
   await db.schema
     .createTable('experiment_tags')
@@ -73,7 +78,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('step', 'bigint', (c) => c.notNull())
     .addColumn('timestamp', 'bigint', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('metrics_history').on('metrics').columns(['run_id', 'key', 'step', 'timestamp', 'id']).execute();
+  await db.schema
+    .createIndex('metrics_history')
+    .on('metrics')
+    .columns(['run_id', 'key', 'step', 'timestamp', 'id'])
+    .execute();
 
   await db.schema
     .createTable('latest_metrics')
@@ -85,7 +94,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('timestamp', 'bigint', (c) => c.notNull())
     .addPrimaryKeyConstraint('latest_metrics_pk', ['run_id', 'key'])
     .execute();
-  await db.schema.createIndex('latest_metrics_key_value').on('latest_metrics').columns(['key', 'value', 'run_id']).execute();
+  await db.schema
+    .createIndex('latest_metrics_key_value')
+    .on('latest_metrics')
+    .columns(['key', 'value', 'run_id'])
+    .execute();
 
   await db.schema
     .createTable('datasets')
