@@ -94,6 +94,11 @@ export class SubscriberSet {
     };
   }
 
+  /** Whether some subscriber's type filter matches `type`. */
+  wants(type: string): boolean {
+    return this.#subscribers.some((s) => matchesEventType(type, s.types));
+  }
+
   /** Wakes deliveries waiting out a backoff so they notice the group is stopping. */
   interrupt(): void {
     this.#wake.abort();
