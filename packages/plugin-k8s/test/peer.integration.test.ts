@@ -48,20 +48,16 @@ async function jobPods(job: string): Promise<V1Pod[]> {
   return pods.items;
 }
 
-/** Creates the Job, waits for Complete=True and returns its one pod. */
-async function runToCompletion(job: V1Job): Promise<V1Pod> {
+/** Creates the Job, waits until it is Complete or Failed, deletes it and returns the outcome and its pods. */
+async function runJob(job: V1Job): Promise<{ outcome: string; reason?: string; pods: V1Pod[] }> {
   const name = job.metadata!.name!;
   await batch.createNamespacedJob({ namespace, body: job });
   try {
-    await waitFor(`Job ${name} to complete`, async () => {
+    const finished = await waitFor(`Job ${name} to finish`, async () => {
       const { status } = await batch.readNamespacedJobStatus({ name, namespace });
-      const failed = status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
-      if (failed) throw new Error(`Job ${name} failed: ${failed.reason}: ${failed.message}`);
-      return status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ? true : undefined;
+      return status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
     });
-    const pods = await jobPods(name);
-    expect(pods).toHaveLength(1);
-    return pods[0]!;
+    return { outcome: finished.type, reason: finished.reason, pods: await jobPods(name) };
   } finally {
     await batch.deleteNamespacedJob({ name, namespace, propagationPolicy: 'Background' });
   }
@@ -107,15 +103,29 @@ describe('Kubernetes peer', () => {
   });
 
   it('runs a Job requesting nvidia.com/gpu: 1 on a GPU node to completion', async () => {
-    const pod = await runToCompletion(gpuJob('train-gpu', 'nvidia.com/gpu'));
-    expect(GPU_NODES).toContain(pod.spec?.nodeName);
-    expect(pod.status?.phase).toBe('Succeeded');
+    const { outcome, pods } = await runJob(gpuJob('train-gpu', 'nvidia.com/gpu'));
+    expect(outcome).toBe('Complete');
+    expect(pods).toHaveLength(1);
+    expect(GPU_NODES).toContain(pods[0]?.spec?.nodeName);
+    expect(pods[0]?.status?.phase).toBe('Succeeded');
   });
 
   it('runs a Job requesting nvidia.com/mig-1g.10gb: 1 on the MIG node', async () => {
-    const pod = await runToCompletion(gpuJob('train-mig', 'nvidia.com/mig-1g.10gb'));
-    expect(pod.spec?.nodeName).toBe(MIG_NODE);
-    expect(pod.status?.phase).toBe('Succeeded');
+    const { outcome, pods } = await runJob(gpuJob('train-mig', 'nvidia.com/mig-1g.10gb'));
+    expect(outcome).toBe('Complete');
+    expect(pods).toHaveLength(1);
+    expect(pods[0]?.spec?.nodeName).toBe(MIG_NODE);
+    expect(pods[0]?.status?.phase).toBe('Succeeded');
+  });
+
+  it("fails a Job whose pod carries kwok's container-failure label", async () => {
+    const job = gpuJob('train-fail', 'nvidia.com/gpu');
+    job.spec!.template.metadata = { labels: { 'pod-container-running-failed.stage.kwok.x-k8s.io': 'true' } };
+    const { outcome, reason, pods } = await runJob(job);
+    expect(outcome).toBe('Failed');
+    expect(reason).toBe('BackoffLimitExceeded');
+    expect(pods[0]?.status?.phase).toBe('Failed');
+    expect(pods[0]?.status?.containerStatuses?.[0]?.state?.terminated?.exitCode).toBe(1);
   });
 
   it('leaves a GPU pod without the taint toleration unschedulable', async () => {
