@@ -1,5 +1,5 @@
 // Library-level logBatch throughput of SqlExperimentTracker on the embedded store (SQLite) and on PostgreSQL,
-// against PostgreSQL's COPY of the same rows into a table of the same shape (the ceiling).
+// against PostgreSQL's COPY of the same rows into the same table (the ceiling).
 // Run from packages/core: node --import tsx bench/tracker-ingest.ts   (PostgreSQL parts need MLPLANE_PG_URL)
 // Env: BENCH_ROWS (metric rows per case, default 100000).
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -73,7 +73,7 @@ async function ingest(store: MetadataStore, size: number, writers: number): Prom
   }
 }
 
-/** COPY of the same rows into a copy of the metrics table (identity and index included): one COPY per batch, and one for all rows. */
+/** COPY of the same rows into the tracker's own `metrics` table (identity and index): one COPY per batch, and one for all rows. */
 async function copyCeiling(
   url: string,
   schema: string,
@@ -82,16 +82,15 @@ async function copyCeiling(
   const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
   await client.connect();
   try {
-    await client.query('CREATE TABLE IF NOT EXISTS copy_target (LIKE metrics INCLUDING ALL)');
     const count = Math.floor(ROWS / size);
     const all = batches(size, count);
-    const runId = 'c'.repeat(32);
+    const runId = `copy${String(size).padStart(28, '0')}`;
     const lines = (batch: MetricInput[]) =>
       batch.map((m) => `${runId}\t${m.key}\t${m.value}\t0\t${m.step}\t${m.timestamp}\n`).join('');
     const copy = (text: string) =>
       pipeline(
         Readable.from([text]),
-        client.query(copyFrom('COPY copy_target (run_id, key, value, is_nan, step, timestamp) FROM STDIN')),
+        client.query(copyFrom('COPY metrics (run_id, key, value, is_nan, step, timestamp) FROM STDIN')),
       );
     await copy(lines(all[0]!));
     const latencies: number[] = [];
@@ -103,7 +102,7 @@ async function copyCeiling(
     }
     const seconds = (performance.now() - started) / 1000;
     latencies.sort((a, b) => a - b);
-    await client.query('TRUNCATE copy_target');
+    await client.query('DELETE FROM metrics WHERE run_id = $1', [runId]);
     const text = all.map(lines).join('');
     const t = performance.now();
     await copy(text);

@@ -56,8 +56,10 @@ export function toExperiment(row: ExperimentRow, tags: Record<string, string>): 
   };
 }
 
-export function findRun(db: Db, runId: string): Promise<RunRow | undefined> {
-  return db.selectFrom('runs').selectAll().where('run_id', '=', runId).executeTakeFirst();
+export function findRun(db: Db, runId: string, lock?: SqlDialect): Promise<RunRow | undefined> {
+  const query = db.selectFrom('runs').selectAll().where('run_id', '=', runId);
+  // With `lock`, the run cannot be deleted until the caller's transaction ends (metrics have no foreign key).
+  return (lock ? lock.forKeyShare(query) : query).executeTakeFirst();
 }
 
 export function toRunInfo(row: RunRow): RunInfo {

@@ -537,7 +537,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
       };
     });
     await this.#transaction(async (trx) => {
-      await requireActiveRun(trx, runId);
+      await requireActiveRun(trx, runId, this.#dialect);
       const events: DomainEvent[] = [];
       if (params.length > 0) {
         const { inserted, conflicts } = await insertParams(trx, runId, params);
@@ -774,16 +774,16 @@ async function requireExperiment(db: Kysely<TrackerDatabase>, id: number, raw: s
   return row;
 }
 
-async function requireRun(db: Kysely<TrackerDatabase>, runId: string): Promise<RunRow> {
+async function requireRun(db: Kysely<TrackerDatabase>, runId: string, lock?: SqlDialect): Promise<RunRow> {
   if (typeof runId !== 'string' || !RUN_ID_PATTERN.test(runId)) throw runNotFound(String(runId));
-  const row = await findRun(db, runId);
+  const row = await findRun(db, runId, lock);
   if (!row) throw runNotFound(runId);
   return row;
 }
 
 /** Writes to a deleted run are refused; finished runs still accept them (as MLflow). */
-async function requireActiveRun(db: Kysely<TrackerDatabase>, runId: string): Promise<RunRow> {
-  const row = await requireRun(db, runId);
+async function requireActiveRun(db: Kysely<TrackerDatabase>, runId: string, lock?: SqlDialect): Promise<RunRow> {
+  const row = await requireRun(db, runId, lock);
   if (row.lifecycle_stage === 'deleted') {
     throw new ConflictError(`run '${runId}' is deleted: restore it before writing to it`);
   }

@@ -1,4 +1,4 @@
-import { type Expression, type RawBuilder, type SqlBool, sql, type Transaction } from 'kysely';
+import { type Expression, type RawBuilder, type SelectQueryBuilder, type SqlBool, sql, type Transaction } from 'kysely';
 
 /**
  * Every place where PostgreSQL and SQLite need different SQL, so that repositories stay dialect-free.
@@ -23,6 +23,11 @@ export interface SqlDialect {
   ): Promise<void>;
   /** JSON columns come back parsed on Postgres (jsonb) and as text on SQLite. */
   parseJson(value: unknown): unknown;
+  /**
+   * Locks the selected rows against deletion and key changes until the transaction ends (Postgres
+   * `FOR KEY SHARE`); on SQLite the transaction's write lock already excludes every other writer.
+   */
+  forKeyShare<Q extends SelectQueryBuilder<any, any, any>>(query: Q): Q;
 }
 
 export interface ColumnSpec<Row> {
@@ -63,6 +68,7 @@ const postgres: SqlDialect = {
     await sql`INSERT INTO ${sql.table(table)} (${names}) SELECT * FROM unnest(${arrays})`.execute(trx);
   },
   parseJson: (value) => value,
+  forKeyShare: (query) => query.forKeyShare() as typeof query,
 };
 
 const sqlite: SqlDialect = {
@@ -80,6 +86,7 @@ const sqlite: SqlDialect = {
     }
   },
   parseJson: (value) => (typeof value === 'string' ? JSON.parse(value) : value),
+  forKeyShare: (query) => query,
 };
 
 export function sqlDialect(name: 'postgres' | 'sqlite'): SqlDialect {
