@@ -99,6 +99,26 @@ peers_up() {
   return $rc
 }
 
+# peers_restart <name...>: stop a peer's tracked processes and start it again on the same data dir and port,
+# as a crash and recovery would. MLPLANE_PEERS_RESTART_SIGNAL=KILL stops it without a clean shutdown.
+peers_restart() {
+  [ $# -gt 0 ] || { echo "usage: scripts/peers restart <name...>" >&2; return 2; }
+  local n p d rc=0 t0 sig="${MLPLANE_PEERS_RESTART_SIGNAL:-TERM}"
+  for n in "$@"; do
+    declare -F "${n}_start" >/dev/null || { echo "peers: unknown peer '$n' (known: ${PEERS_ALL[*]})" >&2; return 2; }
+    d="$(peer_data_dir "$n")"
+    if [ -z "$d" ] || [ ! -d "$d" ]; then echo "peers: $n is not up; start it with scripts/peers up $n" >&2; rc=1; continue; fi
+    t0=$(date +%s)
+    [ "$sig" != KILL ] && declare -F "${n}_stop" >/dev/null && "${n}_stop" 2>/dev/null
+    for p in $(peer_pids "$n"); do kill "-$sig" -- "-$p" 2>/dev/null || kill "-$sig" "$p" 2>/dev/null; done
+    for _ in $(seq 1 60); do peer_alive "$n" || break; sleep 0.5; done
+    for p in $(peer_pids "$n"); do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; done
+    rm -f "$MLPLANE_PEERS_STATE/$n.pids"
+    if "${n}_start"; then echo "peers: $n restarted in $(( $(date +%s) - t0 ))s"; else rc=1; fi
+  done
+  return $rc
+}
+
 peers_down() {
   local names=("$@"); [ ${#names[@]} -eq 0 ] && names=("${PEERS_ALL[@]}")
   local n p i data

@@ -74,7 +74,8 @@ logger.server.name=kafka.server.KafkaRaftServer
 logger.server.level=INFO
 LOG
   local cp="$KAFKA_HOME/libs/*" log4j="-Dlog4j2.configurationFile=$d/log4j2.properties"
-  kafka_java "$log4j" -cp "$cp" kafka.tools.StorageTool format -t "$KAFKA_CLUSTER_ID" -c "$d/server.properties" \
+  # A restart keeps the formatted log dir (formatting twice fails).
+  [ -f "$d/logs/meta.properties" ] || kafka_java "$log4j" -cp "$cp" kafka.tools.StorageTool format -t "$KAFKA_CLUSTER_ID" -c "$d/server.properties" \
     >>"$(peer_log kafka)" 2>&1 || { peer_fail kafka "java -cp '$cp' kafka.tools.StorageTool format -t $KAFKA_CLUSTER_ID -c $d/server.properties"; return 1; }
   peer_spawn kafka -- java -Xmx512m -Xms128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
     "$log4j" -cp "$cp" kafka.Kafka "$d/server.properties"

@@ -26,7 +26,8 @@ postgres_start() {
   mkdir -p "$d/pgdata" "$d/sock"
   printf '%s\n' "$PG_PASS" >"$d/pwfile"
   [ "$(id -u)" = 0 ] && chown -R postgres: "$d" && chmod 755 "$d"
-  pg_as "$bin/initdb" -D "$d/pgdata" -U "$PG_USER" --pwfile="$d/pwfile" -A scram-sha-256 -E UTF8 --no-sync \
+  # A restart keeps the cluster initdb made.
+  [ -f "$d/pgdata/PG_VERSION" ] || pg_as "$bin/initdb" -D "$d/pgdata" -U "$PG_USER" --pwfile="$d/pwfile" -A scram-sha-256 -E UTF8 --no-sync \
     >>"$(peer_log postgres)" 2>&1 || { peer_fail postgres "$bin/initdb -D $d/pgdata"; return 1; }
   local run=()
   [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
@@ -35,6 +36,8 @@ postgres_start() {
   if ! peer_wait postgres 30; then
     peer_fail postgres "${run[*]} $bin/postgres -D $d/pgdata -k $d/sock -h 127.0.0.1 -p $PG_PORT"; return 1
   fi
+  [ "$(PGPASSWORD="$PG_PASS" "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" 2>/dev/null)" = 1 ] && return 0
   PGPASSWORD="$PG_PASS" "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $PG_DB" \
     >>"$(peer_log postgres)" 2>&1 || { peer_fail postgres "psql -h 127.0.0.1 -p $PG_PORT -U $PG_USER -c 'CREATE DATABASE $PG_DB'"; return 1; }
 }

@@ -1,4 +1,5 @@
-# Redis 7 (Debian package redis-server) in the foreground, nothing persisted.
+# Redis 7 (Debian package redis-server) in the foreground. The append-only file is on (fsync every second,
+# written before each reply), so a restart of the process keeps every acknowledged write.
 # Port: MLPLANE_REDIS_PORT (default 63799). Env: MLPLANE_REDIS_URL.
 REDIS_PORT="$(peer_port MLPLANE_REDIS_PORT 63799)"
 
@@ -10,7 +11,7 @@ redis_install() {
 redis_start() {
   local d; d="$(peer_data_dir redis)"
   peer_spawn redis -- redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --protected-mode yes --dir "$d" \
-    --daemonize no --save '' --appendonly no --logfile ''
+    --daemonize no --save '' --appendonly yes --appendfsync everysec --logfile ''
   peer_wait redis 15 || { peer_fail redis "redis-server --port $REDIS_PORT --bind 127.0.0.1 --dir $d --save ''"; return 1; }
 }
 
