@@ -13,7 +13,9 @@ KAFKA_CLUSTER_ID=bWxwbGFuZS1wZWVycy1rYQ
 kafka_install() {
   local marker="$KAFKA_HOME/libs/.complete-$KAFKA_VERSION"
   [ -f "$marker" ] && return 0
-  command -v java >/dev/null && command -v mvn >/dev/null || { echo "peers: kafka needs java (17+) and mvn" >&2; return 1; }
+  if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+    echo "peers: kafka needs java (17+) and mvn" >&2; return 1
+  fi
   mkdir -p "$KAFKA_HOME"
   cat >"$KAFKA_HOME/pom.xml" <<POM
 <project xmlns="http://maven.apache.org/POM/4.0.0">

@@ -54,9 +54,9 @@ postgres_env() {
 # Fast shutdown (SIGINT) so open client sessions do not hold the smart shutdown that SIGTERM asks for;
 # backends run in their own process groups, so the postmaster must end them itself.
 postgres_stop() {
-  local d pid i; d="$(peer_data_dir postgres)"
+  local d pid; d="$(peer_data_dir postgres)"
   [ -n "$d" ] && [ -f "$d/pgdata/postmaster.pid" ] || return 0
   pid="$(head -n 1 "$d/pgdata/postmaster.pid")"
   kill -INT "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
 }
