@@ -1,5 +1,6 @@
 import { createServiceRef } from '../kernel/service-ref.js';
 import { ValidationError } from './errors.js';
+import type { Run, RunArtifact } from './experiment-tracker.js';
 import type { Page, PageLimits, PageOptions } from './paging.js';
 
 export {
@@ -134,6 +135,13 @@ export interface ModelLineage {
   readonly runLink?: string;
   /** Known when the registry shares a tracker with the run. */
   readonly experimentId?: string;
+  /**
+   * The producing run as its tracker holds it (params, latest metrics, tags, dataset inputs); present when the
+   * registry shares a tracker with the run and the run still exists.
+   */
+  readonly run?: Run;
+  /** Files below the run's artifact root (a bounded listing), present with `run`. */
+  readonly artifacts?: readonly RunArtifact[];
 }
 
 /** A parsed `models:/` URI; see `parseModelUri`. */

@@ -1,0 +1,117 @@
+import { ValidationError } from '../../ports/errors.js';
+import { validateTrackingKey } from '../../ports/experiment-tracker.js';
+import { type ModelSignature, REGISTRY_LIMITS } from '../../ports/model-registry.js';
+
+/** MLflow's registered_models.name column is VARCHAR(256). */
+export const MODEL_NAME_LENGTH = 256;
+/** Run ids as the tracker issues them (RunInfo.id). */
+const RUN_ID_PATTERN = /^[a-zA-Z0-9][\w-]{0,255}$/;
+const RUNS_URI = /^runs:\/([^/]+)(\/.*)?$/;
+
+export function validateModelName(name: unknown, field = 'name'): asserts name is string {
+  if (typeof name !== 'string' || name.trim() === '') {
+    throw new ValidationError('model name must be a non-empty string', { field });
+  }
+  if (name.includes('/')) {
+    throw new ValidationError(`model name '${name}' may not contain '/': models:/ URIs could not name it`, { field });
+  }
+  if (name.length > MODEL_NAME_LENGTH) {
+    throw new ValidationError(`model name has ${name.length} chars; the limit is ${MODEL_NAME_LENGTH}`, { field });
+  }
+}
+
+export function validateVersionNumber(version: unknown, field = 'version'): asserts version is number {
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+    throw new ValidationError(`version must be a positive integer, got ${String(version)}`, { field });
+  }
+}
+
+export function validateTag(key: unknown, value: unknown, field = 'key'): void {
+  if (typeof key !== 'string') throw new ValidationError('tag key must be a string', { field });
+  // The registry's own limit first, so the message names it rather than the tracker's equal keyLength.
+  if (key.length > REGISTRY_LIMITS.tagKeyLength) {
+    throw new ValidationError(
+      `tag key '${key.slice(0, 50)}...' exceeds the tagKeyLength limit of ${REGISTRY_LIMITS.tagKeyLength}`,
+      { field },
+    );
+  }
+  validateTrackingKey(key, field);
+  if (typeof value !== 'string') throw new ValidationError(`tag '${key}' value must be a string`, { field });
+  if (value.length > REGISTRY_LIMITS.tagValueLength) {
+    throw new ValidationError(
+      `tag '${key}' value has ${value.length} chars; the tagValueLength limit is ${REGISTRY_LIMITS.tagValueLength}`,
+      { field },
+    );
+  }
+}
+
+export function validateTags(tags: unknown): [string, string][] {
+  if (tags === undefined) return [];
+  if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) {
+    throw new ValidationError('tags must be an object of string values', { field: 'tags' });
+  }
+  const entries = Object.entries(tags as Record<string, unknown>);
+  for (const [key, value] of entries) validateTag(key, value, `tags.${key}`);
+  return entries as [string, string][];
+}
+
+export function validateOptionalString(value: unknown, field: string): asserts value is string | undefined {
+  if (value !== undefined && typeof value !== 'string') {
+    throw new ValidationError(`${field} must be a string`, { field });
+  }
+}
+
+export function validateRunId(runId: unknown, field = 'runId'): asserts runId is string {
+  if (typeof runId !== 'string' || !RUN_ID_PATTERN.test(runId)) {
+    throw new ValidationError(`${field} '${String(runId)}' is not a run id`, { field });
+  }
+}
+
+/** The run a `runs:/<id>/<path>` source names, as MLflow reads it. */
+export function runIdOfSource(source: string): string | undefined {
+  return RUNS_URI.exec(source)?.[1];
+}
+
+/** Checks a signature's shape: arrays of column or tensor specs, one kind per side, as MLflow requires. */
+export function validateSignature(signature: unknown): asserts signature is ModelSignature | undefined {
+  if (signature === undefined) return;
+  const fail = (message: string): never => {
+    throw new ValidationError(`signature ${message}`, { field: 'signature' });
+  };
+  if (typeof signature !== 'object' || signature === null) fail('must be an object with inputs and outputs');
+  const s = signature as Record<string, unknown>;
+  for (const side of ['inputs', 'outputs'] as const) {
+    const specs = s[side];
+    if (!Array.isArray(specs)) fail(`${side} must be an array`);
+    const kinds = new Set<unknown>();
+    (specs as unknown[]).forEach((spec, i) => {
+      const at = `${side}[${i}]`;
+      if (typeof spec !== 'object' || spec === null) fail(`${at} must be a column or tensor spec`);
+      const o = spec as Record<string, unknown>;
+      if (o.name !== undefined && typeof o.name !== 'string') fail(`${at}.name must be a string`);
+      if (o.kind === 'column') {
+        if (typeof o.type !== 'string' || o.type === '') fail(`${at}.type must be a non-empty string`);
+        if (o.required !== undefined && typeof o.required !== 'boolean') fail(`${at}.required must be a boolean`);
+      } else if (o.kind === 'tensor') {
+        if (typeof o.dtype !== 'string' || o.dtype === '') fail(`${at}.dtype must be a non-empty string`);
+        const shape = o.shape;
+        if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < -1)) {
+          fail(`${at}.shape must be an array of integers (-1 for a variable dimension)`);
+        }
+      } else {
+        fail(`${at}.kind must be 'column' or 'tensor'`);
+      }
+      kinds.add(o.kind);
+    });
+    if (kinds.size > 1) fail(`${side} mixes columns and tensors; use one kind per side`);
+  }
+  if (s.params !== undefined) {
+    if (!Array.isArray(s.params)) fail('params must be an array');
+    (s.params as unknown[]).forEach((p, i) => {
+      const o = p as Record<string, unknown> | null;
+      if (typeof o !== 'object' || o === null || typeof o.name !== 'string' || typeof o.type !== 'string') {
+        fail(`params[${i}] must have a string name and type`);
+      }
+    });
+  }
+}
