@@ -1,7 +1,7 @@
 // Library-level logBatch throughput of SqlExperimentTracker on the embedded store (SQLite) and on PostgreSQL,
 // against PostgreSQL's COPY of the same rows into the same table (the ceiling).
 // Run from packages/core: node --import tsx bench/tracker-ingest.ts   (PostgreSQL parts need MLPLANE_PG_URL)
-// Env: BENCH_ROWS (metric rows per case, default 100000).
+// Env: BENCH_ROWS (metric rows per case, default 100000), BENCH_ROUNDS (default 5).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,135 +17,111 @@ import type { MetricInput } from '../src/ports/experiment-tracker.js';
 import type { MetadataStore } from '../src/ports/metadata-store.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 100_000);
+// Each case alternates its contenders in rounds, so that a shared machine's changing load hits all of them alike.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const KEYS = 10;
+const T0 = 1_760_000_000_000;
 
-function batches(size: number, count: number): MetricInput[][] {
-  const t0 = 1_760_000_000_000;
+function batches(size: number, count: number, offset: number): MetricInput[][] {
   return Array.from({ length: count }, (_, b) =>
     Array.from({ length: size }, (_, i) => {
-      const n = b * size + i;
+      const n = (offset + b) * size + i;
       const step = Math.floor(n / KEYS);
-      return { key: `metric_${n % KEYS}`, value: Math.sin(n), step, timestamp: t0 + step };
+      return { key: `metric_${n % KEYS}`, value: Math.sin(n), step, timestamp: T0 + step };
     }),
   );
 }
 
-interface Figure {
-  readonly rowsPerSec: number;
-  readonly batchesPerSec: number;
-  readonly p50Ms: number;
-}
+/** Accumulates timings of one contender over the rounds of a case. */
+class Meter {
+  rows = 0;
+  batches = 0;
+  seconds = 0;
+  readonly latencies: number[] = [];
 
-async function ingest(store: MetadataStore, size: number, writers: number): Promise<Figure> {
-  const dir = await mkdtemp(join(tmpdir(), 'mlplane-bench-art-'));
-  try {
-    const tracker = await SqlExperimentTracker.open({ store, artifacts: new LocalArtifactStore({ root: dir }) });
-    const experiment = await tracker.createExperiment({ name: `bench-${size}-${writers}-${Date.now()}` });
-    const count = Math.max(writers, Math.floor(ROWS / size));
-    const all = batches(size, count);
-    const runs = await Promise.all(
-      Array.from({ length: writers }, () => tracker.createRun({ experimentId: experiment.id })),
-    );
-    // Warm-up: plans, statement cache, pool connections.
-    await tracker.logBatch(runs[0]!.info.id, { metrics: all[0]!.map((m) => ({ ...m, step: -1 })) });
-    const latencies: number[] = [];
-    let next = 0;
-    const started = performance.now();
-    await Promise.all(
-      runs.map(async (run) => {
-        while (next < all.length) {
-          const batch = all[next++]!;
-          const t = performance.now();
-          await tracker.logBatch(run.info.id, { metrics: batch });
-          latencies.push(performance.now() - t);
-        }
-      }),
-    );
-    const seconds = (performance.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
-    return {
-      rowsPerSec: (count * size) / seconds,
-      batchesPerSec: count / seconds,
-      p50Ms: latencies[Math.floor(latencies.length / 2)]!,
-    };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  line(label: string): string {
+    this.latencies.sort((a, b) => a - b);
+    const p50 = this.latencies.length
+      ? ` p50 ${this.latencies[Math.floor(this.latencies.length / 2)]!.toFixed(2)} ms`
+      : '';
+    return `${label.padEnd(48)} ${fmt(this.rowsPerSec).padStart(9)} rows/s ${fmt(this.batches / this.seconds).padStart(7)} batches/s${p50}`;
   }
-}
 
-/** COPY of the same rows into the tracker's own `metrics` table (identity and index): one COPY per batch, and one for all rows. */
-async function copyCeiling(
-  url: string,
-  schema: string,
-  size: number,
-): Promise<{ perBatch: Figure; oneStream: number }> {
-  const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
-  await client.connect();
-  try {
-    const count = Math.floor(ROWS / size);
-    const all = batches(size, count);
-    const runId = `copy${String(size).padStart(28, '0')}`;
-    const lines = (batch: MetricInput[]) =>
-      batch.map((m) => `${runId}\t${m.key}\t${m.value}\t0\t${m.step}\t${m.timestamp}\n`).join('');
-    const copy = (text: string) =>
-      pipeline(
-        Readable.from([text]),
-        client.query(copyFrom('COPY metrics (run_id, key, value, is_nan, step, timestamp) FROM STDIN')),
-      );
-    await copy(lines(all[0]!));
-    const latencies: number[] = [];
-    const started = performance.now();
-    for (const batch of all) {
-      const t = performance.now();
-      await copy(lines(batch));
-      latencies.push(performance.now() - t);
-    }
-    const seconds = (performance.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
-    await client.query('DELETE FROM metrics WHERE run_id = $1', [runId]);
-    const text = all.map(lines).join('');
-    const t = performance.now();
-    await copy(text);
-    const oneStream = (count * size) / ((performance.now() - t) / 1000);
-    return {
-      perBatch: {
-        rowsPerSec: (count * size) / seconds,
-        batchesPerSec: count / seconds,
-        p50Ms: latencies[Math.floor(latencies.length / 2)]!,
-      },
-      oneStream,
-    };
-  } finally {
-    await client.end();
+  get rowsPerSec(): number {
+    return this.rows / this.seconds;
   }
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-const line = (label: string, f: Figure) =>
-  console.log(
-    `${label.padEnd(46)} ${fmt(f.rowsPerSec).padStart(9)} rows/s ${fmt(f.batchesPerSec).padStart(7)} batches/s  p50 ${f.p50Ms.toFixed(2)} ms`,
+
+/** Runs `all` through logBatch with `writers` concurrent callers, one run each. */
+async function logBatches(
+  tracker: SqlExperimentTracker,
+  runIds: readonly string[],
+  all: MetricInput[][],
+  meter: Meter,
+) {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    runIds.map(async (runId) => {
+      while (next < all.length) {
+        const batch = all[next++]!;
+        const t = performance.now();
+        await tracker.logBatch(runId, { metrics: batch });
+        meter.latencies.push(performance.now() - t);
+      }
+    }),
   );
+  meter.seconds += (performance.now() - started) / 1000;
+  meter.rows += all.length * (all[0]?.length ?? 0);
+  meter.batches += all.length;
+}
+
+async function openTracker(store: MetadataStore, dir: string, writers: number) {
+  const tracker = await SqlExperimentTracker.open({ store, artifacts: new LocalArtifactStore({ root: dir }) });
+  const experiment = await tracker.createExperiment({ name: `bench-${writers}-${Date.now()}-${Math.random()}` });
+  const runs = await Promise.all(
+    Array.from({ length: writers }, () => tracker.createRun({ experimentId: experiment.id })),
+  );
+  const runIds = runs.map((r) => r.info.id);
+  // Warm-up: plans, statement cache, pool connections.
+  await tracker.logBatch(runIds[0]!, { metrics: batches(10, 1, 0)[0]!.map((m) => ({ ...m, step: -1 })) });
+  return { tracker, runIds };
+}
 
 console.log(
-  `tracker-ingest: ${ROWS} metric rows per case, ${KEYS} keys; ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg()
+  `tracker-ingest: ${ROWS} metric rows per case in ${ROUNDS} alternating rounds, ${KEYS} keys; ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg()
     .map((l) => l.toFixed(2))
     .join(' ')}, Node ${process.version}`,
 );
 
-for (const synchronous of ['FULL', 'NORMAL'] as const) {
-  for (const [size, writers] of [
-    [10, 1],
-    [500, 1],
-    [500, 4],
-  ] as const) {
-    const dir = await mkdtemp(join(tmpdir(), 'mlplane-bench-'));
-    const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite'), synchronous });
-    try {
-      line(`embedded SQLite (${synchronous}) ${size}-metric batches x${writers}`, await ingest(store, size, writers));
-    } finally {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
+const cases = [
+  [10, 1],
+  [500, 1],
+  [500, 4],
+] as const;
+
+// Embedded: SQLite with synchronous FULL (the default) and NORMAL, alternating per round.
+for (const [size, writers] of cases) {
+  const dir = await mkdtemp(join(tmpdir(), 'mlplane-bench-'));
+  const stores = await Promise.all(
+    (['FULL', 'NORMAL'] as const).map(async (synchronous) => {
+      const store = await SqliteMetadataStore.open({ path: join(dir, `${synchronous}.sqlite`), synchronous });
+      return { synchronous, store, meter: new Meter(), ...(await openTracker(store, join(dir, synchronous), writers)) };
+    }),
+  );
+  try {
+    const perRound = Math.max(writers, Math.floor(ROWS / size / ROUNDS));
+    for (let round = 0; round < ROUNDS; round++) {
+      const all = batches(size, perRound, round * perRound);
+      for (const s of stores) await logBatches(s.tracker, s.runIds, all, s.meter);
     }
+    for (const s of stores)
+      console.log(s.meter.line(`embedded SQLite (${s.synchronous}) ${size}-metric batches x${writers}`));
+  } finally {
+    for (const s of stores) await s.store.close();
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -155,30 +131,68 @@ if (!url) {
 } else {
   const schema = `mlplane_bench_${Date.now().toString(36)}`;
   const store = await PostgresMetadataStore.connect({ connectionString: url, schema });
+  const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+  await client.connect();
+  const dir = await mkdtemp(join(tmpdir(), 'mlplane-bench-art-'));
   try {
-    const figures = new Map<string, Figure>();
-    for (const [size, writers] of [
-      [10, 1],
-      [500, 1],
-      [500, 4],
-    ] as const) {
-      const f = await ingest(store, size, writers);
-      figures.set(`${size}x${writers}`, f);
-      line(`PostgreSQL ${size}-metric batches x${writers}`, f);
-    }
-    for (const size of [10, 500]) {
-      const { perBatch, oneStream } = await copyCeiling(url, schema, size);
-      line(`PostgreSQL COPY, one COPY per ${size}-row batch`, perBatch);
-      console.log(
-        `${`PostgreSQL COPY, all ${ROWS} rows in one stream`.padEnd(46)} ${fmt(oneStream).padStart(9)} rows/s`,
-      );
-      const ours = figures.get(`${size}x1`)!;
-      console.log(
-        `  ratio logBatch(${size}) / COPY per batch: ${(ours.rowsPerSec / perBatch.rowsPerSec).toFixed(2)}; / COPY one stream: ${(ours.rowsPerSec / oneStream).toFixed(2)}`,
-      );
+    for (const [size, writers] of cases) {
+      const { tracker, runIds } = await openTracker(store, dir, writers);
+      const ours = new Meter();
+      const copyPerBatch = new Meter();
+      const copyStream = new Meter();
+      // COPY goes into the tracker's own metrics table, for a run of its own, with the same rows.
+      const copyRun = (await tracker.createRun({ experimentId: (await tracker.getRun(runIds[0]!)).info.experimentId }))
+        .info.id;
+      const lines = (batch: MetricInput[]) =>
+        batch.map((m) => `${copyRun}\t${m.key}\t${m.value}\t0\t${m.step}\t${m.timestamp}\n`).join('');
+      const copy = (text: string) =>
+        pipeline(
+          Readable.from([text]),
+          client.query(copyFrom('COPY metrics (run_id, key, value, is_nan, step, timestamp) FROM STDIN')),
+        );
+      await copy(lines(batches(size, 1, 0)[0]!));
+      const perRound = Math.max(writers, Math.floor(ROWS / size / ROUNDS));
+      for (let round = 0; round < ROUNDS; round++) {
+        const all = batches(size, perRound, round * perRound);
+        await logBatches(tracker, runIds, all, ours);
+        if (writers === 1) {
+          let t = performance.now();
+          const started = t;
+          for (const batch of all) {
+            await copy(lines(batch));
+            const now = performance.now();
+            copyPerBatch.latencies.push(now - t);
+            t = now;
+          }
+          copyPerBatch.seconds += (performance.now() - started) / 1000;
+          copyPerBatch.rows += perRound * size;
+          copyPerBatch.batches += perRound;
+          const text = all.map(lines).join('');
+          const s = performance.now();
+          await copy(text);
+          copyStream.seconds += (performance.now() - s) / 1000;
+          copyStream.rows += perRound * size;
+          copyStream.batches += 1;
+        }
+      }
+      console.log(ours.line(`PostgreSQL logBatch ${size}-metric batches x${writers}`));
+      if (writers === 1) {
+        console.log(copyPerBatch.line(`PostgreSQL COPY, one COPY per ${size}-row batch`));
+        console.log(copyStream.line(`PostgreSQL COPY, each round's rows in one stream`));
+        console.log(
+          `  ratio logBatch(${size}) / COPY per batch: ${(ours.rowsPerSec / copyPerBatch.rowsPerSec).toFixed(2)}; / COPY one stream: ${(ours.rowsPerSec / copyStream.rowsPerSec).toFixed(2)}`,
+        );
+      }
     }
   } finally {
+    await client.end();
     await store.db().schema.dropSchema(schema).cascade().execute();
     await store.close();
+    await rm(dir, { recursive: true, force: true });
   }
 }
+console.log(
+  `load at the end: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
