@@ -1,0 +1,495 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AuditLog } from '../../ports/audit-log.js';
+import {
+  ALL_PROJECTS,
+  type Authorizer,
+  BUILT_IN_ROLES,
+  type Permission,
+  type Principal,
+  type ResourceRef,
+  TOKEN_SECRET_PREFIX,
+} from '../../ports/authorizer.js';
+import { ConflictError, NotFoundError, PermissionDeniedError, ValidationError } from '../../ports/errors.js';
+import type { DomainEvent } from '../../ports/event-bus.js';
+import { delay, uniqueTag } from './support.js';
+
+export interface AuthorizerFixture {
+  readonly authorizer: Authorizer;
+  /** The audit log the authorizer records denied decisions in, where it has one; audit cases need it. */
+  readonly audit?: AuditLog;
+  /** The domain events the authorizer recorded (its outbox), oldest first; event cases need it. */
+  readonly events?: () => Promise<readonly DomainEvent[]>;
+  /** Releases what the fixture created; runs after each test. */
+  readonly cleanup?: () => Promise<void>;
+}
+
+type ErrorClass = new (...args: any[]) => Error;
+
+async function rejects<E extends Error>(
+  promise: Promise<unknown>,
+  type: new (...args: any[]) => E,
+  message: RegExp | string,
+): Promise<E> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, `expected ${type.name}`).toBeInstanceOf(type as ErrorClass);
+  if (typeof message === 'string') expect((err as Error).message).toContain(message);
+  else expect((err as Error).message).toMatch(message);
+  return err as E;
+}
+
+const HOUR = 3_600_000;
+
+/**
+ * The contract every Authorizer meets: default deny, built-in and custom roles granted per project, API tokens that
+ * are shown once, expire, can be revoked and never exceed their creator. Principals, projects and roles carry a
+ * random tag so that a shared backend works.
+ */
+export function authorizerConformance(name: string, factory: () => Promise<AuthorizerFixture>): void {
+  describe(`Authorizer conformance: ${name}`, async () => {
+    const probe = await factory();
+    const hasAudit = probe.audit !== undefined;
+    const hasEvents = probe.events !== undefined;
+    await probe.cleanup?.();
+
+    let fixture: AuthorizerFixture;
+    let authz: Authorizer;
+    let tag: string;
+
+    beforeEach(async () => {
+      fixture = await factory();
+      authz = fixture.authorizer;
+      tag = uniqueTag();
+    });
+    afterEach(async () => {
+      await fixture?.cleanup?.();
+    });
+
+    const id = (base: string) => `${base}-${tag}`;
+    const project = (base = 'proj') => `${base}-${tag}`;
+    const model = (p: string, modelId = 'fraud'): ResourceRef => ({ project: p, kind: 'model', id: modelId });
+
+    async function allowed(principal: Principal, permission: Permission, resource: ResourceRef): Promise<boolean> {
+      return (await authz.authorize(principal, permission, resource)).allowed;
+    }
+
+    async function userWith(base: string, grants: readonly [string, string][]): Promise<Principal> {
+      for (const [p, role] of grants) await authz.grant(id(base), p, role);
+      return authz.getPrincipal(id(base));
+    }
+
+    // ------------------------------------------------------------------ decisions
+    describe('decisions', () => {
+      it('denies by default: an unknown principal holds nothing', async () => {
+        const nobody = await authz.getPrincipal(id('nobody'));
+        expect(nobody).toEqual({ id: id('nobody'), kind: 'user', roles: {} });
+        const decision = await authz.authorize(nobody, 'model.read', model(project()));
+        expect(decision.allowed).toBe(false);
+        expect(decision.reason).toContain('model.read');
+        expect(decision.reason).toContain('no roles there');
+      });
+
+      it('grants what the built-in roles hold, and nothing more', async () => {
+        const p = project();
+        const viewer = await userWith('viewer', [[p, 'viewer']]);
+        const editor = await userWith('editor', [[p, 'editor']]);
+        const admin = await userWith('admin', [[p, 'admin']]);
+        const secret: ResourceRef = { project: p, kind: 'secret', id: 'db-password' };
+        const audit: ResourceRef = { project: p, kind: 'audit' };
+        expect(await allowed(viewer, 'model.read', model(p))).toBe(true);
+        expect(await allowed(viewer, 'model.write', model(p))).toBe(false);
+        expect(await allowed(editor, 'model.promote', model(p))).toBe(true);
+        expect(await allowed(editor, 'secret.read', secret)).toBe(false);
+        expect(await allowed(editor, 'audit.read', audit)).toBe(false);
+        expect(await allowed(editor, 'role.write', { project: p, kind: 'role' })).toBe(false);
+        expect(await allowed(admin, 'secret.write', secret)).toBe(true);
+        expect(await allowed(admin, 'admin', audit)).toBe(true);
+        const yes = await authz.authorize(editor, 'model.promote', model(p));
+        expect(yes.reason).toContain(`role 'editor'`);
+        expect(yes.reason).toContain(`'${p}'`);
+        const no = await authz.authorize(viewer, 'model.write', model(p));
+        expect(no.reason).toContain('roles there: viewer');
+      });
+
+      it('scopes grants to their project; ALL_PROJECTS grants apply everywhere', async () => {
+        const a = project('a');
+        const b = project('b');
+        const alice = await userWith('alice', [[a, 'editor']]);
+        expect(await allowed(alice, 'model.write', model(a))).toBe(true);
+        expect(await allowed(alice, 'model.write', model(b))).toBe(false);
+        expect(await allowed(alice, 'model.read', model(ALL_PROJECTS))).toBe(false);
+        const ops = await userWith('ops', [[ALL_PROJECTS, 'viewer']]);
+        expect(await allowed(ops, 'model.read', model(a))).toBe(true);
+        expect(await allowed(ops, 'model.read', model(ALL_PROJECTS))).toBe(true);
+        expect((await authz.authorize(ops, 'model.read', model(b))).reason).toContain('all projects');
+        expect(await allowed(ops, 'model.write', model(a))).toBe(false);
+      });
+
+      it('grants and revokes idempotently; revoking takes effect for the next principal read', async () => {
+        const p = project();
+        await Promise.all(Array.from({ length: 5 }, () => authz.grant(id('bob'), p, 'editor')));
+        await authz.grant(id('bob'), p, 'viewer');
+        expect((await authz.getPrincipal(id('bob'))).roles).toEqual({ [p]: ['editor', 'viewer'] });
+        await authz.revoke(id('bob'), p, 'editor');
+        await authz.revoke(id('bob'), p, 'editor');
+        const bob = await authz.getPrincipal(id('bob'), 'service');
+        expect(bob).toEqual({ id: id('bob'), kind: 'service', roles: { [p]: ['viewer'] } });
+        expect(await allowed(bob, 'model.write', model(p))).toBe(false);
+        await rejects(authz.grant(id('bob'), p, id('nope')), NotFoundError, `role '${id('nope')}' does not exist`);
+        await rejects(authz.grant(id('bob'), 'bad project!', 'viewer'), ValidationError, 'is not a project name');
+        await rejects(authz.grant('', p, 'viewer'), ValidationError, 'principalId');
+      });
+
+      it('require resolves when allowed and throws PermissionDeniedError naming the permission and resource', async () => {
+        const p = project();
+        const viewer = await userWith('carol', [[p, 'viewer']]);
+        await authz.require(viewer, 'model.read', model(p));
+        const err = await rejects(
+          authz.require(viewer, 'model.promote', model(p, 'churn')),
+          PermissionDeniedError,
+          'model.promote',
+        );
+        expect(err.message).toContain('model:churn');
+        expect(err.message).toContain(p);
+        expect(err.message).toContain('roles there: viewer');
+      });
+
+      it('validates permissions, resources and principals', async () => {
+        const p = project();
+        const someone = await authz.getPrincipal(id('dan'));
+        await rejects(
+          authz.authorize(someone, 'model.fly' as never, model(p)),
+          ValidationError,
+          "'model.fly' is not a permission",
+        );
+        await rejects(
+          authz.authorize(someone, 'model.read', { project: p, kind: 'planet' as never }),
+          ValidationError,
+          'resource.kind must be one of',
+        );
+        await rejects(
+          authz.authorize(someone, 'model.read', { project: '', kind: 'model' }),
+          ValidationError,
+          'project',
+        );
+        await rejects(
+          authz.authorize({ id: 'x', kind: 'user', roles: { [p]: 'admin' as never } }, 'model.read', model(p)),
+          ValidationError,
+          'principal.roles',
+        );
+      });
+
+      it.runIf(hasAudit)('records denied require decisions in the audit log, with who, what and why', async () => {
+        const p = project();
+        const viewer = await userWith('erin', [[p, 'viewer']]);
+        await authz.require(viewer, 'model.read', model(p));
+        await rejects(authz.require(viewer, 'model.delete', model(p, 'churn')), PermissionDeniedError, 'model.delete');
+        const entries = (await fixture.audit!.list({ actor: id('erin') })).items;
+        expect(entries).toHaveLength(1);
+        expect(entries[0]).toMatchObject({
+          action: 'model.delete',
+          resource: 'model:churn',
+          project: p,
+          outcome: 'denied',
+        });
+        expect(String(entries[0]!.details.reason)).toContain('roles there: viewer');
+      });
+    });
+
+    // ------------------------------------------------------------------ roles
+    describe('roles', () => {
+      it('lists built-in roles first, then custom ones by name', async () => {
+        await authz.defineRole({ name: id('zeta'), permissions: ['model.read'] });
+        await authz.defineRole({ name: id('alpha'), permissions: ['model.read'], description: 'reads models' });
+        const roles = await authz.listRoles();
+        expect(roles.slice(0, 3).map((r) => [r.name, r.builtIn])).toEqual([
+          ['viewer', true],
+          ['editor', true],
+          ['admin', true],
+        ]);
+        expect(roles[0]?.permissions).toEqual([...BUILT_IN_ROLES.viewer]);
+        const mine = roles.filter((r) => r.name.endsWith(tag));
+        expect(mine.map((r) => r.name)).toEqual([id('alpha'), id('zeta')]);
+        expect(mine[0]).toEqual({
+          name: id('alpha'),
+          permissions: ['model.read'],
+          description: 'reads models',
+          builtIn: false,
+        });
+        const names = roles.slice(3).map((r) => r.name);
+        expect(names).toEqual([...names].sort());
+      });
+
+      it('grants what a custom role holds; redefining it changes every grant at once', async () => {
+        const p = project();
+        const role = id('reviewer');
+        const defined = await authz.defineRole({
+          name: role,
+          permissions: ['model.promote', 'model.read', 'model.read'],
+        });
+        expect(defined).toEqual({ name: role, permissions: ['model.promote', 'model.read'], builtIn: false });
+        const frank = await userWith('frank', [[p, role]]);
+        expect(await allowed(frank, 'model.promote', model(p))).toBe(true);
+        expect(await allowed(frank, 'model.write', model(p))).toBe(false);
+        await authz.defineRole({ name: role, permissions: ['model.read'] });
+        expect(await allowed(frank, 'model.promote', model(p))).toBe(false);
+        expect((await authz.authorize(frank, 'model.read', model(p))).reason).toContain(`role '${role}'`);
+      });
+
+      it('validates role definitions and protects built-in and granted roles', async () => {
+        await rejects(authz.defineRole({ name: 'editor', permissions: ['model.read'] }), ConflictError, 'built-in');
+        const bad = await rejects(
+          authz.defineRole({ name: 'Bad Name', permissions: ['model.read'] }),
+          ValidationError,
+          'role name',
+        );
+        expect(bad.field).toBe('name');
+        const perm = await rejects(
+          authz.defineRole({ name: id('r'), permissions: ['model.read', 'model.fly' as never] }),
+          ValidationError,
+          "'model.fly' is not a permission",
+        );
+        expect(perm.field).toBe('permissions[1]');
+        await rejects(authz.defineRole({ name: id('r'), permissions: [] }), ValidationError, 'non-empty array');
+        await rejects(authz.deleteRole('admin'), ConflictError, 'built-in');
+        await rejects(authz.deleteRole(id('ghost')), NotFoundError, 'does not exist');
+        const role = id('temp');
+        await authz.defineRole({ name: role, permissions: ['model.read'] });
+        await authz.grant(id('gina'), project(), role);
+        await rejects(authz.deleteRole(role), ConflictError, 'still granted');
+        await authz.revoke(id('gina'), project(), role);
+        await authz.deleteRole(role);
+        await rejects(authz.grant(id('gina'), project(), role), NotFoundError, 'does not exist');
+        expect((await authz.listRoles()).some((r) => r.name === role)).toBe(false);
+      });
+    });
+
+    // ------------------------------------------------------------------ tokens
+    describe('API tokens', () => {
+      it('issues a token shown once and verifies it to a principal limited to its projects and roles', async () => {
+        const p = project();
+        const other = project('other');
+        const owner = await userWith('hank', [
+          [p, 'editor'],
+          [other, 'editor'],
+        ]);
+        const before = Date.now();
+        const created = await authz.createToken({
+          principal: owner,
+          name: 'ci',
+          projects: [p],
+          roles: ['viewer'],
+          expiresAt: new Date(Date.now() + HOUR),
+        });
+        expect(created.secret.startsWith(TOKEN_SECRET_PREFIX)).toBe(true);
+        expect(created.info).toMatchObject({
+          id: created.id,
+          name: 'ci',
+          ownerId: id('hank'),
+          projects: [p],
+          roles: ['viewer'],
+        });
+        expect(created.info.createdAt.getTime()).toBeGreaterThanOrEqual(before - 1000);
+        expect(JSON.stringify(created.info)).not.toContain(created.secret);
+        const principal = await authz.verifyToken(created.secret);
+        expect(principal).toMatchObject({
+          id: created.id,
+          kind: 'token',
+          ownerId: id('hank'),
+          roles: { [p]: ['viewer'] },
+        });
+        expect(await allowed(principal, 'model.read', model(p))).toBe(true);
+        expect(await allowed(principal, 'model.write', model(p))).toBe(false);
+        expect(await allowed(principal, 'model.read', model(other))).toBe(false);
+        expect(await authz.getPrincipal(created.id, 'token')).toEqual(principal);
+        const listed = await authz.listTokens({ ownerId: id('hank') });
+        expect(listed.map((t) => t.id)).toEqual([created.id]);
+        expect(listed[0]?.lastUsedAt).toBeInstanceOf(Date);
+        expect(JSON.stringify(listed)).not.toContain(created.secret.slice(TOKEN_SECRET_PREFIX.length + 17));
+      });
+
+      it('refuses tokens that exceed their creator, unknown roles, past expiry and empty scopes', async () => {
+        const p = project();
+        const viewer = await userWith('ivan', [[p, 'viewer']]);
+        const input = {
+          principal: viewer,
+          name: 't',
+          projects: [p],
+          roles: ['viewer'],
+          expiresAt: new Date(Date.now() + HOUR),
+        };
+        const over = await rejects(
+          authz.createToken({ ...input, roles: ['editor'] }),
+          PermissionDeniedError,
+          "role 'editor' exceeds",
+        );
+        expect(over.message).toContain('model.write');
+        await rejects(
+          authz.createToken({ ...input, projects: [project('elsewhere')] }),
+          PermissionDeniedError,
+          'exceeds',
+        );
+        await rejects(authz.createToken({ ...input, projects: [ALL_PROJECTS] }), PermissionDeniedError, 'exceeds');
+        await rejects(authz.createToken({ ...input, roles: [id('ghost')] }), ValidationError, 'unknown role');
+        await rejects(
+          authz.createToken({ ...input, expiresAt: new Date(Date.now() - 1000) }),
+          ValidationError,
+          'in the future',
+        );
+        await rejects(authz.createToken({ ...input, expiresAt: undefined as never }), ValidationError, 'always expire');
+        await rejects(
+          authz.createToken({ ...input, projects: [] }),
+          ValidationError,
+          'projects must be a non-empty array',
+        );
+        await rejects(authz.createToken({ ...input, roles: [] }), ValidationError, 'roles must be a non-empty array');
+        await rejects(authz.createToken({ ...input, name: '' }), ValidationError, 'token name');
+        expect(await authz.listTokens({ ownerId: id('ivan') })).toEqual([]);
+        // An ALL_PROJECTS admin may issue anything anywhere.
+        const root = await userWith('root', [[ALL_PROJECTS, 'admin']]);
+        const token = await authz.createToken({
+          ...input,
+          principal: root,
+          roles: ['admin'],
+          projects: [ALL_PROJECTS],
+        });
+        expect(
+          await allowed(await authz.verifyToken(token.secret), 'secret.write', { project: p, kind: 'secret' }),
+        ).toBe(true);
+      });
+
+      it('refuses unknown, malformed, tampered, revoked and expired secrets alike', async () => {
+        const p = project();
+        const owner = await userWith('jane', [[p, 'editor']]);
+        const input = {
+          principal: owner,
+          name: 't',
+          projects: [p],
+          roles: ['viewer'],
+          expiresAt: new Date(Date.now() + HOUR),
+        };
+        const token = await authz.createToken(input);
+        const last = token.secret.at(-1) === 'A' ? 'B' : 'A';
+        const tampered = `${token.secret.slice(0, -1)}${last}`;
+        const messages: string[] = [];
+        for (const secret of ['', 'garbage', `${TOKEN_SECRET_PREFIX}0000000000000000_${'x'.repeat(43)}`, tampered]) {
+          messages.push((await rejects(authz.verifyToken(secret), PermissionDeniedError, /./)).message);
+        }
+        await authz.revokeToken(token.id);
+        await authz.revokeToken(token.id);
+        messages.push((await rejects(authz.verifyToken(token.secret), PermissionDeniedError, /./)).message);
+        const short = await authz.createToken({ ...input, expiresAt: new Date(Date.now() + 1500) });
+        await authz.verifyToken(short.secret);
+        await delay(1600);
+        messages.push((await rejects(authz.verifyToken(short.secret), PermissionDeniedError, /./)).message);
+        // One message for every failure, so callers cannot probe which tokens exist.
+        expect(new Set(messages).size).toBe(1);
+        expect(messages[0]).not.toContain(token.id);
+        expect(await authz.getPrincipal(token.id, 'token')).toEqual({ id: token.id, kind: 'token', roles: {} });
+        await rejects(authz.revokeToken('0000000000000000'), NotFoundError, 'does not exist');
+      });
+
+      it('lists tokens newest first, revoked ones only on request', async () => {
+        const p = project();
+        const owner = await userWith('kate', [[p, 'editor']]);
+        const make = (name: string) =>
+          authz.createToken({
+            principal: owner,
+            name,
+            projects: [p],
+            roles: ['viewer'],
+            expiresAt: new Date(Date.now() + HOUR),
+          });
+        const a = await make('a');
+        await delay(5);
+        const b = await make('b');
+        await delay(5);
+        const c = await make('c');
+        await authz.revokeToken(b.id);
+        expect((await authz.listTokens({ ownerId: id('kate') })).map((t) => t.name)).toEqual(['c', 'a']);
+        const all = await authz.listTokens({ ownerId: id('kate'), includeRevoked: true });
+        expect(all.map((t) => t.name)).toEqual(['c', 'b', 'a']);
+        expect(all[1]?.revokedAt).toBeInstanceOf(Date);
+        expect(all.map((t) => t.id)).toEqual([c.id, b.id, a.id]);
+      });
+
+      it('never lets a token exceed what its owner holds now', async () => {
+        const p = project();
+        const owner = await userWith('leo', [
+          [p, 'editor'],
+          [p, 'viewer'],
+        ]);
+        const token = await authz.createToken({
+          principal: owner,
+          name: 'deploy',
+          projects: [p],
+          roles: ['editor', 'viewer'],
+          expiresAt: new Date(Date.now() + HOUR),
+        });
+        expect((await authz.verifyToken(token.secret)).roles).toEqual({ [p]: ['editor', 'viewer'] });
+        await authz.revoke(id('leo'), p, 'editor');
+        const narrowed = await authz.verifyToken(token.secret);
+        expect(narrowed.roles).toEqual({ [p]: ['viewer'] });
+        expect(await allowed(narrowed, 'model.write', model(p))).toBe(false);
+      });
+
+      it.runIf(hasAudit)('records failed token checks in the audit log', async () => {
+        const p = project();
+        const owner = await userWith('mia', [[p, 'editor']]);
+        const token = await authz.createToken({
+          principal: owner,
+          name: 't',
+          projects: [p],
+          roles: ['viewer'],
+          expiresAt: new Date(Date.now() + HOUR),
+        });
+        await authz.revokeToken(token.id);
+        await rejects(authz.verifyToken(token.secret), PermissionDeniedError, /./);
+        const entries = (await fixture.audit!.list({ actor: `token:${token.id}` })).items;
+        expect(entries.map((e) => [e.action, e.outcome, e.details.reason])).toEqual([
+          ['token.verify', 'denied', 'revoked'],
+        ]);
+      });
+    });
+
+    // ------------------------------------------------------------------ events
+    describe.runIf(hasEvents)('domain events (outbox)', () => {
+      it('records grants, roles and token lifecycles, never a secret or its hash', async () => {
+        const p = project();
+        const role = id('auditor');
+        await authz.defineRole({ name: role, permissions: ['audit.read'] });
+        await authz.grant(id('nora'), p, 'editor');
+        await authz.grant(id('nora'), p, 'editor');
+        const owner = await authz.getPrincipal(id('nora'));
+        const token = await authz.createToken({
+          principal: owner,
+          name: 't',
+          projects: [p],
+          roles: ['viewer'],
+          expiresAt: new Date(Date.now() + HOUR),
+        });
+        await authz.revokeToken(token.id);
+        await authz.revoke(id('nora'), p, 'editor');
+        await authz.revoke(id('nora'), p, 'editor');
+        await authz.deleteRole(role);
+        const mine = [...(await fixture.events!())].filter(
+          (e) => JSON.stringify(e).includes(tag) || e.subject.includes(token.id),
+        );
+        expect(mine.map((e) => e.type)).toEqual([
+          'authz.role.defined',
+          'authz.grant.added',
+          'authz.token.created',
+          'authz.token.revoked',
+          'authz.grant.revoked',
+          'authz.role.deleted',
+        ]);
+        expect(mine[1]).toMatchObject({ project: p, payload: { principalId: id('nora'), project: p, role: 'editor' } });
+        const text = JSON.stringify(mine);
+        expect(text).not.toContain(token.secret);
+        expect(text).not.toContain(token.secret.slice(-20));
+      });
+    });
+  });
+}

@@ -1,0 +1,95 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { auditEventHandler, auditFromEvent } from '../../src/embedded/audit/from-event.js';
+import { SqlAuditLog } from '../../src/embedded/audit/sql-audit-log.js';
+import { SqliteMetadataStore } from '../../src/embedded/metadata-store/sqlite-metadata-store.js';
+import type { MetadataStore } from '../../src/ports/metadata-store.js';
+import { auditLogConformance } from '../../src/testing/conformance/audit-log.js';
+
+auditLogConformance('SqlAuditLog on SQLite (temp dir)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mlplane-audit-'));
+  const path = join(dir, 'metadata.sqlite');
+  const store = await SqliteMetadataStore.open({ path });
+  const stores: MetadataStore[] = [store];
+  const log = await SqlAuditLog.open({ store });
+  return {
+    log,
+    openAnother: async () => {
+      const other = await SqliteMetadataStore.open({ path });
+      stores.push(other);
+      return SqlAuditLog.open({ store: other });
+    },
+    tamper: {
+      edit: async (seq, change) => {
+        await store
+          .db()
+          .updateTable('audit_log')
+          .set({
+            ...(change.details !== undefined ? { details: JSON.stringify(change.details) } : {}),
+            ...(change.actor !== undefined ? { actor: change.actor } : {}),
+          })
+          .where('seq', '=', seq)
+          .execute();
+      },
+      remove: async (seq) => {
+        await store.db().deleteFrom('audit_log').where('seq', '=', seq).execute();
+      },
+    },
+    appendEvent: (event) => log.appendEvent(event),
+    cleanup: async () => {
+      for (const s of stores) await s.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('auditFromEvent and auditEventHandler', () => {
+  const event = {
+    id: '0b6f3c1e-7a3e-4c1e-9d0a-6f5e4d3c2b1a',
+    type: 'run.created',
+    version: 1,
+    occurredAt: '2025-03-01T12:00:00Z',
+    subject: 'run:abc',
+    payload: { runId: 'abc', when: new Date('2025-03-01T00:00:00.000Z'), nan: Number.NaN },
+  };
+
+  it('maps an event to a record a log accepts', () => {
+    expect(auditFromEvent(event, { defaultProject: 'ml' })).toEqual({
+      actor: 'system',
+      action: 'run.created',
+      resource: 'run:abc',
+      project: 'ml',
+      outcome: 'succeeded',
+      at: '2025-03-01T12:00:00.000Z',
+      details: {
+        eventId: event.id,
+        eventVersion: 1,
+        subject: 'run:abc',
+        payload: { runId: 'abc', when: '2025-03-01T00:00:00.000Z', nan: null },
+      },
+    });
+  });
+
+  it('feeds a log from an event handler, once per event id on a SqlAuditLog', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mlplane-audit-'));
+    const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
+    try {
+      const log = await SqlAuditLog.open({ store, defaultProject: 'ml' });
+      const handler = auditEventHandler(log);
+      await handler(event);
+      await handler(event);
+      const items = (await log.list()).items;
+      expect(items.map((e) => [e.seq, e.action, e.project])).toEqual([[1, 'run.created', 'ml']]);
+      // Any other AuditLog gets one append per delivery.
+      const appended: string[] = [];
+      const plain = { append: async (r: { action: string }) => appended.push(r.action) } as never;
+      await auditEventHandler(plain)(event);
+      expect(appended).toEqual(['run.created']);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
