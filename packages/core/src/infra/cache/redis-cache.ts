@@ -1,0 +1,304 @@
+import { randomUUID } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import { UnavailableError, ValidationError } from '../../ports/errors.js';
+import type { Counter, Logger, Telemetry } from '../../ports/telemetry.js';
+
+/** How values become Redis strings and back; JSON by default. */
+export interface CacheCodec<T> {
+  encode(value: T): string;
+  decode(text: string): T;
+}
+
+export const jsonCodec: CacheCodec<unknown> = Object.freeze({
+  encode: (value: unknown) => JSON.stringify(value),
+  decode: (text: string) => JSON.parse(text) as unknown,
+});
+
+export interface RedisCacheOptions {
+  /** A connected ioredis client; the caller owns it (see `RedisCache.connect` for one the cache owns). */
+  readonly redis: Redis;
+  /** Prefix of every key this cache writes (default `mlplane:cache:`); caches sharing a Redis need distinct ones. */
+  readonly keyPrefix?: string;
+  /** TTL of entries whose call gives none (default 5 minutes): the longest a missed invalidation can leave a stale value. */
+  readonly defaultTtlMs?: number;
+  /** How long a miss may take to load before its fill is refused (default 10 s). */
+  readonly fillWindowMs?: number;
+  /** Hit/miss/error counters and degraded-mode logs; silent when absent. */
+  readonly telemetry?: Telemetry;
+}
+
+export interface LoadOptions<T> {
+  /** Entry TTL; the cache's default when absent. */
+  readonly ttlMs?: number;
+  /** Groups the entry so that `invalidateTags` drops it with the others, e.g. `model:fraud`. */
+  readonly tags?: readonly string[];
+  readonly codec?: CacheCodec<T>;
+}
+
+// On a miss the read also hands out a fill token and files the key under its tags, in one round trip, so that an
+// invalidation arriving while the value loads (it deletes the token) makes the late fill a no-op.
+const READ = `
+local v = redis.call('GET', KEYS[1])
+if v then return {1, v} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+for i = 3, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[3])
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+end
+return {0}`;
+
+const FILL = `
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0`;
+
+// Tag members are logical keys; ARGV holds the value and fill-token prefixes to build their Redis keys.
+const INVALIDATE_TAGS = `
+local n = 0
+for i = 1, #KEYS do
+  for _, k in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+    n = n + redis.call('DEL', ARGV[1] .. k, ARGV[2] .. k)
+  end
+  redis.call('DEL', KEYS[i])
+end
+return n`;
+
+interface CacheCommands {
+  mlplaneCacheRead(numKeys: number, ...args: (string | number)[]): Promise<[0] | [1, string]>;
+  mlplaneCacheFill(key: string, fillKey: string, token: string, value: string, ttlMs: number): Promise<number>;
+  mlplaneCacheInvalidateTags(numKeys: number, ...args: string[]): Promise<number>;
+}
+
+interface InFlight {
+  readonly promise: Promise<unknown>;
+  readonly tags: readonly string[];
+}
+
+/**
+ * A read-through cache on Redis with JSON values and TTLs. `getOrLoad` returns the cached value or runs the
+ * loader, once per key in this process however many callers miss together (single flight), and stores the
+ * result unless the key was invalidated while it loaded. Invalidation deletes keys or whole tags; drive it from
+ * domain events with `subscribeCacheInvalidation`.
+ *
+ * Redis is an optimization here, never a dependency: when it cannot be reached the loader's value is returned
+ * uncached, and the outage is logged once. Scripts touch keys they do not declare, so the cache needs a single
+ * Redis (or a primary with replicas), not Redis Cluster.
+ */
+export class RedisCache {
+  readonly #redis: Redis & CacheCommands;
+  readonly #owned: boolean;
+  readonly #valuePrefix: string;
+  readonly #fillPrefix: string;
+  readonly #tagPrefix: string;
+  readonly #defaultTtlMs: number;
+  readonly #fillWindowMs: number;
+  readonly #logger: Logger | undefined;
+  readonly #requests: Counter<'result'> | undefined;
+  readonly #inFlight = new Map<string, InFlight>();
+  #degraded = false;
+
+  constructor(options: RedisCacheOptions, owned = false) {
+    const prefix = options.keyPrefix ?? 'mlplane:cache:';
+    this.#valuePrefix = `${prefix}v:`;
+    this.#fillPrefix = `${prefix}f:`;
+    this.#tagPrefix = `${prefix}t:`;
+    this.#defaultTtlMs = ttl(options.defaultTtlMs ?? 300_000, 'defaultTtlMs');
+    this.#fillWindowMs = ttl(options.fillWindowMs ?? 10_000, 'fillWindowMs');
+    this.#owned = owned;
+    this.#logger = options.telemetry?.logger.child({ component: 'redis-cache' });
+    this.#requests = options.telemetry?.metrics.counter({
+      name: 'mlplane_cache_requests_total',
+      help: 'Read-through cache lookups by result (hit, miss, error: Redis unreachable, loaded uncached)',
+      labelNames: ['result'],
+    });
+    const redis = options.redis as Redis & Partial<CacheCommands>;
+    if (typeof redis.mlplaneCacheRead !== 'function') {
+      redis.defineCommand('mlplaneCacheRead', { lua: READ });
+      redis.defineCommand('mlplaneCacheFill', { numberOfKeys: 2, lua: FILL });
+      redis.defineCommand('mlplaneCacheInvalidateTags', { lua: INVALIDATE_TAGS });
+    }
+    this.#redis = redis as Redis & CacheCommands;
+  }
+
+  /**
+   * Connects a client the cache owns (closed by `close()`), set up for a cache: a command fails after
+   * `commandTimeoutMs` (default 500 ms) or at once while disconnected, so callers fall back to the loader
+   * instead of queueing behind a reconnect. UnavailableError when Redis cannot be reached now.
+   */
+  static async connect(
+    url: string,
+    options: Omit<RedisCacheOptions, 'redis'> & {
+      readonly commandTimeoutMs?: number;
+      readonly redis?: RedisOptions;
+    } = {},
+  ): Promise<RedisCache> {
+    const redis = new Redis(url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: options.commandTimeoutMs ?? 500,
+      ...options.redis,
+    });
+    // Connection errors surface on commands; an unhandled 'error' event would crash the process.
+    redis.on('error', () => {});
+    try {
+      await redis.connect();
+    } catch (cause) {
+      redis.disconnect();
+      throw new UnavailableError(`cannot connect to Redis for the cache: ${(cause as Error).message}`, { cause });
+    }
+    return new RedisCache({ ...options, redis }, true);
+  }
+
+  /** The cached value, or undefined on a miss (or when Redis is unreachable). */
+  async get<T>(key: string, codec: CacheCodec<T> = jsonCodec as CacheCodec<T>): Promise<T | undefined> {
+    validateKey(key);
+    try {
+      const text = await this.#redis.get(this.#valuePrefix + key);
+      this.#healthy();
+      return text === null ? undefined : codec.decode(text);
+    } catch (err) {
+      this.#unreachable(err);
+      return undefined;
+    }
+  }
+
+  /**
+   * The cached value of `key`, or the loader's (stored for `ttlMs`). Concurrent misses of one key in this
+   * process share one load; a loader error is thrown to every waiter and nothing is stored. `undefined` results
+   * are returned but never stored.
+   */
+  async getOrLoad<T>(key: string, loader: () => Promise<T>, options: LoadOptions<T> = {}): Promise<T> {
+    validateKey(key);
+    for (const tag of options.tags ?? []) validateKey(tag, 'tag');
+    const running = this.#inFlight.get(key);
+    if (running) return running.promise as Promise<T>;
+    const promise = this.#readThrough(key, loader, options);
+    const entry: InFlight = { promise, tags: options.tags ?? [] };
+    this.#inFlight.set(key, entry);
+    try {
+      return await promise;
+    } finally {
+      if (this.#inFlight.get(key) === entry) this.#inFlight.delete(key);
+    }
+  }
+
+  /** Deletes entries (and cancels their pending fills); UnavailableError when Redis cannot be reached. */
+  async delete(keys: string | readonly string[]): Promise<void> {
+    const list = typeof keys === 'string' ? [keys] : [...keys];
+    if (list.length === 0) return;
+    for (const key of list) {
+      validateKey(key);
+      this.#inFlight.delete(key);
+    }
+    await this.#write('delete cache keys', () =>
+      this.#redis.del(...list.flatMap((k) => [this.#valuePrefix + k, this.#fillPrefix + k])),
+    );
+  }
+
+  /** Deletes every entry filed under any of `tags`; UnavailableError when Redis cannot be reached. */
+  async invalidateTags(tags: readonly string[]): Promise<void> {
+    if (tags.length === 0) return;
+    for (const tag of tags) validateKey(tag, 'tag');
+    for (const [key, entry] of this.#inFlight) {
+      if (entry.tags.some((t) => tags.includes(t))) this.#inFlight.delete(key);
+    }
+    await this.#write('invalidate cache tags', () =>
+      this.#redis.mlplaneCacheInvalidateTags(
+        tags.length,
+        ...tags.map((t) => this.#tagPrefix + t),
+        this.#valuePrefix,
+        this.#fillPrefix,
+      ),
+    );
+  }
+
+  /** Closes the Redis client when the cache opened it (`connect`); a caller-owned client stays open. */
+  async close(): Promise<void> {
+    if (this.#owned) this.#redis.disconnect();
+  }
+
+  async #readThrough<T>(key: string, loader: () => Promise<T>, options: LoadOptions<T>): Promise<T> {
+    const codec = options.codec ?? (jsonCodec as CacheCodec<T>);
+    const ttlMs = options.ttlMs === undefined ? this.#defaultTtlMs : ttl(options.ttlMs, 'ttlMs');
+    const tags = options.tags ?? [];
+    const token = randomUUID();
+    let hit: [0] | [1, string];
+    try {
+      hit = await this.#redis.mlplaneCacheRead(
+        2 + tags.length,
+        this.#valuePrefix + key,
+        this.#fillPrefix + key,
+        ...tags.map((t) => this.#tagPrefix + t),
+        token,
+        this.#fillWindowMs,
+        key,
+        ttlMs + this.#fillWindowMs,
+      );
+      this.#healthy();
+    } catch (err) {
+      this.#unreachable(err);
+      this.#requests?.inc({ result: 'error' });
+      return loader();
+    }
+    if (hit[0] === 1) {
+      this.#requests?.inc({ result: 'hit' });
+      return codec.decode(hit[1]);
+    }
+    this.#requests?.inc({ result: 'miss' });
+    const value = await loader();
+    if (value !== undefined) {
+      try {
+        await this.#redis.mlplaneCacheFill(
+          this.#valuePrefix + key,
+          this.#fillPrefix + key,
+          token,
+          codec.encode(value),
+          ttlMs,
+        );
+      } catch (err) {
+        this.#unreachable(err);
+      }
+    }
+    return value;
+  }
+
+  async #write<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      const result = await fn();
+      this.#healthy();
+      return result;
+    } catch (cause) {
+      this.#unreachable(cause);
+      throw new UnavailableError(`cannot ${what}: Redis is unreachable (${(cause as Error).message})`, { cause });
+    }
+  }
+
+  #unreachable(err: unknown): void {
+    if (this.#degraded) return;
+    this.#degraded = true;
+    this.#logger?.warn({ err }, 'Redis cache unreachable; reads go to the source uncached until it is back');
+  }
+
+  #healthy(): void {
+    if (!this.#degraded) return;
+    this.#degraded = false;
+    this.#logger?.info('Redis cache reachable again');
+  }
+}
+
+function validateKey(key: string, field = 'key'): void {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 1024) {
+    throw new ValidationError(`cache ${field} must be a string of 1 to 1024 characters`, { field });
+  }
+}
+
+function ttl(value: number, field: string): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new ValidationError(`${field} must be a positive integer of milliseconds, got ${value}`, { field });
+  }
+  return value;
+}

@@ -1,0 +1,55 @@
+// RedisCache without a reachable Redis: it must degrade to the loader, never fail reads.
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { createEmbeddedTelemetry } from '../../src/embedded/telemetry/embedded-telemetry.js';
+import { RedisCache } from '../../src/infra/cache/redis-cache.js';
+import { UnavailableError, ValidationError } from '../../src/ports/errors.js';
+import { captureLogger } from '../relay/support.js';
+
+/** A loopback port with nothing listening. */
+async function deadPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+describe('RedisCache with Redis unreachable', () => {
+  it('connect() raises UnavailableError', async () => {
+    await expect(
+      RedisCache.connect(`redis://127.0.0.1:${await deadPort()}`, { redis: { retryStrategy: () => null } }),
+    ).rejects.toThrow(UnavailableError);
+  });
+
+  it('serves reads from the loader, logs the outage once, counts errors, and fails invalidation with UnavailableError', async () => {
+    const redis = new Redis(`redis://127.0.0.1:${await deadPort()}`, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    redis.on('error', () => {});
+    const logger = captureLogger();
+    const telemetry = createEmbeddedTelemetry({ logger });
+    const cache = new RedisCache({ redis, telemetry });
+    let calls = 0;
+    const load = async () => ++calls;
+    expect(await cache.getOrLoad('k', load)).toBe(1);
+    expect(await cache.getOrLoad('k', load)).toBe(2);
+    expect(await cache.get('k')).toBeUndefined();
+    await expect(cache.delete('k')).rejects.toThrow(UnavailableError);
+    await expect(cache.invalidateTags(['t'])).rejects.toThrow(/cannot invalidate cache tags: Redis is unreachable/);
+    expect(logger.lines.filter((l) => l.level === 'warn')).toHaveLength(1);
+    expect(await telemetry.metrics.metricsText()).toMatch(/mlplane_cache_requests_total\{result="error"\} 2/);
+    redis.disconnect();
+  });
+
+  it('validates keys and TTLs', async () => {
+    const redis = new Redis({ lazyConnect: true });
+    expect(() => new RedisCache({ redis, defaultTtlMs: 0 })).toThrow(ValidationError);
+    const cache = new RedisCache({ redis });
+    await expect(cache.getOrLoad('', async () => 1)).rejects.toThrow(/cache key must be a string of 1 to 1024/);
+    redis.disconnect();
+  });
+});
