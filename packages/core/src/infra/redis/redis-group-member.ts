@@ -90,15 +90,26 @@ export class RedisGroupMember {
       this.#o.reader.disconnect();
       await this.#loop;
       await this.#idle();
-      const { commands, keys, group, consumer } = this.#o;
-      try {
+      const { commands, keys, group, consumer, leaseMs } = this.#o;
+      const release = async () => {
         if (this.#leader) await commands.eval(RELEASE_LEASE, 1, keys.lease(group), consumer);
         this.#leader = false;
         // A consumer with nothing pending leaves no trace; one with pending entries stays so they are claimed.
         const pending = (await commands.call('XPENDING', keys.events, group, '-', '+', '1', consumer)) as unknown[];
         if (pending.length === 0) await commands.call('XGROUP', 'DELCONSUMER', keys.events, group, consumer);
-      } catch (err) {
-        this.#o.logger?.warn({ group, err }, 'could not release the group lease; it lapses on its own');
+      };
+      // While Redis is away the commands would wait for it; the lease lapses on its own, so stopping does not wait long.
+      const gaveUp = new AbortController();
+      const outcome = await Promise.race([
+        release().then(
+          () => 'released' as const,
+          (err: unknown) => err,
+        ),
+        sleep(Math.min(leaseMs, 2000), gaveUp.signal).then(() => 'timeout' as const),
+      ]);
+      gaveUp.abort();
+      if (outcome !== 'released') {
+        this.#o.logger?.warn({ group, err: outcome }, 'could not release the group lease; it lapses on its own');
       }
     })();
     return this.#stopped;

@@ -15,7 +15,7 @@ import {
 import type { Logger } from '../../ports/telemetry.js';
 import { type EventBusStats, emptyStats } from '../event-bus/bus-stats.js';
 import { acceptBatch, decodeEvent, encodeEvent } from '../event-bus/event-codec.js';
-import { positiveInteger, RecentIds, subscriberSettings } from '../event-bus/subscriber-set.js';
+import { positiveInteger, RecentIds, sleep, subscriberSettings } from '../event-bus/subscriber-set.js';
 import { RedisGroupMember } from './redis-group-member.js';
 import { field, type RawEntry, REDELIVER, type StreamKeys, streamKeys } from './redis-stream-keys.js';
 
@@ -232,7 +232,12 @@ export class RedisStreamsEventBus implements EventBus {
       await Promise.allSettled(members.map((m) => m.stop()));
       await Promise.allSettled([...this.#leaving.values()]);
       this.#state = 'closed';
-      await this.#commands.quit().catch(() => this.#commands.disconnect());
+      // QUIT waits for Redis while it is away; a closing bus does not, so it falls back to dropping the socket.
+      const quit = this.#commands.quit().catch(() => {});
+      const gaveUp = new AbortController();
+      await Promise.race([quit, sleep(2000, gaveUp.signal)]);
+      gaveUp.abort();
+      this.#commands.disconnect();
     })();
     return this.#closing;
   }
