@@ -122,7 +122,13 @@ feast_start() {
   peer_wait feast 90 || { peer_fail feast "cd $repo && FEAST_USAGE=False $feast serve -h 127.0.0.1 -p $FEAST_PORT"; return 1; }
 }
 
-feast_health() { curl -fsS -m 3 "http://127.0.0.1:$FEAST_PORT/health" >/dev/null; }
+# Healthy: the server answers and serves a materialized value (so a redis started afresh under a running
+# feast reads as unhealthy, and `up` materializes again).
+feast_health() {
+  curl -fsS -m 3 "http://127.0.0.1:$FEAST_PORT/health" >/dev/null &&
+    curl -fsS -m 5 -X POST -H 'content-type: application/json' "http://127.0.0.1:$FEAST_PORT/get-online-features" \
+      -d '{"entities":{"driver_id":[1001]},"features":["driver_profile:city"]}' 2>/dev/null | grep -q '"Berlin"'
+}
 
 feast_env() {
   echo "export MLPLANE_FEAST_URL=http://127.0.0.1:$FEAST_PORT"

@@ -37,9 +37,13 @@ s3_start() {
     --region "$S3_REGION" --health /health "${backend[@]}" "$d/data")
   peer_spawn s3 -- "${cmd[@]}"
   peer_wait s3 30 || { peer_fail s3 "${cmd[*]}"; return 1; }
-  curl -fsS -m 10 -X PUT -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
-    "http://127.0.0.1:$S3_PORT/$S3_BUCKET" >>"$(peer_log s3)" 2>&1 ||
-    { peer_fail s3 "curl -X PUT --aws-sigv4 aws:amz:$S3_REGION:s3 --user $S3_ACCESS_KEY:$S3_SECRET_KEY http://127.0.0.1:$S3_PORT/$S3_BUCKET"; return 1; }
+  # 200 = created; 409 = it exists already (a restart on the same data dir).
+  local code
+  code="$(curl -sS -m 10 -o "$d/create-bucket.xml" -w '%{http_code}' -X PUT -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+    --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" "http://127.0.0.1:$S3_PORT/$S3_BUCKET" 2>>"$(peer_log s3)")"
+  cat "$d/create-bucket.xml" >>"$(peer_log s3)" 2>/dev/null
+  [ "$code" = 200 ] || [ "$code" = 409 ] ||
+    { peer_fail s3 "curl -X PUT -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 aws:amz:$S3_REGION:s3 --user $S3_ACCESS_KEY:$S3_SECRET_KEY http://127.0.0.1:$S3_PORT/$S3_BUCKET"; return 1; }
 }
 
 s3_health() { curl -fsS -m 3 "http://127.0.0.1:$S3_PORT/health" >/dev/null; }
