@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { auditEventHandler, auditFromEvent } from '../../src/embedded/audit/from-event.js';
 import { SqlAuditLog } from '../../src/embedded/audit/sql-audit-log.js';
 import { SqliteMetadataStore } from '../../src/embedded/metadata-store/sqlite-metadata-store.js';
+import { type AuditEntry, auditEntryHash, canonicalJson } from '../../src/ports/audit-log.js';
 import type { MetadataStore } from '../../src/ports/metadata-store.js';
 import { auditLogConformance } from '../../src/testing/conformance/audit-log.js';
 
@@ -87,6 +88,55 @@ describe('auditFromEvent and auditEventHandler', () => {
       const plain = { append: async (r: { action: string }) => appended.push(r.action) } as never;
       await auditEventHandler(plain)(event);
       expect(appended).toEqual(['run.created']);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('SqlAuditLog against an editor who also rewrites hashes', () => {
+  it('reports the next entry for a re-hashed middle entry and the head for a re-hashed last one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mlplane-audit-'));
+    const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
+    try {
+      const log = await SqlAuditLog.open({ store });
+      const entries: AuditEntry[] = [];
+      for (let i = 0; i < 4; i++) {
+        entries.push(
+          await log.append({
+            actor: 'a',
+            action: 'x.y',
+            resource: 'r:1',
+            project: 'p',
+            outcome: 'allowed',
+            details: { i },
+          }),
+        );
+      }
+      const rewrite = async (seq: number) => {
+        const entry = entries[seq - 1]!;
+        const details = { i: 99 };
+        const hash = auditEntryHash(entry.prevHash, { ...entry, details });
+        await store
+          .db()
+          .updateTable('audit_log')
+          .set({ details: canonicalJson(details), hash })
+          .where('seq', '=', seq)
+          .execute();
+      };
+      await rewrite(4);
+      expect(await log.verify()).toMatchObject({
+        ok: false,
+        firstBrokenSeq: 4,
+        reason: expect.stringContaining("head's"),
+      });
+      await rewrite(2);
+      expect(await log.verify()).toMatchObject({
+        ok: false,
+        firstBrokenSeq: 3,
+        reason: expect.stringContaining("entry 3's prevHash"),
+      });
     } finally {
       await store.close();
       await rm(dir, { recursive: true, force: true });
