@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { auditEventHandler, auditFromEvent } from '../../src/embedded/audit/from-event.js';
-import { SqlAuditLog } from '../../src/embedded/audit/sql-audit-log.js';
+import { AUDIT_FIELD_LENGTH, SqlAuditLog } from '../../src/embedded/audit/sql-audit-log.js';
 import { SqliteMetadataStore } from '../../src/embedded/metadata-store/sqlite-metadata-store.js';
 import { type AuditEntry, auditEntryHash, canonicalJson } from '../../src/ports/audit-log.js';
+import { ValidationError } from '../../src/ports/errors.js';
 import type { MetadataStore } from '../../src/ports/metadata-store.js';
 import { auditLogConformance } from '../../src/testing/conformance/audit-log.js';
 
@@ -137,6 +138,46 @@ describe('SqlAuditLog against an editor who also rewrites hashes', () => {
         firstBrokenSeq: 3,
         reason: expect.stringContaining("entry 3's prevHash"),
       });
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('SqlAuditLog validation', () => {
+  const ok = { actor: 'a', action: 'x.y', resource: 'r:1', project: 'p', outcome: 'allowed' as const, details: {} };
+  const bad = (value: unknown) => value as never;
+
+  it('refuses every malformed input with ValidationError naming the field', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mlplane-audit-'));
+    const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
+    try {
+      const log = await SqlAuditLog.open({ store });
+      const cases: [string, () => Promise<unknown>, string | undefined, string][] = [
+        ['record not an object', () => log.append(bad(null)), undefined, 'record must be an object'],
+        [
+          'actor too long',
+          () => log.append({ ...ok, actor: 'a'.repeat(AUDIT_FIELD_LENGTH + 1) }),
+          'actor',
+          'the limit is 1024',
+        ],
+        ['event without id', () => log.appendEvent(bad({ type: 'x' })), 'id', 'event id must be a non-empty string'],
+        ['empty actor filter', () => log.list({ actor: '' }), 'actor', 'non-empty string'],
+        ['to not a Date', () => log.list({ to: bad('2025-01-01') }), 'to', 'to must be a valid Date'],
+        ['toSeq', () => log.verify({ toSeq: 0 }), 'toSeq', 'toSeq must be a positive integer'],
+        ['malformed token', () => log.list({ pageToken: 'e30' }), 'pageToken', 'malformed'],
+      ];
+      for (const [label, call, field, message] of cases) {
+        const err = await call().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err, label).toBeInstanceOf(ValidationError);
+        expect((err as ValidationError).field, label).toBe(field);
+        expect((err as Error).message, label).toContain(message);
+      }
+      expect(await log.head()).toBeUndefined();
     } finally {
       await store.close();
       await rm(dir, { recursive: true, force: true });
