@@ -92,7 +92,7 @@ export class SqlAuthorizer implements Authorizer {
     validatePermission(permission, 'permission');
     validateResource(resource);
     const scopes = resource.project === ALL_PROJECTS ? [ALL_PROJECTS] : [resource.project, ALL_PROJECTS];
-    const held = scopes.flatMap((scope) => (principal.roles[scope] ?? []).map((role) => ({ scope, role })));
+    const held = scopes.flatMap((scope) => rolesIn(principal.roles, scope).map((role) => ({ scope, role })));
     const definitions = await this.#permissionsOf(
       this.#db,
       held.map((h) => h.role),
@@ -175,7 +175,7 @@ export class SqlAuthorizer implements Authorizer {
     const principal = input.principal;
     for (const project of projects) {
       const scopes = project === ALL_PROJECTS ? [ALL_PROJECTS] : [project, ALL_PROJECTS];
-      const heldRoles = scopes.flatMap((s) => principal.roles[s] ?? []);
+      const heldRoles = scopes.flatMap((s) => rolesIn(principal.roles, s));
       const heldDefs = await this.#permissionsOf(this.#db, heldRoles);
       const held = [...heldDefs.values()].flat();
       for (const role of roles) {
@@ -297,7 +297,7 @@ export class SqlAuthorizer implements Authorizer {
     readonly description?: string;
   }): Promise<RoleDefinition> {
     validateRoleName(role?.name);
-    if (role.name in BUILT_IN_ROLES) {
+    if (Object.hasOwn(BUILT_IN_ROLES, role.name)) {
       throw new ConflictError(`'${role.name}' is a built-in role and cannot be redefined; pick another name`);
     }
     const permissions = validateList<Permission>(role.permissions, 'permissions', validatePermission).sort();
@@ -341,7 +341,8 @@ export class SqlAuthorizer implements Authorizer {
 
   async deleteRole(name: string): Promise<void> {
     validateRoleName(name);
-    if (name in BUILT_IN_ROLES) throw new ConflictError(`'${name}' is a built-in role and cannot be deleted`);
+    if (Object.hasOwn(BUILT_IN_ROLES, name))
+      throw new ConflictError(`'${name}' is a built-in role and cannot be deleted`);
     await this.#transaction(async (trx) => {
       const row = await trx.selectFrom('authz_roles').select('name').where('name', '=', name).executeTakeFirst();
       if (!row) throw new NotFoundError(`role '${name}' does not exist`);
@@ -451,17 +452,23 @@ export class SqlAuthorizer implements Authorizer {
     const ownerGrants = await grantsOf(this.#db, row.owner_id);
     const ownerRoleNames = Object.values(ownerGrants).flat();
     const definitions = await this.#permissionsOf(this.#db, [...tokenRoles, ...ownerRoleNames]);
-    const roles: Record<string, readonly string[]> = {};
+    const roles = new Map<string, readonly string[]>();
     for (const project of projects) {
       const scopes = project === ALL_PROJECTS ? [ALL_PROJECTS] : [project, ALL_PROJECTS];
-      const held = scopes.flatMap((s) => (ownerGrants[s] ?? []).flatMap((r) => definitions.get(r) ?? []));
+      const held = scopes.flatMap((s) => rolesIn(ownerGrants, s).flatMap((r) => definitions.get(r) ?? []));
       const kept = tokenRoles.filter((r) => {
         const needed = definitions.get(r);
         return needed?.every((p) => permits(held, p)) ?? false;
       });
-      if (kept.length > 0) roles[project] = kept;
+      if (kept.length > 0) roles.set(project, kept);
     }
-    return { id: row.token_id, kind: 'token', displayName: row.name, roles, ownerId: row.owner_id };
+    return {
+      id: row.token_id,
+      kind: 'token',
+      displayName: row.name,
+      roles: Object.fromEntries(roles),
+      ownerId: row.owner_id,
+    };
   }
 
   async #record(record: AuditRecord): Promise<void> {
@@ -480,6 +487,11 @@ const tokenSubject = (id: string) => `token:${id}`;
 const roleSubject = (name: string) => `role:${name}`;
 const principalSubject = (id: string) => `principal:${id}`;
 
+/** The roles a principal holds in `scope`; only own properties count, so `constructor` is just a project name. */
+function rolesIn(roles: Readonly<Record<string, readonly string[]>>, scope: string): readonly string[] {
+  return Object.hasOwn(roles, scope) ? (roles[scope] ?? []) : [];
+}
+
 function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
@@ -492,13 +504,10 @@ async function grantsOf(db: Db, principalId: string): Promise<Record<string, rea
     .orderBy('project')
     .orderBy('role')
     .execute();
-  const roles: Record<string, string[]> = {};
-  for (const r of rows) {
-    const list = roles[r.project] ?? [];
-    list.push(r.role);
-    roles[r.project] = list;
-  }
-  return roles;
+  // A Map, then own properties: project names such as `constructor` must not meet Object.prototype.
+  const roles = new Map<string, string[]>();
+  for (const r of rows) roles.set(r.project, [...(roles.get(r.project) ?? []), r.role]);
+  return Object.fromEntries(roles);
 }
 
 function decisionRecord(

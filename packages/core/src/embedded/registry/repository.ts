@@ -113,13 +113,13 @@ export async function loadVersions(
       db.selectFrom('registered_model_aliases').selectAll().where(versionsIn).execute(),
     ]);
     const nameOf = new Map(names.map((n) => [Number(n.model_id), n.name]));
-    const tagsOf = new Map<string, Record<string, string>>();
+    // Entries first, then Object.fromEntries: a tag named `__proto__` stays an own property.
+    const tagEntries = new Map<string, [string, string][]>();
     for (const t of tags) {
       const key = versionKey(Number(t.model_id), Number(t.version));
-      const record = tagsOf.get(key) ?? {};
-      record[t.key] = t.value;
-      tagsOf.set(key, record);
+      tagEntries.set(key, [...(tagEntries.get(key) ?? []), [t.key, t.value]]);
     }
+    const tagsOf = new Map([...tagEntries].map(([key, entries]) => [key, Object.fromEntries(entries)]));
     const aliasesOf = new Map<string, string[]>();
     for (const a of aliases) {
       const key = versionKey(Number(a.model_id), Number(a.version));

@@ -181,6 +181,17 @@ export function authorizerConformance(name: string, factory: () => Promise<Autho
         );
       });
 
+      it('treats names like constructor as plain data', async () => {
+        const nobody = await authz.getPrincipal(id('oscar'));
+        expect(await allowed(nobody, 'model.read', model('constructor'))).toBe(false);
+        const oscar = await userWith('oscar', [['constructor', 'viewer']]);
+        expect(oscar.roles).toEqual({ constructor: ['viewer'] });
+        expect(await allowed(oscar, 'model.read', model('constructor'))).toBe(true);
+        const role = await authz.defineRole({ name: 'constructor', permissions: ['model.read'] });
+        expect(role.builtIn).toBe(false);
+        await authz.deleteRole('constructor');
+      });
+
       it.runIf(hasAudit)('records denied require decisions in the audit log, with who, what and why', async () => {
         const p = project();
         const viewer = await userWith('erin', [[p, 'viewer']]);

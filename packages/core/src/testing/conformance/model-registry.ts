@@ -438,6 +438,19 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         expect((await registry.createVersion({ name: model, source: 's3://x' })).version).toBe(2);
       });
 
+      it('keeps tags named like Object.prototype members as ordinary tags', async () => {
+        const model = await newModel('m', 1);
+        await registry.setModelTag(model, '__proto__', 'x');
+        await registry.setVersionTag(model, 1, '__proto__', 'y');
+        await registry.setVersionTag(model, 1, 'constructor', 'z');
+        expect(Object.entries((await registry.getModel(model)).tags)).toEqual([['__proto__', 'x']]);
+        const tags = (await registry.getVersion(model, 1)).tags;
+        expect(Object.entries(tags).sort()).toEqual([
+          ['__proto__', 'y'],
+          ['constructor', 'z'],
+        ]);
+      });
+
       it('updates descriptions and version tags; deleting a version removes its aliases', async () => {
         const model = await newModel('m', 2);
         expect((await registry.updateVersion(model, 1, { description: 'baseline' })).description).toBe('baseline');
