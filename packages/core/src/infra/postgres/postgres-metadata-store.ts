@@ -58,6 +58,9 @@ export class PostgresMetadataStore implements MetadataStore {
     });
     // Idle clients that lose their server emit 'error'; the pool drops them, and an unhandled event would crash.
     pool.on('error', () => {});
+    // A checked-out client has no pool listener: a server shutdown between two statements of a transaction would
+    // emit an unhandled 'error' and crash the process; its next query fails with UnavailableError instead.
+    pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<any>({
       dialect: withUnavailableErrors(new PostgresDialect({ pool }), 'PostgreSQL metadata store'),
     });
