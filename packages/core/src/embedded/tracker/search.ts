@@ -27,6 +27,8 @@ interface AttributeSpec {
   readonly column: string;
   readonly kind: 'string' | 'number';
   readonly ops: readonly Comparator[];
+  /** Whether the column can be NULL; NOT NULL columns sort without the nulls-last term, so indexes can order. */
+  readonly nullable?: boolean;
 }
 
 /** `attributes.<name>` of runs, mapped to columns; the keys are `capabilities.filterAttributes`. */
@@ -34,10 +36,10 @@ export const RUN_ATTRIBUTES: Readonly<Record<string, AttributeSpec>> = Object.fr
   run_id: { column: 'runs.run_id', kind: 'string', ops: STRING_LIST_OPS },
   run_name: { column: 'runs.name', kind: 'string', ops: STRING_LIST_OPS },
   status: { column: 'runs.status', kind: 'string', ops: STRING_LIST_OPS },
-  user_id: { column: 'runs.user_id', kind: 'string', ops: STRING_LIST_OPS },
+  user_id: { column: 'runs.user_id', kind: 'string', ops: STRING_LIST_OPS, nullable: true },
   artifact_uri: { column: 'runs.artifact_uri', kind: 'string', ops: STRING_LIST_OPS },
   start_time: { column: 'runs.start_time', kind: 'number', ops: NUMERIC_OPS },
-  end_time: { column: 'runs.end_time', kind: 'number', ops: NUMERIC_OPS },
+  end_time: { column: 'runs.end_time', kind: 'number', ops: NUMERIC_OPS, nullable: true },
 });
 
 const EXPERIMENT_ATTRIBUTES: Readonly<Record<string, AttributeSpec>> = Object.freeze({
@@ -187,20 +189,20 @@ function orderNullsLast(q: AnyQuery, value: Expression<unknown>, descending: boo
   return q.orderBy(sql`(${value} IS NULL)`).orderBy(value, descending ? 'desc' : 'asc');
 }
 
-function applyRunOrder(q: AnyQuery, terms: readonly OrderTerm[], raw: readonly string[]): AnyQuery {
-  terms.forEach((t, i) => {
+/**
+ * Adds ORDER BY terms from `terms[from]` on, then the tie-breaks `start_time DESC, run_id ASC` (skipping a column
+ * already ordered). Metric, param and tag terms LEFT JOIN their table; runs lacking the key sort last.
+ */
+function applyRunOrder(q: AnyQuery, terms: readonly OrderTerm[], raw: readonly string[], from = 0): AnyQuery {
+  for (let i = from; i < terms.length; i++) {
+    const t = terms[i]!;
     const alias = `o${i}`;
     switch (t.entity) {
       case 'metric': {
         q = q.leftJoin(`latest_metrics as ${alias}`, (j: any) =>
           j.onRef(`${alias}.run_id`, '=', 'runs.run_id').on(`${alias}.key`, '=', t.key),
         );
-        const value = sql.ref(`${alias}.value`);
-        // NaN sorts above every number, as Postgres orders it; runs without the metric still come last.
-        q = q
-          .orderBy(sql`(${value} IS NULL)`)
-          .orderBy(sql.ref(`${alias}.is_nan`), t.descending ? 'desc' : 'asc')
-          .orderBy(value, t.descending ? 'desc' : 'asc');
+        q = orderByMetric(q.orderBy(sql`(${sql.ref(`${alias}.value`)} IS NULL)`), alias, t.descending);
         break;
       }
       case 'param':
@@ -221,14 +223,25 @@ function applyRunOrder(q: AnyQuery, terms: readonly OrderTerm[], raw: readonly s
             `'${t.key}' is not a run attribute: use ${Object.keys(RUN_ATTRIBUTES).join(', ')}`,
           );
         }
-        q = orderNullsLast(q, sql.ref(spec.column), t.descending);
+        q = spec.nullable
+          ? orderNullsLast(q, sql.ref(spec.column), t.descending)
+          : q.orderBy(sql.ref(spec.column), t.descending ? 'desc' : 'asc');
         break;
       }
       case 'dataset':
         throw syntaxError('orderBy', raw[i]!, t.position, 'runs cannot be ordered by datasets');
     }
-  });
-  return q.orderBy('runs.start_time', 'desc').orderBy('runs.run_id', 'asc');
+  }
+  const ordered = (key: string) => terms.some((t) => t.entity === 'attribute' && t.key === key);
+  if (!ordered('start_time')) q = q.orderBy('runs.start_time', 'desc');
+  if (!ordered('run_id')) q = q.orderBy('runs.run_id', 'asc');
+  return q;
+}
+
+/** NaN sorts above every number (as Postgres orders it); the index (key, is_nan, value) serves this order. */
+function orderByMetric(q: AnyQuery, alias: string, descending: boolean): AnyQuery {
+  const direction = descending ? 'desc' : 'asc';
+  return q.orderBy(sql.ref(`${alias}.is_nan`), direction).orderBy(sql.ref(`${alias}.value`), direction);
 }
 
 interface OffsetToken {
@@ -282,22 +295,76 @@ export async function searchRunIds(
   const hash = queryHash(['runs', [...search.experimentIds].sort(), search.filter ?? '', orderBy, stages]);
   const offset = readOffset(search.pageToken, hash);
 
-  let q = (db as unknown as Kysely<any>)
+  let base = (db as unknown as Kysely<any>)
     .selectFrom('runs')
     .select('runs.run_id')
     .where('runs.experiment_id', 'in', [...search.experimentIds])
     .where('runs.lifecycle_stage', 'in', [...stages]) as AnyQuery;
-  for (const clause of ast.clauses) q = q.where((eb: AnyEb) => runClause(eb, dialect, ast.source, clause));
-  q = applyRunOrder(q, terms, orderBy);
+  for (const clause of ast.clauses) base = base.where((eb: AnyEb) => runClause(eb, dialect, ast.source, clause));
   // One extra row tells whether another page exists.
-  const rows = await q
-    .limit(search.maxResults + 1)
-    .offset(offset)
-    .execute();
-  const ids = rows.slice(0, search.maxResults).map((r: { run_id: string }) => r.run_id);
+  const wanted = search.maxResults + 1;
+  const first = terms[0];
+  const rows: { run_id: string }[] =
+    first?.entity === 'metric'
+      ? await metricOrderedRows(base, terms, orderBy, first, offset, wanted)
+      : await applyRunOrder(base, terms, orderBy).limit(wanted).offset(offset).execute();
+  const ids = rows.slice(0, search.maxResults).map((r) => r.run_id);
   return rows.length > search.maxResults
     ? { ids, nextPageToken: encodePageToken({ o: offset + search.maxResults, q: hash } satisfies OffsetToken) }
     : { ids };
+}
+
+/**
+ * Ordering by a metric first, in two phases, so that the database can walk the (key, is_nan, value) index in
+ * order and stop after a page instead of sorting every run: first the runs that have the metric (inner join),
+ * then, once those are exhausted, the runs without it (which sort last). Same order as one LEFT JOIN query.
+ */
+async function metricOrderedRows(
+  base: AnyQuery,
+  terms: readonly OrderTerm[],
+  raw: readonly string[],
+  first: OrderTerm,
+  offset: number,
+  wanted: number,
+): Promise<{ run_id: string }[]> {
+  const withMetric = base.innerJoin('latest_metrics as o0', (j: any) =>
+    j.onRef('o0.run_id', '=', 'runs.run_id').on('o0.key', '=', first.key),
+  );
+  const rows: { run_id: string }[] = await applyRunOrder(
+    orderByMetric(withMetric, 'o0', first.descending),
+    terms,
+    raw,
+    1,
+  )
+    .limit(wanted)
+    .offset(offset)
+    .execute();
+  if (rows.length === wanted) return rows;
+  // How many runs have the metric decides where the page starts among those without it.
+  let having = offset + rows.length;
+  if (rows.length === 0 && offset > 0) {
+    const counted = await withMetric
+      .clearSelect()
+      .select((eb: AnyEb) => eb.fn.countAll().as('n'))
+      .executeTakeFirst();
+    having = Number(counted?.n ?? 0);
+  }
+  const without = base.where((eb: AnyEb) =>
+    eb.not(
+      eb.exists(
+        eb
+          .selectFrom('latest_metrics as m')
+          .select(sql.lit(1).as('one'))
+          .whereRef('m.run_id', '=', 'runs.run_id')
+          .where('m.key', '=', first.key),
+      ),
+    ),
+  );
+  const rest: { run_id: string }[] = await applyRunOrder(without, terms, raw, 1)
+    .limit(wanted - rows.length)
+    .offset(Math.max(0, offset - having))
+    .execute();
+  return [...rows, ...rest];
 }
 
 export interface ExperimentSearch {

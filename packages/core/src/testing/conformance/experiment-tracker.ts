@@ -806,9 +806,18 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
         for (let i = 0; i < 23; i++) {
           const run = await tracker.createRun({ experimentId: exp, startTime: new Date(T0 + (i % 5) * 1000) });
           created.push(run.info.id);
-          await tracker.logMetric(run.info.id, { key: 'score', value: i % 7 });
+          // Every fourth run lacks the metric, so metric-ordered pages cross from runs with it to runs without.
+          if (i % 4 !== 0) await tracker.logMetric(run.info.id, { key: 'score', value: i % 7 });
+          await tracker.setTag(run.info.id, { key: 'group', value: String(i % 3) });
         }
-        for (const orderBy of [undefined, ['metrics.score DESC'], ['attributes.start_time ASC']]) {
+        const orders = [
+          undefined,
+          ['metrics.score DESC'],
+          ['metrics.score ASC', 'tags.group DESC'],
+          ['attributes.start_time ASC'],
+          ['tags.group', 'metrics.score DESC'],
+        ];
+        for (const orderBy of orders) {
           const unpaged = await tracker.searchRuns({ experimentIds: [exp], ...(orderBy ? { orderBy } : {}) });
           expect(unpaged.nextPageToken).toBeUndefined();
           const { runs: paged, pages } = await searchAll({
@@ -816,9 +825,19 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
             maxResults: 5,
             ...(orderBy ? { orderBy } : {}),
           });
-          expect(pages).toBe(5);
-          expect(paged.map((r) => r.info.id)).toEqual(unpaged.items.map((r) => r.info.id));
+          expect(pages, String(orderBy)).toBe(5);
+          expect(
+            paged.map((r) => r.info.id),
+            String(orderBy),
+          ).toEqual(unpaged.items.map((r) => r.info.id));
           expect(new Set(paged.map((r) => r.info.id)).size).toBe(23);
+          if (orderBy?.[0]?.startsWith('metrics.')) {
+            // Runs without the metric come last, whatever the direction.
+            expect(paged.slice(-6).every((r) => r.data.metrics.score === undefined)).toBe(true);
+            const scores = paged.slice(0, 17).map((r) => r.data.metrics.score!.value);
+            const sorted = [...scores].sort((a, b) => (orderBy[0]!.endsWith('DESC') ? b - a : a - b));
+            expect(scores).toEqual(sorted);
+          }
         }
       });
 

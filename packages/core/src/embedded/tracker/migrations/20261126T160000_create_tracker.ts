@@ -96,10 +96,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('timestamp', 'bigint', (c) => c.notNull())
     .addPrimaryKeyConstraint('latest_metrics_pk', ['run_id', 'key'])
     .execute();
+  // Serves metric filters (key = ?, is_nan = 0, value range) and metric ordering (NaN above every number).
   await db.schema
     .createIndex('latest_metrics_key_value')
     .on('latest_metrics')
-    .columns(['key', 'value', 'run_id'])
+    .columns(['key', 'is_nan', 'value', 'run_id'])
     .execute();
 
   await db.schema
