@@ -212,13 +212,23 @@ export class SqlAuditLog implements AuditLog {
       }
     }
     const db = this.#db;
-    const headRow = await db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirst();
-    const head = { seq: Number(headRow?.seq ?? 0), hash: headRow?.hash ?? AUDIT_GENESIS_HASH };
-    const maxRow = await db
-      .selectFrom('audit_log')
-      .select((eb) => eb.fn.max('seq').as('seq'))
+    // Head and highest stored seq from one statement (one snapshot), so a concurrent append cannot look like an
+    // entry written past the head.
+    const snapshot = await db
+      .selectFrom('audit_head')
+      .select([
+        'seq',
+        'hash',
+        (eb) =>
+          eb
+            .selectFrom('audit_log')
+            .select((e) => e.fn.max('seq').as('m'))
+            .as('max_seq'),
+      ])
+      .where('id', '=', 1)
       .executeTakeFirst();
-    const lastStored = Math.max(head.seq, Number(maxRow?.seq ?? 0));
+    const head = { seq: Number(snapshot?.seq ?? 0), hash: snapshot?.hash ?? AUDIT_GENESIS_HASH };
+    const lastStored = Math.max(head.seq, Number(snapshot?.max_seq ?? 0));
     const from = range.fromSeq ?? 1;
     const to = Math.min(range.toSeq ?? lastStored, lastStored);
     let checked = 0;

@@ -191,6 +191,16 @@ export function auditLogConformance(name: string, factory: () => Promise<AuditLo
         expect(await log.verify()).toEqual({ ok: true, checkedEntries: 30 });
       });
 
+      it('verifies clean while appends run concurrently', async () => {
+        await appendMany(3);
+        const appends = Promise.all(Array.from({ length: 30 }, (_, i) => log.append(record({ details: { i } }))));
+        const checks: Promise<{ ok: boolean; reason?: string }>[] = [];
+        for (let i = 0; i < 10; i++) checks.push(log.verify());
+        await appends;
+        for (const result of await Promise.all(checks)) expect(result.reason).toBeUndefined();
+        expect(await log.verify()).toEqual({ ok: true, checkedEntries: 33 });
+      });
+
       it.runIf(hasAnother)('keeps one chain when two logs on the same storage append together', async () => {
         const other = await fixture.openAnother!();
         const work = Array.from({ length: 40 }, (_, i) => (i % 2 ? other : log).append(record({ details: { i } })));
