@@ -22,8 +22,13 @@ function chunks<T>(items: readonly T[], size = KEY_CHUNK): T[][] {
   return out;
 }
 
-export function findModelByName(db: Db, name: string): Promise<RegisteredModelRow | undefined> {
-  return db.selectFrom('registered_models').selectAll().where('name', '=', name).executeTakeFirst();
+/**
+ * The model row by name. `forUpdate` row-locks it until the transaction ends (Postgres; SQLite's write transactions
+ * already exclude each other), which serializes the promotions of one model.
+ */
+export function findModelByName(db: Db, name: string, forUpdate = false): Promise<RegisteredModelRow | undefined> {
+  const q = db.selectFrom('registered_models').selectAll().where('name', '=', name);
+  return (forUpdate ? q.forUpdate() : q).executeTakeFirst();
 }
 
 export function findVersion(db: Db, modelId: number, version: number): Promise<ModelVersionRow | undefined> {

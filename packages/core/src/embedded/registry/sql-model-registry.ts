@@ -113,6 +113,8 @@ export class SqlModelRegistry implements ModelRegistry {
   readonly #tracker: ExperimentTracker | undefined;
   readonly #logger: Logger | undefined;
   readonly #dialect: SqlDialect;
+  /** Whether promotions lock the model row: Postgres only, since SQLite's SELECT has no FOR UPDATE and needs none. */
+  readonly #lockRows: boolean;
 
   constructor(options: SqlModelRegistryOptions) {
     this.#store = options.store;
@@ -120,6 +122,7 @@ export class SqlModelRegistry implements ModelRegistry {
     this.#tracker = options.tracker;
     this.#logger = options.logger;
     this.#dialect = sqlDialect(options.store.dialect);
+    this.#lockRows = options.store.dialect === 'postgres';
   }
 
   /** Applies the outbox and registry migrations, then returns a ready registry. */
@@ -380,7 +383,7 @@ export class SqlModelRegistry implements ModelRegistry {
     validateModelName(name);
     validateVersionNumber(version);
     await this.#transaction(async (trx) => {
-      const { modelId, row } = await requireVersion(trx, name, version);
+      const { modelId, row } = await requireVersion(trx, name, version, this.#lockRows);
       const now = Date.now();
       const aliases = await trx
         .selectFrom('registered_model_aliases')
@@ -479,7 +482,7 @@ export class SqlModelRegistry implements ModelRegistry {
       promotion,
     );
     const modelId = await this.#transaction(async (trx) => {
-      const { modelId, row } = await requireVersion(trx, input.name, input.version);
+      const { modelId, row } = await requireVersion(trx, input.name, input.version, this.#lockRows);
       if (row.stage !== current.stage) {
         throw new ConflictError(
           `${input.name} v${input.version} moved from ${current.stage} to ${row.stage} while the promotion was being checked; retry`,
@@ -624,7 +627,7 @@ export class SqlModelRegistry implements ModelRegistry {
       promotion,
     );
     const modelId = await this.#transaction(async (trx) => {
-      const { modelId } = await requireVersion(trx, input.name, input.version);
+      const { modelId } = await requireVersion(trx, input.name, input.version, this.#lockRows);
       const now = Date.now();
       const current = await findAlias(trx, modelId, input.alias);
       if (current !== previous) {
@@ -675,7 +678,7 @@ export class SqlModelRegistry implements ModelRegistry {
     validateModelName(name);
     if (typeof alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     await this.#transaction(async (trx) => {
-      const model = await requireModel(trx, name);
+      const model = await requireModel(trx, name, this.#lockRows);
       const modelId = Number(model.model_id);
       const current = await findAlias(trx, modelId, alias);
       if (current === undefined) return;
@@ -901,8 +904,8 @@ function validateDescription(description: unknown): asserts description is strin
   }
 }
 
-async function requireModel(db: Db, name: string): Promise<RegisteredModelRow> {
-  const row = await findModelByName(db, name);
+async function requireModel(db: Db, name: string, forUpdate = false): Promise<RegisteredModelRow> {
+  const row = await findModelByName(db, name, forUpdate);
   if (!row) throw modelNotFound(name);
   return row;
 }
@@ -911,8 +914,9 @@ async function requireVersion(
   db: Db,
   name: string,
   version: number,
+  lockModel = false,
 ): Promise<{ modelId: number; row: ModelVersionRow }> {
-  const modelId = Number((await requireModel(db, name)).model_id);
+  const modelId = Number((await requireModel(db, name, lockModel)).model_id);
   const row = await findVersion(db, modelId, version);
   if (!row) throw versionNotFound(name, version);
   return { modelId, row };

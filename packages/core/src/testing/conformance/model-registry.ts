@@ -673,6 +673,22 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         expect(promoted[1]![0].aliases).toEqual(['champion']);
       });
 
+      it('keeps the history a chain under concurrent transitions of one version', async () => {
+        const model = await newModel('m', 2);
+        const targets = ['Staging', 'Production', 'Archived', 'Staging', 'Production', 'None'] as const;
+        const results = await Promise.allSettled(
+          targets.map((to, i) => registry.transitionStage({ name: model, version: 1 + (i % 2), to })),
+        );
+        for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConflictError);
+        for (const version of [1, 2]) {
+          const history = (await registry.getTransitionHistory(model, version)).items;
+          history.forEach((t, i) => {
+            expect(t.from).toBe(i === 0 ? 'None' : history[i - 1]!.to);
+          });
+          expect((await registry.getVersion(model, version)).stage).toBe(history.at(-1)?.to ?? 'None');
+        }
+      });
+
       it('pages the history oldest first, per version or per model', async () => {
         const model = await newModel('m', 2);
         const moves = ['Staging', 'Production', 'Archived', 'Staging'] as const;
@@ -723,6 +739,24 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         await registry.deleteAlias(model, 'champion');
         await rejects(registry.getVersionByAlias(model, 'champion'), NotFoundError, "no alias 'champion'");
         await rejects(registry.setAlias({ name: model, alias: 'x', version: 7 }), NotFoundError, 'version 7');
+      });
+
+      it('moves an alias consistently under concurrent setAlias calls', async () => {
+        const model = await newModel('m', 5);
+        const results = await Promise.allSettled(
+          [1, 2, 3, 4, 5].map((version) => registry.setAlias({ name: model, alias: 'champion', version })),
+        );
+        for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(ConflictError);
+        expect(results.some((r) => r.status === 'fulfilled')).toBe(true);
+        const points = (await registry.getVersionByAlias(model, 'champion')).version;
+        expect((await registry.getModel(model)).aliases).toEqual({ champion: points });
+        if (fixture.aliasHistory) {
+          const moves = await fixture.aliasHistory(model);
+          moves.forEach((m, i) => {
+            expect(m.fromVersion).toBe(i === 0 ? undefined : moves[i - 1]!.toVersion);
+          });
+          expect(moves.at(-1)?.toVersion).toBe(points);
+        }
       });
 
       it('validates alias names: reserved words, characters and length', async () => {
