@@ -62,12 +62,15 @@ export class SqlAuthorizer implements Authorizer {
   readonly #audit: AuditLog | undefined;
   readonly #auditAllowed: boolean;
   readonly #logger: Logger | undefined;
+  /** Row locks exist on Postgres; SQLite's write transactions already exclude each other. */
+  readonly #postgres: boolean;
 
   constructor(options: SqlAuthorizerOptions) {
     this.#store = options.store;
     this.#audit = options.audit;
     this.#auditAllowed = options.auditAllowed ?? false;
     this.#logger = options.logger;
+    this.#postgres = options.store.dialect === 'postgres';
   }
 
   /** Applies the outbox and authorizer migrations, then returns a ready authorizer. */
@@ -202,7 +205,17 @@ export class SqlAuthorizer implements Authorizer {
       last_used_at: null,
       revoked_at: null,
     };
+    const custom = roles.filter((r) => !Object.hasOwn(BUILT_IN_ROLES, r));
     await this.#transaction(async (trx) => {
+      if (custom.length > 0) {
+        // Share-lock the custom roles so a concurrent deleteRole either sees this token or ran first.
+        let q = trx.selectFrom('authz_roles').select('name').where('name', 'in', custom);
+        if (this.#postgres) q = q.forShare();
+        const present = new Set((await q.execute()).map((r) => r.name));
+        const gone = custom.filter((r) => !present.has(r));
+        if (gone.length > 0)
+          throw new ValidationError(`unknown role ${gone.map((r) => `'${r}'`).join(', ')}`, { field: 'roles' });
+      }
       await trx.insertInto('authz_tokens').values(row).execute();
       await recordEvent(
         trx,
@@ -344,7 +357,9 @@ export class SqlAuthorizer implements Authorizer {
     if (Object.hasOwn(BUILT_IN_ROLES, name))
       throw new ConflictError(`'${name}' is a built-in role and cannot be deleted`);
     await this.#transaction(async (trx) => {
-      const row = await trx.selectFrom('authz_roles').select('name').where('name', '=', name).executeTakeFirst();
+      let q = trx.selectFrom('authz_roles').select('name').where('name', '=', name);
+      if (this.#postgres) q = q.forUpdate();
+      const row = await q.executeTakeFirst();
       if (!row) throw new NotFoundError(`role '${name}' does not exist`);
       const grants = await trx
         .selectFrom('authz_grants')
@@ -382,7 +397,12 @@ export class SqlAuthorizer implements Authorizer {
     validateProject(project, 'project');
     if (typeof role !== 'string') throw new ValidationError('role must be a role name', { field: 'role' });
     await this.#transaction(async (trx) => {
-      if (!(await this.#permissionsOf(trx, [role])).has(role)) throw new NotFoundError(`role '${role}' does not exist`);
+      if (!Object.hasOwn(BUILT_IN_ROLES, role)) {
+        // A share lock on the role row: a concurrent deleteRole waits, then sees this grant and refuses.
+        let q = trx.selectFrom('authz_roles').select('name').where('name', '=', role);
+        if (this.#postgres) q = q.forShare();
+        if (!(await q.executeTakeFirst())) throw new NotFoundError(`role '${role}' does not exist`);
+      }
       const inserted = await trx
         .insertInto('authz_grants')
         .values({ principal_id: principalId, project, role, created_at: Date.now() })

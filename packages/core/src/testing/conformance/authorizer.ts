@@ -277,6 +277,32 @@ export function authorizerConformance(name: string, factory: () => Promise<Autho
       });
     });
 
+    describe('roles under concurrency', () => {
+      it('never leaves a grant of a deleted role when grant and deleteRole race', async () => {
+        for (let round = 0; round < 5; round++) {
+          const role = id(`race${round}`);
+          await authz.defineRole({ name: role, permissions: ['model.read'] });
+          const [granted, deleted] = await Promise.allSettled([
+            authz.grant(id('pat'), project(), role),
+            authz.deleteRole(role),
+          ]);
+          const held = (await authz.getPrincipal(id('pat'))).roles[project()] ?? [];
+          const exists = (await authz.listRoles()).some((r) => r.name === role);
+          if (deleted.status === 'fulfilled') {
+            expect(granted.status).toBe('rejected');
+            expect((granted as PromiseRejectedResult).reason).toBeInstanceOf(NotFoundError);
+            expect(held).not.toContain(role);
+            expect(exists).toBe(false);
+          } else {
+            expect(deleted.reason).toBeInstanceOf(ConflictError);
+            expect(granted.status).toBe('fulfilled');
+            expect(held).toContain(role);
+            expect(exists).toBe(true);
+          }
+        }
+      });
+    });
+
     // ------------------------------------------------------------------ tokens
     describe('API tokens', () => {
       it('issues a token shown once and verifies it to a principal limited to its projects and roles', async () => {
