@@ -1,0 +1,177 @@
+// Figure 3: resolving `models:/<name>@champion` at 32 concurrent callers, on the SQL registry (embedded SQLite and
+// PostgreSQL) and through CachedModelRegistry with the Redis read-through cache over each. The four contenders
+// alternate in rounds, so the shared machine's changing load hits them alike.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteMetadataStore } from '../packages/core/src/embedded/metadata-store/sqlite-metadata-store.js';
+import { SqlModelRegistry } from '../packages/core/src/embedded/registry/sql-model-registry.js';
+import { CachedModelRegistry, registryCacheKeys } from '../packages/core/src/infra/cache/cached-model-registry.js';
+import { RedisCache } from '../packages/core/src/infra/cache/redis-cache.js';
+import { PostgresMetadataStore } from '../packages/core/src/infra/postgres/postgres-metadata-store.js';
+import { createPlatformHooks } from '../packages/core/src/kernel/hooks.js';
+import type { ModelRegistry } from '../packages/core/src/ports/model-registry.js';
+import { figure, type Measured, percentile } from './lib.js';
+
+export interface AliasSizes {
+  readonly callers: number;
+  /** Sequential resolves per caller per round. */
+  readonly callsPerCaller: number;
+  readonly rounds: number;
+}
+
+const GOAL_P99_MS = 2;
+const MODEL = 'bench-fraud-detector';
+const URI = `models:/${MODEL}@champion`;
+
+interface Contender {
+  readonly label: string;
+  /** One timed call; resolves to the version number it found (undefined for the floor). */
+  readonly call: () => Promise<number | undefined>;
+  readonly samples: number[];
+  /** The uncached contender on the same store, which a cached one is compared with. */
+  readonly uncached?: Contender;
+  /** A reference, not mlplane code: reported without a goal. */
+  readonly floor?: boolean;
+}
+
+function resolving(registry: ModelRegistry) {
+  return async () => (await registry.resolve(URI)).version;
+}
+
+async function prepare(registry: SqlModelRegistry): Promise<void> {
+  await registry.createModel({ name: MODEL, description: 'alias resolution benchmark' });
+  for (let v = 1; v <= 3; v++) {
+    await registry.createVersion({ name: MODEL, source: `file:///models/${MODEL}/${v}`, description: `v${v}` });
+  }
+  await registry.setAlias({ name: MODEL, alias: 'champion', version: 2, reason: 'benchmark' });
+}
+
+async function round(c: Contender, sizes: AliasSizes): Promise<void> {
+  await Promise.all(
+    Array.from({ length: sizes.callers }, async () => {
+      for (let i = 0; i < sizes.callsPerCaller; i++) {
+        const t = performance.now();
+        const version = await c.call();
+        c.samples.push(performance.now() - t);
+        if (!c.floor && version !== 2) throw new Error(`${c.label}: ${URI} resolved to version ${version}`);
+      }
+    }),
+  );
+}
+
+export async function aliasBench(
+  sizes: AliasSizes,
+  pgUrl: string | undefined,
+  redisUrl: string | undefined,
+): Promise<Measured[]> {
+  console.log(
+    `\n## alias: resolve('${URI}') at ${sizes.callers} concurrent callers, ${sizes.rounds} alternating rounds of ${sizes.callers * sizes.callsPerCaller} calls per contender`,
+  );
+  const closers: (() => Promise<void>)[] = [];
+  const contenders: Contender[] = [];
+  const figures: Measured[] = [];
+  try {
+    const runTag = Date.now().toString(36);
+    const add = async (label: string, registry: SqlModelRegistry, store: string) => {
+      const uncached: Contender = { label, call: resolving(registry), samples: [] };
+      contenders.push(uncached);
+      if (!redisUrl) return;
+      // A key prefix per store: the same model name lives in both stores.
+      const cache = await RedisCache.connect(redisUrl, { keyPrefix: `mlplane:bench:${runTag}:${store}:` });
+      closers.push(async () => {
+        await cache.invalidateTags([registryCacheKeys.model(MODEL)]);
+        await cache.close();
+      });
+      contenders.push({
+        label: `${label} + Redis cache`,
+        call: resolving(new CachedModelRegistry({ registry, cache })),
+        samples: [],
+        uncached,
+      });
+    };
+
+    if (redisUrl) {
+      // The floor of any Redis-backed read on this machine: one GET round trip per call, the same 32 callers. A
+      // cache hit needs at least this; on a loaded machine its p99 is mostly the time the process waits for a core.
+      const cache = await RedisCache.connect(redisUrl, { keyPrefix: `mlplane:bench:${runTag}:floor:` });
+      closers.push(() => cache.close());
+      contenders.push({
+        label: 'one Redis GET round trip (no mlplane code)',
+        call: async () => {
+          await cache.get('absent');
+          return undefined;
+        },
+        samples: [],
+        floor: true,
+      });
+    }
+
+    const dir = await mkdtemp(join(tmpdir(), 'mlplane-bench-alias-'));
+    const sqlite = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
+    closers.push(async () => {
+      await sqlite.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const embedded = await SqlModelRegistry.open({ store: sqlite, hooks: createPlatformHooks() });
+    await prepare(embedded);
+    await add('embedded SQLite', embedded, 'sqlite');
+
+    if (pgUrl) {
+      const schema = `mlplane_bench_alias_${Date.now().toString(36)}`;
+      // A pool at least as large as the callers, so that no caller waits for a connection.
+      const pg = await PostgresMetadataStore.connect({
+        connectionString: pgUrl,
+        schema,
+        maxConnections: sizes.callers,
+      });
+      closers.push(async () => {
+        await pg.db().schema.dropSchema(schema).cascade().execute();
+        await pg.close();
+      });
+      const postgres = await SqlModelRegistry.open({ store: pg, hooks: createPlatformHooks() });
+      await prepare(postgres);
+      await add('PostgreSQL', postgres, 'pg');
+    }
+
+    // Warm-up (connections, plans, the cache fill), untimed.
+    for (const c of contenders) await round(c, { ...sizes, callsPerCaller: 5 });
+    for (const c of contenders) c.samples.length = 0;
+    for (let r = 0; r < sizes.rounds; r++) for (const c of contenders) await round(c, sizes);
+
+    for (const c of contenders) {
+      const p50 = percentile(c.samples, 0.5);
+      const p99 = percentile(c.samples, 0.99);
+      console.log(
+        `  ${c.label.padEnd(34)} p50 ${p50.toFixed(2).padStart(7)} ms  p99 ${p99.toFixed(2).padStart(7)} ms  (${c.samples.length} calls)`,
+      );
+      const base = c.uncached;
+      const peer = (q: number) => (base ? percentile(base.samples, q) : null);
+      const peerIs = base ? { peerIs: `${base.label} without the cache` } : {};
+      figures.push(
+        figure(
+          `${c.floor ? 'alias floor' : 'alias resolve'} p50 at ${sizes.callers} callers, ${c.label}`,
+          'ms',
+          p50,
+          peer(0.5),
+          'lower-is-better',
+          peerIs,
+        ),
+        figure(
+          `${c.floor ? 'alias floor' : 'alias resolve'} p99 at ${sizes.callers} callers, ${c.label}`,
+          'ms',
+          p99,
+          peer(0.99),
+          'lower-is-better',
+          {
+            ...peerIs,
+            ...(c.floor ? {} : { goal: { text: `≤ ${GOAL_P99_MS} ms`, met: p99 <= GOAL_P99_MS } }),
+          },
+        ),
+      );
+    }
+  } finally {
+    for (const close of closers.reverse()) await close();
+  }
+  return figures;
+}

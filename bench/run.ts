@@ -1,0 +1,115 @@
+// `pnpm bench`: the management layer's figures from issue 4, measured side by side in one run, printed, written
+// to bench/results/latest.json and rendered into docs/benchmarks.md.
+//   1. logBatch ingest (10 and 500 metrics per batch) on embedded SQLite and PostgreSQL vs PostgreSQL COPY
+//   2. searchRuns p50/p95 over 25,000 runs with 20 metrics each, on embedded SQLite and PostgreSQL
+//   3. alias resolution p50/p99 at 32 concurrent callers, with and without the Redis cache
+// PostgreSQL and Redis come from MLPLANE_PG_URL / MLPLANE_REDIS_URL (scripts/peers); without them the figures that
+// need them are skipped, and said to be. BENCH_QUICK=1 runs small sizes into bench/results/quick.json and leaves
+// latest.json and the docs alone, since the recorded figures must be the full sizes.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RedisCache } from '../packages/core/src/infra/cache/redis-cache.js';
+import { PostgresMetadataStore } from '../packages/core/src/infra/postgres/postgres-metadata-store.js';
+import { type AliasSizes, aliasBench } from './alias.js';
+import { renderDocs } from './docs.js';
+import { type IngestSizes, ingest } from './ingest.js';
+import { type Figure, load, type Measured, machine, seconds } from './lib.js';
+import { type SearchSizes, searchBench } from './search.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const QUICK = process.env.BENCH_QUICK === '1';
+
+const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes } = QUICK
+  ? {
+      ingest: { rows10: 2_000, rows500: 10_000, rounds: 2 },
+      search: { runs: 1_000, samples: 10 },
+      alias: { callers: 32, callsPerCaller: 20, rounds: 2 },
+    }
+  : {
+      // 20,000 rows are 2,000 ten-metric batches per contender: enough samples, without minutes of round trips.
+      ingest: { rows10: 20_000, rows500: 100_000, rounds: 5 },
+      search: { runs: 25_000, samples: 40 },
+      alias: { callers: 32, callsPerCaller: 50, rounds: 5 },
+    };
+
+/** The URL when its server answers now; otherwise why not, so the figures needing it are skipped, not failed. */
+async function reachable(name: string, url: string | undefined, probe: (url: string) => Promise<void>) {
+  if (!url) return { url: undefined, why: `${name} unset` };
+  try {
+    await probe(url);
+    return { url, why: '' };
+  } catch (err) {
+    return { url: undefined, why: `${name} set but unreachable: ${(err as Error).message}` };
+  }
+}
+
+const pg = await reachable('MLPLANE_PG_URL', process.env.MLPLANE_PG_URL || undefined, async (url) => {
+  const store = await PostgresMetadataStore.connect({ connectionString: url, connectionTimeoutMs: 5_000 });
+  try {
+    await store
+      .db()
+      .selectNoFrom((eb) => eb.val(1).as('one'))
+      .execute();
+  } finally {
+    await store.close();
+  }
+});
+const redis = await reachable('MLPLANE_REDIS_URL', process.env.MLPLANE_REDIS_URL || undefined, async (url) => {
+  await (await RedisCache.connect(url)).close();
+});
+const pgUrl = pg.url;
+const redisUrl = redis.url;
+const skipped: string[] = [];
+if (!pgUrl)
+  skipped.push(
+    `PostgreSQL (${pg.why}): ingest on PostgreSQL and the COPY ceiling, search on PostgreSQL, alias resolution on PostgreSQL`,
+  );
+if (!redisUrl) skipped.push(`Redis (${redis.why}): alias resolution with the Redis cache`);
+
+const started = performance.now();
+const loadStart = load();
+const startedAt = new Date();
+console.log(
+  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; load average at start ${loadStart.join(' ')}`,
+);
+for (const s of skipped) console.log(`SKIPPED: ${s}`);
+
+const measured: Measured[] = [];
+measured.push(...(await ingest(SIZES.ingest, pgUrl)));
+measured.push(...(await searchBench(SIZES.search, pgUrl)));
+measured.push(...(await aliasBench(SIZES.alias, pgUrl, redisUrl)));
+
+const loadEnd = load();
+const took = seconds(started);
+const m = machine(loadStart, loadEnd);
+// The keys in the order the issue lists them; goal and peerIs are for the docs table only.
+const figures: Figure[] = measured.map((f) => ({
+  name: f.name,
+  unit: f.unit,
+  ours: f.ours,
+  peer: f.peer,
+  ratio: f.ratio,
+  machine: m,
+  at: f.at,
+}));
+
+console.log(`\n## figures (ratio > 1: mlplane better)`);
+for (const f of measured) {
+  const goal = f.goal ? `  goal ${f.goal.text}: ${f.goal.met ? 'met' : 'MISSED'}` : '';
+  console.log(
+    `  ${f.name.padEnd(96)} ${String(f.ours).padStart(9)} ${f.unit.padEnd(6)} peer ${String(f.peer ?? '-').padStart(9)}  ratio ${String(f.ratio ?? '-').padStart(6)}${goal}`,
+  );
+}
+for (const s of skipped) console.log(`SKIPPED: ${s}`);
+console.log(`load average at end ${loadEnd.join(' ')}; took ${(took / 60).toFixed(1)} min`);
+
+const out = join(ROOT, 'bench', 'results', QUICK ? 'quick.json' : 'latest.json');
+await mkdir(dirname(out), { recursive: true });
+await writeFile(out, `${JSON.stringify(figures, null, 2)}\n`);
+console.log(`wrote ${out}`);
+if (!QUICK) {
+  const docs = join(ROOT, 'docs', 'benchmarks.md');
+  await writeFile(docs, renderDocs({ measured, machine: m, skipped, startedAt, minutes: took / 60, sizes: SIZES }));
+  console.log(`wrote ${docs}`);
+}
