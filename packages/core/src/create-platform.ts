@@ -1,9 +1,11 @@
+import { managementPlugin } from './embedded/management-plugin.js';
 import { embeddedPlugin } from './embedded/plugin.js';
 import { type CreatePlatformOptions, createKernelPlatform, type Platform } from './kernel/platform.js';
 
 export interface CreatePlatformWithDefaultsOptions extends CreatePlatformOptions {
   /**
-   * Installs the embedded defaults (plugin id `embedded`) so every port has a provider with no servers.
+   * Installs the embedded defaults (plugin `embedded`) so every port has a provider with no servers, and the
+   * `management` plugin (outbox relay, audit consumer) that runs on whichever providers are chosen.
    * Any other plugin providing a port replaces the default without further config. Default true.
    */
   readonly defaults?: boolean;
@@ -12,7 +14,8 @@ export interface CreatePlatformWithDefaultsOptions extends CreatePlatformOptions
 /** Creates a platform from plugins and config; call `start()` to wire and run it. */
 export function createPlatform(options: CreatePlatformWithDefaultsOptions): Platform {
   const { defaults = true, ...rest } = options;
-  const hasEmbedded = options.plugins.some((p) => p.id === 'embedded');
-  const plugins = defaults && !hasEmbedded ? [embeddedPlugin(), ...options.plugins] : options.plugins;
+  const installed = new Set(options.plugins.map((p) => p.id));
+  const builtIn = [embeddedPlugin, managementPlugin].map((make) => make()).filter((p) => !installed.has(p.id));
+  const plugins = defaults ? [...builtIn, ...options.plugins] : options.plugins;
   return createKernelPlatform({ ...rest, plugins });
 }

@@ -5,13 +5,23 @@ import { z } from 'zod';
 import { coreServices } from '../kernel/core-services.js';
 import { definePlugin } from '../kernel/plugin.js';
 import { artifactStoreRef } from '../ports/artifact-store.js';
+import { auditLogRef } from '../ports/audit-log.js';
+import { authorizerRef } from '../ports/authorizer.js';
 import { eventBusRef } from '../ports/event-bus.js';
+import { experimentTrackerRef } from '../ports/experiment-tracker.js';
+import { metadataStoreRef } from '../ports/metadata-store.js';
+import { modelRegistryRef } from '../ports/model-registry.js';
 import { secretStoreRef } from '../ports/secret-store.js';
 import { telemetryRef } from '../ports/telemetry.js';
 import { LocalArtifactStore } from './artifact-store/local-artifact-store.js';
+import { SqlAuditLog } from './audit/sql-audit-log.js';
+import { SqlAuthorizer } from './authz/sql-authorizer.js';
 import { InProcessEventBus } from './event-bus/in-process-event-bus.js';
+import { SqliteMetadataStore } from './metadata-store/sqlite-metadata-store.js';
+import { SqlModelRegistry } from './registry/sql-model-registry.js';
 import { EnvFileSecretStore } from './secret-store/file-secret-store.js';
 import { createEmbeddedTelemetry } from './telemetry/embedded-telemetry.js';
+import { SqlExperimentTracker } from './tracker/sql-experiment-tracker.js';
 
 export const embeddedConfigSchema = z.object({
   /** Everything the embedded defaults keep on disk lives under this directory. */
@@ -27,6 +37,16 @@ export const embeddedConfigSchema = z.object({
       masterKey: z.string().optional(),
     })
     .default({ file: 'secrets.enc' }),
+  metadata: z
+    .object({
+      /** SQLite database file; relative paths are under dataDir. */
+      file: z.string().default('metadata.db'),
+      /** FULL survives power loss; NORMAL (WAL) only loses the last commits on an OS crash. */
+      synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+    })
+    .default({ file: 'metadata.db', synchronous: 'FULL' }),
+  /** Default project recorded in audit entries for events that name none. */
+  defaultProject: z.string().min(1).default('default'),
 });
 export type EmbeddedConfig = z.output<typeof embeddedConfigSchema>;
 
@@ -36,7 +56,9 @@ export type EmbeddedConfig = z.output<typeof embeddedConfigSchema>;
  */
 export const embeddedPlugin = definePlugin({
   id: 'embedded',
-  description: 'Embedded defaults: local artifact store, in-process event bus, env + encrypted-file secrets, telemetry',
+  description:
+    'Embedded defaults: local artifact store, in-process event bus, env + encrypted-file secrets, telemetry, and the ' +
+    'SQL management layer (metadata, tracking, registry, audit, access control) on SQLite',
   configSchema: embeddedConfigSchema,
   register(env) {
     env.provide(artifactStoreRef, {
@@ -57,6 +79,41 @@ export const embeddedPlugin = definePlugin({
           masterKey: config.secrets.masterKey ?? (await localMasterKey(dataDir)),
         });
       },
+    });
+    env.provide(metadataStoreRef, {
+      asDefault: true,
+      factory: ({ config }) =>
+        SqliteMetadataStore.open({
+          path: resolve(resolve(config.dataDir), config.metadata.file),
+          synchronous: config.metadata.synchronous,
+        }),
+      dispose: (store) => store.close(),
+    });
+    // The SQL implementations below run on whichever MetadataStore is chosen (SQLite here, PostgreSQL in production).
+    env.provide(experimentTrackerRef, {
+      asDefault: true,
+      deps: { store: metadataStoreRef, artifacts: artifactStoreRef },
+      factory: ({ store, artifacts }) => SqlExperimentTracker.open({ store, artifacts }),
+    });
+    env.provide(modelRegistryRef, {
+      asDefault: true,
+      deps: {
+        store: metadataStoreRef,
+        hooks: coreServices.hooks,
+        tracker: experimentTrackerRef,
+        logger: coreServices.logger,
+      },
+      factory: ({ store, hooks, tracker, logger }) => SqlModelRegistry.open({ store, hooks, tracker, logger }),
+    });
+    env.provide(auditLogRef, {
+      asDefault: true,
+      deps: { store: metadataStoreRef },
+      factory: ({ store, config }) => SqlAuditLog.open({ store, defaultProject: config.defaultProject }),
+    });
+    env.provide(authorizerRef, {
+      asDefault: true,
+      deps: { store: metadataStoreRef, audit: auditLogRef, logger: coreServices.logger },
+      factory: ({ store, audit, logger }) => SqlAuthorizer.open({ store, audit, logger }),
     });
     env.provide(telemetryRef, {
       asDefault: true,

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import {
+  auditLogRef,
+  authorizerRef,
+  type DomainEvent,
+  eventBusRef,
+  experimentTrackerRef,
+  metadataStoreRef,
+  modelRegistryRef,
+  STAGE_POLICY,
+  VetoedError,
+  veto,
+} from '../../src/index.js';
+import { startTestPlatform } from '../../src/testing/index.js';
+
+describe('management layer on a started platform (embedded defaults)', () => {
+  it('tracks, registers and promotes; every change is relayed as an event and audited', async () => {
+    await using platform = await startTestPlatform();
+    expect(platform.pluginIds).toEqual(['embedded', 'management']);
+    expect((await platform.get(metadataStoreRef)).dialect).toBe('sqlite');
+
+    const bus = await platform.get(eventBusRef);
+    const seen: DomainEvent[] = [];
+    await bus.subscribe({ group: 'test-observer', handler: async (e) => void seen.push(e) });
+
+    platform.hooks.model.beforePromote.tapPromise({ name: 'risk-review', stage: STAGE_POLICY }, async (version, to) =>
+      to === 'Production' && !version.tags.reviewed ? veto('needs a risk review') : undefined,
+    );
+
+    const tracker = await platform.get(experimentTrackerRef);
+    const experiment = await tracker.createExperiment({ name: 'fraud' });
+    const run = await tracker.createRun({ experimentId: experiment.id, userId: 'ana' });
+    await tracker.logBatch(run.info.id, {
+      metrics: [{ key: 'auc', value: 0.93, step: 1, timestamp: Date.now() }],
+      params: [{ key: 'lr', value: '0.01' }],
+    });
+
+    const registry = await platform.get(modelRegistryRef);
+    await registry.createModel({ name: 'fraud' });
+    const v1 = await registry.createVersion({
+      name: 'fraud',
+      source: `${run.info.artifactUri}/model`,
+      runId: run.info.id,
+    });
+    const err = await registry
+      .transitionStage({ name: 'fraud', version: v1.version, to: 'Production' })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(VetoedError);
+    expect((err as VetoedError).message).toContain('vetoed by risk-review: needs a risk review');
+    expect((await registry.getVersion('fraud', v1.version)).stage).toBe('None');
+
+    await registry.setVersionTag('fraud', v1.version, 'reviewed', 'yes');
+    const promoted = await registry.transitionStage({
+      name: 'fraud',
+      version: v1.version,
+      to: 'Production',
+      actor: 'ana',
+    });
+    expect(promoted.stage).toBe('Production');
+
+    // The relay moves outbox rows to the bus; the management plugin's audit consumer records each one.
+    await expect
+      .poll(() => seen.map((e) => e.type), { timeout: 10_000 })
+      .toEqual(expect.arrayContaining(['experiment.created', 'run.created', 'model.created', 'model.version.created']));
+    const audit = await platform.get(auditLogRef);
+    await expect
+      .poll(async () => (await audit.list({ order: 'asc' })).items.map((e) => e.action), { timeout: 10_000 })
+      .toEqual(expect.arrayContaining(['experiment.created', 'run.created', 'model.version.created']));
+    const promotions = await audit.list({ action: 'model.*' });
+    expect(promotions.items.some((e) => e.outcome === 'succeeded')).toBe(true);
+    expect(await audit.verify()).toMatchObject({ ok: true });
+
+    const authorizer = await platform.get(authorizerRef);
+    const resource = { project: 'default', kind: 'model', id: 'fraud' } as const;
+    const nobody = { id: 'nobody', kind: 'user', roles: {} } as const;
+    expect((await authorizer.authorize(nobody, 'model.promote', resource)).allowed).toBe(false);
+    const editor = { id: 'ana', kind: 'user', roles: { default: ['editor'] } } as const;
+    expect((await authorizer.authorize(editor, 'model.promote', resource)).allowed).toBe(true);
+  });
+});
