@@ -175,7 +175,7 @@ export function isLater(a: NewMetric, b: NewMetric): boolean {
  * Raises each key's latest value to the batch's latest point when that is later. Rows are written in key
  * order so concurrent batches on one run lock them in the same order and cannot deadlock.
  */
-export async function upsertLatestMetrics(trx: Trx, points: readonly NewMetric[]): Promise<void> {
+export async function upsertLatestMetrics(trx: Trx, experimentId: number, points: readonly NewMetric[]): Promise<void> {
   const latest = new Map<string, NewMetric>();
   for (const p of points) {
     const current = latest.get(p.key);
@@ -184,7 +184,15 @@ export async function upsertLatestMetrics(trx: Trx, points: readonly NewMetric[]
   if (latest.size === 0) return;
   const rows = [...latest.values()]
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-    .map(({ run_id, key, value, is_nan, step, timestamp }) => ({ run_id, key, value, is_nan, step, timestamp }));
+    .map(({ run_id, key, value, is_nan, step, timestamp }) => ({
+      run_id,
+      experiment_id: experimentId,
+      key,
+      value,
+      is_nan,
+      step,
+      timestamp,
+    }));
   await trx
     .insertInto('latest_metrics')
     .values(rows)

@@ -59,6 +59,7 @@ export interface MetricTable {
 
 export interface LatestMetricTable {
   run_id: string;
+  experiment_id: number;
   key: string;
   value: number;
   is_nan: number;

@@ -306,7 +306,7 @@ export async function searchRunIds(
   const first = terms[0];
   const rows: { run_id: string }[] =
     first?.entity === 'metric'
-      ? await metricOrderedRows(base, terms, orderBy, first, offset, wanted)
+      ? await metricOrderedRows(base, search.experimentIds, terms, orderBy, first, offset, wanted)
       : await applyRunOrder(base, terms, orderBy).limit(wanted).offset(offset).execute();
   const ids = rows.slice(0, search.maxResults).map((r) => r.run_id);
   return rows.length > search.maxResults
@@ -321,15 +321,18 @@ export async function searchRunIds(
  */
 async function metricOrderedRows(
   base: AnyQuery,
+  experimentIds: readonly number[],
   terms: readonly OrderTerm[],
   raw: readonly string[],
   first: OrderTerm,
   offset: number,
   wanted: number,
 ): Promise<{ run_id: string }[]> {
-  const withMetric = base.innerJoin('latest_metrics as o0', (j: any) =>
-    j.onRef('o0.run_id', '=', 'runs.run_id').on('o0.key', '=', first.key),
-  );
+  const withMetric = base
+    .innerJoin('latest_metrics as o0', (j: any) =>
+      j.onRef('o0.run_id', '=', 'runs.run_id').on('o0.key', '=', first.key),
+    )
+    .where('o0.experiment_id', 'in', [...experimentIds]);
   const rows: { run_id: string }[] = await applyRunOrder(
     orderByMetric(withMetric, 'o0', first.descending),
     terms,

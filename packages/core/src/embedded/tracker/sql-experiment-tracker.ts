@@ -537,7 +537,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
       };
     });
     await this.#transaction(async (trx) => {
-      await requireActiveRun(trx, runId, this.#dialect);
+      const run = await requireActiveRun(trx, runId, this.#dialect);
       const events: DomainEvent[] = [];
       if (params.length > 0) {
         const { inserted, conflicts } = await insertParams(trx, runId, params);
@@ -558,7 +558,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
       }
       if (points.length > 0) {
         await insertMetrics(trx, this.#dialect, points);
-        await upsertLatestMetrics(trx, points);
+        await upsertLatestMetrics(trx, run.experiment_id, points);
         let minStep = points[0]!.step;
         let maxStep = minStep;
         for (const p of points) {

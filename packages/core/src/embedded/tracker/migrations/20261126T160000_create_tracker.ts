@@ -89,6 +89,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable('latest_metrics')
     .addColumn('run_id', 'text', (c) => c.notNull().references('runs.run_id').onDelete('cascade'))
+    // The run's experiment, copied (runs never move), so that a search walks one experiment's values in order.
+    .addColumn('experiment_id', int64, (c) => c.notNull())
     .addColumn('key', 'text', (c) => c.notNull())
     .addColumn('value', 'double precision', (c) => c.notNull())
     .addColumn('is_nan', 'smallint', (c) => c.notNull())
@@ -96,11 +98,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('timestamp', 'bigint', (c) => c.notNull())
     .addPrimaryKeyConstraint('latest_metrics_pk', ['run_id', 'key'])
     .execute();
-  // Serves metric filters (key = ?, is_nan = 0, value range) and metric ordering (NaN above every number).
+  // Serves metric filters (key = ?, is_nan = 0, value range) and metric-first ordering (NaN above every number)
+  // within an experiment, so a page of the best runs is read in index order instead of sorting them all.
   await db.schema
-    .createIndex('latest_metrics_key_value')
+    .createIndex('latest_metrics_search')
     .on('latest_metrics')
-    .columns(['key', 'is_nan', 'value', 'run_id'])
+    .columns(['experiment_id', 'key', 'is_nan', 'value', 'run_id'])
     .execute();
 
   await db.schema
