@@ -114,7 +114,7 @@ describe('CachedModelRegistry hot reads', () => {
     }
     expect(calls.get('getVersionByAlias')).toBe(1);
     expect(calls.get('resolve')).toBe(1);
-    expect(calls.get('getVersion') ?? 0).toBe(0);
+    expect(calls.get('getVersion')).toBe(1);
 
     await cached.setAlias({ name: 'fraud', alias: 'champion', version: 2 });
     const moved = await cached.getVersionByAlias('fraud', 'champion');

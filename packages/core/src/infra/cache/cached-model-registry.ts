@@ -1,9 +1,7 @@
-import { NotFoundError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
 import {
   type CreateModelInput,
   type CreateVersionInput,
-  MODEL_STAGES,
   type ModelLineage,
   type ModelRegistry,
   type ModelStage,
@@ -23,13 +21,13 @@ import type { CacheCodec, RedisCache } from './redis-cache.js';
 
 /** Cache keys of the registry's hot reads; names are URI-encoded so that `:` in a name cannot collide. */
 export const registryCacheKeys = Object.freeze({
-  /** Alias -> version number. */
+  /** Alias -> the ModelVersion it points at. */
   alias: (name: string, alias: string) => `registry:alias:${enc(name)}:${enc(alias)}`,
   /** Version -> the ModelVersion (source artifact URI, stage, tags, aliases). */
   version: (name: string, version: number) => `registry:version:${enc(name)}:${version}`,
-  /** Stage -> the highest version number in it (`models:/<name>/<stage>`). */
+  /** Stage -> the highest ModelVersion in it (`models:/<name>/<stage>`). */
   stage: (name: string, stage: ModelStage) => `registry:stage:${enc(name)}:${stage}`,
-  /** The highest version number (`models:/<name>/latest`). */
+  /** The highest ModelVersion (`models:/<name>/latest`). */
   latest: (name: string) => `registry:latest:${enc(name)}`,
   /** Tag on every entry of one model, to drop them all at once. */
   model: (name: string) => `registry:model:${enc(name)}`,
@@ -47,49 +45,31 @@ const versionCodec: CacheCodec<ModelVersion> = Object.freeze({
   },
 });
 
-const numberCodec: CacheCodec<number> = Object.freeze({
-  encode: (n: number) => String(n),
-  decode: (text: string) => Number(text),
-});
-
 /**
- * What each registry event makes stale, for `subscribeCacheInvalidation`: the exact alias, version and stage
- * keys it names, or every entry of the model for deletions, renames and event types this version does not know.
+ * What each registry event makes stale, for `subscribeCacheInvalidation`. Every cached entry is a whole
+ * ModelVersion, whose stage, tags, description and alias list any change to its model may alter, so every event
+ * that touches versions or aliases drops all entries of the model (writes are rare next to reads); a rename drops
+ * both names. Events about the registered model alone change nothing cached.
  */
 export const modelRegistryInvalidation: InvalidationRule = (event: DomainEvent): Invalidation | undefined => {
   if (!event.type.startsWith('model.')) return undefined;
   const p = (event.payload ?? {}) as Record<string, unknown>;
-  const name = typeof p.name === 'string' ? p.name : undefined;
-  if (name === undefined) return undefined;
-  const k = registryCacheKeys;
-  const version = (v: unknown) => (typeof v === 'number' ? [k.version(name, v)] : []);
-  const stage = (s: unknown) =>
-    typeof s === 'string' && (MODEL_STAGES as readonly string[]).includes(s) ? [k.stage(name, s as ModelStage)] : [];
+  if (typeof p.name !== 'string') return undefined;
   switch (event.type) {
     case 'model.created':
     case 'model.updated':
     case 'model.tag.set':
     case 'model.tag.deleted':
-      // Registered models themselves are not cached.
       return undefined;
-    case 'model.alias.set':
-      return { keys: [k.alias(name, String(p.alias)), ...version(p.version), ...version(p.previousVersion)] };
-    case 'model.alias.deleted':
-      return { keys: [k.alias(name, String(p.alias)), ...version(p.version)] };
-    case 'model.version.created':
-      return { keys: [k.latest(name), k.stage(name, 'None')] };
-    case 'model.version.updated':
-    case 'model.version.tag.set':
-    case 'model.version.tag.deleted':
-      return { keys: version(p.version) };
-    case 'model.version.stage.transitioned':
-      return { keys: [...version(p.version), ...stage(p.from), ...stage(p.to)] };
     case 'model.renamed':
       return {
-        tags: [k.model(name), ...(typeof p.previousName === 'string' ? [k.model(p.previousName)] : [])],
+        tags: [
+          registryCacheKeys.model(p.name),
+          ...(typeof p.previousName === 'string' ? [registryCacheKeys.model(p.previousName)] : []),
+        ],
       };
     default:
-      return { tags: [k.model(name)] };
+      return { tags: [registryCacheKeys.model(p.name)] };
   }
 };
 
@@ -103,8 +83,9 @@ export interface CachedModelRegistryOptions {
 }
 
 /**
- * A ModelRegistry decorator that serves the hot read path from a RedisCache: alias -> version number ->
- * ModelVersion (with its source artifact URI), `getVersion`, and `resolve` of every `models:/` URI form.
+ * A ModelRegistry decorator that serves the hot read path from a RedisCache, one Redis round trip per hit:
+ * `getVersionByAlias`, `getVersion`, and `resolve` of every `models:/` URI form, each cached as the whole
+ * ModelVersion (with its source artifact URI).
  * Writes go to the wrapped registry and then drop every cached entry of the model they touched; changes made by
  * other processes arrive as domain events (`subscribeCacheInvalidation` with `modelRegistryInvalidation`), and
  * entry TTLs bound staleness if an event is ever missed. NotFound answers are not cached.
@@ -129,24 +110,11 @@ export class CachedModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- cached reads
 
   getVersion(name: string, version: number): Promise<ModelVersion> {
-    return this.#cache.getOrLoad(
-      registryCacheKeys.version(name, version),
-      () => this.#inner.getVersion(name, version),
-      {
-        ...this.#ttl,
-        tags: [registryCacheKeys.model(name)],
-        codec: versionCodec,
-      },
-    );
+    return this.#cached(name, registryCacheKeys.version(name, version), () => this.#inner.getVersion(name, version));
   }
 
-  async getVersionByAlias(name: string, alias: string): Promise<ModelVersion> {
-    let loaded: ModelVersion | undefined;
-    const version = await this.#pointer(registryCacheKeys.alias(name, alias), name, async () => {
-      loaded = await this.#inner.getVersionByAlias(name, alias);
-      return loaded.version;
-    });
-    return this.#versionFor(name, version, loaded, () => this.#inner.getVersionByAlias(name, alias));
+  getVersionByAlias(name: string, alias: string): Promise<ModelVersion> {
+    return this.#cached(name, registryCacheKeys.alias(name, alias), () => this.#inner.getVersionByAlias(name, alias));
   }
 
   async resolve(modelUri: string): Promise<ModelVersion> {
@@ -155,42 +123,19 @@ export class CachedModelRegistry implements ModelRegistry {
     if (uri.kind === 'alias') return this.getVersionByAlias(uri.name, uri.alias);
     const key =
       uri.kind === 'stage' ? registryCacheKeys.stage(uri.name, uri.stage) : registryCacheKeys.latest(uri.name);
-    let loaded: ModelVersion | undefined;
-    const version = await this.#pointer(key, uri.name, async () => {
-      loaded = await this.#inner.resolve(modelUri);
-      return loaded.version;
-    });
-    return this.#versionFor(uri.name, version, loaded, () => this.#inner.resolve(modelUri));
+    return this.#cached(uri.name, key, () => this.#inner.resolve(modelUri));
   }
 
-  #pointer(key: string, name: string, load: () => Promise<number>): Promise<number> {
+  #cached(name: string, key: string, load: () => Promise<ModelVersion>): Promise<ModelVersion> {
     return this.#cache.getOrLoad(key, load, {
       ...this.#ttl,
       tags: [registryCacheKeys.model(name)],
-      codec: numberCodec,
+      codec: versionCodec,
     });
   }
 
-  /** The version a pointer names; a pointer outliving its version (until its event lands) falls back to the source. */
-  async #versionFor(
-    name: string,
-    version: number,
-    loaded: ModelVersion | undefined,
-    fallback: () => Promise<ModelVersion>,
-  ): Promise<ModelVersion> {
-    try {
-      return await this.#cache.getOrLoad(
-        registryCacheKeys.version(name, version),
-        async () => loaded ?? this.#inner.getVersion(name, version),
-        { ...this.#ttl, tags: [registryCacheKeys.model(name)], codec: versionCodec },
-      );
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-      return fallback();
-    }
-  }
-
   // ---------------------------------------------------------------- writes: delegate, then invalidate the model
+  // (changes to the registered model alone leave every cached ModelVersion as it was)
 
   async #wrote<T>(names: readonly string[], result: T): Promise<T> {
     try {
@@ -203,11 +148,11 @@ export class CachedModelRegistry implements ModelRegistry {
   }
 
   async createModel(input: CreateModelInput): Promise<RegisteredModel> {
-    return this.#wrote([input.name], await this.#inner.createModel(input));
+    return this.#inner.createModel(input);
   }
 
   async updateModel(name: string, changes: { readonly description: string }): Promise<RegisteredModel> {
-    return this.#wrote([name], await this.#inner.updateModel(name, changes));
+    return this.#inner.updateModel(name, changes);
   }
 
   async renameModel(name: string, newName: string): Promise<RegisteredModel> {
@@ -243,11 +188,11 @@ export class CachedModelRegistry implements ModelRegistry {
   }
 
   async setModelTag(name: string, key: string, value: string): Promise<void> {
-    return this.#wrote([name], await this.#inner.setModelTag(name, key, value));
+    return this.#inner.setModelTag(name, key, value);
   }
 
   async deleteModelTag(name: string, key: string): Promise<void> {
-    return this.#wrote([name], await this.#inner.deleteModelTag(name, key));
+    return this.#inner.deleteModelTag(name, key);
   }
 
   async setVersionTag(name: string, version: number, key: string, value: string): Promise<void> {

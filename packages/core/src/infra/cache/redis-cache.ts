@@ -140,6 +140,8 @@ export class RedisCache {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       commandTimeout: options.commandTimeoutMs ?? 500,
+      // Concurrent lookups share one write to the socket: the hot path is many small reads at once.
+      enableAutoPipelining: true,
       ...options.redis,
     });
     // Connection errors surface on commands; an unhandled 'error' event would crash the process.
