@@ -9,6 +9,7 @@ import {
   SqliteDialect,
   type SqliteDialectConfig,
   SqliteDriver,
+  sql,
   type Transaction,
 } from 'kysely';
 import { withUnavailableErrors } from '../../infra/sql/errors.js';
@@ -57,6 +58,9 @@ export class SqliteMetadataStore implements MetadataStore {
       raw.pragma('journal_mode = WAL');
       raw.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
       raw.pragma('foreign_keys = ON');
+      // Planner statistics, bounded in cost: gathered where missing or stale now, refreshed again at close.
+      raw.pragma('analysis_limit = 400');
+      raw.pragma('optimize = 0x10002');
     } catch (cause) {
       throw new UnavailableError(`cannot open the SQLite metadata store at ${path}: ${(cause as Error).message}`, {
         cause,
@@ -82,7 +86,14 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   close(): Promise<void> {
-    this.#closing ??= this.#db.destroy();
+    this.#closing ??= (async () => {
+      try {
+        await sql`PRAGMA optimize`.execute(this.#db);
+      } catch {
+        // Statistics are an optimization; a database that cannot take them still closes.
+      }
+      await this.#db.destroy();
+    })();
     return this.#closing;
   }
 }
