@@ -6,5 +6,7 @@
 export type { CreatePlatformWithDefaultsOptions } from './create-platform.js';
 export { createPlatform } from './create-platform.js';
 export * from './embedded/index.js';
+export * from './infra/index.js';
 export * from './kernel/index.js';
+export * from './plugins/index.js';
 export * from './ports/index.js';

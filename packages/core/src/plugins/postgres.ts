@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { PostgresMetadataStore } from '../infra/postgres/postgres-metadata-store.js';
+import { definePlugin } from '../kernel/plugin.js';
+import { metadataStoreRef } from '../ports/metadata-store.js';
+
+/**
+ * The MetadataStore on PostgreSQL. The tracker, registry, audit log, authorizer and outbox relay of the embedded
+ * defaults run on it unchanged, since they only know the MetadataStore port.
+ */
+export const postgresPlugin = definePlugin({
+  id: 'postgres',
+  configSchema: z.object({
+    /** `postgres://user:password@host:5432/db`; use `${secret:...}` for the password. */
+    connectionString: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
+    /** Schema holding every table, created when absent. */
+    schema: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]*$/)
+      .optional(),
+    maxConnections: z.number().int().positive().max(1000).default(10),
+    connectionTimeoutMs: z.number().int().positive().default(10_000),
+  }),
+  register(env) {
+    env.provide(metadataStoreRef, {
+      factory: ({ config }) =>
+        PostgresMetadataStore.connect({
+          connectionString: config.connectionString,
+          maxConnections: config.maxConnections,
+          connectionTimeoutMs: config.connectionTimeoutMs,
+          ...(config.schema ? { schema: config.schema } : {}),
+        }),
+      dispose: (store) => store.close(),
+    });
+  },
+});

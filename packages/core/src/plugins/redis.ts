@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { SqlModelRegistry } from '../embedded/registry/sql-model-registry.js';
+import { subscribeCacheInvalidation } from '../infra/cache/cache-invalidation.js';
+import { CachedModelRegistry, modelRegistryInvalidation } from '../infra/cache/cached-model-registry.js';
+import { RedisCache } from '../infra/cache/redis-cache.js';
+import { RedisStreamsEventBus } from '../infra/redis/redis-streams-event-bus.js';
+import { coreServices } from '../kernel/core-services.js';
+import { definePlugin } from '../kernel/plugin.js';
+import { eventBusRef } from '../ports/event-bus.js';
+import { experimentTrackerRef } from '../ports/experiment-tracker.js';
+import { metadataStoreRef } from '../ports/metadata-store.js';
+import { modelRegistryRef } from '../ports/model-registry.js';
+import { telemetryRef } from '../ports/telemetry.js';
+
+const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
+
+/** The EventBus on Redis Streams: durable, consumer groups, per-subject order through one reader per group. */
+export const redisStreamsPlugin = definePlugin({
+  id: 'redis-streams',
+  configSchema: z.object({
+    url: redisUrl,
+    stream: z.string().min(1).default('mlplane:events'),
+    maxLen: z.number().int().positive().default(100_000),
+  }),
+  register(env) {
+    env.provide(eventBusRef, {
+      deps: { logger: coreServices.logger },
+      factory: ({ config, logger }) => new RedisStreamsEventBus({ ...config, logger }),
+      dispose: (bus) => bus.close(),
+    });
+  },
+});
+
+/**
+ * Caches hot registry reads (alias -> version -> artifact URI) in Redis, invalidated on writes and by registry
+ * events from other processes. It provides the ModelRegistry as the SQL registry behind the cache.
+ */
+export const redisCachePlugin = definePlugin({
+  id: 'redis-cache',
+  configSchema: z.object({
+    url: redisUrl,
+    keyPrefix: z.string().default('mlplane:cache:'),
+    ttlMs: z.number().int().positive().default(60_000),
+    commandTimeoutMs: z.number().int().positive().default(500),
+  }),
+  register(env) {
+    env.provide(modelRegistryRef, {
+      deps: {
+        store: metadataStoreRef,
+        hooks: coreServices.hooks,
+        tracker: experimentTrackerRef,
+        bus: eventBusRef,
+        telemetry: telemetryRef,
+        logger: coreServices.logger,
+        lifecycle: coreServices.lifecycle,
+      },
+      factory: async ({ config, store, hooks, tracker, bus, telemetry, logger, lifecycle }) => {
+        const registry = await SqlModelRegistry.open({ store, hooks, tracker, logger });
+        const cache = await RedisCache.connect(config.url, {
+          keyPrefix: config.keyPrefix,
+          defaultTtlMs: config.ttlMs,
+          commandTimeoutMs: config.commandTimeoutMs,
+          telemetry,
+        });
+        const invalidation = await subscribeCacheInvalidation({
+          bus,
+          cache,
+          rule: modelRegistryInvalidation,
+          types: ['model.*'],
+        });
+        lifecycle.addShutdownHook(async () => {
+          await invalidation.close();
+          await cache.close();
+        }, 'registry cache');
+        return new CachedModelRegistry({ registry, cache, ttlMs: config.ttlMs, logger });
+      },
+    });
+  },
+});
