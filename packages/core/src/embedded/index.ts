@@ -1,3 +1,18 @@
+export type { CacheInvalidationOptions, Invalidation, InvalidationRule } from '../infra/cache/cache-invalidation.js';
+export { subscribeCacheInvalidation } from '../infra/cache/cache-invalidation.js';
+export type { CachedModelRegistryOptions } from '../infra/cache/cached-model-registry.js';
+export {
+  CachedModelRegistry,
+  modelRegistryInvalidation,
+  registryCacheKeys,
+} from '../infra/cache/cached-model-registry.js';
+export type { CacheCodec, LoadOptions, RedisCacheOptions } from '../infra/cache/redis-cache.js';
+export { jsonCodec, RedisCache } from '../infra/cache/redis-cache.js';
+export type { HeldLease, LeaseContext, LeaseManager, WithLeaseOptions } from '../infra/locks/lease.js';
+export { withLease } from '../infra/locks/lease.js';
+export type { RedisLeaseManagerOptions } from '../infra/locks/redis-lease.js';
+export { RedisLeaseManager } from '../infra/locks/redis-lease.js';
+export { LEASES_MIGRATIONS, LEASES_OWNER, SqlLeaseManager } from '../infra/locks/sql-lease.js';
 export type { PostgresMetadataStoreOptions } from '../infra/postgres/postgres-metadata-store.js';
 export { PostgresMetadataStore } from '../infra/postgres/postgres-metadata-store.js';
 export type { OutboxEntry } from '../infra/sql/outbox.js';
@@ -25,7 +40,21 @@ export type { EmbeddedConfig } from './plugin.js';
 export { embeddedConfigSchema, embeddedPlugin } from './plugin.js';
 export type { AliasMove, SqlModelRegistryOptions } from './registry/sql-model-registry.js';
 export { SqlModelRegistry } from './registry/sql-model-registry.js';
+export type { OutboxRelayOptions, OutboxRelayStats } from './relay/outbox-relay.js';
+export { OutboxRelay } from './relay/outbox-relay.js';
 export { EnvFileSecretStore } from './secret-store/file-secret-store.js';
 export { createEmbeddedTelemetry } from './telemetry/embedded-telemetry.js';
 export type { SqlExperimentTrackerOptions } from './tracker/sql-experiment-tracker.js';
 export { SqlExperimentTracker } from './tracker/sql-experiment-tracker.js';
+export { WEBHOOKS_MIGRATIONS, WEBHOOKS_OWNER } from './webhooks/schema.js';
+export type { VerifyWebhookInput, VerifyWebhookResult } from './webhooks/signature.js';
+export { signedContent, signWebhook, verifyWebhook, WEBHOOK_HEADERS } from './webhooks/signature.js';
+export type { WebhookDelivery, WebhookDispatcherOptions } from './webhooks/webhook-dispatcher.js';
+export { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+export type {
+  CreatedWebhook,
+  CreateWebhookInput,
+  UpdateWebhookInput,
+  WebhookSubscription,
+} from './webhooks/webhook-subscriptions.js';
+export { WebhookSubscriptions } from './webhooks/webhook-subscriptions.js';
