@@ -11,6 +11,8 @@ export interface DocsInput {
   readonly startedAt: Date;
   readonly minutes: number;
   readonly sizes: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes };
+  /** The commit measured and whether its measured files had uncommitted changes. */
+  readonly source: string;
 }
 
 const n = (x: number | null) => (x === null ? '–' : x.toLocaleString('en-US', { maximumFractionDigits: 3 }));
@@ -62,6 +64,7 @@ Redis 7.0 peer, both on loopback with their own state dir and ports, so no other
 | load average (1, 5, 15 min) at start | ${m.loadavg.start.join(', ')} |
 | load average at end | ${m.loadavg.end.join(', ')} |
 | run took | ${input.minutes.toFixed(1)} min |
+| code measured | ${input.source} |
 
 **Taken under load**: this machine has ${m.cores} cores shared with other engineers' builds, tests and peers during the
 run (a load average of ${m.loadavg.start[0]} means roughly ${Math.max(1, Math.round(m.loadavg.start[0]! / m.cores))} runnable tasks per core). Absolute figures are low and move from
@@ -94,8 +97,9 @@ seeding rate below; the rest are written with the same rows in bulk, 1,000 runs 
 tracker's own multi-row metric insert and plain multi-row inserts for runs, latest values, params and tags (through
 the API a run costs about 4 ms of CPU, so 25,000 runs per store would not fit the time budget on this loaded machine;
 outbox rows, which search never reads, are left out). Before timing, the paging query is walked to its last page and
-must find exactly the runs the seed put there. PostgreSQL gets an \`ANALYZE\` after the load, as autovacuum would
-within a minute; SQLite gets none, as the embedded store never runs one. Each query returns a page of 100 whole runs
+must find exactly the runs the seed put there. Then each store gets the planner statistics it would
+have after a while in use: the SQLite store is closed and reopened (it runs \`PRAGMA optimize\` at close and open),
+PostgreSQL gets an \`ANALYZE\` (what autovacuum does within a minute of a load). Each query returns a page of 100 whole runs
 (metrics, params, tags); ${sizes.search.samples} timed samples per query and store, the stores and queries alternating sample by sample.
 
 ${table(section('search'))}
@@ -106,8 +110,9 @@ ${table(section('search'))}
 ${sizes.alias.callsPerCaller} sequential calls per round, ${sizes.alias.rounds} rounds alternating the contenders: \`SqlModelRegistry\` on each store, and
 \`CachedModelRegistry\` (Redis read-through cache: alias -> version -> ModelVersion) over it. The latency of a call
 includes its wait for the event loop behind the other callers. For the cached rows the peer is the same store
-without the cache. The floor rows are no mlplane code: one Redis GET round trip per call from the same 32 callers,
-the least any Redis-backed read can take on this machine at this load.
+without the cache. The reference rows are no mlplane code: each of the same 32
+callers makes one Redis GET round trip per call, which shows what a network read costs on this machine at this load
+(the cache can beat it: concurrent callers of one key share one read).
 
 ${table(section('alias'))}
 `;

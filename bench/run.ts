@@ -6,6 +6,7 @@
 // PostgreSQL and Redis come from MLPLANE_PG_URL / MLPLANE_REDIS_URL (scripts/peers); without them the figures that
 // need them are skipped, and said to be. BENCH_QUICK=1 runs small sizes into bench/results/quick.json and leaves
 // latest.json and the docs alone, since the recorded figures must be the full sizes.
+import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,11 +68,27 @@ if (!pgUrl)
   );
 if (!redisUrl) skipped.push(`Redis (${redis.why}): alias resolution with the Redis cache`);
 
+/** The commit measured, and whether the measured code had uncommitted changes (others work in this tree). */
+function provenance(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = git('status', '--porcelain', '--', 'packages/core/src', 'packages/core/bench', 'bench');
+    const files = dirty
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.slice(3));
+    return `commit ${git('rev-parse', '--short', 'HEAD')}${files.length ? ` plus uncommitted changes in ${files.join(', ')}` : ', clean'}`;
+  } catch {
+    return 'commit unknown (no git)';
+  }
+}
+const source = provenance();
+
 const started = performance.now();
 const loadStart = load();
 const startedAt = new Date();
 console.log(
-  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; load average at start ${loadStart.join(' ')}`,
+  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
 );
 for (const s of skipped) console.log(`SKIPPED: ${s}`);
 
@@ -110,6 +127,9 @@ await writeFile(out, `${JSON.stringify(figures, null, 2)}\n`);
 console.log(`wrote ${out}`);
 if (!QUICK) {
   const docs = join(ROOT, 'docs', 'benchmarks.md');
-  await writeFile(docs, renderDocs({ measured, machine: m, skipped, startedAt, minutes: took / 60, sizes: SIZES }));
+  await writeFile(
+    docs,
+    renderDocs({ measured, machine: m, skipped, startedAt, minutes: took / 60, sizes: SIZES, source }),
+  );
   console.log(`wrote ${docs}`);
 }

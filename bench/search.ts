@@ -183,7 +183,16 @@ async function seedInBulk(store: MetadataStore, experimentId: string, from: numb
       for (const part of chunk(runs, 2_000)) await trx.insertInto('runs').values(part).execute();
       await insertMetrics(trx, dialect, metrics);
       // A fresh run has one point per key, which is its latest value.
-      for (const part of chunk(metrics, 4_000)) await trx.insertInto('latest_metrics').values(part).execute();
+      const latest = metrics.map(({ run_id, key, value, is_nan, step, timestamp }) => ({
+        run_id,
+        experiment_id: Number(experimentId),
+        key,
+        value,
+        is_nan,
+        step,
+        timestamp,
+      }));
+      for (const part of chunk(latest, 4_000)) await trx.insertInto('latest_metrics').values(part).execute();
       for (const part of chunk(params, 8_000)) await trx.insertInto('params').values(part).execute();
       for (const part of chunk(tags, 8_000)) await trx.insertInto('run_tags').values(part).execute();
     });
@@ -200,19 +209,30 @@ interface Contender {
   close(): Promise<void>;
 }
 
+/** A store to seed, how to bring it to the state a long-lived store is in, and how to drop it. */
+interface StoreHandle {
+  readonly store: MetadataStore;
+  /** What settle does, for the log. */
+  readonly settling: string;
+  /** Planner statistics as the store would have them after a while in use; returns the store to query. */
+  settle(): Promise<MetadataStore>;
+  close(): Promise<void>;
+}
+
 async function open(
   label: string,
-  store: MetadataStore,
+  handle: StoreHandle,
   dir: string,
   sizes: SearchSizes,
   writers: number,
-  close: () => Promise<void>,
 ): Promise<{ contender: Contender; seeded: Measured }> {
-  const tracker = await SqlExperimentTracker.open({ store, artifacts: new LocalArtifactStore({ root: dir }) });
-  const experiment = await tracker.createExperiment({ name: `search-bench-${Date.now()}` });
+  const { store } = handle;
+  const artifacts = new LocalArtifactStore({ root: dir });
+  const seeder = await SqlExperimentTracker.open({ store, artifacts });
+  const experiment = await seeder.createExperiment({ name: `search-bench-${Date.now()}` });
   const apiRuns = Math.min(API_RUNS, sizes.runs);
   let started = performance.now();
-  await seedThroughApi(tracker, experiment.id, 0, apiRuns, writers);
+  await seedThroughApi(seeder, experiment.id, 0, apiRuns, writers);
   const apiSeconds = seconds(started);
   started = performance.now();
   await seedInBulk(store, experiment.id, apiRuns, sizes.runs);
@@ -220,12 +240,9 @@ async function open(
   console.log(
     `${label}: seeded ${fmtNumber(sizes.runs)} runs x ${METRIC_KEYS.length} metrics (${fmtNumber(sizes.runs * METRIC_KEYS.length)} metric rows) in ${(apiSeconds + bulkSeconds).toFixed(1)} s: ${fmtNumber(apiRuns)} through createRun + logBatch (${writers} writer${writers > 1 ? 's' : ''}) in ${apiSeconds.toFixed(1)} s (${fmtNumber(apiRuns / apiSeconds)} runs/s), ${fmtNumber(sizes.runs - apiRuns)} in bulk (${BULK_RUNS} runs per transaction) in ${bulkSeconds.toFixed(1)} s`,
   );
-  if (store.dialect === 'postgres') {
-    // What autovacuum does by itself within a minute of a bulk load; a store filled over days has statistics.
-    const t = performance.now();
-    await sql`ANALYZE`.execute(store.db());
-    console.log(`${label}: ANALYZE in ${seconds(t).toFixed(1)} s`);
-  }
+  const t = performance.now();
+  const tracker = await SqlExperimentTracker.open({ store: await handle.settle(), artifacts });
+  console.log(`${label}: ${handle.settling} in ${seconds(t).toFixed(1)} s`);
   const contender: Contender = {
     label,
     tracker,
@@ -233,7 +250,7 @@ async function open(
     samples: new Map(QUERIES.map((q) => [q, []])),
     found: new Map(),
     tokens: new Map(),
-    close,
+    close: () => handle.close(),
   };
   // Page tokens for the paging query, and one untimed execution of every query (plans, caches).
   for (const q of QUERIES) {
@@ -290,12 +307,28 @@ export async function searchBench(sizes: SearchSizes, pgUrl: string | undefined)
   const figures: Measured[] = [];
   try {
     const dir = await mkdtemp(join(tmpdir(), 'mlplane-bench-search-'));
+    const path = join(dir, 'metadata.sqlite');
     // NORMAL only speeds up seeding commits; reads are the same in FULL, the embedded default.
-    const sqlite = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite'), synchronous: 'NORMAL' });
-    const embedded = await open('embedded SQLite', sqlite, join(dir, 'artifacts'), sizes, 1, async () => {
-      await sqlite.close();
-      await rm(dir, { recursive: true, force: true });
-    });
+    let sqlite = await SqliteMetadataStore.open({ path, synchronous: 'NORMAL' });
+    const embedded = await open(
+      'embedded SQLite',
+      {
+        store: sqlite,
+        settling: 'closed and reopened (the store runs PRAGMA optimize at close and open)',
+        async settle() {
+          await sqlite.close();
+          sqlite = await SqliteMetadataStore.open({ path });
+          return sqlite;
+        },
+        async close() {
+          await sqlite.close();
+          await rm(dir, { recursive: true, force: true });
+        },
+      },
+      join(dir, 'artifacts'),
+      sizes,
+      1,
+    );
     contenders.push(embedded.contender);
     figures.push(embedded.seeded);
     if (pgUrl) {
@@ -303,11 +336,26 @@ export async function searchBench(sizes: SearchSizes, pgUrl: string | undefined)
       const pg = await PostgresMetadataStore.connect({ connectionString: pgUrl, schema });
       const artifacts = await mkdtemp(join(tmpdir(), 'mlplane-bench-search-pg-'));
       // Concurrent writers: each transaction waits on round trips, which several connections overlap.
-      const postgres = await open('PostgreSQL', pg, artifacts, sizes, 8, async () => {
-        await pg.db().schema.dropSchema(schema).cascade().execute();
-        await pg.close();
-        await rm(artifacts, { recursive: true, force: true });
-      });
+      const postgres = await open(
+        'PostgreSQL',
+        {
+          store: pg,
+          // What autovacuum does by itself within a minute of a bulk load.
+          settling: 'ANALYZE (as autovacuum would after the load)',
+          async settle() {
+            await sql`ANALYZE`.execute(pg.db());
+            return pg;
+          },
+          async close() {
+            await pg.db().schema.dropSchema(schema).cascade().execute();
+            await pg.close();
+            await rm(artifacts, { recursive: true, force: true });
+          },
+        },
+        artifacts,
+        sizes,
+        8,
+      );
       contenders.push(postgres.contender);
       figures.push(postgres.seeded);
     }
