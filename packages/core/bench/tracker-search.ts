@@ -40,6 +40,14 @@ const queries: [string, { filter?: string; orderBy?: string[]; maxResults?: numb
   ],
 ];
 
+/** mulberry32: a deterministic, well-spread value in [0, 1) for each n. */
+function random(n: number): number {
+  let t = (n + 0x6d2b79f5) | 0;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
 async function seed(tracker: SqlExperimentTracker, experimentId: string, writers: number): Promise<void> {
   let next = 0;
   const started = performance.now();
@@ -48,8 +56,8 @@ async function seed(tracker: SqlExperimentTracker, experimentId: string, writers
       while (next < RUNS) {
         const i = next++;
         const run = await tracker.createRun({ experimentId, startTime: new Date(T0 + i * 1000) });
-        // A deterministic pseudo-random spread of values per run and metric.
-        const value = (m: number) => Math.abs(Math.sin(i * 12.9898 + m * 78.233)) % 1;
+        // Independent pseudo-random values per run and metric (a filter on one metric says nothing about another).
+        const value = (m: number) => random(i * METRICS + m);
         await tracker.logBatch(run.info.id, {
           metrics: Array.from({ length: METRICS }, (_, m) => ({
             key: `m${m}`,
