@@ -22,6 +22,9 @@ export interface PrivatePeers {
   readonly env: Readonly<Record<string, string>>;
   /** `scripts/peers restart <name>`; KILL is a crash, TERM a clean shutdown. Resolves once healthy again. */
   restart(name: string, signal: 'TERM' | 'KILL'): Promise<void>;
+  /** Stops one peer (its data is removed) until `start` brings it back on the same port. */
+  stop(name: string): Promise<void>;
+  start(name: string): Promise<void>;
   down(): Promise<void>;
 }
 
@@ -64,6 +67,12 @@ export async function startPrivatePeers(names: readonly string[]): Promise<Priva
     env: vars,
     restart: async (name, signal) => {
       await run(['restart', name], { ...env, MLPLANE_PEERS_RESTART_SIGNAL: signal }, 300_000);
+    },
+    stop: async (name) => {
+      await run(['down', name], env, 120_000);
+    },
+    start: async (name) => {
+      await run(['up', name], env, 300_000);
     },
     down,
   };
