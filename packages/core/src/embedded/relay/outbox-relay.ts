@@ -207,7 +207,12 @@ export class OutboxRelay {
         await this.#sleep(wait, false);
         continue;
       }
-      if (!full && !this.#woken && !this.#stopping) await this.#sleep(this.#pollMs, true);
+      if (!this.#holdsLease()) {
+        // A standby only checks whether the lease came free; its local notify() calls cannot help it.
+        await this.#sleep(Math.max(this.#pollMs, Math.floor(this.#leaseTtlMs / 3)), false);
+      } else if (!full && !this.#woken && !this.#stopping) {
+        await this.#sleep(this.#pollMs, true);
+      }
     }
   }
 
