@@ -46,6 +46,7 @@ source scripts/bootstrap.sh
 scripts/peers up postgres redis && eval "$(scripts/peers env)"
 pnpm bench                  # full sizes: writes bench/results/latest.json and this file
 BENCH_QUICK=1 pnpm bench    # small sizes in about a minute: bench/results/quick.json only
+BENCH_ONLY=search pnpm bench  # one section (ingest, search, alias) at full size: quick.json only
 \`\`\`
 
 Without \`MLPLANE_PG_URL\` or \`MLPLANE_REDIS_URL\` the figures that need them are skipped and listed as skipped; the

@@ -5,7 +5,8 @@
 //   3. alias resolution p50/p99 at 32 concurrent callers, with and without the Redis cache
 // PostgreSQL and Redis come from MLPLANE_PG_URL / MLPLANE_REDIS_URL (scripts/peers); without them the figures that
 // need them are skipped, and said to be. BENCH_QUICK=1 runs small sizes into bench/results/quick.json and leaves
-// latest.json and the docs alone, since the recorded figures must be the full sizes.
+// latest.json and the docs alone, since the recorded figures must be the full sizes; BENCH_ONLY=search (or ingest,
+// alias, comma-separated) runs only those sections, into quick.json as well, since a record has every figure.
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -19,7 +20,11 @@ import { type Figure, load, type Measured, machine, seconds } from './lib.js';
 import { type SearchSizes, searchBench } from './search.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const QUICK = process.env.BENCH_QUICK === '1';
+/** Whether this run makes the record: full sizes and every section. */
+const RECORD = !QUICK && ONLY === undefined;
+const runs = (section: string) => ONLY === undefined || ONLY.has(section);
 
 const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes } = QUICK
   ? {
@@ -72,7 +77,17 @@ if (!redisUrl) skipped.push(`Redis (${redis.why}): alias resolution with the Red
 function provenance(): string {
   try {
     const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
-    const dirty = git('status', '--porcelain', '--', 'packages/core/src', 'packages/core/bench', 'bench');
+    // Tracked files only: untracked scratch files of others are not imported, and bench/results is the output.
+    const dirty = git(
+      'status',
+      '--porcelain',
+      '--untracked-files=no',
+      '--',
+      'packages/core/src',
+      'packages/core/bench',
+      'bench',
+      ':!bench/results',
+    );
     const files = dirty
       .split('\n')
       .filter(Boolean)
@@ -88,14 +103,14 @@ const started = performance.now();
 const loadStart = load();
 const startedAt = new Date();
 console.log(
-  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
+  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: not recorded)` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
 );
 for (const s of skipped) console.log(`SKIPPED: ${s}`);
 
 const measured: Measured[] = [];
-measured.push(...(await ingest(SIZES.ingest, pgUrl)));
-measured.push(...(await searchBench(SIZES.search, pgUrl)));
-measured.push(...(await aliasBench(SIZES.alias, pgUrl, redisUrl)));
+if (runs('ingest')) measured.push(...(await ingest(SIZES.ingest, pgUrl)));
+if (runs('search')) measured.push(...(await searchBench(SIZES.search, pgUrl)));
+if (runs('alias')) measured.push(...(await aliasBench(SIZES.alias, pgUrl, redisUrl)));
 
 const loadEnd = load();
 const took = seconds(started);
@@ -121,11 +136,11 @@ for (const f of measured) {
 for (const s of skipped) console.log(`SKIPPED: ${s}`);
 console.log(`load average at end ${loadEnd.join(' ')}; took ${(took / 60).toFixed(1)} min`);
 
-const out = join(ROOT, 'bench', 'results', QUICK ? 'quick.json' : 'latest.json');
+const out = join(ROOT, 'bench', 'results', RECORD ? 'latest.json' : 'quick.json');
 await mkdir(dirname(out), { recursive: true });
 await writeFile(out, `${JSON.stringify(figures, null, 2)}\n`);
 console.log(`wrote ${out}`);
-if (!QUICK) {
+if (RECORD) {
   const docs = join(ROOT, 'docs', 'benchmarks.md');
   await writeFile(
     docs,
