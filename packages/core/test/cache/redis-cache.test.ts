@@ -48,8 +48,25 @@ describe('RedisCache with Redis unreachable', () => {
   it('validates keys and TTLs', async () => {
     const redis = new Redis({ lazyConnect: true });
     expect(() => new RedisCache({ redis, defaultTtlMs: 0 })).toThrow(ValidationError);
+    expect(() => new RedisCache({ redis, defaultTtlMs: 0 })).toThrow(
+      'defaultTtlMs must be a positive integer of milliseconds, got 0',
+    );
+    expect(() => new RedisCache({ redis, fillWindowMs: 2.5 })).toThrow(
+      'fillWindowMs must be a positive integer of milliseconds, got 2.5',
+    );
     const cache = new RedisCache({ redis });
-    await expect(cache.getOrLoad('', async () => 1)).rejects.toThrow(/cache key must be a string of 1 to 1024/);
+    await expect(cache.getOrLoad('', async () => 1)).rejects.toThrow(ValidationError);
+    await expect(cache.getOrLoad('', async () => 1)).rejects.toThrow(
+      'cache key must be a string of 1 to 1024 characters',
+    );
+    await expect(cache.getOrLoad('k', async () => 1, { tags: [''] })).rejects.toThrow(
+      'cache tag must be a string of 1 to 1024 characters',
+    );
+    await expect(cache.getOrLoad('k', async () => 1, { ttlMs: -5 })).rejects.toThrow(
+      'ttlMs must be a positive integer of milliseconds, got -5',
+    );
+    await expect(cache.delete(['ok', 'x'.repeat(1025)])).rejects.toThrow(ValidationError);
+    await expect(cache.invalidateTags([''])).rejects.toThrow('cache tag must be a string of 1 to 1024 characters');
     redis.disconnect();
   });
 });

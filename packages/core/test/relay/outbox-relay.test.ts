@@ -240,8 +240,15 @@ describe('OutboxRelay on SQLite with the in-process bus', () => {
     await waitFor('3 events', () => seen.length === 3);
   });
 
-  it('rejects bad options with ValidationError', async () => {
-    await expect(openRelay({ batchSize: 0 })).rejects.toThrow(/batchSize must be a positive integer, got 0/);
-    await expect(openRelay({ backoff: { initialMs: 10, maxMs: 5 } })).rejects.toThrow(ValidationError);
+  it.each([
+    [{ batchSize: 0 }, 'batchSize must be a positive integer, got 0'],
+    [{ pollIntervalMs: 1.5 }, 'pollIntervalMs must be a positive integer, got 1.5'],
+    [{ leaseTtlMs: -1 }, 'leaseTtlMs must be a positive integer, got -1'],
+    [{ backoff: { initialMs: 10, maxMs: 5 } }, 'backoff needs 0 < initialMs <= maxMs'],
+    [{ backoff: { initialMs: 0, maxMs: 5 } }, 'backoff needs 0 < initialMs <= maxMs'],
+  ])('rejects %j with ValidationError', async (options, message) => {
+    const err = await openRelay(options).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as Error).message).toBe(message);
   });
 });

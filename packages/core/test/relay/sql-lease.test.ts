@@ -89,6 +89,13 @@ describe('SqlLeaseManager on SQLite', () => {
   it('validates names and TTLs', async () => {
     const [a] = await twoManagers();
     await expect(a.tryAcquire('bad name', 1000)).rejects.toThrow(ValidationError);
-    await expect(a.tryAcquire('ok', 0)).rejects.toThrow(/ttlMs must be an integer from 10/);
+    await expect(a.tryAcquire('bad name', 1000)).rejects.toThrow(
+      `lease name "bad name" must be 1 to 200 of letters, digits, '.', '_', ':', '/', '-'`,
+    );
+    await expect(a.tryAcquire('ok', 0)).rejects.toThrow(ValidationError);
+    await expect(a.tryAcquire('ok', 0)).rejects.toThrow('lease ttlMs must be an integer from 10 to 86400000, got 0');
+    const held = await a.tryAcquire('ok', 1000);
+    await expect(a.renew(held!, 5)).rejects.toThrow('lease ttlMs must be an integer from 10 to 86400000, got 5');
+    await expect(withLease(a, '', 1000, async () => 1)).rejects.toThrow(ValidationError);
   });
 });

@@ -168,6 +168,19 @@ describe('webhook subscriptions', () => {
   });
 });
 
+describe('WebhookDispatcher options', () => {
+  it.each([
+    [{ maxAttempts: 0 }, 'maxAttempts must be a positive integer, got 0'],
+    [{ timeoutMs: 1.5 }, 'timeoutMs must be a positive integer, got 1.5'],
+    [{ refreshIntervalMs: -1 }, 'refreshIntervalMs must be a positive integer, got -1'],
+    [{ backoff: { initialMs: 100, maxMs: 10 } }, 'backoff needs 0 < initialMs <= maxMs'],
+  ])('rejects %j with ValidationError', (options, message) => {
+    const make = () => new WebhookDispatcher({ store, bus, secrets, subscriptions, ...options });
+    expect(make).toThrow(ValidationError);
+    expect(make).toThrow(message);
+  });
+});
+
 describe('WebhookDispatcher against a real HTTP receiver', () => {
   it('POSTs the event as JSON with a signature that verifies over timestamp, id, type and raw body', async () => {
     const { subscription, secret } = await subscriptions.create({ url: receiver.url, eventTypes: ['model.*'] });
