@@ -151,6 +151,34 @@ describe('webhook subscriptions', () => {
     expect((err as Error).message).toMatch(message);
   });
 
+  it('rotates the signing secret: new value stored and returned once, named secrets left alone', async () => {
+    await secrets.set('team/hook-secret', 'shared-secret');
+    const { subscription } = await subscriptions.create({
+      url: receiver.url,
+      eventTypes: ['*'],
+      secretName: 'team/hook-secret',
+    });
+    const rotated = await subscriptions.rotateSecret(subscription.id, 'alice');
+    expect(rotated.secret).toMatch(/^whsec_/);
+    expect(rotated.subscription.secretName).toBe(`webhooks/${subscription.id}`);
+    expect(await secrets.get(rotated.subscription.secretName)).toBe(rotated.secret);
+    expect(await secrets.get('team/hook-secret')).toBe('shared-secret');
+    const again = await subscriptions.rotateSecret(subscription.id);
+    expect(again.secret).not.toBe(rotated.secret);
+    expect(await secrets.get(again.subscription.secretName)).toBe(again.secret);
+    const events = (await readOutbox(store.db())).map((e) => e.event);
+    expect(events.at(-1)).toMatchObject({ type: 'webhook.subscription.updated', payload: { secretRotated: true } });
+    expect(JSON.stringify(events)).not.toContain(again.secret);
+    await expect(subscriptions.rotateSecret('nope')).rejects.toThrow(NotFoundError);
+    // Deliveries are signed with the new secret from the next attempt on.
+    await dispatcher();
+    const e = event();
+    await bus.publish(e);
+    await waitFor('the delivery', () => receiver.requests.length === 1);
+    const [req] = receiver.requests;
+    expect(verifyWebhook({ secret: again.secret, body: req!.body, headers: req!.headers })).toEqual({ ok: true });
+  });
+
   it('refuses to generate a secret on a read-only SecretStore', async () => {
     const readOnly = await WebhookSubscriptions.open({
       store,

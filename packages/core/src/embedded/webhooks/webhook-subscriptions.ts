@@ -109,7 +109,7 @@ export class WebhookSubscriptions {
         );
       }
       secretName = `webhooks/${id}`;
-      secret = `whsec_${randomBytes(32).toString('base64url')}`;
+      secret = generateSecret();
       await this.#secrets.set(secretName, secret);
     }
     const now = Date.now();
@@ -182,6 +182,46 @@ export class WebhookSubscriptions {
     return toSubscription(row);
   }
 
+  /**
+   * Replaces the signing secret with a newly generated one (stored as `webhooks/<id>`) and returns it once; the
+   * next attempt is signed with it, so update the receiver first or let it accept both for a while. A named
+   * secret the subscription used before is left in the SecretStore. NotFoundError for an unknown id.
+   */
+  async rotateSecret(id: string, actor?: string): Promise<CreatedWebhook & { readonly secret: string }> {
+    const set = this.#secrets.set?.bind(this.#secrets);
+    if (!this.#secrets.capabilities.writable || !set) {
+      throw new ValidationError('the SecretStore is read-only, so no signing secret can be generated', {
+        field: 'secretName',
+      });
+    }
+    // Fails with NotFoundError before any secret is written.
+    await this.get(id);
+    const secretName = `webhooks/${id}`;
+    const secret = generateSecret();
+    await set(secretName, secret);
+    const row = await this.#store.transaction<WebhookSubscriptionTable, WebhooksDatabase>(async (trx) => {
+      const updated = await trx
+        .updateTable('webhook_subscriptions')
+        .set({ secret_name: secretName, secret_generated: 1, updated_at: Date.now() })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirst();
+      if (!updated) throw notFound(id);
+      await recordEvent(
+        trx,
+        domainEvent(
+          'webhook.subscription.updated',
+          subject(id),
+          { ...summary(updated), secretRotated: true },
+          { actor },
+        ),
+      );
+      return updated;
+    });
+    this.#changed();
+    return { subscription: toSubscription(row), secret };
+  }
+
   /** Deletes the subscription, its delivery log and a generated secret; idempotent. */
   async delete(id: string, actor?: string): Promise<void> {
     const removed = await this.#store.transaction<WebhookSubscriptionTable | undefined, WebhooksDatabase>(
@@ -222,6 +262,11 @@ export class WebhookSubscriptions {
   #changed(): void {
     for (const listener of this.#listeners) listener();
   }
+}
+
+/** 256 random bits, prefixed so that a leaked value is recognizable as a webhook secret. */
+function generateSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64url')}`;
 }
 
 function subject(id: string): string {
