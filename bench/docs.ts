@@ -100,7 +100,8 @@ the API a run costs about 4 ms of CPU, so 25,000 runs per store would not fit th
 outbox rows, which search never reads, are left out). Before timing, the paging query is walked to its last page and
 must find exactly the runs the seed put there. Then each store gets the planner statistics it would
 have after a while in use: the SQLite store is closed and reopened (it runs \`PRAGMA optimize\` at close and open),
-PostgreSQL gets an \`ANALYZE\` (what autovacuum does within a minute of a load). Each query returns a page of 100 whole runs
+PostgreSQL gets a \`VACUUM ANALYZE\` (what autovacuum does after a load: statistics, and the visibility map that
+index-only scans need). Each query returns a page of 100 whole runs
 (metrics, params, tags); ${sizes.search.samples} timed samples per query and store, the stores and queries alternating sample by sample.
 
 ${table(section('search'))}
