@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { LocalArtifactStore } from '../src/embedded/artifact-store/local-artifact-store.js';
 import { SqliteMetadataStore } from '../src/embedded/metadata-store/sqlite-metadata-store.js';
 import { SqlExperimentTracker } from '../src/embedded/tracker/sql-experiment-tracker.js';
@@ -89,6 +90,8 @@ async function measure(label: string, store: MetadataStore, writers: number): Pr
     const experiment = await tracker.createExperiment({ name: `search-bench-${Date.now()}` });
     console.log(`${label}:`);
     await seed(tracker, experiment.id, writers);
+    // Planner statistics, as autovacuum (Postgres) or the store's PRAGMA optimize (SQLite) keep them after a load.
+    await sql.raw(store.dialect === 'postgres' ? 'ANALYZE' : 'PRAGMA optimize').execute(store.db());
     for (const [name, q] of queries) {
       const samples: number[] = [];
       let found = 0;

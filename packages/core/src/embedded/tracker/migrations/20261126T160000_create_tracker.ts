@@ -47,11 +47,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     // 1 when the run was deleted by deleting its experiment, so restoring the experiment restores only those.
     .addColumn('deleted_with_experiment', 'smallint', (c) => c.notNull().defaultTo(0))
     .execute();
-  // The default search order within an experiment and view.
+  // The default search order (start_time DESC, run_id ASC) within an experiment and view, so that a first page
+  // is read in index order and the scan stops after it.
   await db.schema
     .createIndex('runs_search')
     .on('runs')
-    .columns(['experiment_id', 'lifecycle_stage', 'start_time', 'run_id'])
+    .columns(['experiment_id', 'lifecycle_stage', 'start_time desc', 'run_id'])
     .execute();
   await db.schema.createIndex('runs_parent').on('runs').column('parent_run_id').execute();
 
