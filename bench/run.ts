@@ -76,11 +76,13 @@ if (!redisUrl) skipped.push(`Redis (${redis.why}): alias resolution with the Red
 /** The commit measured, and whether the measured code had uncommitted changes (others work in this tree). */
 function provenance(): string {
   try {
-    const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' });
     // Tracked files only: untracked scratch files of others are not imported, and bench/results is the output.
+    // -z: NUL-separated `XY path` entries, untrimmed (a leading space is part of the status).
     const dirty = git(
       'status',
       '--porcelain',
+      '-z',
       '--untracked-files=no',
       '--',
       'packages/core/src',
@@ -89,10 +91,10 @@ function provenance(): string {
       ':!bench/results',
     );
     const files = dirty
-      .split('\n')
+      .split('\0')
       .filter(Boolean)
-      .map((line) => line.slice(3));
-    return `commit ${git('rev-parse', '--short', 'HEAD')}${files.length ? ` plus uncommitted changes in ${files.join(', ')}` : ', clean'}`;
+      .map((entry) => entry.slice(3));
+    return `commit ${git('rev-parse', '--short', 'HEAD').trim()}${files.length ? ` plus uncommitted changes in ${files.join(', ')}` : ', clean'}`;
   } catch {
     return 'commit unknown (no git)';
   }
