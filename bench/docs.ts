@@ -72,7 +72,7 @@ of 4 and 7 to 8 minutes at 12.
 | code measured | ${input.source} |
 
 **Taken under load**: this machine has ${m.cores} cores shared with other engineers' builds, tests and peers during the
-run (a load average of ${m.loadavg.start[0]} means roughly ${Math.max(1, Math.round(m.loadavg.start[0]! / m.cores))} runnable tasks per core). Absolute figures are low and move from
+run (a 1-minute load average of ${m.loadavg.start[0]} at the start: about ${(m.loadavg.start[0]! / m.cores).toFixed(1)} runnable tasks per core). Absolute figures are low and move from
 run to run; ratios of contenders measured in the same run, alternating in rounds, are the meaningful part.
 
 ## Goals (issue 4)
