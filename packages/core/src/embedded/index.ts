@@ -33,7 +33,7 @@ export { PORT_PERMISSIONS, permissionFor } from './authz/port-permissions.js';
 export type { SqlAuthorizerOptions } from './authz/sql-authorizer.js';
 export { PROJECT_PATTERN, SqlAuthorizer } from './authz/sql-authorizer.js';
 export { InProcessEventBus } from './event-bus/in-process-event-bus.js';
-export { managementPlugin } from './management-plugin.js';
+export { managementPlugin, webhookSubscriptionsRef } from './management-plugin.js';
 export type { SqliteMetadataStoreOptions } from './metadata-store/sqlite-metadata-store.js';
 export { SqliteMetadataStore } from './metadata-store/sqlite-metadata-store.js';
 export type { EmbeddedConfig } from './plugin.js';

@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import {
   auditLogRef,
@@ -9,7 +12,9 @@ import {
   modelRegistryRef,
   STAGE_POLICY,
   VetoedError,
+  verifyWebhook,
   veto,
+  webhookSubscriptionsRef,
 } from '../../src/index.js';
 import { startTestPlatform } from '../../src/testing/index.js';
 
@@ -76,5 +81,35 @@ describe('management layer on a started platform (embedded defaults)', () => {
     expect((await authorizer.authorize(nobody, 'model.promote', resource)).allowed).toBe(false);
     const editor = { id: 'ana', kind: 'user', roles: { default: ['editor'] } } as const;
     expect((await authorizer.authorize(editor, 'model.promote', resource)).allowed).toBe(true);
+  });
+
+  it('delivers events to a webhook subscription, signed with the secret shown once', async () => {
+    const received: { body: string; headers: IncomingHttpHeaders }[] = [];
+    const server = createServer(async (req, res) => {
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      received.push({ body, headers: req.headers });
+      res.writeHead(204).end();
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      await using platform = await startTestPlatform();
+      const webhooks = await platform.get(webhookSubscriptionsRef);
+      const { secret } = await webhooks.create({
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/events`,
+        eventTypes: ['experiment.*'],
+      });
+      expect(secret).toBeDefined();
+      const tracker = await platform.get(experimentTrackerRef);
+      await tracker.createExperiment({ name: 'webhooked' });
+      await expect.poll(() => received.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
+      const delivery = received[0]!;
+      expect(JSON.parse(delivery.body)).toMatchObject({ type: 'experiment.created' });
+      expect(verifyWebhook({ secret: secret!, body: delivery.body, headers: delivery.headers })).toEqual({ ok: true });
+      expect(verifyWebhook({ secret: 'wrong-secret', body: delivery.body, headers: delivery.headers }).ok).toBe(false);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });
