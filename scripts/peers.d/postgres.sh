@@ -29,10 +29,14 @@ postgres_start() {
   # A restart keeps the cluster initdb made.
   [ -f "$d/pgdata/PG_VERSION" ] || pg_as "$bin/initdb" -D "$d/pgdata" -U "$PG_USER" --pwfile="$d/pwfile" -A scram-sha-256 -E UTF8 --no-sync \
     >>"$(peer_log postgres)" 2>&1 || { peer_fail postgres "$bin/initdb -D $d/pgdata"; return 1; }
+  _pg_clear_crash "$d/pgdata" "$d/sock"
   local run=()
   [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
+  # Tests run faster without fsync; crash tests set MLPLANE_PG_DURABLE=1, since a crash then loses nothing acknowledged.
+  local durability=(-c fsync=off -c synchronous_commit=off -c full_page_writes=off)
+  [ "${MLPLANE_PG_DURABLE:-}" = 1 ] && durability=()
   peer_spawn postgres -- "${run[@]}" "$bin/postgres" -D "$d/pgdata" -k "$d/sock" -h 127.0.0.1 -p "$PG_PORT" \
-    -c fsync=off -c synchronous_commit=off -c full_page_writes=off
+    "${durability[@]}"
   if ! peer_wait postgres 30; then
     peer_fail postgres "${run[*]} $bin/postgres -D $d/pgdata -k $d/sock -h 127.0.0.1 -p $PG_PORT"; return 1
   fi
@@ -40,6 +44,25 @@ postgres_start() {
     "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" 2>/dev/null)" = 1 ] && return 0
   PGPASSWORD="$PG_PASS" "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $PG_DB" \
     >>"$(peer_log postgres)" 2>&1 || { peer_fail postgres "psql -h 127.0.0.1 -p $PG_PORT -U $PG_USER -c 'CREATE DATABASE $PG_DB'"; return 1; }
+}
+
+# After a crash (restart with KILL) the server's backends, which lead their own sessions, outlive the killed
+# postmaster for a moment, and its pid stays a zombie until init reaps it; a new postmaster started then refuses
+# the data dir. Wait until no live process works in the data dir, then drop the stale lock files.
+_pg_clear_crash() {
+  local pgdata="$1" sock="$2" i p busy state
+  [ -f "$pgdata/postmaster.pid" ] || return 0
+  for i in $(seq 1 40); do
+    busy=0
+    for p in /proc/[0-9]*; do
+      [ "$(readlink "$p/cwd" 2>/dev/null)" = "$pgdata" ] || continue
+      state="$(awk '{print $3}' "$p/stat" 2>/dev/null)"
+      [ -n "$state" ] && [ "$state" != Z ] && busy=1 && break
+    done
+    [ "$busy" = 0 ] && break
+    sleep 0.5
+  done
+  rm -f "$pgdata/postmaster.pid" "$sock"/.s.PGSQL.*.lock
 }
 
 postgres_health() {

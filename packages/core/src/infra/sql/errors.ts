@@ -20,7 +20,10 @@ export function isUniqueViolation(err: unknown): boolean {
 export function isUnavailable(err: unknown): boolean {
   const code = codeOf(err);
   if (code === undefined) {
-    return err instanceof Error && /Connection terminated|timeout exceeded when trying to connect/i.test(err.message);
+    return (
+      err instanceof Error && // pg's own client errors: a dropped connection, a client broken by one, a pool timeout.
+      /Connection terminated|not queryable|timeout exceeded when trying to connect/i.test(err.message)
+    );
   }
   return (
     ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH'].includes(code) ||
