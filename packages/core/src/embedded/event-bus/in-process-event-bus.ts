@@ -1,3 +1,5 @@
+// The same validation as the broker-backed buses, so an event one implementation accepts every one accepts.
+import { acceptEvent, isTypeFilter } from '../../infra/event-bus/event-codec.js';
 import {
   type DeadLetter,
   type DomainEvent,
@@ -19,9 +21,6 @@ export interface InProcessEventBusOptions {
   readonly dedupeWindow?: number;
 }
 
-const EVENT_TYPE = /^[a-z][a-z0-9]*(\.[a-z][a-zA-Z0-9]*)+$/;
-const TYPE_PREFIX_FILTER = /^[a-z][a-z0-9]*(\.[a-z][a-zA-Z0-9]*)*\.\*$/;
-const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
 const DEFAULT_MAX_ATTEMPTS = 5;
 const DEFAULT_BACKOFF = Object.freeze({ initialMs: 100, maxMs: 5000 });
 
@@ -91,7 +90,7 @@ export class InProcessEventBus implements EventBus {
       throw new UnavailableError('the event bus is closed; events can no longer be published');
     const batch = (Array.isArray(events) ? events : [events]) as readonly DomainEvent[];
     // The whole batch is checked before any event is accepted, so a bad event never leaves half a batch delivered.
-    const accepted = batch.map((event, i) => freezeEvent(event, batch.length > 1 ? `events[${i}]` : 'event'));
+    const accepted = batch.map((event, i) => acceptEvent(event, batch.length > 1 ? `events[${i}]` : 'event'));
     for (const event of accepted) {
       for (const group of this.#groups.values()) this.#enqueue(group, event);
     }
@@ -304,7 +303,7 @@ function toSubscriber(options: SubscribeOptions): Subscriber {
     throw new ValidationError(`subscribe for group '${options.group}' needs a handler function`, { field: 'handler' });
   }
   for (const filter of options.types ?? []) {
-    if (typeof filter !== 'string' || !(EVENT_TYPE.test(filter) || TYPE_PREFIX_FILTER.test(filter))) {
+    if (!isTypeFilter(filter)) {
       throw new ValidationError(
         `type filter ${JSON.stringify(filter)} must be an event type like 'run.created' or a prefix like 'model.*'`,
         { field: 'types' },
@@ -332,76 +331,4 @@ function toSubscriber(options: SubscribeOptions): Subscriber {
     inFlight: new Set(),
     closing: undefined,
   };
-}
-
-/**
- * Validates an event and returns a deep-frozen JSON copy: every group sees the same immutable
- * value, later changes by the publisher do not leak in, and payloads that a durable bus could
- * not serialize are rejected here too.
- */
-function freezeEvent(event: DomainEvent, where: string): DomainEvent {
-  const fail = (field: string, rule: string) =>
-    new ValidationError(`${where}.${field} ${rule}`, { field: `${where}.${field}` });
-  if (typeof event !== 'object' || event === null) {
-    throw new ValidationError(`${where} must be an object`, { field: where });
-  }
-  if (typeof event.id !== 'string' || event.id === '') throw fail('id', 'must be a non-empty string (a UUID)');
-  if (typeof event.type !== 'string' || !EVENT_TYPE.test(event.type)) {
-    throw fail(
-      'type',
-      `must be a dotted lower-case name like 'model.version.promoted', got ${JSON.stringify(event.type)}`,
-    );
-  }
-  if (!Number.isInteger(event.version) || event.version < 1) {
-    throw fail('version', `must be a positive integer, got ${JSON.stringify(event.version)}`);
-  }
-  if (
-    typeof event.occurredAt !== 'string' ||
-    !ISO_INSTANT.test(event.occurredAt) ||
-    Number.isNaN(Date.parse(event.occurredAt))
-  ) {
-    throw fail(
-      'occurredAt',
-      `must be an ISO-8601 instant like '2024-05-01T12:00:00.000Z', got ${JSON.stringify(event.occurredAt)}`,
-    );
-  }
-  if (typeof event.subject !== 'string' || event.subject === '') {
-    throw fail('subject', "must be a non-empty string naming the entity, e.g. 'model:fraud/3'");
-  }
-  if (event.actor !== undefined && typeof event.actor !== 'string') throw fail('actor', 'must be a string when set');
-  if (event.project !== undefined && typeof event.project !== 'string') {
-    throw fail('project', 'must be a string when set');
-  }
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(event.payload);
-  } catch (err) {
-    throw new ValidationError(
-      `${where}.payload must be JSON-serializable: ${err instanceof Error ? err.message : err}`,
-      {
-        field: `${where}.payload`,
-        cause: err,
-      },
-    );
-  }
-  if (json === undefined) throw fail('payload', 'must be JSON-serializable (use null for no payload)');
-  const copy: DomainEvent = {
-    id: event.id,
-    type: event.type,
-    version: event.version,
-    occurredAt: event.occurredAt,
-    subject: event.subject,
-    ...(event.actor === undefined ? {} : { actor: event.actor }),
-    ...(event.project === undefined ? {} : { project: event.project }),
-    payload: JSON.parse(json) as unknown,
-  };
-  return deepFreeze(copy);
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
 }
