@@ -1,5 +1,6 @@
 // The same validation as the broker-backed buses, so an event one implementation accepts every one accepts.
-import { acceptEvent, isTypeFilter } from '../../infra/event-bus/event-codec.js';
+import { acceptEvent } from '../../infra/event-bus/event-codec.js';
+import { subscriberSettings } from '../../infra/event-bus/subscriber-set.js';
 import {
   type DeadLetter,
   type DomainEvent,
@@ -20,9 +21,6 @@ export interface InProcessEventBusOptions {
   /** Event ids per group remembered as handled, so duplicates are dropped. Default 100,000. */
   readonly dedupeWindow?: number;
 }
-
-const DEFAULT_MAX_ATTEMPTS = 5;
-const DEFAULT_BACKOFF = Object.freeze({ initialMs: 100, maxMs: 5000 });
 
 interface Delivery {
   readonly event: DomainEvent;
@@ -296,39 +294,5 @@ function positiveInteger(value: number, field: string): number {
 }
 
 function toSubscriber(options: SubscribeOptions): Subscriber {
-  if (typeof options?.group !== 'string' || options.group === '' || options.group.length > 255) {
-    throw new ValidationError('subscribe needs a consumer group name of 1 to 255 characters', { field: 'group' });
-  }
-  if (typeof options.handler !== 'function') {
-    throw new ValidationError(`subscribe for group '${options.group}' needs a handler function`, { field: 'handler' });
-  }
-  for (const filter of options.types ?? []) {
-    if (!isTypeFilter(filter)) {
-      throw new ValidationError(
-        `type filter ${JSON.stringify(filter)} must be an event type like 'run.created' or a prefix like 'model.*'`,
-        { field: 'types' },
-      );
-    }
-  }
-  const maxAttempts = positiveInteger(options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, 'maxAttempts');
-  const backoff = options.backoff ?? DEFAULT_BACKOFF;
-  if (
-    !Number.isFinite(backoff.initialMs) ||
-    !Number.isFinite(backoff.maxMs) ||
-    backoff.initialMs < 0 ||
-    backoff.maxMs < backoff.initialMs
-  ) {
-    throw new ValidationError(
-      `backoff must have 0 <= initialMs <= maxMs, got ${JSON.stringify({ initialMs: backoff.initialMs, maxMs: backoff.maxMs })}`,
-      { field: 'backoff' },
-    );
-  }
-  return {
-    types: options.types ? [...options.types] : undefined,
-    handler: options.handler,
-    maxAttempts,
-    backoff: { initialMs: backoff.initialMs, maxMs: backoff.maxMs },
-    inFlight: new Set(),
-    closing: undefined,
-  };
+  return { ...subscriberSettings(options), inFlight: new Set(), closing: undefined };
 }
