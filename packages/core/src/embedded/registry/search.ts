@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   type Expression,
   type ExpressionBuilder,
@@ -8,8 +7,8 @@ import {
   sql,
 } from 'kysely';
 import type { SqlDialect } from '../../infra/sql/dialect.js';
+import { compareColumn, offsetPageToken, queryHash, readOffset } from '../../infra/sql/search-support.js';
 import { ValidationError } from '../../ports/errors.js';
-import { decodePageToken, encodePageToken } from '../../ports/paging.js';
 import { type Comparator, type Comparison, parseFilter, parseOrderTerm } from '../tracker/filter/parser.js';
 import { syntaxError } from '../tracker/filter/tokenizer.js';
 import type { RegistryDatabase } from './schema.js';
@@ -70,27 +69,6 @@ function check(source: string, c: Comparison, kind: 'string' | 'number', ops: re
     fail(source, c, `compares strings: quote the value, e.g. '${c.value}'`);
 }
 
-function compare(
-  eb: AnyEb,
-  dialect: SqlDialect,
-  column: Expression<unknown>,
-  comparator: Comparator,
-  value: Comparison['value'],
-): Expression<SqlBool> {
-  switch (comparator) {
-    case 'LIKE':
-      return dialect.like(column, value as string);
-    case 'ILIKE':
-      return dialect.ilike(column, value as string);
-    case 'IN':
-      return eb(column, 'in', value as string[]);
-    case 'NOT IN':
-      return eb(column, 'not in', value as string[]);
-    default:
-      return eb(column, comparator, value);
-  }
-}
-
 function clause(
   eb: AnyEb,
   dialect: SqlDialect,
@@ -104,13 +82,13 @@ function clause(
     return eb.exists(
       tags(eb)
         .where('t.key', '=', c.key)
-        .where((inner: AnyEb) => compare(inner, dialect, inner.ref('t.value'), c.comparator, c.value)),
+        .where((inner: AnyEb) => compareColumn(inner, dialect, inner.ref('t.value'), c.comparator, c.value)),
     );
   }
   const spec = c.entity === 'attribute' ? fields[c.key] : undefined;
   if (!spec) fail(source, c, `cannot be filtered on: use ${Object.keys(fields).join(', ')} or tags.<key>`);
   check(source, c, spec.kind, spec.ops);
-  return compare(eb, dialect, eb.ref(spec.column), c.comparator, c.value);
+  return compareColumn(eb, dialect, eb.ref(spec.column), c.comparator, c.value);
 }
 
 function applyOrder(
@@ -138,30 +116,6 @@ function applyOrder(
   if (orderBy.length === 0) for (const [column, direction] of defaults) q = q.orderBy(sql.ref(column), direction);
   for (const column of tiebreak) if (!used.has(column)) q = q.orderBy(sql.ref(column), 'asc');
   return q;
-}
-
-function queryHash(parts: unknown): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 16);
-}
-
-/** Offset of the next page; ValidationError when the token is malformed or belongs to another query. */
-function readOffset(pageToken: string | undefined, hash: string): number {
-  if (pageToken === undefined) return 0;
-  const state = decodePageToken<{ o?: unknown; q?: unknown }>(pageToken);
-  if (!state || typeof state !== 'object' || !Number.isSafeInteger(state.o) || (state.o as number) < 0) {
-    throw new ValidationError('pageToken is malformed; pass back the nextPageToken of a previous page unchanged', {
-      field: 'pageToken',
-    });
-  }
-  if (state.q !== hash) {
-    throw new ValidationError(
-      'pageToken belongs to a different query: keep the filter and order unchanged while paging',
-      {
-        field: 'pageToken',
-      },
-    );
-  }
-  return state.o as number;
 }
 
 export interface RegistrySearch {
@@ -195,7 +149,7 @@ export async function searchModelIds(
   const orderBy = validateOrderBy(search.orderBy);
   const ast = parseFilter(filter);
   const hash = queryHash(['models', filter, orderBy]);
-  const offset = readOffset(search.pageToken, hash);
+  const offset = readOffset(search.pageToken, hash, 'filter and order');
   let q = (db as unknown as Kysely<any>).selectFrom('registered_models as m').select('m.model_id') as AnyQuery;
   for (const c of ast.clauses) {
     q = q.where((eb: AnyEb) =>
@@ -214,7 +168,7 @@ export async function searchModelIds(
     .execute();
   const ids = rows.slice(0, search.maxResults).map((r: { model_id: number }) => Number(r.model_id));
   return rows.length > search.maxResults
-    ? { ids, nextPageToken: encodePageToken({ o: offset + search.maxResults, q: hash }) }
+    ? { ids, nextPageToken: offsetPageToken(offset + search.maxResults, hash) }
     : { ids };
 }
 
@@ -228,7 +182,7 @@ export async function searchVersionKeys(
   const orderBy = validateOrderBy(search.orderBy);
   const ast = parseFilter(filter);
   const hash = queryHash(['versions', filter, orderBy]);
-  const offset = readOffset(search.pageToken, hash);
+  const offset = readOffset(search.pageToken, hash, 'filter and order');
   let q = (db as unknown as Kysely<any>)
     .selectFrom('model_versions as v')
     .innerJoin('registered_models as m', 'm.model_id', 'v.model_id')
@@ -262,6 +216,6 @@ export async function searchVersionKeys(
     .slice(0, search.maxResults)
     .map((r: { model_id: number; version: number }) => ({ modelId: Number(r.model_id), version: Number(r.version) }));
   return rows.length > search.maxResults
-    ? { keys, nextPageToken: encodePageToken({ o: offset + search.maxResults, q: hash }) }
+    ? { keys, nextPageToken: offsetPageToken(offset + search.maxResults, hash) }
     : { keys };
 }

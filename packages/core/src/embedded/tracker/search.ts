@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   type Expression,
   type ExpressionBuilder,
@@ -8,9 +7,9 @@ import {
   sql,
 } from 'kysely';
 import type { SqlDialect } from '../../infra/sql/dialect.js';
+import { compareColumn, offsetPageToken, queryHash, readOffset } from '../../infra/sql/search-support.js';
 import { ValidationError } from '../../ports/errors.js';
 import type { ViewType } from '../../ports/experiment-tracker.js';
-import { decodePageToken, encodePageToken } from '../../ports/paging.js';
 import { type Comparator, type Comparison, type OrderTerm, parseFilter, parseOrderTerm } from './filter/parser.js';
 import { syntaxError } from './filter/tokenizer.js';
 import type { TrackerDatabase } from './schema.js';
@@ -74,27 +73,6 @@ function checkClause(source: string, c: Comparison, kind: 'string' | 'number', o
   }
 }
 
-function compare(
-  eb: AnyEb,
-  dialect: SqlDialect,
-  column: Expression<unknown>,
-  comparator: Comparator,
-  value: Comparison['value'],
-): Expression<SqlBool> {
-  switch (comparator) {
-    case 'LIKE':
-      return dialect.like(column, value as string);
-    case 'ILIKE':
-      return dialect.ilike(column, value as string);
-    case 'IN':
-      return eb(column, 'in', value as string[]);
-    case 'NOT IN':
-      return eb(column, 'not in', value as string[]);
-    default:
-      return eb(column, comparator, value);
-  }
-}
-
 /** One filter clause over `runs` as an indexed EXISTS (metrics, params, tags, datasets) or a column test. */
 function runClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Comparison): Expression<SqlBool> {
   switch (c.entity) {
@@ -107,7 +85,7 @@ function runClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Comparison
           .whereRef('f.run_id', '=', 'runs.run_id')
           .where('f.key', '=', c.key)
           .where('f.is_nan', '=', 0)
-          .where((inner: AnyEb) => compare(inner, dialect, inner.ref('f.value'), c.comparator, c.value)),
+          .where((inner: AnyEb) => compareColumn(inner, dialect, inner.ref('f.value'), c.comparator, c.value)),
       );
     }
     case 'param':
@@ -119,7 +97,7 @@ function runClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Comparison
           .select(sql.lit(1).as('one'))
           .whereRef('f.run_id', '=', 'runs.run_id')
           .where('f.key', '=', c.key)
-          .where((inner: AnyEb) => compare(inner, dialect, inner.ref('f.value'), c.comparator, c.value)),
+          .where((inner: AnyEb) => compareColumn(inner, dialect, inner.ref('f.value'), c.comparator, c.value)),
       );
     }
     case 'dataset': {
@@ -133,7 +111,7 @@ function runClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Comparison
           .innerJoin('datasets as d', 'd.dataset_id', 'ri.dataset_id')
           .select(sql.lit(1).as('one'))
           .whereRef('ri.run_id', '=', 'runs.run_id')
-          .where((inner: AnyEb) => compare(inner, dialect, inner.ref(column), c.comparator, c.value)),
+          .where((inner: AnyEb) => compareColumn(inner, dialect, inner.ref(column), c.comparator, c.value)),
       );
     }
     case 'attribute': {
@@ -142,7 +120,7 @@ function runClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Comparison
         throw clauseError(source, c, `is not a run attribute: use ${Object.keys(RUN_ATTRIBUTES).join(', ')}`);
       }
       checkClause(source, c, spec.kind, spec.ops);
-      return compare(eb, dialect, eb.ref(spec.column), c.comparator, c.value);
+      return compareColumn(eb, dialect, eb.ref(spec.column), c.comparator, c.value);
     }
   }
 }
@@ -156,7 +134,7 @@ function experimentClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Com
         .select(sql.lit(1).as('one'))
         .whereRef('f.experiment_id', '=', 'experiments.experiment_id')
         .where('f.key', '=', c.key)
-        .where((inner: AnyEb) => compare(inner, dialect, inner.ref('f.value'), c.comparator, c.value)),
+        .where((inner: AnyEb) => compareColumn(inner, dialect, inner.ref('f.value'), c.comparator, c.value)),
     );
   }
   const spec = c.entity === 'attribute' ? EXPERIMENT_ATTRIBUTES[c.key] : undefined;
@@ -168,7 +146,7 @@ function experimentClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Com
     );
   }
   checkClause(source, c, spec.kind, spec.ops);
-  return compare(eb, dialect, eb.ref(spec.column), c.comparator, c.value);
+  return compareColumn(eb, dialect, eb.ref(spec.column), c.comparator, c.value);
 }
 
 function lifecycleStages(view: ViewType | undefined, field: string): readonly ('active' | 'deleted')[] {
@@ -244,35 +222,6 @@ function orderByMetric(q: AnyQuery, alias: string, descending: boolean): AnyQuer
   return q.orderBy(sql.ref(`${alias}.is_nan`), direction).orderBy(sql.ref(`${alias}.value`), direction);
 }
 
-interface OffsetToken {
-  readonly o: number;
-  readonly q: string;
-}
-
-function queryHash(parts: unknown): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 16);
-}
-
-/** Offset of the next page; ValidationError when the token is malformed or belongs to another query. */
-function readOffset(pageToken: string | undefined, hash: string): number {
-  if (pageToken === undefined) return 0;
-  const state = decodePageToken<Partial<OffsetToken>>(pageToken);
-  if (!state || typeof state !== 'object' || !Number.isSafeInteger(state.o) || (state.o as number) < 0) {
-    throw new ValidationError('pageToken is malformed; pass back the nextPageToken of a previous page unchanged', {
-      field: 'pageToken',
-    });
-  }
-  if (state.q !== hash) {
-    throw new ValidationError(
-      'pageToken belongs to a different query: keep the filter, order and view unchanged while paging',
-      {
-        field: 'pageToken',
-      },
-    );
-  }
-  return state.o as number;
-}
-
 export interface RunSearch {
   readonly experimentIds: readonly number[];
   readonly filter: string | undefined;
@@ -293,7 +242,7 @@ export async function searchRunIds(
   const terms = orderBy.map((term) => parseOrderTerm(term));
   const stages = lifecycleStages(search.viewType, 'runViewType');
   const hash = queryHash(['runs', [...search.experimentIds].sort(), search.filter ?? '', orderBy, stages]);
-  const offset = readOffset(search.pageToken, hash);
+  const offset = readOffset(search.pageToken, hash, 'filter, order and view');
 
   let base = (db as unknown as Kysely<any>)
     .selectFrom('runs')
@@ -310,7 +259,7 @@ export async function searchRunIds(
       : await applyRunOrder(base, terms, orderBy).limit(wanted).offset(offset).execute();
   const ids = rows.slice(0, search.maxResults).map((r) => r.run_id);
   return rows.length > search.maxResults
-    ? { ids, nextPageToken: encodePageToken({ o: offset + search.maxResults, q: hash } satisfies OffsetToken) }
+    ? { ids, nextPageToken: offsetPageToken(offset + search.maxResults, hash) }
     : { ids };
 }
 
@@ -388,7 +337,7 @@ export async function searchExperimentIds(
   const terms = orderBy.map((term) => parseOrderTerm(term));
   const stages = lifecycleStages(search.viewType, 'viewType');
   const hash = queryHash(['experiments', search.filter ?? '', orderBy, stages]);
-  const offset = readOffset(search.pageToken, hash);
+  const offset = readOffset(search.pageToken, hash, 'filter, order and view');
 
   let q = (db as unknown as Kysely<any>)
     .selectFrom('experiments')
@@ -415,6 +364,6 @@ export async function searchExperimentIds(
     .execute();
   const ids = rows.slice(0, search.maxResults).map((r: { experiment_id: number }) => Number(r.experiment_id));
   return rows.length > search.maxResults
-    ? { ids, nextPageToken: encodePageToken({ o: offset + search.maxResults, q: hash } satisfies OffsetToken) }
+    ? { ids, nextPageToken: offsetPageToken(offset + search.maxResults, hash) }
     : { ids };
 }
