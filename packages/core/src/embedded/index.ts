@@ -13,8 +13,8 @@ export { withLease } from '../infra/locks/lease.js';
 export type { RedisLeaseManagerOptions } from '../infra/locks/redis-lease.js';
 export { RedisLeaseManager } from '../infra/locks/redis-lease.js';
 export { LEASES_MIGRATIONS, LEASES_OWNER, SqlLeaseManager } from '../infra/locks/sql-lease.js';
-export type { PostgresMetadataStoreOptions } from '../infra/postgres/postgres-metadata-store.js';
-export { PostgresMetadataStore } from '../infra/postgres/postgres-metadata-store.js';
+export type { PostgresMetadataStoreOptions, SessionSetting } from '../infra/postgres/postgres-metadata-store.js';
+export { DEFAULT_SESSION_SETTINGS, PostgresMetadataStore } from '../infra/postgres/postgres-metadata-store.js';
 export type { OutboxEntry } from '../infra/sql/outbox.js';
 export {
   domainEvent,

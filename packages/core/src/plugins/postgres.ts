@@ -19,6 +19,8 @@ export const postgresPlugin = definePlugin({
       .optional(),
     maxConnections: z.number().int().positive().max(1000).default(10),
     connectionTimeoutMs: z.number().int().positive().default(10_000),
+    /** Server settings for the store's sessions, over its defaults (parallel workers and JIT off); null keeps the server's. */
+    settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).optional(),
   }),
   register(env) {
     env.provide(metadataStoreRef, {
@@ -28,6 +30,7 @@ export const postgresPlugin = definePlugin({
           maxConnections: config.maxConnections,
           connectionTimeoutMs: config.connectionTimeoutMs,
           ...(config.schema ? { schema: config.schema } : {}),
+          ...(config.settings ? { settings: config.settings } : {}),
         }),
       dispose: (store) => store.close(),
     });
