@@ -1,12 +1,14 @@
 import type { Generated, Insertable, Selectable } from 'kysely';
 import type { Migration } from '../../ports/metadata-store.js';
 import * as createTracker from './migrations/20261126T160000_create_tracker.js';
+import * as searchStatistics from './migrations/20261126T190000_search_statistics.js';
 
 /** Owner of the tracker's tables and migrations. */
 export const TRACKER_OWNER = 'tracker';
 
 export const TRACKER_MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '20261126T160000_create_tracker': createTracker,
+  '20261126T190000_search_statistics': searchStatistics,
 });
 
 /** Times are epoch milliseconds; booleans are 0/1 smallints so that both dialects bind them the same way. */

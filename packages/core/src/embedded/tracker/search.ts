@@ -10,6 +10,7 @@ import type { SqlDialect } from '../../infra/sql/dialect.js';
 import { compareColumn, offsetPageToken, queryHash, readOffset } from '../../infra/sql/search-support.js';
 import { ValidationError } from '../../ports/errors.js';
 import type { ViewType } from '../../ports/experiment-tracker.js';
+import { decodePageToken, encodePageToken } from '../../ports/paging.js';
 import { type Comparator, type Comparison, type OrderTerm, parseFilter, parseOrderTerm } from './filter/parser.js';
 import { syntaxError } from './filter/tokenizer.js';
 import type { TrackerDatabase } from './schema.js';
@@ -162,16 +163,40 @@ function lifecycleStages(view: ViewType | undefined, field: string): readonly ('
   }
 }
 
-/** Adds one sort key with runs lacking it last, whatever the direction. */
-function orderNullsLast(q: AnyQuery, value: Expression<unknown>, descending: boolean): AnyQuery {
-  return q.orderBy(sql`(${value} IS NULL)`).orderBy(value, descending ? 'desc' : 'asc');
+/**
+ * One column of a run search's sort order. Nullable keys put NULL last whatever the direction (runs lacking a
+ * metric, param or tag, or an unset attribute), as MLflow orders them.
+ */
+interface SortKey {
+  readonly expr: Expression<unknown>;
+  readonly descending: boolean;
+  readonly nullable: boolean;
+}
+
+/** A sort key's value in a page's last row: where the next page starts. */
+type KeyValue = string | number | null;
+
+interface OrderedQuery {
+  readonly query: AnyQuery;
+  readonly keys: readonly SortKey[];
+}
+
+/** Orders by `keys` and selects each key's value as `k<i>`, so the last row of a page yields the next page's start. */
+function orderAndSelect(q: AnyQuery, keys: readonly SortKey[]): AnyQuery {
+  keys.forEach((k, i) => {
+    if (k.nullable) q = q.orderBy(sql`(${k.expr} IS NULL)`);
+    q = q.orderBy(k.expr, k.descending ? 'desc' : 'asc').select(sql`${k.expr}`.as(`k${i}`));
+  });
+  return q;
 }
 
 /**
  * Adds ORDER BY terms from `terms[from]` on, then the tie-breaks `start_time DESC, run_id ASC` (skipping a column
- * already ordered). Metric, param and tag terms LEFT JOIN their table; runs lacking the key sort last.
+ * already ordered), which make the order total. Metric, param and tag terms LEFT JOIN their table; runs lacking
+ * the key sort last.
  */
-function applyRunOrder(q: AnyQuery, terms: readonly OrderTerm[], raw: readonly string[], from = 0): AnyQuery {
+function applyRunOrder(q: AnyQuery, terms: readonly OrderTerm[], raw: readonly string[], from = 0): OrderedQuery {
+  const keys: SortKey[] = [];
   for (let i = from; i < terms.length; i++) {
     const t = terms[i]!;
     const alias = `o${i}`;
@@ -180,7 +205,7 @@ function applyRunOrder(q: AnyQuery, terms: readonly OrderTerm[], raw: readonly s
         q = q.leftJoin(`latest_metrics as ${alias}`, (j: any) =>
           j.onRef(`${alias}.run_id`, '=', 'runs.run_id').on(`${alias}.key`, '=', t.key),
         );
-        q = orderByMetric(q.orderBy(sql`(${sql.ref(`${alias}.value`)} IS NULL)`), alias, t.descending);
+        keys.push(...metricKeys(alias, t.descending, true));
         break;
       }
       case 'param':
@@ -188,7 +213,7 @@ function applyRunOrder(q: AnyQuery, terms: readonly OrderTerm[], raw: readonly s
         q = q.leftJoin(`${t.entity === 'param' ? 'params' : 'run_tags'} as ${alias}`, (j: any) =>
           j.onRef(`${alias}.run_id`, '=', 'runs.run_id').on(`${alias}.key`, '=', t.key),
         );
-        q = orderNullsLast(q, sql.ref(`${alias}.value`), t.descending);
+        keys.push({ expr: sql.ref(`${alias}.value`), descending: t.descending, nullable: true });
         break;
       }
       case 'attribute': {
@@ -201,9 +226,7 @@ function applyRunOrder(q: AnyQuery, terms: readonly OrderTerm[], raw: readonly s
             `'${t.key}' is not a run attribute: use ${Object.keys(RUN_ATTRIBUTES).join(', ')}`,
           );
         }
-        q = spec.nullable
-          ? orderNullsLast(q, sql.ref(spec.column), t.descending)
-          : q.orderBy(sql.ref(spec.column), t.descending ? 'desc' : 'asc');
+        keys.push({ expr: sql.ref(spec.column), descending: t.descending, nullable: spec.nullable === true });
         break;
       }
       case 'dataset':
@@ -211,15 +234,57 @@ function applyRunOrder(q: AnyQuery, terms: readonly OrderTerm[], raw: readonly s
     }
   }
   const ordered = (key: string) => terms.some((t) => t.entity === 'attribute' && t.key === key);
-  if (!ordered('start_time')) q = q.orderBy('runs.start_time', 'desc');
-  if (!ordered('run_id')) q = q.orderBy('runs.run_id', 'asc');
-  return q;
+  if (!ordered('start_time')) keys.push({ expr: sql.ref('runs.start_time'), descending: true, nullable: false });
+  if (!ordered('run_id')) keys.push({ expr: sql.ref('runs.run_id'), descending: false, nullable: false });
+  return { query: q, keys };
 }
 
-/** NaN sorts above every number (as Postgres orders it); the index (key, is_nan, value) serves this order. */
-function orderByMetric(q: AnyQuery, alias: string, descending: boolean): AnyQuery {
-  const direction = descending ? 'desc' : 'asc';
-  return q.orderBy(sql.ref(`${alias}.is_nan`), direction).orderBy(sql.ref(`${alias}.value`), direction);
+/**
+ * A metric's sort keys: NaN sorts above every number (as Postgres orders it), so `is_nan` leads `value`; the
+ * index (experiment_id, key, is_nan, value) serves this order.
+ */
+function metricKeys(alias: string, descending: boolean, nullable: boolean): SortKey[] {
+  return [
+    { expr: sql.ref(`${alias}.is_nan`), descending, nullable },
+    { expr: sql.ref(`${alias}.value`), descending, nullable },
+  ];
+}
+
+/**
+ * Restricts `q` to the rows after `last` in the order of `keys` (a keyset seek): the rows equal to `last` on
+ * keys 0..i-1 and after it on key i, for some i. NULL sorts after every value and ties with NULL.
+ */
+function seekAfter(q: AnyQuery, keys: readonly SortKey[], last: readonly KeyValue[]): AnyQuery {
+  q = q.where((eb: AnyEb) => {
+    const equal = (k: SortKey, v: KeyValue) => (v === null ? eb(k.expr, 'is', null) : eb(k.expr, '=', v));
+    const branches: Expression<SqlBool>[] = [];
+    keys.forEach((k, i) => {
+      const v = last[i]!;
+      // Nothing sorts after NULL within its key: ties are broken by the next key.
+      if (v === null) return;
+      const beyond = eb(k.expr, k.descending ? '<' : '>', v);
+      branches.push(
+        eb.and([
+          ...keys.slice(0, i).map((kj, j) => equal(kj, last[j]!)),
+          k.nullable ? eb.or([beyond, eb(k.expr, 'is', null)]) : beyond,
+        ]),
+      );
+    });
+    return eb.or(branches);
+  });
+  // The same bound on the leading keys as one range condition, which an index can start its scan at (the OR
+  // above is exact but opaque to the planner): keys of one direction that cannot be NULL, compared as a row.
+  let lead = 0;
+  while (lead < keys.length && !keys[lead]!.nullable && keys[lead]!.descending === keys[0]!.descending) lead++;
+  if (lead === 0) return q;
+  const exprs = keys.slice(0, lead).map((k) => k.expr);
+  const values = last.slice(0, lead).map((v) => sql`${v}`);
+  const op = sql.raw(keys[0]!.descending ? '<=' : '>=');
+  return q.where(
+    lead === 1
+      ? sql<SqlBool>`${exprs[0]} ${op} ${values[0]}`
+      : sql<SqlBool>`(${sql.join(exprs)}) ${op} (${sql.join(values)})`,
+  );
 }
 
 export interface RunSearch {
@@ -231,7 +296,20 @@ export interface RunSearch {
   readonly pageToken: string | undefined;
 }
 
-/** Returns the ids of one page of runs and the token of the next; offsets as MLflow's SQL store. */
+/** Where a page of a run search starts: the sort-key values of the previous page's last run. */
+interface RunCursor {
+  /** Metric-first orders only: whether that run had the metric (1), i.e. which of the two phases it came from. */
+  readonly m?: 0 | 1;
+  readonly k: readonly KeyValue[];
+}
+
+type KeyedRow = { run_id: string } & Record<string, unknown>;
+
+/**
+ * Returns the ids of one page of runs and the token of the next. Tokens are keyset cursors (the sort keys of the
+ * page's last run), not offsets: page 50 costs what page 1 costs, and runs created or deleted while paging never
+ * shift a later page onto runs already returned.
+ */
 export async function searchRunIds(
   db: Kysely<TrackerDatabase>,
   dialect: SqlDialect,
@@ -242,7 +320,7 @@ export async function searchRunIds(
   const terms = orderBy.map((term) => parseOrderTerm(term));
   const stages = lifecycleStages(search.viewType, 'runViewType');
   const hash = queryHash(['runs', [...search.experimentIds].sort(), search.filter ?? '', orderBy, stages]);
-  const offset = readOffset(search.pageToken, hash, 'filter, order and view');
+  const cursor = readCursor(search.pageToken, hash);
 
   let base = (db as unknown as Kysely<any>)
     .selectFrom('runs')
@@ -253,14 +331,26 @@ export async function searchRunIds(
   // One extra row tells whether another page exists.
   const wanted = search.maxResults + 1;
   const first = terms[0];
-  const rows: { run_id: string }[] =
-    first?.entity === 'metric'
-      ? await metricOrderedRows(base, search.experimentIds, terms, orderBy, first, offset, wanted)
-      : await applyRunOrder(base, terms, orderBy).limit(wanted).offset(offset).execute();
-  const ids = rows.slice(0, search.maxResults).map((r) => r.run_id);
-  return rows.length > search.maxResults
-    ? { ids, nextPageToken: offsetPageToken(offset + search.maxResults, hash) }
-    : { ids };
+  let rows: { row: KeyedRow; keys: number; m?: 0 | 1 }[];
+  if (first?.entity === 'metric') {
+    rows = await metricOrderedRows(base, search.experimentIds, terms, orderBy, first, cursor, wanted);
+  } else {
+    const { query, keys } = applyRunOrder(base, terms, orderBy);
+    if (cursor?.m !== undefined) throw malformedToken();
+    checkCursor(cursor, keys);
+    const ordered = orderAndSelect(query, keys);
+    const found: KeyedRow[] = await (cursor ? seekAfter(ordered, keys, cursor.k) : ordered).limit(wanted).execute();
+    rows = found.map((row) => ({ row, keys: keys.length }));
+  }
+  const page = rows.slice(0, search.maxResults);
+  const ids = page.map((r) => r.row.run_id);
+  const last = page.at(-1);
+  if (rows.length <= search.maxResults || !last) return { ids };
+  const next: RunCursor = {
+    ...(last.m === undefined ? {} : { m: last.m }),
+    k: Array.from({ length: last.keys }, (_, i) => keyValue(last.row[`k${i}`])),
+  };
+  return { ids, nextPageToken: encodePageToken({ q: hash, ...next }) };
 }
 
 /**
@@ -274,49 +364,90 @@ async function metricOrderedRows(
   terms: readonly OrderTerm[],
   raw: readonly string[],
   first: OrderTerm,
-  offset: number,
+  cursor: RunCursor | undefined,
   wanted: number,
-): Promise<{ run_id: string }[]> {
+): Promise<{ row: KeyedRow; keys: number; m: 0 | 1 }[]> {
   const withMetric = base
     .innerJoin('latest_metrics as o0', (j: any) =>
       j.onRef('o0.run_id', '=', 'runs.run_id').on('o0.key', '=', first.key),
     )
     .where('o0.experiment_id', 'in', [...experimentIds]);
-  const rows: { run_id: string }[] = await applyRunOrder(
-    orderByMetric(withMetric, 'o0', first.descending),
+  const having = applyRunOrder(withMetric, terms, raw, 1);
+  const havingKeys = [...metricKeys('o0', first.descending, false), ...having.keys];
+  const without = applyRunOrder(
+    base.where((eb: AnyEb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('latest_metrics as m')
+            .select(sql.lit(1).as('one'))
+            .whereRef('m.run_id', '=', 'runs.run_id')
+            .where('m.key', '=', first.key),
+        ),
+      ),
+    ),
     terms,
     raw,
     1,
-  )
-    .limit(wanted)
-    .offset(offset)
-    .execute();
-  if (rows.length === wanted) return rows;
-  // How many runs have the metric decides where the page starts among those without it.
-  let having = offset + rows.length;
-  if (rows.length === 0 && offset > 0) {
-    const counted = await withMetric
-      .clearSelect()
-      .select((eb: AnyEb) => eb.fn.countAll().as('n'))
-      .executeTakeFirst();
-    having = Number(counted?.n ?? 0);
-  }
-  const without = base.where((eb: AnyEb) =>
-    eb.not(
-      eb.exists(
-        eb
-          .selectFrom('latest_metrics as m')
-          .select(sql.lit(1).as('one'))
-          .whereRef('m.run_id', '=', 'runs.run_id')
-          .where('m.key', '=', first.key),
-      ),
-    ),
   );
-  const rest: { run_id: string }[] = await applyRunOrder(without, terms, raw, 1)
+  if (cursor && cursor.m === undefined) throw malformedToken();
+  checkCursor(cursor, cursor?.m === 0 ? without.keys : havingKeys);
+
+  const rows: { row: KeyedRow; keys: number; m: 0 | 1 }[] = [];
+  // A cursor in the second phase (its run lacked the metric) skips the first entirely.
+  if (cursor?.m !== 0) {
+    const ordered = orderAndSelect(having.query, havingKeys);
+    const found: KeyedRow[] = await (cursor ? seekAfter(ordered, havingKeys, cursor.k) : ordered)
+      .limit(wanted)
+      .execute();
+    for (const row of found) rows.push({ row, keys: havingKeys.length, m: 1 });
+    if (rows.length === wanted) return rows;
+  }
+  const ordered = orderAndSelect(without.query, without.keys);
+  const found: KeyedRow[] = await (cursor?.m === 0 ? seekAfter(ordered, without.keys, cursor.k) : ordered)
     .limit(wanted - rows.length)
-    .offset(Math.max(0, offset - having))
     .execute();
-  return [...rows, ...rest];
+  for (const row of found) rows.push({ row, keys: without.keys.length, m: 0 });
+  return rows;
+}
+
+/** Key values as the driver returns them: numbers (SQLite and pg's int8 parser give numbers), text, NULL. */
+function keyValue(value: unknown): KeyValue {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'number' || typeof value === 'string') return value;
+  if (typeof value === 'bigint') return Number(value);
+  return String(value);
+}
+
+function malformedToken(): ValidationError {
+  return new ValidationError('pageToken is malformed; pass back the nextPageToken of a previous page unchanged', {
+    field: 'pageToken',
+  });
+}
+
+function readCursor(pageToken: string | undefined, hash: string): RunCursor | undefined {
+  if (pageToken === undefined) return undefined;
+  const state = decodePageToken<Partial<RunCursor & { q: string }>>(pageToken);
+  if (!state || typeof state !== 'object' || !Array.isArray(state.k)) throw malformedToken();
+  if (state.q !== hash) {
+    throw new ValidationError(
+      'pageToken belongs to a different query: keep the filter, order and view unchanged while paging',
+      { field: 'pageToken' },
+    );
+  }
+  if (state.m !== undefined && state.m !== 0 && state.m !== 1) throw malformedToken();
+  for (const v of state.k) {
+    if (v !== null && typeof v !== 'string' && !(typeof v === 'number' && Number.isFinite(v))) throw malformedToken();
+  }
+  return { ...(state.m === undefined ? {} : { m: state.m }), k: state.k };
+}
+
+/** A cursor must carry one value per sort key, and no NULL where the key cannot be NULL. */
+function checkCursor(cursor: RunCursor | undefined, keys: readonly SortKey[]): void {
+  if (!cursor) return;
+  if (cursor.k.length !== keys.length || keys.some((k, i) => !k.nullable && cursor.k[i] === null)) {
+    throw malformedToken();
+  }
 }
 
 export interface ExperimentSearch {

@@ -804,11 +804,18 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
         const exp = await newExperiment('paging');
         const created: string[] = [];
         for (let i = 0; i < 23; i++) {
-          const run = await tracker.createRun({ experimentId: exp, startTime: new Date(T0 + (i % 5) * 1000) });
+          const run = await tracker.createRun({
+            experimentId: exp,
+            startTime: new Date(T0 + (i % 5) * 1000),
+            // Every third run has no user: a nullable attribute with ties.
+            ...(i % 3 === 0 ? {} : { userId: `user${i % 2}` }),
+          });
           created.push(run.info.id);
-          // Every fourth run lacks the metric, so metric-ordered pages cross from runs with it to runs without.
-          if (i % 4 !== 0) await tracker.logMetric(run.info.id, { key: 'score', value: i % 7 });
+          // Every fourth run lacks the metric, so metric-ordered pages cross from runs with it to runs without;
+          // one has NaN, which sorts above every number.
+          if (i % 4 !== 0) await tracker.logMetric(run.info.id, { key: 'score', value: i === 5 ? Number.NaN : i % 7 });
           await tracker.setTag(run.info.id, { key: 'group', value: String(i % 3) });
+          if (i % 2 === 0) await tracker.logParam(run.info.id, { key: 'lr', value: String(i % 3) });
         }
         const orders = [
           undefined,
@@ -816,6 +823,9 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
           ['metrics.score ASC', 'tags.group DESC'],
           ['attributes.start_time ASC'],
           ['tags.group', 'metrics.score DESC'],
+          ['params.lr DESC', 'metrics.score ASC'],
+          ['attributes.user_id ASC', 'attributes.run_name DESC'],
+          ['metrics.score DESC', 'params.lr ASC', 'attributes.start_time ASC'],
         ];
         for (const orderBy of orders) {
           const unpaged = await tracker.searchRuns({ experimentIds: [exp], ...(orderBy ? { orderBy } : {}) });
@@ -835,9 +845,33 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
             // Runs without the metric come last, whatever the direction.
             expect(paged.slice(-6).every((r) => r.data.metrics.score === undefined)).toBe(true);
             const scores = paged.slice(0, 17).map((r) => r.data.metrics.score!.value);
-            const sorted = [...scores].sort((a, b) => (orderBy[0]!.endsWith('DESC') ? b - a : a - b));
+            // NaN sorts above every number: first descending, last ascending.
+            const rank = (v: number) => (Number.isNaN(v) ? Number.POSITIVE_INFINITY : v);
+            const sorted = [...scores].sort((a, b) =>
+              orderBy[0]!.endsWith('DESC') ? rank(b) - rank(a) : rank(a) - rank(b),
+            );
             expect(scores).toEqual(sorted);
           }
+        }
+      });
+
+      it('resumes a page after the last run returned, so runs created while paging shift nothing already seen', async () => {
+        const exp = await newExperiment('paging-stable');
+        for (let i = 0; i < 6; i++) {
+          const run = await tracker.createRun({ experimentId: exp, startTime: new Date(T0 + i * 1000) });
+          await tracker.logMetric(run.info.id, { key: 'score', value: i });
+        }
+        for (const orderBy of [undefined, ['metrics.score DESC']]) {
+          const options = { experimentIds: [exp], maxResults: 3, ...(orderBy ? { orderBy } : {}) };
+          const first = await tracker.searchRuns(options);
+          // A run that sorts first in both orders arrives between the pages.
+          const late = await tracker.createRun({ experimentId: exp, startTime: new Date(T0 + 60_000) });
+          await tracker.logMetric(late.info.id, { key: 'score', value: 100 });
+          const second = await tracker.searchRuns({ ...options, pageToken: first.nextPageToken! });
+          const seen = [...first.items, ...second.items].map((r) => r.info.id);
+          expect(new Set(seen).size, String(orderBy)).toBe(6);
+          expect(seen, String(orderBy)).not.toContain(late.info.id);
+          await tracker.deleteRun(late.info.id);
         }
       });
 
