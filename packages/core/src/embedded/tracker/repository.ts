@@ -171,28 +171,32 @@ export function isLater(a: NewMetric, b: NewMetric): boolean {
   return a.is_nan > b.is_nan || (a.is_nan === b.is_nan && a.value > b.value);
 }
 
-/**
- * Raises each key's latest value to the batch's latest point when that is later. Rows are written in key
- * order so concurrent batches on one run lock them in the same order and cannot deadlock.
- */
-export async function upsertLatestMetrics(trx: Trx, experimentId: number, points: readonly NewMetric[]): Promise<void> {
+/** Each key's latest point in a batch, in key order (the lock order of the latest-value upsert). */
+export function latestPoints(points: readonly NewMetric[]): NewMetric[] {
   const latest = new Map<string, NewMetric>();
   for (const p of points) {
     const current = latest.get(p.key);
     if (!current || isLater(p, current)) latest.set(p.key, p);
   }
-  if (latest.size === 0) return;
-  const rows = [...latest.values()]
-    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-    .map(({ run_id, key, value, is_nan, step, timestamp }) => ({
-      run_id,
-      experiment_id: experimentId,
-      key,
-      value,
-      is_nan,
-      step,
-      timestamp,
-    }));
+  return [...latest.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/**
+ * Raises each key's latest value to the batch's latest point when that is later. Rows are written in key
+ * order so concurrent batches on one run lock them in the same order and cannot deadlock.
+ */
+export async function upsertLatestMetrics(trx: Trx, experimentId: number, points: readonly NewMetric[]): Promise<void> {
+  const latest = latestPoints(points);
+  if (latest.length === 0) return;
+  const rows = latest.map(({ run_id, key, value, is_nan, step, timestamp }) => ({
+    run_id,
+    experiment_id: experimentId,
+    key,
+    value,
+    is_nan,
+    step,
+    timestamp,
+  }));
   await trx
     .insertInto('latest_metrics')
     .values(rows)

@@ -39,6 +39,7 @@ import {
 } from '../../ports/experiment-tracker.js';
 import type { MetadataStore } from '../../ports/metadata-store.js';
 import { decodePageToken, encodePageToken, resolveMaxResults } from '../../ports/paging.js';
+import { appendMetricsInOneStatement } from './postgres-metric-append.js';
 import {
   experimentsById,
   findExperiment,
@@ -536,6 +537,17 @@ export class SqlExperimentTracker implements ExperimentTracker {
         timestamp: m.timestamp ?? now,
       };
     });
+    // The hot path (metrics only) takes one round trip on PostgreSQL; a missing or deleted run falls through to
+    // the general path below, which raises the precise error.
+    if (
+      points.length > 0 &&
+      params.length === 0 &&
+      tags.length === 0 &&
+      this.#dialect.name === 'postgres' &&
+      (await appendMetricsInOneStatement(this.#db, runId, points, metricsLoggedEvent(runId, points)))
+    ) {
+      return;
+    }
     await this.#transaction(async (trx) => {
       const run = await requireActiveRun(trx, runId, this.#dialect);
       const events: DomainEvent[] = [];
@@ -559,21 +571,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
       if (points.length > 0) {
         await insertMetrics(trx, this.#dialect, points);
         await upsertLatestMetrics(trx, run.experiment_id, points);
-        let minStep = points[0]!.step;
-        let maxStep = minStep;
-        for (const p of points) {
-          if (p.step < minStep) minStep = p.step;
-          if (p.step > maxStep) maxStep = p.step;
-        }
-        events.push(
-          domainEvent('run.metrics.logged', runSubject(runId), {
-            runId,
-            count: points.length,
-            keys: [...new Set(points.map((p) => p.key))].sort(),
-            minStep,
-            maxStep,
-          }),
-        );
+        events.push(metricsLoggedEvent(runId, points));
       }
       if (tags.length > 0) {
         await upsertRunTags(trx, runId, tags);
@@ -737,6 +735,22 @@ export class SqlExperimentTracker implements ExperimentTracker {
 
 const experimentSubject = (id: number | string) => `experiment:${id}`;
 const runSubject = (id: string) => `run:${id}`;
+
+function metricsLoggedEvent(runId: string, points: readonly NewMetric[]): DomainEvent {
+  let minStep = points[0]!.step;
+  let maxStep = minStep;
+  for (const p of points) {
+    if (p.step < minStep) minStep = p.step;
+    if (p.step > maxStep) maxStep = p.step;
+  }
+  return domainEvent('run.metrics.logged', runSubject(runId), {
+    runId,
+    count: points.length,
+    keys: [...new Set(points.map((p) => p.key))].sort(),
+    minStep,
+    maxStep,
+  });
+}
 
 function experimentNotFound(id: string): NotFoundError {
   return new NotFoundError(`experiment '${id}' does not exist`);

@@ -60,25 +60,25 @@ export function domainEvent<TPayload>(
   };
 }
 
+/** The outbox row of an event, as `recordEvent` inserts it. */
+export function outboxRow(e: DomainEvent) {
+  return {
+    id: e.id,
+    type: e.type,
+    version: e.version,
+    subject: e.subject,
+    actor: e.actor ?? null,
+    project: e.project ?? null,
+    payload: JSON.stringify(e.payload ?? null),
+    occurred_at: e.occurredAt,
+  };
+}
+
 /** Inserts the events in the caller's transaction, so they commit or roll back with the change they describe. */
 export async function recordEvent(trx: Transaction<any>, event: DomainEvent | readonly DomainEvent[]): Promise<void> {
   const events = Array.isArray(event) ? (event as readonly DomainEvent[]) : [event as DomainEvent];
   if (events.length === 0) return;
-  await (trx as unknown as Transaction<OutboxDatabase>)
-    .insertInto('outbox')
-    .values(
-      events.map((e) => ({
-        id: e.id,
-        type: e.type,
-        version: e.version,
-        subject: e.subject,
-        actor: e.actor ?? null,
-        project: e.project ?? null,
-        payload: JSON.stringify(e.payload ?? null),
-        occurred_at: e.occurredAt,
-      })),
-    )
-    .execute();
+  await (trx as unknown as Transaction<OutboxDatabase>).insertInto('outbox').values(events.map(outboxRow)).execute();
 }
 
 export interface OutboxEntry {

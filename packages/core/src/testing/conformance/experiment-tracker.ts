@@ -445,6 +445,44 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
         expect(point?.timestamp).toBeGreaterThanOrEqual(before - 1000);
       });
 
+      it("keeps each key's latest value in MLflow's order: step, then timestamp, then NaN, then value", async () => {
+        const run = await newRun();
+        const id = run.info.id;
+        const latest = async (key: string) => (await tracker.getRun(id)).data.metrics[key];
+        await tracker.logBatch(id, { metrics: [{ key: 'a', value: 5, step: 5, timestamp: T0 }] });
+        // An older step arriving later changes nothing.
+        await tracker.logBatch(id, { metrics: [{ key: 'a', value: 3, step: 3, timestamp: T0 + 9 }] });
+        expect(await latest('a')).toEqual({ key: 'a', value: 5, step: 5, timestamp: T0 });
+        // Same step: the later timestamp wins; then, at the same timestamp, NaN; then the larger value.
+        await tracker.logBatch(id, { metrics: [{ key: 'a', value: 1, step: 5, timestamp: T0 + 1 }] });
+        expect((await latest('a'))?.value).toBe(1);
+        await tracker.logBatch(id, { metrics: [{ key: 'a', value: Number.NaN, step: 5, timestamp: T0 + 1 }] });
+        expect((await latest('a'))?.value).toBeNaN();
+        await tracker.logBatch(id, { metrics: [{ key: 'a', value: 7, step: 5, timestamp: T0 + 1 }] });
+        expect((await latest('a'))?.value).toBeNaN();
+        // Within one batch the same order picks the point, whatever the input order.
+        await tracker.logBatch(id, {
+          metrics: [
+            { key: 'b', value: 2, step: 9, timestamp: T0 },
+            { key: 'b', value: 4, step: 9, timestamp: T0 },
+            { key: 'b', value: 8, step: 2, timestamp: T0 + 50 },
+          ],
+        });
+        expect(await latest('b')).toEqual({ key: 'b', value: 4, step: 9, timestamp: T0 });
+        expect((await history(id, 'b')).points).toHaveLength(3);
+      });
+
+      it('writes nothing of a metric batch for a run that is missing or deleted', async () => {
+        const metrics = [{ key: 'm', value: 1, step: 0, timestamp: T0 }];
+        await rejects(tracker.logBatch('0'.repeat(32), { metrics }), NotFoundError, 'does not exist');
+        const run = await newRun();
+        await tracker.deleteRun(run.info.id);
+        await rejects(tracker.logBatch(run.info.id, { metrics }), ConflictError, 'is deleted');
+        await tracker.restoreRun(run.info.id);
+        expect((await history(run.info.id, 'm')).points).toEqual([]);
+        expect((await tracker.getRun(run.info.id)).data.metrics).toEqual({});
+      });
+
       it('stores NaN and ±Infinity', async () => {
         const run = await newRun();
         await tracker.logBatch(run.info.id, {
