@@ -1,4 +1,5 @@
-import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
+import { type ExpressionBuilder, type Kysely, sql, type Transaction } from 'kysely';
+import type { SqlDialect } from '../../infra/sql/dialect.js';
 import {
   MODEL_STAGES,
   type ModelSignature,
@@ -140,6 +141,59 @@ export async function loadVersions(
     }
   }
   return out;
+}
+
+/**
+ * The hot read of serving (`models:/<name>@<alias>`, `models:/<name>/<version>`): the whole version, tags and
+ * aliases included, in one query instead of a model lookup, an alias lookup and four parallel reads. Undefined
+ * when the model, the alias or the version is missing; the caller then tells which.
+ */
+export async function findVersionByName(
+  db: Db,
+  dialect: SqlDialect,
+  name: string,
+  by: { readonly alias: string } | { readonly version: number },
+): Promise<ModelVersion | undefined> {
+  let q = db
+    .selectFrom('registered_models as m')
+    .innerJoin('model_versions as v', 'v.model_id', 'm.model_id')
+    .selectAll('v')
+    .select((eb) => [
+      eb
+        .selectFrom('model_version_tags as t')
+        .select(dialect.jsonArrayAgg([sql.ref('t.key'), sql.ref('t.value')]).as('pairs'))
+        .whereRef('t.model_id', '=', 'v.model_id')
+        .whereRef('t.version', '=', 'v.version')
+        .as('tag_pairs'),
+      eb
+        .selectFrom('registered_model_aliases as va')
+        .select(dialect.jsonArrayAgg([sql.ref('va.alias')]).as('names'))
+        .whereRef('va.model_id', '=', 'v.model_id')
+        .whereRef('va.version', '=', 'v.version')
+        .as('alias_names'),
+    ])
+    .where('m.name', '=', name);
+  q =
+    'alias' in by
+      ? q.where((eb) =>
+          eb(
+            'v.version',
+            '=',
+            eb
+              .selectFrom('registered_model_aliases as a')
+              .select('a.version')
+              .whereRef('a.model_id', '=', 'm.model_id')
+              .where('a.alias', '=', by.alias),
+          ),
+        )
+      : q.where('v.version', '=', by.version);
+  const row = await q.executeTakeFirst();
+  if (!row) return undefined;
+  const { tag_pairs, alias_names, ...version } = row;
+  // Entries, then Object.fromEntries: a tag named `__proto__` stays an own property.
+  const tags = Object.fromEntries(dialect.parseJson(tag_pairs) as [string, string][]);
+  const aliases = (dialect.parseJson(alias_names) as [string][]).map(([alias]) => alias);
+  return toVersion(version as ModelVersionRow, name, tags, aliases);
 }
 
 export async function loadVersion(db: Db, modelId: number, version: number): Promise<ModelVersion | undefined> {

@@ -42,6 +42,7 @@ import {
   findAlias,
   findModelByName,
   findVersion,
+  findVersionByName,
   latestVersions,
   loadModels,
   loadVersion,
@@ -353,8 +354,10 @@ export class SqlModelRegistry implements ModelRegistry {
   async getVersion(name: string, version: number): Promise<ModelVersion> {
     validateModelName(name);
     validateVersionNumber(version);
-    const model = await requireModel(this.#db, name);
-    return this.#versionByKey(Number(model.model_id), version, name);
+    const found = await findVersionByName(this.#db, this.#dialect, name, { version });
+    if (found) return found;
+    await requireModel(this.#db, name);
+    throw versionNotFound(name, version);
   }
 
   async updateVersion(name: string, version: number, changes: { readonly description: string }): Promise<ModelVersion> {
@@ -708,6 +711,9 @@ export class SqlModelRegistry implements ModelRegistry {
   async getVersionByAlias(name: string, alias: string): Promise<ModelVersion> {
     validateModelName(name);
     if (typeof alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
+    const found = await findVersionByName(this.#db, this.#dialect, name, { alias });
+    if (found) return found;
+    // A miss: say whether the model, the alias or (after a concurrent delete) the version is missing.
     const model = await requireModel(this.#db, name);
     const modelId = Number(model.model_id);
     const version = await findAlias(this.#db, modelId, alias);

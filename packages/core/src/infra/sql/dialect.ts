@@ -24,6 +24,11 @@ export interface SqlDialect {
   /** JSON columns come back parsed on Postgres (jsonb) and as text on SQLite. */
   parseJson(value: unknown): unknown;
   /**
+   * Aggregates rows into a JSON array of arrays (`[[a, b], ...]`, `[]` for no rows), so that a parent and its child
+   * rows come back in one query; read the result with `parseJson`.
+   */
+  jsonArrayAgg(items: readonly Expression<unknown>[]): RawBuilder<unknown>;
+  /**
    * Locks the selected rows against deletion and key changes until the transaction ends (Postgres
    * `FOR KEY SHARE`); on SQLite the transaction's write lock already excludes every other writer.
    */
@@ -68,6 +73,7 @@ const postgres: SqlDialect = {
     await sql`INSERT INTO ${sql.table(table)} (${names}) SELECT * FROM unnest(${arrays})`.execute(trx);
   },
   parseJson: (value) => value,
+  jsonArrayAgg: (items) => sql`coalesce(json_agg(json_build_array(${sql.join(items)})), '[]'::json)`,
   forKeyShare: (query) => query.forKeyShare() as typeof query,
 };
 
@@ -86,6 +92,7 @@ const sqlite: SqlDialect = {
     }
   },
   parseJson: (value) => (typeof value === 'string' ? JSON.parse(value) : value),
+  jsonArrayAgg: (items) => sql`json_group_array(json_array(${sql.join(items)}))`,
   forKeyShare: (query) => query,
 };
 

@@ -839,6 +839,32 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         expect((await registry.resolve(`models:/${model}/latest`)).version).toBe(4);
       });
 
+      it('returns the whole version by alias and by number: every tag and alias, signature, description', async () => {
+        const model = await newModel('whole', 2);
+        const { version } = await registry.createVersion({
+          name: model,
+          source: `s3://models/${model}/3`,
+          description: 'third',
+          ...(caps.signatures ? { signature: SIGNATURE } : {}),
+        });
+        await registry.setVersionTag(model, version, 'stage', 'canary');
+        await registry.setVersionTag(model, version, '__proto__', 'x');
+        await registry.setAlias({ name: model, alias: 'champion', version });
+        await registry.setAlias({ name: model, alias: 'blue', version });
+        await registry.setAlias({ name: model, alias: 'other', version: 1 });
+        const byAlias = await registry.getVersionByAlias(model, 'champion');
+        expect(byAlias).toMatchObject({ name: model, version, description: 'third', aliases: ['blue', 'champion'] });
+        expect(Object.entries(byAlias.tags).sort()).toEqual([
+          ['__proto__', 'x'],
+          ['stage', 'canary'],
+        ]);
+        if (caps.signatures) expect(byAlias.signature).toEqual(SIGNATURE);
+        expect(await registry.getVersion(model, version)).toEqual(byAlias);
+        expect(await registry.resolve(`models:/${model}@blue`)).toEqual(byAlias);
+        // A version without tags or aliases comes back with empty ones.
+        expect(await registry.getVersion(model, 2)).toMatchObject({ version: 2, tags: {}, aliases: [] });
+      });
+
       it('reports malformed URIs as ValidationError and unmatched ones as NotFoundError', async () => {
         const model = await newModel('m', 1);
         for (const uri of ['s3://x', 'models:/', `models:/${model}`, `models:/${model}/Prod`, `models:/${model}/1/2`]) {
