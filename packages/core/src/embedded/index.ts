@@ -21,6 +21,7 @@ export {
   markRelayed,
   OUTBOX_MIGRATIONS,
   OUTBOX_OWNER,
+  purgeRelayed,
   readOutbox,
   recordEvent,
 } from '../infra/sql/outbox.js';
@@ -42,6 +43,8 @@ export type { AliasMove, SqlModelRegistryOptions } from './registry/sql-model-re
 export { SqlModelRegistry } from './registry/sql-model-registry.js';
 export type { OutboxRelayOptions, OutboxRelayStats } from './relay/outbox-relay.js';
 export { OutboxRelay } from './relay/outbox-relay.js';
+export type { RetentionRule, RetentionSweeperOptions } from './retention/retention-sweeper.js';
+export { RetentionSweeper } from './retention/retention-sweeper.js';
 export { EnvFileSecretStore } from './secret-store/file-secret-store.js';
 export { createEmbeddedTelemetry } from './telemetry/embedded-telemetry.js';
 export type { SqlExperimentTrackerOptions } from './tracker/sql-experiment-tracker.js';
@@ -50,7 +53,7 @@ export { WEBHOOKS_MIGRATIONS, WEBHOOKS_OWNER } from './webhooks/schema.js';
 export type { VerifyWebhookInput, VerifyWebhookResult } from './webhooks/signature.js';
 export { signedContent, signWebhook, verifyWebhook, WEBHOOK_HEADERS } from './webhooks/signature.js';
 export type { WebhookDelivery, WebhookDispatcherOptions } from './webhooks/webhook-dispatcher.js';
-export { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+export { purgeDeliveries, WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 export type {
   CreatedWebhook,
   CreateWebhookInput,

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { SqlLeaseManager } from '../infra/locks/sql-lease.js';
+import { OUTBOX_MIGRATIONS, OUTBOX_OWNER, purgeRelayed } from '../infra/sql/outbox.js';
 import { coreServices } from '../kernel/core-services.js';
 import { definePlugin } from '../kernel/plugin.js';
 import { createServiceRef } from '../kernel/service-ref.js';
@@ -9,7 +11,8 @@ import { secretStoreRef } from '../ports/secret-store.js';
 import { telemetryRef } from '../ports/telemetry.js';
 import { auditEventHandler } from './audit/from-event.js';
 import { OutboxRelay } from './relay/outbox-relay.js';
-import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { RetentionSweeper } from './retention/retention-sweeper.js';
+import { purgeDeliveries, WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 import { WebhookSubscriptions } from './webhooks/webhook-subscriptions.js';
 
 /** Webhook subscriptions (create, list, rotate the signing secret); the platform delivers events to them. */
@@ -17,9 +20,18 @@ export const webhookSubscriptionsRef = createServiceRef<WebhookSubscriptions>({
   id: 'management.webhookSubscriptions',
 });
 
+const DAY_MS = 86_400_000;
+const RETENTION_DEFAULTS = Object.freeze({
+  enabled: true,
+  sweepIntervalMs: 600_000,
+  relayedEventsMs: 7 * DAY_MS,
+  webhookDeliveriesMs: 30 * DAY_MS,
+});
+
 /**
- * Moves domain events from the transactional outbox to the EventBus, records every event in the audit log, and
- * delivers events to webhook subscriptions (signed, retried, logged).
+ * Moves domain events from the transactional outbox to the EventBus, records every event in the audit log,
+ * delivers events to webhook subscriptions (signed, retried, logged), and purges relayed events and delivery
+ * records past their retention.
  * It works on whichever MetadataStore, EventBus and AuditLog are chosen, so it runs unchanged in production.
  */
 export const managementPlugin = definePlugin({
@@ -41,6 +53,18 @@ export const managementPlugin = definePlugin({
         timeoutMs: z.number().int().positive().default(10_000),
       })
       .default({ enabled: true, maxAttempts: 8, timeoutMs: 10_000 }),
+    /**
+     * How long rows that only serve operations are kept: relayed outbox events (the audit log keeps its own copy)
+     * and webhook delivery records. One process sweeps at a time (a lease).
+     */
+    retention: z
+      .object({
+        enabled: z.boolean().default(true),
+        sweepIntervalMs: z.number().int().positive().default(RETENTION_DEFAULTS.sweepIntervalMs),
+        relayedEventsMs: z.number().int().positive().default(RETENTION_DEFAULTS.relayedEventsMs),
+        webhookDeliveriesMs: z.number().int().positive().default(RETENTION_DEFAULTS.webhookDeliveriesMs),
+      })
+      .default(RETENTION_DEFAULTS),
   }),
   register(env) {
     env.provide(webhookSubscriptionsRef, {
@@ -72,6 +96,21 @@ export const managementPlugin = definePlugin({
           });
           lifecycle.addStartHook(() => dispatcher.start(), 'webhook dispatcher');
           lifecycle.addShutdownHook(() => dispatcher.stop(), 'webhook dispatcher');
+        }
+        if (config.retention.enabled) {
+          await store.migrate(OUTBOX_OWNER, OUTBOX_MIGRATIONS);
+          const sweeper = new RetentionSweeper({
+            store,
+            leases: await SqlLeaseManager.open(store),
+            telemetry,
+            intervalMs: config.retention.sweepIntervalMs,
+            rules: [
+              { name: 'outbox', keepMs: config.retention.relayedEventsMs, purge: purgeRelayed },
+              { name: 'webhook_deliveries', keepMs: config.retention.webhookDeliveriesMs, purge: purgeDeliveries },
+            ],
+          });
+          lifecycle.addStartHook(() => sweeper.start(), 'retention sweeper');
+          lifecycle.addShutdownHook(() => sweeper.stop(), 'retention sweeper');
         }
         if (!config.relay.enabled) return;
         const relay = await OutboxRelay.open({

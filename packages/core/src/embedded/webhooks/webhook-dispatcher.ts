@@ -418,3 +418,26 @@ function positiveInteger(value: number, field: string): number {
   }
   return value;
 }
+
+/**
+ * Deletes up to `limit` delivery records older than `cutoff` (epoch ms), oldest first; returns how many. The log
+ * also keeps an event from being delivered twice to a subscription, so an event replayed after its records were
+ * purged is delivered again (at-least-once, as the port promises).
+ */
+export async function purgeDeliveries(db: Kysely<any>, cutoff: number, limit: number): Promise<number> {
+  const webhooks = db as Kysely<WebhooksDatabase>;
+  const result = await webhooks
+    .deleteFrom('webhook_deliveries')
+    .where(
+      'id',
+      'in',
+      webhooks
+        .selectFrom('webhook_deliveries')
+        .select('id')
+        .where('delivered_at', '<', cutoff)
+        .orderBy('id')
+        .limit(limit),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

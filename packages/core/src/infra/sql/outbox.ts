@@ -130,3 +130,27 @@ export async function markRelayed(db: Kysely<any>, seqs: readonly number[]): Pro
 function isoString(value: Date | string): string {
   return value instanceof Date ? value.toISOString() : value;
 }
+
+/**
+ * Deletes up to `limit` outbox rows relayed before `cutoff` (epoch ms), oldest first; returns how many. Unrelayed
+ * rows are never purged, however old: they are the relay's work. The audit log keeps its own copy of every event.
+ */
+export async function purgeRelayed(db: Kysely<any>, cutoff: number, limit: number): Promise<number> {
+  const outbox = db as Kysely<OutboxDatabase>;
+  const result = await outbox
+    .deleteFrom('outbox')
+    .where(
+      'seq',
+      'in',
+      outbox
+        .selectFrom('outbox')
+        .select('seq')
+        .where('relayed_at', 'is not', null)
+        // ISO-8601 text on SQLite compares in time order; timestamptz on Postgres takes the same literal.
+        .where('relayed_at', '<', new Date(cutoff).toISOString())
+        .orderBy('seq')
+        .limit(limit),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
