@@ -13,7 +13,8 @@ import {
 import type { Logger } from '../../ports/telemetry.js';
 import { type EventBusStats, emptyStats } from '../event-bus/bus-stats.js';
 import { acceptBatch, encodeEvent } from '../event-bus/event-codec.js';
-import { positiveInteger, RecentIds, subscriberSettings } from '../event-bus/subscriber-set.js';
+import { GroupMembers } from '../event-bus/group-members.js';
+import { positiveInteger, type RecentIds, subscriberSettings } from '../event-bus/subscriber-set.js';
 import { deadLetterKey, encodeDeadLetter, KafkaDeadLetterView } from './kafka-dead-letters.js';
 import { KafkaGroupMember, REDELIVER_TO_HEADER } from './kafka-group-member.js';
 import { kafkajsLogging } from './kafkajs-logger.js';
@@ -72,17 +73,14 @@ export class KafkaEventBus implements EventBus {
   readonly #partitions: number;
   readonly #replicationFactor: number | undefined;
   readonly #groupIdPrefix: string;
-  readonly #dedupeWindow: number;
+  readonly #groups: GroupMembers<KafkaGroupMember>;
   readonly #sessionTimeoutMs: number;
   readonly #joinTimeoutMs: number;
   readonly #fetchMaxWaitMs: number;
   readonly #retry: RetryOptions;
   readonly #logger: Logger | undefined;
   readonly #stats = emptyStats();
-  readonly #members = new Map<string, KafkaGroupMember>();
   /** Members of a group that are leaving; a new member of that group waits so offsets are committed first. */
-  readonly #leaving = new Map<string, Promise<void>>();
-  readonly #recent = new Map<string, RecentIds>();
   #admin: Admin | undefined;
   #producer: Producer | undefined;
   #ready: Promise<void> | undefined;
@@ -107,7 +105,10 @@ export class KafkaEventBus implements EventBus {
         ? undefined
         : positiveInteger(options.replicationFactor, 'replicationFactor');
     this.#groupIdPrefix = options.groupIdPrefix ?? 'mlplane.';
-    this.#dedupeWindow = positiveInteger(options.dedupeWindow ?? 100_000, 'dedupeWindow');
+    this.#groups = new GroupMembers({
+      dedupeWindow: positiveInteger(options.dedupeWindow ?? 100_000, 'dedupeWindow'),
+      create: (group, recent) => this.#member(group, recent),
+    });
     this.#sessionTimeoutMs = positiveInteger(options.sessionTimeoutMs ?? 30_000, 'sessionTimeoutMs');
     this.#joinTimeoutMs = positiveInteger(options.joinTimeoutMs ?? 60_000, 'joinTimeoutMs');
     this.#fetchMaxWaitMs = positiveInteger(options.fetchMaxWaitMs ?? 500, 'fetchMaxWaitMs');
@@ -156,34 +157,13 @@ export class KafkaEventBus implements EventBus {
     const settings = subscriberSettings(options);
     const group = options.group;
     await this.#connected();
-    let member = this.#members.get(group);
-    // A member still leaving must commit its offsets before the group gets a new one here.
-    while (!member && this.#leaving.has(group)) {
-      await this.#leaving.get(group);
-      member = this.#members.get(group);
-    }
-    const creating = !member;
-    if (!member) {
-      member = this.#member(group);
-      this.#members.set(group, member);
-    }
-    // The subscriber is added before the member joins, so no record arrives to an empty group.
-    const remove = member.subscribers.add(settings);
-    try {
-      await member.start();
-    } catch (err) {
-      await remove();
-      if (creating) {
-        if (this.#members.get(group) === member) this.#members.delete(group);
-        await member.stop().catch(() => {});
-      }
-      throw err instanceof UnavailableError
+    return this.#groups.subscribe(group, settings, (err) =>
+      err instanceof UnavailableError
         ? err
         : new UnavailableError(`could not join the Kafka consumer group of '${group}': ${messageOf(err)}`, {
             cause: err,
-          });
-    }
-    return this.#subscription(group, member, remove);
+          }),
+    );
   }
 
   async deadLetters(group: string, options: { limit?: number } = {}): Promise<readonly DeadLetter[]> {
@@ -234,11 +214,7 @@ export class KafkaEventBus implements EventBus {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#state = 'closing';
-      const members = [...this.#members.values()];
-      this.#members.clear();
-      await Promise.allSettled(members.map((m) => m.start()));
-      await Promise.allSettled(members.map((m) => m.stop()));
-      await Promise.allSettled([...this.#leaving.values()]);
+      await this.#groups.closeAll();
       const view = this.#deadLetterView;
       if (view) await view.then((v) => v.stop()).catch(() => {});
       this.#state = 'closed';
@@ -247,33 +223,7 @@ export class KafkaEventBus implements EventBus {
     return this.#closing;
   }
 
-  #subscription(group: string, member: KafkaGroupMember, remove: () => Promise<void>): Subscription {
-    let closing: Promise<void> | undefined;
-    return {
-      group,
-      close: () => {
-        closing ??= (async () => {
-          await remove();
-          if (member.subscribers.size > 0 || this.#members.get(group) !== member) return;
-          // The last subscriber left: the member leaves the group so Kafka gives its partitions to others.
-          this.#members.delete(group);
-          const leaving = member.stop().finally(() => {
-            if (this.#leaving.get(group) === leaving) this.#leaving.delete(group);
-          });
-          this.#leaving.set(group, leaving);
-          await leaving;
-        })();
-        return closing;
-      },
-    };
-  }
-
-  #member(group: string): KafkaGroupMember {
-    let recent = this.#recent.get(group);
-    if (!recent) {
-      recent = new RecentIds(this.#dedupeWindow);
-      this.#recent.set(group, recent);
-    }
+  #member(group: string, recent: RecentIds): KafkaGroupMember {
     return new KafkaGroupMember({
       kafka: this.#kafka,
       topic: this.topic,

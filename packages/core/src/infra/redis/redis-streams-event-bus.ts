@@ -15,7 +15,8 @@ import {
 import type { Logger } from '../../ports/telemetry.js';
 import { type EventBusStats, emptyStats } from '../event-bus/bus-stats.js';
 import { acceptBatch, decodeEvent, encodeEvent } from '../event-bus/event-codec.js';
-import { positiveInteger, RecentIds, sleep, subscriberSettings } from '../event-bus/subscriber-set.js';
+import { GroupMembers } from '../event-bus/group-members.js';
+import { positiveInteger, type RecentIds, sleep, subscriberSettings } from '../event-bus/subscriber-set.js';
 import { RedisGroupMember } from './redis-group-member.js';
 import { field, type RawEntry, REDELIVER, type StreamKeys, streamKeys } from './redis-stream-keys.js';
 
@@ -72,7 +73,7 @@ export class RedisStreamsEventBus implements EventBus {
   readonly #commands: Redis;
   readonly #maxLen: number;
   readonly #dedupeTtlMs: number;
-  readonly #dedupeWindow: number;
+  readonly #groups: GroupMembers<RedisGroupMember>;
   readonly #leaseMs: number;
   readonly #blockMs: number;
   readonly #claimIdleMs: number;
@@ -82,10 +83,7 @@ export class RedisStreamsEventBus implements EventBus {
   /** This process's consumer name in every group. */
   readonly #consumer = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   readonly #stats = emptyStats();
-  readonly #members = new Map<string, RedisGroupMember>();
   /** Members of a group that are stopping; a new member waits so the lease is free first. */
-  readonly #leaving = new Map<string, Promise<void>>();
-  readonly #recent = new Map<string, RecentIds>();
   #state: 'open' | 'closing' | 'closed' = 'open';
   #closing: Promise<void> | undefined;
 
@@ -98,7 +96,10 @@ export class RedisStreamsEventBus implements EventBus {
     this.#keys = streamKeys(this.stream);
     this.#maxLen = positiveInteger(options.maxLen ?? 100_000, 'maxLen');
     this.#dedupeTtlMs = positiveInteger(options.dedupeTtlMs ?? 24 * 3600_000, 'dedupeTtlMs');
-    this.#dedupeWindow = positiveInteger(options.dedupeWindow ?? 100_000, 'dedupeWindow');
+    this.#groups = new GroupMembers({
+      dedupeWindow: positiveInteger(options.dedupeWindow ?? 100_000, 'dedupeWindow'),
+      create: (group, recent) => this.#member(group, recent),
+    });
     this.#leaseMs = positiveInteger(options.leaseMs ?? 10_000, 'leaseMs');
     this.#blockMs = positiveInteger(options.blockMs ?? 1000, 'blockMs');
     this.#claimIdleMs = positiveInteger(options.claimIdleMs ?? 30_000, 'claimIdleMs');
@@ -148,32 +149,12 @@ export class RedisStreamsEventBus implements EventBus {
     }
     const settings = subscriberSettings(options);
     const group = options.group;
-    let member = this.#members.get(group);
-    // A member still stopping must release the lease before the group gets a new one here.
-    while (!member && this.#leaving.has(group)) {
-      await this.#leaving.get(group);
-      member = this.#members.get(group);
-    }
-    const creating = !member;
-    if (!member) {
-      member = this.#member(group);
-      this.#members.set(group, member);
-    }
-    // The subscriber is added before the member reads, so no entry arrives to an empty group.
-    const remove = member.subscribers.add(settings);
-    try {
-      await member.start();
-    } catch (err) {
-      await remove();
-      if (creating && this.#members.get(group) === member) {
-        this.#members.delete(group);
-        await member.stop().catch(() => {});
-      }
-      throw new UnavailableError(`could not create Redis consumer group '${group}': ${messageOf(err)}`, {
-        cause: err,
-      });
-    }
-    return this.#subscription(group, member, remove);
+    return this.#groups.subscribe(
+      group,
+      settings,
+      (err) =>
+        new UnavailableError(`could not create Redis consumer group '${group}': ${messageOf(err)}`, { cause: err }),
+    );
   }
 
   async deadLetters(group: string, options: { limit?: number } = {}): Promise<readonly DeadLetter[]> {
@@ -226,11 +207,7 @@ export class RedisStreamsEventBus implements EventBus {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#state = 'closing';
-      const members = [...this.#members.values()];
-      this.#members.clear();
-      await Promise.allSettled(members.map((m) => m.start()));
-      await Promise.allSettled(members.map((m) => m.stop()));
-      await Promise.allSettled([...this.#leaving.values()]);
+      await this.#groups.closeAll();
       this.#state = 'closed';
       // QUIT waits for Redis while it is away; a closing bus does not, so it falls back to dropping the socket.
       const quit = this.#commands.quit().catch(() => {});
@@ -242,33 +219,7 @@ export class RedisStreamsEventBus implements EventBus {
     return this.#closing;
   }
 
-  #subscription(group: string, member: RedisGroupMember, remove: () => Promise<void>): Subscription {
-    let closing: Promise<void> | undefined;
-    return {
-      group,
-      close: () => {
-        closing ??= (async () => {
-          await remove();
-          if (member.subscribers.size > 0 || this.#members.get(group) !== member) return;
-          // The last subscriber left: stop reading and free the lease for another process.
-          this.#members.delete(group);
-          const leaving = member.stop().finally(() => {
-            if (this.#leaving.get(group) === leaving) this.#leaving.delete(group);
-          });
-          this.#leaving.set(group, leaving);
-          await leaving;
-        })();
-        return closing;
-      },
-    };
-  }
-
-  #member(group: string): RedisGroupMember {
-    let recent = this.#recent.get(group);
-    if (!recent) {
-      recent = new RecentIds(this.#dedupeWindow);
-      this.#recent.set(group, recent);
-    }
+  #member(group: string, recent: RecentIds): RedisGroupMember {
     return new RedisGroupMember({
       group,
       keys: this.#keys,
