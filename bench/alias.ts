@@ -1,6 +1,7 @@
 // Figure 3: resolving `models:/<name>@champion` at 32 concurrent callers, on the SQL registry (embedded SQLite and
-// PostgreSQL) and through CachedModelRegistry with the Redis read-through cache over each. The four contenders
-// alternate in rounds, so the shared machine's changing load hits them alike.
+// PostgreSQL) and through CachedModelRegistry over each, with the Redis read-through cache alone (a Redis round trip
+// per hit) and with its near cache (hits served in process, kept coherent by Redis). The contenders alternate in
+// rounds, so the shared machine's changing load hits them alike.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +30,9 @@ interface Contender {
   /** One timed call; resolves to the version number it found (undefined for the reference). */
   readonly call: () => Promise<number | undefined>;
   readonly samples: number[];
-  /** The uncached contender on the same store, which a cached one is compared with. */
-  readonly uncached?: Contender;
+  /** What a cached contender is compared with: the uncached one on the same store, or Redis alone for the near cache. */
+  readonly baseline?: Contender;
+  readonly baselineIs?: string;
   /** A reference, not mlplane code: reported without a goal. */
   readonly reference?: boolean;
 }
@@ -77,17 +79,31 @@ export async function aliasBench(
       const uncached: Contender = { label, call: resolving(registry), samples: [] };
       contenders.push(uncached);
       if (!redisUrl) return;
-      // A key prefix per store: the same model name lives in both stores.
-      const cache = await RedisCache.connect(redisUrl, { keyPrefix: `mlplane:bench:${runTag}:${store}:` });
-      closers.push(async () => {
-        await cache.invalidateTags([registryCacheKeys.model(MODEL)]);
-        await cache.close();
-      });
-      contenders.push({
+      const cached = async (near: boolean) => {
+        // A key prefix per store and per kind: the same model name lives in both stores.
+        const cache = await RedisCache.connect(redisUrl, {
+          keyPrefix: `mlplane:bench:${runTag}:${store}${near ? '-near' : ''}:`,
+          ...(near ? { nearCache: {} } : {}),
+        });
+        closers.push(async () => {
+          await cache.invalidateTags([registryCacheKeys.model(MODEL)]);
+          await cache.close();
+        });
+        return new CachedModelRegistry({ registry, cache });
+      };
+      const redisOnly: Contender = {
         label: `${label} + Redis cache`,
-        call: resolving(new CachedModelRegistry({ registry, cache })),
+        call: resolving(await cached(false)),
         samples: [],
-        uncached,
+        baseline: uncached,
+        baselineIs: `${label} without the cache`,
+      };
+      contenders.push(redisOnly, {
+        label: `${label} + Redis + near cache`,
+        call: resolving(await cached(true)),
+        samples: [],
+        baseline: redisOnly,
+        baselineIs: `${label} with the Redis cache alone`,
       });
     };
 
@@ -143,11 +159,11 @@ export async function aliasBench(
       const p50 = percentile(c.samples, 0.5);
       const p99 = percentile(c.samples, 0.99);
       console.log(
-        `  ${c.label.padEnd(34)} p50 ${p50.toFixed(2).padStart(7)} ms  p99 ${p99.toFixed(2).padStart(7)} ms  (${c.samples.length} calls)`,
+        `  ${c.label.padEnd(40)} p50 ${p50.toFixed(2).padStart(7)} ms  p99 ${p99.toFixed(2).padStart(7)} ms  (${c.samples.length} calls)`,
       );
-      const base = c.uncached;
+      const base = c.baseline;
       const peer = (q: number) => (base ? percentile(base.samples, q) : null);
-      const peerIs = base ? { peerIs: `${base.label} without the cache` } : {};
+      const peerIs = c.baselineIs ? { peerIs: c.baselineIs } : {};
       figures.push(
         figure(
           `${c.reference ? 'alias reference' : 'alias resolve'} p50 at ${sizes.callers} callers, ${c.label}`,

@@ -34,6 +34,12 @@ export const redisStreamsPlugin = definePlugin({
 /**
  * Caches hot registry reads (alias -> version -> artifact URI) in Redis, invalidated on writes and by registry
  * events from other processes. It provides the ModelRegistry as the SQL registry behind the cache.
+ *
+ * `nearCache` (on by default) also keeps hits in the process, so that a hot alias costs no Redis round trip.
+ * Redis tells every process of every change to a cached value (client-side caching, Redis 6 or later), so another
+ * process's write reaches this one's near tier as fast as that message travels; while the connection that carries
+ * those messages is down, the near tier is emptied and bypassed. On an older Redis it stays off after one warning.
+ * Memory: at most `maxEntries` values (10,000 by default) of the size of a cached ModelVersion.
  */
 export const redisCachePlugin = definePlugin({
   id: 'redis-cache',
@@ -42,6 +48,14 @@ export const redisCachePlugin = definePlugin({
     keyPrefix: z.string().default('mlplane:cache:'),
     ttlMs: z.number().int().positive().default(60_000),
     commandTimeoutMs: z.number().int().positive().default(500),
+    nearCache: z
+      .object({
+        enabled: z.boolean().default(true),
+        maxEntries: z.number().int().positive().default(10_000),
+        /** Longest a value is served from the process without asking Redis; `ttlMs` when absent. */
+        maxAgeMs: z.number().int().positive().optional(),
+      })
+      .default({ enabled: true, maxEntries: 10_000 }),
   }),
   register(env) {
     env.provide(modelRegistryRef, {
@@ -61,6 +75,9 @@ export const redisCachePlugin = definePlugin({
           defaultTtlMs: config.ttlMs,
           commandTimeoutMs: config.commandTimeoutMs,
           telemetry,
+          ...(config.nearCache.enabled
+            ? { nearCache: { maxEntries: config.nearCache.maxEntries, maxAgeMs: config.nearCache.maxAgeMs } }
+            : {}),
         });
         const invalidation = await subscribeCacheInvalidation({
           bus,

@@ -1,5 +1,5 @@
-// Measures alias resolution (`models:/<name>@champion`) with and without the Redis cache, on the SQL registry over
-// SQLite and PostgreSQL, at 1 and at 32 concurrent callers. Prints figures; asserts nothing. Needs the postgres and
+// Measures alias resolution (`models:/<name>@champion`) without a cache, with the Redis cache and with its near
+// cache, on the SQL registry over SQLite and PostgreSQL, at 1 and at 32 concurrent callers. Prints figures; asserts nothing. Needs the postgres and
 // redis peers:  eval "$(scripts/peers env)" && pnpm exec tsx packages/core/test/cache/alias-latency.ts
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -55,14 +55,18 @@ async function measure(label: string, registry: ModelRegistry, callers: number):
 async function run(label: string, store: MetadataStore, redisUrl: string): Promise<void> {
   const registry = await SqlModelRegistry.open({ store, hooks: createPlatformHooks() });
   await seed(registry);
-  const cache = await RedisCache.connect(redisUrl, { keyPrefix: `mlplane:bench:${Date.now().toString(36)}:` });
+  const keyPrefix = `mlplane:bench:${Date.now().toString(36)}:`;
+  const cache = await RedisCache.connect(redisUrl, { keyPrefix });
+  const nearCache = await RedisCache.connect(redisUrl, { keyPrefix: `${keyPrefix}near:`, nearCache: {} });
   try {
     for (const callers of [1, 32]) {
       await measure(`${label}, no cache`, registry, callers);
       await measure(`${label}, Redis cache`, new CachedModelRegistry({ registry, cache }), callers);
+      await measure(`${label}, Redis + near cache`, new CachedModelRegistry({ registry, cache: nearCache }), callers);
     }
   } finally {
     await cache.close();
+    await nearCache.close();
   }
 }
 

@@ -13,13 +13,14 @@ import { OutboxRelay } from '../../src/embedded/relay/outbox-relay.js';
 import { SqlExperimentTracker } from '../../src/embedded/tracker/sql-experiment-tracker.js';
 import { subscribeCacheInvalidation } from '../../src/infra/cache/cache-invalidation.js';
 import { CachedModelRegistry, modelRegistryInvalidation } from '../../src/infra/cache/cached-model-registry.js';
-import { RedisCache } from '../../src/infra/cache/redis-cache.js';
+import { RedisCache, type RedisCacheOptions } from '../../src/infra/cache/redis-cache.js';
 import { readOutbox } from '../../src/infra/sql/outbox.js';
 import { createPlatformHooks } from '../../src/kernel/hooks.js';
 import type { ModelRegistry } from '../../src/ports/model-registry.js';
 import { modelRegistryConformance } from '../../src/testing/conformance/model-registry.js';
 import { redisUrl, uniqueName } from '../events/peers-env.js';
 import { waitFor } from '../relay/support.js';
+import { observed, untilNearHit } from './near-support.js';
 
 // Created at load time because the conformance suite builds a fixture while collecting; it connects on first use.
 const redis = new Redis(redisUrl(), { lazyConnect: true });
@@ -34,33 +35,40 @@ afterAll(async () => {
 });
 
 /** A cache no other fixture shares, since every fixture has its own database. */
-function freshCache(): RedisCache {
+function freshCache(options: Pick<RedisCacheOptions, 'nearCache'> = {}): RedisCache {
   const keyPrefix = `${uniqueName('mlplane:it:registry')}:`;
   prefixes.push(keyPrefix);
-  return new RedisCache({ redis, keyPrefix });
+  return new RedisCache({ redis, keyPrefix, ...options });
 }
 
-modelRegistryConformance('CachedModelRegistry over SqlModelRegistry on SQLite, Redis peer', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'mlplane-cached-registry-'));
-  const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
-  const tracker = await SqlExperimentTracker.open({
-    store,
-    artifacts: new LocalArtifactStore({ root: join(dir, 'artifacts') }),
-  });
-  const hooks = createPlatformHooks();
-  const sql = await SqlModelRegistry.open({ store, hooks, tracker });
-  return {
-    registry: new CachedModelRegistry({ registry: sql, cache: freshCache() }),
-    hooks,
-    tracker,
-    events: async () => (await readOutbox(store.db(), { limit: 1_000_000 })).map((e) => e.event),
-    aliasHistory: (name) => sql.getAliasHistory(name),
-    cleanup: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
+for (const near of [false, true]) {
+  modelRegistryConformance(
+    `CachedModelRegistry over SqlModelRegistry on SQLite, Redis peer${near ? ', near cache' : ''}`,
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'mlplane-cached-registry-'));
+      const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
+      const tracker = await SqlExperimentTracker.open({
+        store,
+        artifacts: new LocalArtifactStore({ root: join(dir, 'artifacts') }),
+      });
+      const hooks = createPlatformHooks();
+      const sql = await SqlModelRegistry.open({ store, hooks, tracker });
+      const cache = freshCache(near ? { nearCache: {} } : {});
+      return {
+        registry: new CachedModelRegistry({ registry: sql, cache }),
+        hooks,
+        tracker,
+        events: async () => (await readOutbox(store.db(), { limit: 1_000_000 })).map((e) => e.event),
+        aliasHistory: (name) => sql.getAliasHistory(name),
+        cleanup: async () => {
+          await cache.close();
+          await store.close();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
     },
-  };
-});
+  );
+}
 
 /** Counts the calls that reach the wrapped registry. */
 function counted(inner: ModelRegistry): { registry: ModelRegistry; calls: Map<string, number> } {
@@ -164,5 +172,36 @@ describe('CachedModelRegistry hot reads', () => {
       async () => (await cachedA.resolve('models:/churn@champion')).tags.reviewed === 'yes',
       10_000,
     );
+  });
+
+  it("with near caches, another process's alias move reaches this process without events or TTLs", async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mlplane-cached-'));
+    const path = join(dir, 'meta.sqlite');
+    const a = await openSql(path);
+    const b = await openSql(path);
+    const keyPrefix = `${uniqueName('mlplane:it:registry-near')}:`;
+    prefixes.push(keyPrefix);
+    // Two processes: each its own connections and near tier, one Redis and one database between them.
+    const seenA = observed();
+    const cacheA = await RedisCache.connect(redisUrl(), { keyPrefix, nearCache: {}, telemetry: seenA.telemetry });
+    closers.push(() => cacheA.close());
+    const cacheB = await RedisCache.connect(redisUrl(), { keyPrefix, nearCache: {} });
+    closers.push(() => cacheB.close());
+    const processA = new CachedModelRegistry({ registry: a.registry, cache: cacheA });
+    const processB = new CachedModelRegistry({ registry: b.registry, cache: cacheB });
+
+    await processB.createModel({ name: 'ranker' });
+    await processB.createVersion({ name: 'ranker', source: 's3://ranker/1' });
+    await processB.createVersion({ name: 'ranker', source: 's3://ranker/2' });
+    await processB.setAlias({ name: 'ranker', alias: 'champion', version: 1 });
+    await untilNearHit(seenA, async () => expect((await processA.resolve('models:/ranker@champion')).version).toBe(1));
+
+    await processB.setAlias({ name: 'ranker', alias: 'champion', version: 2 });
+    await waitFor(
+      "B's alias move to reach A's near tier",
+      async () => (await processA.resolve('models:/ranker@champion')).version === 2,
+      1_000,
+    );
+    expect((await processA.resolve('models:/ranker@champion')).source).toBe('s3://ranker/2');
   });
 });

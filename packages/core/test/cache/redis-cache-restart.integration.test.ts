@@ -1,10 +1,12 @@
 // RedisCache while its Redis crashes, restarts or stays down (a private Redis peer, so no other test loses its
 // server): reads never fail, they fall back to the loader during the outage, and hits resume once Redis is back.
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmbeddedTelemetry } from '../../src/embedded/telemetry/embedded-telemetry.js';
 import { RedisCache } from '../../src/infra/cache/redis-cache.js';
 import { type PrivatePeers, startPrivatePeers } from '../relay/private-peers.js';
 import { captureLogger, waitFor } from '../relay/support.js';
+import { observed, untilNearHit } from './near-support.js';
 
 let peers: PrivatePeers;
 
@@ -77,6 +79,41 @@ describe('RedisCache through Redis outages', () => {
         `redis cache outage report: ${JSON.stringify({ readsDuringCrash: reads, failures, loadsWhileDown })}`,
       );
     } finally {
+      await cache.close();
+    }
+  }, 120_000);
+
+  it('drops its near cache when Redis crashes, and serves from it again once tracking is back', async () => {
+    const url = peers.env.MLPLANE_REDIS_URL!;
+    const seen = observed();
+    // Reconnects slower than Redis restarts, so that the crash is followed by seconds without Redis.
+    const cache = await RedisCache.connect(url, {
+      telemetry: seen.telemetry,
+      nearCache: {},
+      redis: { retryStrategy: () => 5_000 },
+    });
+    const admin = new Redis(url, { lazyConnect: true, retryStrategy: () => 100 });
+    admin.on('error', () => {});
+    const key = 'alias:ranker:champion';
+    let source = 'before the crash';
+    const read = () => cache.getOrLoad(key, async () => source);
+    try {
+      await untilNearHit(seen, read);
+      source = 'from the source';
+      await peers.restart('redis', 'KILL');
+      // Until this cache reconnects, reads go to the source: a near cache kept through the crash would answer instead.
+      await waitFor('reads to leave the near cache', async () => (await read()) === 'from the source', 1_000);
+      await admin.connect();
+      await admin.set(`mlplane:cache:v:${key}`, JSON.stringify('written after the crash'), 'PX', 60_000);
+      await waitFor(
+        'the value written after the crash',
+        async () => (await read()) === 'written after the crash',
+        30_000,
+      );
+      await untilNearHit(seen, read, 30_000);
+      expect(await read()).toBe('written after the crash');
+    } finally {
+      admin.disconnect();
       await cache.close();
     }
   }, 120_000);

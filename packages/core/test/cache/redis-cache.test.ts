@@ -69,4 +69,44 @@ describe('RedisCache with Redis unreachable', () => {
     await expect(cache.invalidateTags([''])).rejects.toThrow('cache tag must be a string of 1 to 1024 characters');
     redis.disconnect();
   });
+
+  it('validates near-cache options before opening anything, naming the field', () => {
+    const redis = new Redis({ lazyConnect: true });
+    const refusal = (nearCache: { maxEntries?: number; maxAgeMs?: number }) => {
+      try {
+        new RedisCache({ redis, nearCache });
+      } catch (err) {
+        return err as ValidationError;
+      }
+      throw new Error('accepted');
+    };
+    const noEntries = refusal({ maxEntries: 0 });
+    expect(noEntries).toBeInstanceOf(ValidationError);
+    expect(noEntries.field).toBe('nearCache.maxEntries');
+    expect(noEntries.message).toBe('nearCache.maxEntries must be a positive integer, got 0');
+    expect(refusal({ maxEntries: 2.5 }).field).toBe('nearCache.maxEntries');
+    const negativeAge = refusal({ maxAgeMs: -1 });
+    expect(negativeAge).toBeInstanceOf(ValidationError);
+    expect(negativeAge.field).toBe('nearCache.maxAgeMs');
+    expect(negativeAge.message).toBe('nearCache.maxAgeMs must be a positive integer of milliseconds, got -1');
+    expect(redis.status).toBe('wait');
+  });
+
+  it('with a near cache and no Redis, every read goes to the loader and none is kept in the process', async () => {
+    const redis = new Redis(`redis://127.0.0.1:${await deadPort()}`, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    redis.on('error', () => {});
+    const telemetry = createEmbeddedTelemetry({ logger: captureLogger() });
+    const cache = new RedisCache({ redis, telemetry, nearCache: {} });
+    let calls = 0;
+    const load = async () => ++calls;
+    for (let i = 1; i <= 5; i++) expect(await cache.getOrLoad('k', load)).toBe(i);
+    expect(await telemetry.metrics.metricsText()).toMatch(/mlplane_cache_requests_total\{result="error"\} 5/);
+    expect(await telemetry.metrics.metricsText()).not.toMatch(/result="near_hit"/);
+    await cache.close();
+    redis.disconnect();
+  });
 });

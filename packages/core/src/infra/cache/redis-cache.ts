@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { UnavailableError, ValidationError } from '../../ports/errors.js';
 import type { Counter, Logger, Telemetry } from '../../ports/telemetry.js';
+import { NearCache, type NearCacheOptions, nearCacheSettings } from './near-cache.js';
+
+export type { NearCacheOptions } from './near-cache.js';
 
 /** How values become Redis strings and back; JSON by default. */
 export interface CacheCodec<T> {
@@ -25,6 +28,12 @@ export interface RedisCacheOptions {
   readonly fillWindowMs?: number;
   /** Hit/miss/error counters and degraded-mode logs; silent when absent. */
   readonly telemetry?: Telemetry;
+  /**
+   * A process-local tier in front of Redis, kept coherent by Redis itself (server-assisted client-side caching,
+   * Redis 6 or later): a hit there costs no round trip. It opens one more connection, which the cache owns. Off
+   * when absent; on an older Redis it stays off after one warning.
+   */
+  readonly nearCache?: NearCacheOptions;
 }
 
 export interface LoadOptions<T> {
@@ -36,10 +45,11 @@ export interface LoadOptions<T> {
 }
 
 // On a miss the read also hands out a fill token and files the key under its tags, in one round trip, so that an
-// invalidation arriving while the value loads (it deletes the token) makes the late fill a no-op.
+// invalidation arriving while the value loads (it deletes the token) makes the late fill a no-op. A hit comes with
+// the key's remaining TTL, which a near-tier copy must not outlive.
 const READ = `
 local v = redis.call('GET', KEYS[1])
-if v then return {1, v} end
+if v then return {1, v, redis.call('PTTL', KEYS[1])} end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 for i = 3, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[3])
@@ -67,7 +77,7 @@ end
 return n`;
 
 interface CacheCommands {
-  mlplaneCacheRead(numKeys: number, ...args: (string | number)[]): Promise<[0] | [1, string]>;
+  mlplaneCacheRead(numKeys: number, ...args: (string | number)[]): Promise<[0] | [1, string, number]>;
   mlplaneCacheFill(key: string, fillKey: string, token: string, value: string, ttlMs: number): Promise<number>;
   mlplaneCacheInvalidateTags(numKeys: number, ...args: string[]): Promise<number>;
 }
@@ -86,6 +96,9 @@ interface InFlight {
  * Redis is an optimization here, never a dependency: when it cannot be reached the loader's value is returned
  * uncached, and the outage is logged once. Scripts touch keys they do not declare, so the cache needs a single
  * Redis (or a primary with replicas), not Redis Cluster.
+ *
+ * With `nearCache`, hits are also kept in this process (see NearCache) and served from there while Redis keeps
+ * this process informed of every change to them; misses, fills and invalidation work as without it.
  */
 export class RedisCache {
   readonly #redis: Redis & CacheCommands;
@@ -98,6 +111,7 @@ export class RedisCache {
   readonly #logger: Logger | undefined;
   readonly #requests: Counter<'result'> | undefined;
   readonly #inFlight = new Map<string, InFlight>();
+  readonly #near: NearCache | undefined;
   #degraded = false;
 
   constructor(options: RedisCacheOptions, owned = false) {
@@ -107,11 +121,12 @@ export class RedisCache {
     this.#tagPrefix = `${prefix}t:`;
     this.#defaultTtlMs = ttl(options.defaultTtlMs ?? 300_000, 'defaultTtlMs');
     this.#fillWindowMs = ttl(options.fillWindowMs ?? 10_000, 'fillWindowMs');
+    const near = options.nearCache && nearCacheSettings(options.nearCache, this.#defaultTtlMs);
     this.#owned = owned;
     this.#logger = options.telemetry?.logger.child({ component: 'redis-cache' });
     this.#requests = options.telemetry?.metrics.counter({
       name: 'mlplane_cache_requests_total',
-      help: 'Read-through cache lookups by result (hit, miss, error: Redis unreachable, loaded uncached)',
+      help: 'Read-through cache lookups by result (near_hit: served in process, hit: from Redis, miss, error: Redis unreachable, loaded uncached)',
       labelNames: ['result'],
     });
     const redis = options.redis as Redis & Partial<CacheCommands>;
@@ -121,12 +136,15 @@ export class RedisCache {
       redis.defineCommand('mlplaneCacheInvalidateTags', { lua: INVALIDATE_TAGS });
     }
     this.#redis = redis as Redis & CacheCommands;
+    this.#near = near && new NearCache({ ...near, data: redis, valuePrefix: this.#valuePrefix, logger: this.#logger });
   }
 
   /**
    * Connects a client the cache owns (closed by `close()`), set up for a cache: a command fails after
    * `commandTimeoutMs` (default 500 ms) or at once while disconnected, so callers fall back to the loader
-   * instead of queueing behind a reconnect. UnavailableError when Redis cannot be reached now.
+   * instead of queueing behind a reconnect. UnavailableError when Redis cannot be reached now. With `nearCache`,
+   * it also waits for the first attempt to set up invalidation tracking, so that the near tier serves from the
+   * start (or has logged why it cannot).
    */
   static async connect(
     url: string,
@@ -152,12 +170,16 @@ export class RedisCache {
       redis.disconnect();
       throw new UnavailableError(`cannot connect to Redis for the cache: ${(cause as Error).message}`, { cause });
     }
-    return new RedisCache({ ...options, redis }, true);
+    const cache = new RedisCache({ ...options, redis }, true);
+    await cache.#near?.settled();
+    return cache;
   }
 
   /** The cached value, or undefined on a miss (or when Redis is unreachable). */
   async get<T>(key: string, codec: CacheCodec<T> = jsonCodec as CacheCodec<T>): Promise<T | undefined> {
     validateKey(key);
+    const near = this.#near?.lookup(key);
+    if (near !== undefined) return codec.decode(near);
     try {
       const text = await this.#redis.get(this.#valuePrefix + key);
       this.#healthy();
@@ -176,6 +198,12 @@ export class RedisCache {
   async getOrLoad<T>(key: string, loader: () => Promise<T>, options: LoadOptions<T> = {}): Promise<T> {
     validateKey(key);
     for (const tag of options.tags ?? []) validateKey(tag, 'tag');
+    const near = this.#near?.lookup(key);
+    if (near !== undefined) {
+      this.#requests?.inc({ result: 'near_hit' });
+      // Decoded per call, as a Redis hit is, so that no caller can change what another one gets.
+      return (options.codec ?? (jsonCodec as CacheCodec<T>)).decode(near);
+    }
     const running = this.#inFlight.get(key);
     if (running) return running.promise as Promise<T>;
     const promise = this.#readThrough(key, loader, options);
@@ -196,9 +224,16 @@ export class RedisCache {
       validateKey(key);
       this.#inFlight.delete(key);
     }
-    await this.#write('delete cache keys', () =>
-      this.#redis.del(...list.flatMap((k) => [this.#valuePrefix + k, this.#fillPrefix + k])),
-    );
+    this.#near?.forget(list);
+    try {
+      await this.#write('delete cache keys', () =>
+        this.#redis.del(...list.flatMap((k) => [this.#valuePrefix + k, this.#fillPrefix + k])),
+      );
+    } finally {
+      // Again once Redis has answered: the Redis invalidation of this DEL may still be on its way, and whatever
+      // was read meanwhile must not outlive the return.
+      this.#near?.forget(list);
+    }
   }
 
   /** Deletes every entry filed under any of `tags`; UnavailableError when Redis cannot be reached. */
@@ -208,18 +243,30 @@ export class RedisCache {
     for (const [key, entry] of this.#inFlight) {
       if (entry.tags.some((t) => tags.includes(t))) this.#inFlight.delete(key);
     }
-    await this.#write('invalidate cache tags', () =>
-      this.#redis.mlplaneCacheInvalidateTags(
-        tags.length,
-        ...tags.map((t) => this.#tagPrefix + t),
-        this.#valuePrefix,
-        this.#fillPrefix,
-      ),
-    );
+    // The whole near tier goes, not only the tags' keys: which keys a tag holds is known to Redis, and keeping a
+    // local copy of every tag set would cost memory and bookkeeping on every hit for the sake of writes, which are
+    // rare; the next read of each key refills it with one round trip.
+    this.#near?.forgetAll();
+    try {
+      await this.#write('invalidate cache tags', () =>
+        this.#redis.mlplaneCacheInvalidateTags(
+          tags.length,
+          ...tags.map((t) => this.#tagPrefix + t),
+          this.#valuePrefix,
+          this.#fillPrefix,
+        ),
+      );
+    } finally {
+      this.#near?.forgetAll();
+    }
   }
 
-  /** Closes the Redis client when the cache opened it (`connect`); a caller-owned client stays open. */
+  /**
+   * Closes the Redis client when the cache opened it (`connect`); a caller-owned client stays open. The near
+   * tier's invalidation connection is always the cache's own, and closed.
+   */
   async close(): Promise<void> {
+    this.#near?.close();
     if (this.#owned) this.#redis.disconnect();
   }
 
@@ -228,7 +275,8 @@ export class RedisCache {
     const ttlMs = options.ttlMs === undefined ? this.#defaultTtlMs : ttl(options.ttlMs, 'ttlMs');
     const tags = options.tags ?? [];
     const token = randomUUID();
-    let hit: [0] | [1, string];
+    const epoch = this.#near?.epoch;
+    let hit: [0] | [1, string, number];
     try {
       hit = await this.#redis.mlplaneCacheRead(
         2 + tags.length,
@@ -248,10 +296,13 @@ export class RedisCache {
     }
     if (hit[0] === 1) {
       this.#requests?.inc({ result: 'hit' });
+      if (epoch !== undefined) this.#near?.offer(key, hit[1], epoch, hit[2]);
       return codec.decode(hit[1]);
     }
     this.#requests?.inc({ result: 'miss' });
     const value = await loader();
+    // A fill is not offered to the near tier: Redis announces the SET to every tracking process, this one
+    // included, and the next read takes the value from Redis like any other hit.
     if (value !== undefined) {
       try {
         await this.#redis.mlplaneCacheFill(
