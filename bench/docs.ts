@@ -119,11 +119,14 @@ ${table(section('search'))}
 
 \`resolve('models:/<name>@champion')\` from ${sizes.alias.callers} concurrent async callers in one Node process, each making
 ${sizes.alias.callsPerCaller} sequential calls per round, ${sizes.alias.rounds} rounds alternating the contenders: \`SqlModelRegistry\` on each store, and
-\`CachedModelRegistry\` (Redis read-through cache: alias -> version -> ModelVersion) over it. The latency of a call
-includes its wait for the event loop behind the other callers. For the cached rows the peer is the same store
-without the cache. The reference rows are no mlplane code: each of the same 32
-callers makes one Redis GET round trip per call, which shows what a network read costs on this machine at this load
-(the cache can beat it: concurrent callers of one key share one read).
+\`CachedModelRegistry\` over it, twice: with the Redis read-through cache alone (one Redis round trip per hit), and
+with its near cache (hits served from process memory, kept coherent by Redis client-side caching: invalidation
+messages for every change to a cached key, the near tier emptied and bypassed while that link is down; see
+docs/operations/caching-and-locks.md). The uncached registry reads a version by alias in one query. The latency of a
+call includes its wait for the event loop behind the other callers. The peer of a Redis-only row is the same store
+without the cache; the peer of a near-cache row is the same store with Redis alone. The reference rows are no mlplane
+code: each of the same 32 callers makes one Redis GET round trip per call, which shows what a network read costs on
+this machine at this load (the cache can beat it: concurrent callers of one key share one read).
 
 ${table(section('alias'))}
 `;

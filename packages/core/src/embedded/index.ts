@@ -6,7 +6,7 @@ export {
   modelRegistryInvalidation,
   registryCacheKeys,
 } from '../infra/cache/cached-model-registry.js';
-export type { CacheCodec, LoadOptions, RedisCacheOptions } from '../infra/cache/redis-cache.js';
+export type { CacheCodec, LoadOptions, NearCacheOptions, RedisCacheOptions } from '../infra/cache/redis-cache.js';
 export { jsonCodec, RedisCache } from '../infra/cache/redis-cache.js';
 export type { HeldLease, LeaseContext, LeaseManager, WithLeaseOptions } from '../infra/locks/lease.js';
 export { withLease } from '../infra/locks/lease.js';
