@@ -181,7 +181,8 @@ export async function aliasBench(
           'lower-is-better',
           {
             ...peerIs,
-            ...(c.reference ? {} : { goal: { text: `≤ ${GOAL_P99_MS} ms`, met: p99 <= GOAL_P99_MS } }),
+            // The goal is the cached hot path's; the uncached registry is its baseline (reported, not judged).
+            ...(c.reference || !c.baseline ? {} : { goal: { text: `≤ ${GOAL_P99_MS} ms`, met: p99 <= GOAL_P99_MS } }),
           },
         ),
       );

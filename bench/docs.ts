@@ -107,8 +107,9 @@ the API a run costs about 4 ms of CPU, so 25,000 runs per store would not fit th
 outbox rows, which search never reads, are left out). Before timing, the paging query is walked to its last page and
 must find exactly the runs the seed put there. Then each store gets the planner statistics it would
 have after a while in use: the SQLite store is closed and reopened (it runs \`PRAGMA optimize\` at close and open),
-PostgreSQL gets a \`VACUUM ANALYZE\` (what autovacuum does after a load: statistics, and the visibility map that
-index-only scans need). The PostgreSQL store runs its sessions without parallel workers or JIT (its defaults, see
+PostgreSQL gets a \`VACUUM ANALYZE\`, repeated until the visibility map covers the tables (what autovacuum leaves
+after a load: statistics, and the visibility map that index-only scans need; a VACUUM right after the load can leave
+half the pages unmarked while some snapshot is open, and index-only scans then read the heap). The PostgreSQL store runs its sessions without parallel workers or JIT (its defaults, see
 docs/ports/metadata-store.md), and page tokens are keyset cursors, so page 5 costs about what page 1 does. Each
 query returns a page of 100 whole runs
 (metrics, params, tags); ${sizes.search.samples} timed samples per query and store, the stores and queries alternating sample by sample.
