@@ -92,8 +92,20 @@ async function relayThroughRestart(peer: 'postgres' | 'kafka', signal: 'TERM' | 
     connectionTimeoutMs: 2_000,
   });
   const logger = captureLogger();
-  const publisher = new KafkaEventBus({ brokers, topic, partitions: 4, retry: { retries: 3, maxRetryTime: 5_000 } });
-  const consumerBus = new KafkaEventBus({ brokers, topic, partitions: 4, sessionTimeoutMs: 10_000 });
+  const publisher = new KafkaEventBus({
+    brokers,
+    topic,
+    partitions: 4,
+    retry: { retries: 3, maxRetryTime: 5_000 },
+    logger: logger.child({ side: 'publisher' }),
+  });
+  const consumerBus = new KafkaEventBus({
+    brokers,
+    topic,
+    partitions: 4,
+    sessionTimeoutMs: 10_000,
+    logger: logger.child({ side: 'consumer' }),
+  });
   const deliveries = new Map<string, number>();
   const relay = await OutboxRelay.open({
     store,
@@ -121,7 +133,30 @@ async function relayThroughRestart(peer: 'postgres' | 'kafka', signal: 'TERM' | 
     const restartSeconds = (performance.now() - restartStarted) / 1000;
     const writeRetries = await writing;
     const ids = new Set(written.map((e) => e.id));
-    await waitFor('every event consumed', () => [...ids].every((id) => deliveries.has(id)), 240_000);
+    await waitFor('every event consumed', () => [...ids].every((id) => deliveries.has(id)), 240_000).catch(
+      async (err: Error) => {
+        // Say where the events stopped (relay, broker or consumer), with the warnings of each side.
+        const unrelayed = await readOutbox(store.db(), { unrelayedOnly: true, limit: 1_000_000 }).then(
+          (rows) => rows.length,
+          (e: Error) => `unreadable: ${e.message}`,
+        );
+        const diagnosis = {
+          relay: relay.stats(),
+          unrelayed,
+          consumed: [...ids].filter((id) => deliveries.has(id)).length,
+          publisher: publisher.stats(),
+          consumer: consumerBus.stats(),
+          warnings: logger.lines
+            .filter((l) => l.level === 'warn' || l.level === 'error')
+            .slice(-30)
+            .map(
+              (l) =>
+                `${l.level} ${String(l.fields.side ?? l.fields.component ?? '')}: ${l.msg} ${String((l.fields.err as Error | undefined)?.message ?? '')}`,
+            ),
+        };
+        throw new Error(`${err.message}; ${JSON.stringify(diagnosis, null, 1)}`);
+      },
+    );
     const catchUpSeconds = (performance.now() - restartStarted) / 1000;
     const outbox = await retrying(() => readOutbox(store.db(), { limit: 1_000_000 }));
     const calls = [...deliveries.values()].reduce((a, b) => a + b, 0);
