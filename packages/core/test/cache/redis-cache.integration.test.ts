@@ -99,6 +99,25 @@ describe('RedisCache on the Redis peer', () => {
     expect(await c.getOrLoad('c', load, { tags: ['model:y'] })).toBe(1);
   });
 
+  it('invalidates tags on a caller client that has its own ioredis keyPrefix', async () => {
+    const client = new Redis(redisUrl(), { lazyConnect: true, keyPrefix: `${prefix}client:` });
+    await client.connect();
+    try {
+      const c = new RedisCache({ redis: client, keyPrefix: 'app:' });
+      let value = 1;
+      const load = counting(() => value);
+      expect(await c.getOrLoad('a', load, { tags: ['model:x'] })).toBe(1);
+      expect(await redis.exists(`${prefix}client:app:v:a`)).toBe(1);
+      value = 2;
+      await c.invalidateTags(['model:x']);
+      expect(await redis.exists(`${prefix}client:app:v:a`)).toBe(0);
+      expect(await c.getOrLoad('a', load, { tags: ['model:x'] })).toBe(2);
+      await c.close();
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('does not store a value loaded before an invalidation that landed while it loaded', async () => {
     const c = cache();
     const other = cache();

@@ -252,8 +252,10 @@ export class RedisCache {
         this.#redis.mlplaneCacheInvalidateTags(
           tags.length,
           ...tags.map((t) => this.#tagPrefix + t),
-          this.#valuePrefix,
-          this.#fillPrefix,
+          // The script builds value and fill keys itself, so a client's own keyPrefix (which ioredis adds to
+          // KEYS only) must be part of what it is given.
+          (this.#redis.options.keyPrefix ?? '') + this.#valuePrefix,
+          (this.#redis.options.keyPrefix ?? '') + this.#fillPrefix,
         ),
       );
     } finally {
