@@ -25,7 +25,11 @@ export interface KafkaGroupMemberOptions {
   /** Writes a dead letter durably; rejects when the broker does not take it. */
   readonly writeDeadLetter: (letter: DeadLetter) => Promise<void>;
   readonly logger: Logger | undefined;
+  /** Wait before rejoining after a crash kafkajs does not restart from (default 1 s, doubling up to 30 s). */
+  readonly rejoinBackoff?: { readonly initialMs: number; readonly maxMs: number };
 }
+
+const DEFAULT_REJOIN_BACKOFF = Object.freeze({ initialMs: 1_000, maxMs: 30_000 });
 
 /**
  * This process's member of one Kafka consumer group. Kafka assigns it partitions; each assigned
@@ -37,14 +41,22 @@ export interface KafkaGroupMemberOptions {
 export class KafkaGroupMember {
   readonly subscribers = new SubscriberSet();
   readonly #options: KafkaGroupMemberOptions;
-  readonly #consumer: Consumer;
+  /** Replaced by a fresh one when kafkajs gives up on the current one (see #rejoin). */
+  #consumer: Consumer;
   #stopping = false;
+  readonly #stop = new AbortController();
   #started: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
+  #rejoining: Promise<void> | undefined;
 
   constructor(options: KafkaGroupMemberOptions) {
     this.#options = options;
-    this.#consumer = options.kafka.consumer({
+    this.#consumer = this.#newConsumer();
+  }
+
+  #newConsumer(): Consumer {
+    const options = this.#options;
+    return options.kafka.consumer({
       groupId: options.groupId,
       sessionTimeout: options.sessionTimeoutMs,
       // kafkajs' default rebalance timeout (60 s) would hold a rejoin for a member that already left.
@@ -61,27 +73,32 @@ export class KafkaGroupMember {
 
   /** Joins the group; resolves once the member has its partitions. Later calls return the same promise. */
   start(): Promise<void> {
-    this.#started ??= this.#start();
+    this.#started ??= this.#join(this.#consumer);
     return this.#started;
   }
 
-  async #start(): Promise<void> {
+  async #join(consumer: Consumer): Promise<void> {
     const { topic, group, joinTimeoutMs, concurrency } = this.#options;
     let onJoin!: () => void;
     const joined = new Promise<void>((resolve) => {
       onJoin = resolve;
     });
-    const removeJoin = this.#consumer.on(this.#consumer.events.GROUP_JOIN, () => onJoin());
-    this.#consumer.on(this.#consumer.events.CRASH, ({ payload }) => {
-      const logger = this.#options.logger;
-      if (this.#stopping || !logger) return;
+    const removeJoin = consumer.on(consumer.events.GROUP_JOIN, () => onJoin());
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (this.#stopping || consumer !== this.#consumer) return;
       const fields = { group, err: payload.error };
-      if (payload.restart) logger.warn(fields, `Kafka consumer for group '${group}' crashed and restarts`);
-      else logger.error(fields, `Kafka consumer for group '${group}' stopped; subscribe again once the cause is fixed`);
+      if (payload.restart) {
+        this.#options.logger?.warn(fields, `Kafka consumer for group '${group}' crashed and restarts`);
+        return;
+      }
+      // kafkajs gives up on errors it classes as not retriable, some of which a broker restart produces (e.g. no
+      // group coordinator while __consumer_offsets loads); the group must not stay without this member for good.
+      this.#options.logger?.error(fields, `Kafka consumer for group '${group}' stopped; rejoining with a new consumer`);
+      this.#rejoin();
     });
-    await this.#consumer.connect();
-    await this.#consumer.subscribe({ topic, fromBeginning: true });
-    await this.#consumer.run({
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: concurrency,
       autoCommitInterval: 1000,
@@ -106,10 +123,35 @@ export class KafkaGroupMember {
   stop(): Promise<void> {
     this.#stopped ??= (async () => {
       this.#stopping = true;
+      this.#stop.abort();
       this.subscribers.interrupt();
+      await this.#rejoining;
       await this.#consumer.disconnect();
     })();
     return this.#stopped;
+  }
+
+  /** Replaces a consumer kafkajs stopped for good, with backoff, until one joins or the member stops. */
+  #rejoin(): void {
+    const { group, logger } = this.#options;
+    const backoff = this.#options.rejoinBackoff ?? DEFAULT_REJOIN_BACKOFF;
+    this.#rejoining ??= (async () => {
+      for (let attempt = 0; !this.#stopping; attempt++) {
+        await sleep(Math.min(backoff.maxMs, backoff.initialMs * 2 ** attempt), this.#stop.signal);
+        if (this.#stopping) return;
+        await this.#consumer.disconnect().catch(() => {});
+        this.#consumer = this.#newConsumer();
+        try {
+          await this.#join(this.#consumer);
+          logger?.info({ group, attempts: attempt + 1 }, `Kafka consumer for group '${group}' rejoined`);
+          return;
+        } catch (err) {
+          logger?.warn({ group, err }, `Kafka consumer for group '${group}' could not rejoin; retrying`);
+        }
+      }
+    })().finally(() => {
+      this.#rejoining = undefined;
+    });
   }
 
   async #eachBatch({
