@@ -1,3 +1,4 @@
+export * from './actor-context.js';
 export * from './artifact-store.js';
 export * from './audit-log.js';
 export * from './authorizer.js';

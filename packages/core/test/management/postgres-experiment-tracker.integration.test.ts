@@ -7,6 +7,7 @@ import { LocalArtifactStore } from '../../src/embedded/artifact-store/local-arti
 import { SqlExperimentTracker } from '../../src/embedded/tracker/sql-experiment-tracker.js';
 import { PostgresMetadataStore } from '../../src/infra/postgres/postgres-metadata-store.js';
 import { readOutbox } from '../../src/infra/sql/outbox.js';
+import { actingAs } from '../../src/ports/actor-context.js';
 import {
   type ExperimentTrackerFixture,
   experimentTrackerConformance,
@@ -78,5 +79,24 @@ describe('search planning on PostgreSQL (peer)', () => {
       await dropSchema(own);
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('actingAs on PostgreSQL (peer)', () => {
+  it('names the actor on the event of a metrics-only batch, which takes the one-statement path', async () => {
+    const { fixture } = await open();
+    const tracker = fixture.tracker;
+    const run = await actingAs({ actor: 'frank', project: 'ads' }, async () => {
+      const experiment = await tracker.createExperiment({ name: `acting-pg-${Date.now()}` });
+      const created = await tracker.createRun({ experimentId: experiment.id });
+      await tracker.logBatch(created.info.id, { metrics: [{ key: 'loss', value: 0.5, step: 1 }] });
+      return created;
+    });
+    const logged = (await fixture.events!()).filter(
+      (e) => e.type === 'run.metrics.logged' && e.subject === `run:${run.info.id}`,
+    );
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ actor: 'frank', project: 'ads' });
+    expect(run.info.userId).toBe('frank');
   });
 });

@@ -4,6 +4,7 @@ import { isUniqueViolation } from '../../infra/sql/errors.js';
 import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, recordEvent } from '../../infra/sql/outbox.js';
 import type { ModelPromotion } from '../../kernel/hook-types.js';
 import { callVetoHook, type PlatformHooks } from '../../kernel/hooks.js';
+import { currentActor } from '../../ports/actor-context.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
 import type { ExperimentTracker, RunArtifact } from '../../ports/experiment-tracker.js';
@@ -317,7 +318,8 @@ export class SqlModelRegistry implements ModelRegistry {
           status_message: null,
           stage: 'None',
           description: input.description ?? '',
-          user_id: input.userId ?? null,
+          // Whoever registers the version is its user unless the input names another.
+          user_id: input.userId ?? currentActor()?.actor ?? null,
           creation_time: now,
           last_update_time: now,
         })
@@ -452,12 +454,14 @@ export class SqlModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- stages
 
   async transitionStage(input: TransitionStageInput): Promise<ModelVersion> {
+    // An actor named in the input wins; otherwise whoever the work is done for (actingAs).
+    const actor = input?.actor ?? currentActor()?.actor;
     validateModelName(input?.name);
     validateVersionNumber(input.version);
     if (typeof input.to !== 'string') throw new ValidationError('to must be a stage name', { field: 'stage' });
     const to = normalizeStage(input.to);
     validateOptionalString(input.reason, 'reason');
-    validateOptionalString(input.actor, 'actor');
+    validateOptionalString(actor, 'actor');
     const archiveExisting = input.archiveExisting ?? false;
     if (typeof archiveExisting !== 'boolean') {
       throw new ValidationError('archiveExisting must be a boolean', { field: 'archiveExisting' });
@@ -474,7 +478,7 @@ export class SqlModelRegistry implements ModelRegistry {
       kind: 'stage',
       from: current.stage,
       to,
-      actor: input.actor,
+      actor,
       reason: input.reason,
     };
     await callVetoHook(
@@ -522,7 +526,7 @@ export class SqlModelRegistry implements ModelRegistry {
             version: move.version,
             from_stage: move.from,
             to_stage: target,
-            actor: input.actor ?? null,
+            actor: actor ?? null,
             reason: input.reason ?? null,
             caused_by_version: move.causedBy,
             transition_time: now,
@@ -540,7 +544,7 @@ export class SqlModelRegistry implements ModelRegistry {
               ...(input.reason !== undefined ? { reason: input.reason } : {}),
               ...(move.causedBy !== null ? { causedBy: { version: move.causedBy } } : {}),
             },
-            { actor: input.actor },
+            { actor },
           ),
         );
       }
@@ -605,11 +609,13 @@ export class SqlModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- aliases
 
   async setAlias(input: SetAliasInput): Promise<void> {
+    // An actor named in the input wins; otherwise whoever the work is done for (actingAs).
+    const actor = input?.actor ?? currentActor()?.actor;
     validateModelName(input?.name);
     if (typeof input.alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     validateAlias(input.alias);
     validateVersionNumber(input.version);
-    validateOptionalString(input.actor, 'actor');
+    validateOptionalString(actor, 'actor');
     validateOptionalString(input.reason, 'reason');
     const target = await this.getVersion(input.name, input.version);
     const model = await requireModel(this.#db, input.name);
@@ -619,7 +625,7 @@ export class SqlModelRegistry implements ModelRegistry {
       kind: 'alias',
       from: previous === undefined ? undefined : String(previous),
       to: input.alias,
-      actor: input.actor,
+      actor,
       reason: input.reason,
     };
     await callVetoHook(
@@ -650,7 +656,7 @@ export class SqlModelRegistry implements ModelRegistry {
           alias: input.alias,
           from_version: previous ?? null,
           to_version: input.version,
-          actor: input.actor ?? null,
+          actor: actor ?? null,
           reason: input.reason ?? null,
           move_time: now,
         })
@@ -668,7 +674,7 @@ export class SqlModelRegistry implements ModelRegistry {
             ...(previous !== undefined ? { previousVersion: previous } : {}),
             ...(input.reason !== undefined ? { reason: input.reason } : {}),
           },
-          { actor: input.actor },
+          { actor },
         ),
       );
       return modelId;

@@ -3,6 +3,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { type SqlDialect, sqlDialect } from '../../infra/sql/dialect.js';
 import { isUniqueViolation } from '../../infra/sql/errors.js';
 import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, recordEvent } from '../../infra/sql/outbox.js';
+import { currentActor } from '../../ports/actor-context.js';
 import type { ArtifactBody, ArtifactInfo, ArtifactStore, PutArtifactOptions } from '../../ports/artifact-store.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
@@ -370,7 +371,8 @@ export class SqlExperimentTracker implements ExperimentTracker {
         artifact_uri: `${experiment.artifact_location.replace(/\/+$/, '')}/${runId}/artifacts`,
         lifecycle_stage: 'active',
         parent_run_id: parentRunId ?? null,
-        user_id: input.userId ?? null,
+        // Whoever creates the run is its user unless the input names another, as MLflow records it.
+        user_id: input.userId ?? currentActor()?.actor ?? null,
         deleted_time: null,
         deleted_with_experiment: 0,
       };

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Generated, type Kysely, SqliteAdapter, type Transaction } from 'kysely';
+import { currentActor } from '../../ports/actor-context.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
 import type { Migration } from '../../ports/metadata-store.js';
 import { sqlDialect } from './dialect.js';
@@ -37,7 +38,10 @@ export const OUTBOX_MIGRATIONS: Readonly<Record<string, Migration>> = Object.fre
   '20261126T160000_create_outbox': createOutbox,
 });
 
-/** Builds a version-1 event that happened now, with a fresh id. */
+/**
+ * Builds a version-1 event that happened now, with a fresh id. Without an explicit actor or project it takes those
+ * of the work in progress (`actingAs`), so events name who caused them.
+ */
 export function domainEvent<TPayload>(
   type: string,
   subject: string,
@@ -48,14 +52,17 @@ export function domainEvent<TPayload>(
     readonly version?: number;
   } = {},
 ): DomainEvent<string, TPayload> {
+  const acting = currentActor();
+  const actor = options.actor ?? acting?.actor;
+  const project = options.project ?? acting?.project;
   return {
     id: randomUUID(),
     type,
     version: options.version ?? 1,
     occurredAt: new Date().toISOString(),
     subject,
-    ...(options.actor !== undefined ? { actor: options.actor } : {}),
-    ...(options.project !== undefined ? { project: options.project } : {}),
+    ...(actor !== undefined ? { actor } : {}),
+    ...(project !== undefined ? { project } : {}),
     payload,
   };
 }
