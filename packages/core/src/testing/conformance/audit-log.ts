@@ -11,6 +11,7 @@ import {
 } from '../../ports/audit-log.js';
 import { ValidationError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
+import { rejects } from './support.js';
 
 /** Raw changes to stored entries that bypass the port, as someone with write access to the storage could make. */
 export interface AuditTamper {
@@ -31,23 +32,6 @@ export interface AuditLogFixture {
   readonly appendEvent?: (event: DomainEvent) => Promise<AuditEntry>;
   /** Releases what the fixture created; runs after each test. */
   readonly cleanup?: () => Promise<void>;
-}
-
-type ErrorClass = new (...args: any[]) => Error;
-
-async function rejects<E extends Error>(
-  promise: Promise<unknown>,
-  type: new (...args: any[]) => E,
-  message: RegExp | string,
-): Promise<E> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${type.name}`).toBeInstanceOf(type as ErrorClass);
-  if (typeof message === 'string') expect((err as Error).message).toContain(message);
-  else expect((err as Error).message).toMatch(message);
-  return err as E;
 }
 
 const record = (over: Partial<AuditRecord> = {}): AuditRecord => ({

@@ -11,7 +11,7 @@ import {
 } from '../../ports/authorizer.js';
 import { ConflictError, NotFoundError, PermissionDeniedError, ValidationError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
-import { delay, uniqueTag } from './support.js';
+import { delay, rejects, uniqueTag } from './support.js';
 
 export interface AuthorizerFixture {
   readonly authorizer: Authorizer;
@@ -21,23 +21,6 @@ export interface AuthorizerFixture {
   readonly events?: () => Promise<readonly DomainEvent[]>;
   /** Releases what the fixture created; runs after each test. */
   readonly cleanup?: () => Promise<void>;
-}
-
-type ErrorClass = new (...args: any[]) => Error;
-
-async function rejects<E extends Error>(
-  promise: Promise<unknown>,
-  type: new (...args: any[]) => E,
-  message: RegExp | string,
-): Promise<E> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${type.name}`).toBeInstanceOf(type as ErrorClass);
-  if (typeof message === 'string') expect((err as Error).message).toContain(message);
-  else expect((err as Error).message).toMatch(message);
-  return err as E;
 }
 
 const HOUR = 3_600_000;

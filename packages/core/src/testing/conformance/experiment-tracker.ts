@@ -12,7 +12,7 @@ import {
   type SearchRunsOptions,
   TRACKER_LIMITS,
 } from '../../ports/experiment-tracker.js';
-import { uniqueTag } from './support.js';
+import { rejects, uniqueTag } from './support.js';
 
 export interface ExperimentTrackerFixture {
   readonly tracker: ExperimentTracker;
@@ -25,24 +25,6 @@ export interface ExperimentTrackerFixture {
   readonly readArtifact?: (key: string) => Promise<Buffer>;
   /** Releases what the fixture created; runs after each test. */
   readonly cleanup?: () => Promise<void>;
-}
-
-type ErrorClass = new (...args: any[]) => Error;
-
-/** Asserts the promise rejects with `type` and a message matching `message`; returns the error. */
-async function rejects<E extends Error>(
-  promise: Promise<unknown>,
-  type: new (...args: any[]) => E,
-  message: RegExp | string,
-): Promise<E> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${type.name}`).toBeInstanceOf(type as ErrorClass);
-  if (typeof message === 'string') expect((err as Error).message).toContain(message);
-  else expect((err as Error).message).toMatch(message);
-  return err as E;
 }
 
 const T0 = 1_760_000_000_000;

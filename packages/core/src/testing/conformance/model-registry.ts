@@ -13,7 +13,7 @@ import {
   type SearchVersionsOptions,
   TRANSITION_HISTORY_PAGE,
 } from '../../ports/model-registry.js';
-import { uniqueTag } from './support.js';
+import { rejects, uniqueTag } from './support.js';
 
 /** One alias move as a backend that keeps them reports it. */
 export interface AliasMoveRecord {
@@ -36,24 +36,6 @@ export interface ModelRegistryFixture {
   readonly aliasHistory?: (name: string) => Promise<readonly AliasMoveRecord[]>;
   /** Releases what the fixture created; runs after each test. */
   readonly cleanup?: () => Promise<void>;
-}
-
-type ErrorClass = new (...args: any[]) => Error;
-
-/** Asserts the promise rejects with `type` and a message matching `message`; returns the error. */
-async function rejects<E extends Error>(
-  promise: Promise<unknown>,
-  type: new (...args: any[]) => E,
-  message: RegExp | string,
-): Promise<E> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${type.name}`).toBeInstanceOf(type as ErrorClass);
-  if (typeof message === 'string') expect((err as Error).message).toContain(message);
-  else expect((err as Error).message).toMatch(message);
-  return err as E;
 }
 
 const SIGNATURE: ModelSignature = {

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { expect } from 'vitest';
 
 /** A short random tag that keeps each test's keys, names and groups apart on a shared backend. */
 export function uniqueTag(): string {
@@ -70,4 +71,22 @@ export async function settlesWithin(promise: Promise<unknown>, ms: number): Prom
   } finally {
     clearTimeout(timer);
   }
+}
+
+type ErrorClass = new (...args: any[]) => Error;
+
+/** Asserts the promise rejects with `type` and a message matching `message`; returns the error. */
+export async function rejects<E extends Error>(
+  promise: Promise<unknown>,
+  type: new (...args: any[]) => E,
+  message: RegExp | string,
+): Promise<E> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, `expected ${type.name}`).toBeInstanceOf(type as ErrorClass);
+  if (typeof message === 'string') expect((err as Error).message).toContain(message);
+  else expect((err as Error).message).toMatch(message);
+  return err as E;
 }
