@@ -51,9 +51,21 @@ export function decodePageToken<T = unknown>(token: string): T {
   try {
     return JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as T;
   } catch (cause) {
-    throw new ValidationError('pageToken is malformed; pass back the nextPageToken of a previous page unchanged', {
-      cause,
-      field: 'pageToken',
-    });
+    throw malformedPageToken(cause);
   }
+}
+
+/** The error for a token this backend did not issue, or not in this shape. */
+export function malformedPageToken(cause?: unknown): ValidationError {
+  return new ValidationError('pageToken is malformed; pass back the nextPageToken of a previous page unchanged', {
+    ...(cause === undefined ? {} : { cause }),
+    field: 'pageToken',
+  });
+}
+
+/** The error for a token issued for another query; `unchanged` names what must stay the same while paging. */
+export function foreignPageToken(unchanged: string): ValidationError {
+  return new ValidationError(`pageToken belongs to a different query: keep the ${unchanged} unchanged while paging`, {
+    field: 'pageToken',
+  });
 }

@@ -18,7 +18,14 @@ import {
 import { ValidationError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
 import type { MetadataStore } from '../../ports/metadata-store.js';
-import { decodePageToken, encodePageToken, type Page, resolveMaxResults } from '../../ports/paging.js';
+import {
+  decodePageToken,
+  encodePageToken,
+  foreignPageToken,
+  malformedPageToken,
+  type Page,
+  resolveMaxResults,
+} from '../../ports/paging.js';
 import { auditFromEvent } from './from-event.js';
 import { AUDIT_MIGRATIONS, AUDIT_OWNER, type AuditDatabase, type AuditLogRow } from './schema.js';
 
@@ -158,17 +165,10 @@ export class SqlAuditLog implements AuditLog {
     if (query.pageToken !== undefined) {
       const state = decodePageToken<{ s?: unknown; q?: unknown }>(query.pageToken);
       if (!state || typeof state !== 'object' || !Number.isSafeInteger(state.s)) {
-        throw new ValidationError('pageToken is malformed; pass back the nextPageToken of a previous page unchanged', {
-          field: 'pageToken',
-        });
+        throw malformedPageToken();
       }
       if (state.q !== scope) {
-        throw new ValidationError(
-          'pageToken belongs to a different query: keep the filters and order unchanged while paging',
-          {
-            field: 'pageToken',
-          },
-        );
+        throw foreignPageToken('filters and order');
       }
       after = state.s as number;
     }

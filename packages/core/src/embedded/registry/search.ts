@@ -7,7 +7,14 @@ import {
   sql,
 } from 'kysely';
 import type { SqlDialect } from '../../infra/sql/dialect.js';
-import { compareColumn, offsetPageToken, queryHash, readOffset } from '../../infra/sql/search-support.js';
+import {
+  compareColumn,
+  NUMERIC_OPS,
+  offsetPageToken,
+  queryHash,
+  readOffset,
+  STRING_OPS,
+} from '../../infra/sql/search-support.js';
 import { ValidationError } from '../../ports/errors.js';
 import { type Comparator, type Comparison, parseFilter, parseOrderTerm } from '../tracker/filter/parser.js';
 import { syntaxError } from '../tracker/filter/tokenizer.js';
@@ -17,8 +24,6 @@ import type { RegistryDatabase } from './schema.js';
 type AnyEb = ExpressionBuilder<any, any>;
 type AnyQuery = SelectQueryBuilder<any, any, any>;
 
-const NUMERIC_OPS: readonly Comparator[] = ['=', '!=', '>', '>=', '<', '<='];
-const STRING_OPS: readonly Comparator[] = ['=', '!=', 'LIKE', 'ILIKE'];
 const ID_OPS: readonly Comparator[] = ['=', '!=', 'IN', 'NOT IN'];
 
 interface FieldSpec {

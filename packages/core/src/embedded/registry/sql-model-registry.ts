@@ -34,6 +34,7 @@ import {
 import {
   decodePageToken,
   encodePageToken,
+  malformedPageToken,
   type Page,
   type PageOptions,
   resolveMaxResults,
@@ -574,9 +575,7 @@ export class SqlModelRegistry implements ModelRegistry {
     if (options.pageToken !== undefined) {
       const state = decodePageToken<{ a?: unknown; s?: unknown }>(options.pageToken);
       if (!state || typeof state !== 'object' || !Number.isSafeInteger(state.a)) {
-        throw new ValidationError('pageToken is malformed; pass back the nextPageToken of a previous page unchanged', {
-          field: 'pageToken',
-        });
+        throw malformedPageToken();
       }
       if (state.s !== scope) {
         throw new ValidationError(

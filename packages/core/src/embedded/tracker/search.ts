@@ -7,10 +7,17 @@ import {
   sql,
 } from 'kysely';
 import type { SqlDialect } from '../../infra/sql/dialect.js';
-import { compareColumn, offsetPageToken, queryHash, readOffset } from '../../infra/sql/search-support.js';
+import {
+  compareColumn,
+  NUMERIC_OPS,
+  offsetPageToken,
+  queryHash,
+  readOffset,
+  STRING_OPS,
+} from '../../infra/sql/search-support.js';
 import { ValidationError } from '../../ports/errors.js';
 import type { ViewType } from '../../ports/experiment-tracker.js';
-import { decodePageToken, encodePageToken } from '../../ports/paging.js';
+import { decodePageToken, encodePageToken, foreignPageToken, malformedPageToken } from '../../ports/paging.js';
 import { type Comparator, type Comparison, type OrderTerm, parseFilter, parseOrderTerm } from './filter/parser.js';
 import { syntaxError } from './filter/tokenizer.js';
 import type { TrackerDatabase } from './schema.js';
@@ -19,8 +26,6 @@ import type { TrackerDatabase } from './schema.js';
 type AnyEb = ExpressionBuilder<any, any>;
 type AnyQuery = SelectQueryBuilder<any, any, any>;
 
-const NUMERIC_OPS: readonly Comparator[] = ['=', '!=', '>', '>=', '<', '<='];
-const STRING_OPS: readonly Comparator[] = ['=', '!=', 'LIKE', 'ILIKE'];
 const STRING_LIST_OPS: readonly Comparator[] = [...STRING_OPS, 'IN', 'NOT IN'];
 
 interface AttributeSpec {
@@ -336,7 +341,7 @@ export async function searchRunIds(
     rows = await metricOrderedRows(base, search.experimentIds, terms, orderBy, first, cursor, wanted);
   } else {
     const { query, keys } = applyRunOrder(base, terms, orderBy);
-    if (cursor?.m !== undefined) throw malformedToken();
+    if (cursor?.m !== undefined) throw malformedPageToken();
     checkCursor(cursor, keys);
     const ordered = orderAndSelect(query, keys);
     const found: KeyedRow[] = await (cursor ? seekAfter(ordered, keys, cursor.k) : ordered).limit(wanted).execute();
@@ -390,7 +395,7 @@ async function metricOrderedRows(
     raw,
     1,
   );
-  if (cursor && cursor.m === undefined) throw malformedToken();
+  if (cursor && cursor.m === undefined) throw malformedPageToken();
   checkCursor(cursor, cursor?.m === 0 ? without.keys : havingKeys);
 
   const rows: { row: KeyedRow; keys: number; m: 0 | 1 }[] = [];
@@ -419,25 +424,17 @@ function keyValue(value: unknown): KeyValue {
   return String(value);
 }
 
-function malformedToken(): ValidationError {
-  return new ValidationError('pageToken is malformed; pass back the nextPageToken of a previous page unchanged', {
-    field: 'pageToken',
-  });
-}
-
 function readCursor(pageToken: string | undefined, hash: string): RunCursor | undefined {
   if (pageToken === undefined) return undefined;
   const state = decodePageToken<Partial<RunCursor & { q: string }>>(pageToken);
-  if (!state || typeof state !== 'object' || !Array.isArray(state.k)) throw malformedToken();
+  if (!state || typeof state !== 'object' || !Array.isArray(state.k)) throw malformedPageToken();
   if (state.q !== hash) {
-    throw new ValidationError(
-      'pageToken belongs to a different query: keep the filter, order and view unchanged while paging',
-      { field: 'pageToken' },
-    );
+    throw foreignPageToken('filter, order and view');
   }
-  if (state.m !== undefined && state.m !== 0 && state.m !== 1) throw malformedToken();
+  if (state.m !== undefined && state.m !== 0 && state.m !== 1) throw malformedPageToken();
   for (const v of state.k) {
-    if (v !== null && typeof v !== 'string' && !(typeof v === 'number' && Number.isFinite(v))) throw malformedToken();
+    if (v !== null && typeof v !== 'string' && !(typeof v === 'number' && Number.isFinite(v)))
+      throw malformedPageToken();
   }
   return { ...(state.m === undefined ? {} : { m: state.m }), k: state.k };
 }
@@ -446,7 +443,7 @@ function readCursor(pageToken: string | undefined, hash: string): RunCursor | un
 function checkCursor(cursor: RunCursor | undefined, keys: readonly SortKey[]): void {
   if (!cursor) return;
   if (cursor.k.length !== keys.length || keys.some((k, i) => !k.nullable && cursor.k[i] === null)) {
-    throw malformedToken();
+    throw malformedPageToken();
   }
 }
 

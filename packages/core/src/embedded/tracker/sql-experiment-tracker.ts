@@ -39,7 +39,7 @@ import {
   validateTrackingKey,
 } from '../../ports/experiment-tracker.js';
 import type { MetadataStore } from '../../ports/metadata-store.js';
-import { decodePageToken, encodePageToken, resolveMaxResults } from '../../ports/paging.js';
+import { decodePageToken, encodePageToken, malformedPageToken, resolveMaxResults } from '../../ports/paging.js';
 import { appendMetricsInOneStatement } from './postgres-metric-append.js';
 import {
   experimentsById,
@@ -900,9 +900,7 @@ function readHistoryToken(token: string, runId: string, key: string): HistoryCur
     Number.isSafeInteger(state.t) &&
     Number.isSafeInteger(state.i);
   if (!valid) {
-    throw new ValidationError('pageToken is malformed; pass back the nextPageToken of a previous page unchanged', {
-      field: 'pageToken',
-    });
+    throw malformedPageToken();
   }
   if (state.r !== runId || state.k !== key) {
     throw new ValidationError(

@@ -1,11 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { Expression, ExpressionBuilder, SqlBool } from 'kysely';
 import type { Comparator, Comparison } from '../../embedded/tracker/filter/parser.js';
-import { ValidationError } from '../../ports/errors.js';
-import { decodePageToken, encodePageToken } from '../../ports/paging.js';
+import { decodePageToken, encodePageToken, foreignPageToken, malformedPageToken } from '../../ports/paging.js';
 import type { SqlDialect } from './dialect.js';
 
 /** Shared by the tracker's and the registry's search: filter comparisons and offset page tokens. */
+
+/** Comparators a numeric field accepts. */
+export const NUMERIC_OPS: readonly Comparator[] = ['=', '!=', '>', '>=', '<', '<='];
+/** Comparators a string field accepts. */
+export const STRING_OPS: readonly Comparator[] = ['=', '!=', 'LIKE', 'ILIKE'];
 
 /** One parsed filter comparison as SQL; LIKE/ILIKE go through the dialect, which knows each engine's case rules. */
 export function compareColumn(
@@ -44,14 +48,10 @@ export function readOffset(pageToken: string | undefined, hash: string, unchange
   if (pageToken === undefined) return 0;
   const state = decodePageToken<Partial<OffsetToken>>(pageToken);
   if (!state || typeof state !== 'object' || !Number.isSafeInteger(state.o) || (state.o as number) < 0) {
-    throw new ValidationError('pageToken is malformed; pass back the nextPageToken of a previous page unchanged', {
-      field: 'pageToken',
-    });
+    throw malformedPageToken();
   }
   if (state.q !== hash) {
-    throw new ValidationError(`pageToken belongs to a different query: keep the ${unchanged} unchanged while paging`, {
-      field: 'pageToken',
-    });
+    throw foreignPageToken(unchanged);
   }
   return state.o as number;
 }
