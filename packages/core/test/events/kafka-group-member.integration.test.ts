@@ -5,10 +5,10 @@
 import { randomUUID } from 'node:crypto';
 import { type Consumer, type ConsumerConfig, Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type EventBusStats, emptyStats } from '../../src/infra/event-bus/bus-stats.js';
+import { emptyStats } from '../../src/infra/event-bus/bus-stats.js';
 import { RecentIds, subscriberSettings } from '../../src/infra/event-bus/subscriber-set.js';
 import { KafkaEventBus } from '../../src/infra/kafka/kafka-event-bus.js';
-import { KafkaGroupMember } from '../../src/infra/kafka/kafka-group-member.js';
+import { KafkaGroupMember, type KafkaGroupMemberOptions } from '../../src/infra/kafka/kafka-group-member.js';
 import type { DomainEvent } from '../../src/ports/event-bus.js';
 import { captureLogger, waitFor } from '../relay/support.js';
 import { kafkaBrokers, uniqueName } from './peers-env.js';
@@ -42,6 +42,30 @@ function recordingKafka() {
   return { kafka: recording, consumers };
 }
 
+/** A member of a fresh group on `topic`, through `kafka`; options as the bus sets them, rejoin backoff as given. */
+function member(
+  kafka: Kafka,
+  topic: string,
+  group: string,
+  options: Pick<KafkaGroupMemberOptions, 'logger' | 'rejoinBackoff'>,
+): KafkaGroupMember {
+  return new KafkaGroupMember({
+    kafka,
+    topic,
+    group,
+    groupId: uniqueName(`mlplane.it.${group}`),
+    concurrency: 2,
+    sessionTimeoutMs: 10_000,
+    fetchMaxWaitMs: 200,
+    joinTimeoutMs: 30_000,
+    retry: { retries: 5 },
+    recent: new RecentIds(1000),
+    stats: emptyStats(),
+    writeDeadLetter: async () => {},
+    ...options,
+  });
+}
+
 function event(subject: string): DomainEvent {
   return {
     id: randomUUID(),
@@ -60,28 +84,12 @@ describe('KafkaGroupMember (Kafka peer)', () => {
     const publisher = new KafkaEventBus({ brokers: kafkaBrokers(), topic, partitions: 2 });
     const logger = captureLogger();
     const { kafka, consumers } = recordingKafka();
-    const stats: EventBusStats = emptyStats();
-    const member = new KafkaGroupMember({
-      kafka,
-      topic,
-      group: 'rejoin',
-      groupId: uniqueName('mlplane.it.rejoin'),
-      concurrency: 2,
-      sessionTimeoutMs: 10_000,
-      fetchMaxWaitMs: 200,
-      joinTimeoutMs: 30_000,
-      retry: { retries: 5 },
-      recent: new RecentIds(1000),
-      stats,
-      writeDeadLetter: async () => {},
-      logger,
-      rejoinBackoff: { initialMs: 100, maxMs: 1_000 },
-    });
+    const rejoining = member(kafka, topic, 'rejoin', { logger, rejoinBackoff: { initialMs: 100, maxMs: 1_000 } });
     const seen = new Set<string>();
-    member.subscribers.add(subscriberSettings({ group: 'rejoin', handler: async (e) => void seen.add(e.id) }));
+    rejoining.subscribers.add(subscriberSettings({ group: 'rejoin', handler: async (e) => void seen.add(e.id) }));
     try {
       await publisher.publish(event('it:warmup'));
-      await member.start();
+      await rejoining.start();
       const before = Array.from({ length: 10 }, (_, i) => event(`it:${i}`));
       await publisher.publish(before);
       await waitFor('the first events', () => before.every((e) => seen.has(e.id)), 30_000);
@@ -102,7 +110,7 @@ describe('KafkaGroupMember (Kafka peer)', () => {
         ]),
       );
     } finally {
-      await member.stop();
+      await rejoining.stop();
       await publisher.close();
     }
   }, 120_000);
@@ -112,34 +120,22 @@ describe('KafkaGroupMember (Kafka peer)', () => {
     topics.push(topic, `${topic}.dlq`);
     const publisher = new KafkaEventBus({ brokers: kafkaBrokers(), topic, partitions: 1 });
     const { kafka, consumers } = recordingKafka();
-    const member = new KafkaGroupMember({
-      kafka,
-      topic,
-      group: 'stop',
-      groupId: uniqueName('mlplane.it.stop'),
-      concurrency: 1,
-      sessionTimeoutMs: 10_000,
-      fetchMaxWaitMs: 200,
-      joinTimeoutMs: 30_000,
-      retry: { retries: 5 },
-      recent: new RecentIds(1000),
-      stats: emptyStats(),
-      writeDeadLetter: async () => {},
+    const stopping = member(kafka, topic, 'stop', {
       logger: undefined,
       rejoinBackoff: { initialMs: 60_000, maxMs: 60_000 },
     });
-    member.subscribers.add(subscriberSettings({ group: 'stop', handler: async () => {} }));
+    stopping.subscribers.add(subscriberSettings({ group: 'stop', handler: async () => {} }));
     try {
       await publisher.publish(event('it:warmup'));
-      await member.start();
+      await stopping.start();
       await consumers[0]!.consumer.disconnect();
       consumers[0]!.crash({ error: new Error('fatal'), groupId: 'x', restart: false });
       const started = performance.now();
-      await member.stop();
+      await stopping.stop();
       expect(performance.now() - started).toBeLessThan(10_000);
       expect(consumers).toHaveLength(1);
     } finally {
-      await member.stop();
+      await stopping.stop();
       await publisher.close();
     }
   }, 60_000);
