@@ -3,7 +3,19 @@ import { defineConfig } from 'vitest/config';
 // One root config, one project per package. Integration tests (`*.integration.test.ts`)
 // need the real peers from `scripts/peers` and only run when MLPLANE_INTEGRATION=1 (`pnpm test:all`).
 const integration = process.env.MLPLANE_INTEGRATION === '1';
-const packages = ['core', 'plugin-s3', 'plugin-mlflow', 'plugin-feast', 'plugin-torchserve', 'plugin-k8s'];
+const packages = [
+  'core',
+  'sql',
+  'defaults',
+  'plugin-postgres',
+  'plugin-redis',
+  'plugin-kafka',
+  'plugin-s3',
+  'plugin-mlflow',
+  'plugin-feast',
+  'plugin-torchserve',
+  'plugin-k8s',
+];
 
 const project = (name: string, root: string) => ({
   resolve: { conditions: ['@mlplane/source'] },

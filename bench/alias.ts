@@ -5,13 +5,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteMetadataStore } from '../packages/core/src/embedded/metadata-store/sqlite-metadata-store.js';
-import { SqlModelRegistry } from '../packages/core/src/embedded/registry/sql-model-registry.js';
-import { CachedModelRegistry, registryCacheKeys } from '../packages/core/src/infra/cache/cached-model-registry.js';
-import { RedisCache } from '../packages/core/src/infra/cache/redis-cache.js';
-import { PostgresMetadataStore } from '../packages/core/src/infra/postgres/postgres-metadata-store.js';
-import { createPlatformHooks } from '../packages/core/src/kernel/hooks.js';
-import type { ModelRegistry } from '../packages/core/src/ports/model-registry.js';
+import type { ModelRegistry } from '@mlplane/core';
+import { createPlatformHooks } from '@mlplane/core';
+import { SqliteMetadataStore } from '@mlplane/defaults';
+import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
+import { CachedModelRegistry, RedisCache, registryCacheKeys } from '@mlplane/plugin-redis';
+import { SqlModelRegistry } from '@mlplane/sql';
 import { figure, type Measured, percentile } from './lib.js';
 
 export interface AliasSizes {

@@ -2,7 +2,7 @@
 // same rows into the same metrics table. The cases themselves live in packages/core/bench/tracker-ingest.ts
 // (contenders alternate in rounds so a shared machine's load hits them alike); this file picks sizes and turns
 // their meters into figures.
-import { embeddedCase, type Meter, openPostgres, postgresCase } from '../packages/core/bench/tracker-ingest.js';
+import { embeddedCase, type Meter, openPostgres, postgresCase } from '../packages/sql/bench/tracker-ingest.js';
 import { figure, type Measured } from './lib.js';
 
 export interface IngestSizes {

@@ -6,16 +6,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { MetadataStore, SearchRunsOptions } from '@mlplane/core';
+import { LocalArtifactStore, SqliteMetadataStore } from '@mlplane/defaults';
+import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
+import { SqlExperimentTracker, sqlDialect } from '@mlplane/sql';
 import { sql } from 'kysely';
-import { LocalArtifactStore } from '../packages/core/src/embedded/artifact-store/local-artifact-store.js';
-import { SqliteMetadataStore } from '../packages/core/src/embedded/metadata-store/sqlite-metadata-store.js';
-import { insertMetrics } from '../packages/core/src/embedded/tracker/repository.js';
-import type { NewMetric, RunRow, TrackerDatabase } from '../packages/core/src/embedded/tracker/schema.js';
-import { SqlExperimentTracker } from '../packages/core/src/embedded/tracker/sql-experiment-tracker.js';
-import { PostgresMetadataStore } from '../packages/core/src/infra/postgres/postgres-metadata-store.js';
-import { sqlDialect } from '../packages/core/src/infra/sql/dialect.js';
-import type { SearchRunsOptions } from '../packages/core/src/ports/experiment-tracker.js';
-import type { MetadataStore } from '../packages/core/src/ports/metadata-store.js';
+// The raw seeding path writes the tracker's own tables, so it reads their schema from the source (not an export).
+import { insertMetrics } from '../packages/sql/src/tracker/repository.js';
+import type { NewMetric, RunRow, TrackerDatabase } from '../packages/sql/src/tracker/schema.js';
 import { figure, fmtNumber, type Measured, percentile, seconds } from './lib.js';
 
 export interface SearchSizes {

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { artifactStoreRef, createPlatform, eventBusRef, loadConfig, secretStoreRef, telemetryRef } from '@mlplane/core';
+import { artifactStoreRef, eventBusRef, loadConfig, secretStoreRef, telemetryRef } from '@mlplane/core';
+import { createPlatform } from '@mlplane/defaults';
 
 /**
  * The reference distribution: the whole platform on embedded defaults, on one machine, no servers.

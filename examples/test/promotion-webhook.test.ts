@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ModelPromotion, ModelVersion } from '@mlplane/core';
-import { startTestPlatform } from '@mlplane/core/testing';
+import { startTestPlatform } from '@mlplane/defaults/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { promotionWebhookPlugin } from '../src/promotion-webhook.js';
 

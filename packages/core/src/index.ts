@@ -1,12 +1,9 @@
 /**
- * @mlplane/core: the kernel (plugins, DI, hooks, config), the ports, and the embedded defaults
- * that run a whole platform on one machine.
+ * @mlplane/core: the kernel (plugins, DI, hooks, config), the ports, and the helpers adapters share (key and name
+ * validation, the filter language, event codec, leases, webhook signatures). It loads no database, broker or native
+ * module: the implementations live in @mlplane/sql, @mlplane/defaults and the plugin packages.
  */
 
-export type { CreatePlatformWithDefaultsOptions } from './create-platform.js';
-export { createPlatform } from './create-platform.js';
-export * from './embedded/index.js';
 export * from './infra/index.js';
 export * from './kernel/index.js';
-export * from './plugins/index.js';
 export * from './ports/index.js';

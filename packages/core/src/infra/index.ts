@@ -1,5 +1,20 @@
-/** Production implementations of the ports on PostgreSQL, Redis and Kafka. */
+/** Helpers shared by the adapters of the ports, so every implementation applies the same rules. */
 
-export type { EventBusStats } from './event-bus/bus-stats.js';
-export { KafkaEventBus, type KafkaEventBusOptions } from './kafka/kafka-event-bus.js';
-export { RedisStreamsEventBus, type RedisStreamsEventBusOptions } from './redis/redis-streams-event-bus.js';
+export * from './event-bus/bus-stats.js';
+export * from './event-bus/event-codec.js';
+export * from './event-bus/group-members.js';
+export * from './event-bus/subscriber-set.js';
+export type {
+  Comparator,
+  Comparison,
+  Entity as FilterEntity,
+  FilterAst,
+  OrderTerm,
+} from './filter/parser.js';
+export { parseFilter, parseOrderTerm } from './filter/parser.js';
+export type { Token, TokenKind } from './filter/tokenizer.js';
+export { syntaxError, tokenize } from './filter/tokenizer.js';
+export * from './locks/lease.js';
+export * from './validation/artifact-key.js';
+export * from './validation/model-registry.js';
+export * from './webhooks/signature.js';

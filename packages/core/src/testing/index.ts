@@ -1,8 +1,17 @@
 /**
- * @mlplane/core/testing: boot a real platform in a test, and run the conformance suite of a port
- * against any implementation of it.
+ * @mlplane/core/testing: the conformance suite of each port, to run against any implementation of it, and a
+ * kernel-only test platform. `@mlplane/defaults/testing` boots one with the embedded defaults.
  */
 
 export * from './conformance/index.js';
-export type { StartTestPlatformOptions, TestPlatform } from './test-platform.js';
-export { startTestPlatform } from './test-platform.js';
+/** Small helpers the suites use, for adapters' own tests. */
+export {
+  delay,
+  eventually,
+  gate,
+  hashStream,
+  readAll,
+  settlesWithin,
+  sha256Hex,
+  uniqueTag,
+} from './conformance/support.js';

@@ -4,7 +4,39 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ConfigError, coreServices, createPlatform, definePlugin, loadConfig } from '../../src/index.js';
+import {
+  ConfigError,
+  coreServices,
+  createKernelPlatform,
+  definePlugin,
+  loadConfig,
+  NotFoundError,
+  type SecretStore,
+  secretStoreRef,
+} from '../../src/index.js';
+
+/** A minimal SecretStore from outside the core: secrets are MLPLANE_SECRET_<NAME> environment variables. */
+const envSecrets = definePlugin({
+  id: 'env-secrets',
+  configSchema: z.object({ prefix: z.string().default('MLPLANE_SECRET_') }),
+  register(env) {
+    env.provide(secretStoreRef, {
+      factory: ({ config }): SecretStore => ({
+        capabilities: { writable: false },
+        async get(name) {
+          const value = process.env[config.prefix + name.toUpperCase().replace(/[^A-Z0-9]/g, '_')];
+          if (value === undefined) throw new NotFoundError(`secret '${name}' not found`);
+          return value;
+        },
+        async list() {
+          return [];
+        },
+      }),
+    });
+  },
+});
+const createPlatform = (options: Parameters<typeof createKernelPlatform>[0]) =>
+  createKernelPlatform({ ...options, plugins: [envSecrets(), ...options.plugins] });
 
 async function tempFile(name: string, text: string) {
   const dir = await mkdtemp(join(tmpdir(), 'mlplane-config-'));
@@ -90,13 +122,11 @@ describe('secrets in config', () => {
   });
 
   it('resolves ${secret:name} through the SecretStore and scrubs the value from every log line', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'mlplane-secrets-'));
     const lines: string[] = [];
     const platform = createPlatform({
       plugins: [leaky()],
       config: {
         platform: { signals: [] },
-        embedded: { dataDir, secrets: { masterKey: randomBytes(32).toString('base64') } },
         leaky: { password: '${secret:db-password}' },
       },
       log: { level: 'info', destination: { write: (s: string) => void lines.push(s) } },
@@ -115,7 +145,6 @@ describe('secrets in config', () => {
   });
 
   it('keeps resolved secrets out of validation errors', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'mlplane-secrets-'));
     const strict = definePlugin({
       id: 'strict',
       configSchema: z.object({ token: z.string().regex(/^tok_/, { message: 'must start with tok_' }) }),
@@ -125,7 +154,6 @@ describe('secrets in config', () => {
       plugins: [strict()],
       config: {
         platform: { signals: [] },
-        embedded: { dataDir, secrets: { masterKey: randomBytes(32).toString('base64') } },
         strict: { token: '${secret:api-token}' },
       },
       log: { level: 'silent' },
@@ -140,11 +168,11 @@ describe('secrets in config', () => {
   it('refuses secret references in the SecretStore provider own config', async () => {
     const platform = createPlatform({
       plugins: [],
-      config: { platform: { signals: [] }, embedded: { dataDir: '${secret:where}' } },
+      config: { platform: { signals: [] }, 'env-secrets': { prefix: '${secret:where}' } },
       log: { level: 'silent' },
     });
     await expect(platform.start()).rejects.toThrow(
-      "config embedded.dataDir references a secret, but 'embedded' provides the SecretStore and cannot read secrets to configure itself",
+      "config env-secrets.prefix references a secret, but 'env-secrets' provides the SecretStore and cannot read secrets to configure itself",
     );
   });
 });

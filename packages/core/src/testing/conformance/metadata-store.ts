@@ -1,6 +1,5 @@
 import type { Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, readOutbox, recordEvent } from '../../infra/sql/outbox.js';
 import { ConflictError, ValidationError } from '../../ports/errors.js';
 import type { MetadataStore, Migration } from '../../ports/metadata-store.js';
 import { uniqueTag } from './support.js';
@@ -18,7 +17,7 @@ export interface MetadataStoreFixture {
 
 /**
  * The contract every MetadataStore meets: transactions, per-owner migrations (ordered, recorded, locked
- * against concurrent starts) and the outbox written inside the caller's transaction. Each test uses owners
+ * against concurrent starts). The outbox on top of it has its own suite in `@mlplane/sql/testing`. Each test uses owners
  * and tables named with a random tag, so a shared database works.
  */
 export function metadataStoreConformance(name: string, factory: () => Promise<MetadataStoreFixture>): void {
@@ -234,78 +233,6 @@ export function metadataStoreConformance(name: string, factory: () => Promise<Me
         const results = await Promise.all(Array.from({ length: 5 }, () => store.migrate(owner('app'), set())));
         expect(results.flatMap((r) => r.applied).sort()).toEqual(Object.keys(set()).sort());
         expect(await appliedLog(store, t('log'))).toEqual([t('a'), t('b'), t('c')]);
-      });
-    });
-
-    describe('outbox', () => {
-      beforeEach(async () => {
-        await store.migrate(OUTBOX_OWNER, OUTBOX_MIGRATIONS);
-        await store
-          .db()
-          .schema.createTable(t('state'))
-          .addColumn('name', 'text', (c) => c.primaryKey())
-          .execute();
-      });
-      afterEach(async () => {
-        await store.db().schema.dropTable(t('state')).ifExists().execute();
-      });
-
-      async function eventsFor(subject: string) {
-        return (await readOutbox(store.db(), { limit: 100_000 })).filter((e) => e.event.subject === subject);
-      }
-
-      it('writes the event in the caller transaction and reads it back unchanged', async () => {
-        const subject = `thing:${tag}`;
-        const event = domainEvent(
-          'thing.created',
-          subject,
-          { name: 'x', n: 1, nested: { ok: true } },
-          { actor: 'user-1', project: 'p' },
-        );
-        await store.transaction(async (trx) => {
-          await trx.insertInto(t('state')).values({ name: 'x' }).execute();
-          await recordEvent(trx, event);
-        });
-        const entries = await eventsFor(subject);
-        expect(entries).toHaveLength(1);
-        expect(entries[0]?.event).toEqual(event);
-        expect(entries[0]?.relayedAt).toBeUndefined();
-      });
-
-      it('rolls the event back with the change it describes', async () => {
-        const subject = `thing:${tag}`;
-        await expect(
-          store.transaction(async (trx) => {
-            await trx.insertInto(t('state')).values({ name: 'x' }).execute();
-            await recordEvent(trx, domainEvent('thing.created', subject, {}));
-            throw new Error('change failed');
-          }),
-        ).rejects.toThrow('change failed');
-        expect(await eventsFor(subject)).toEqual([]);
-        expect(await appliedLog(store, t('state'))).toEqual([]);
-      });
-
-      it('gives every event a distinct seq that keeps the order within a transaction', async () => {
-        const subject = `thing:${tag}`;
-        await Promise.all(
-          Array.from({ length: 10 }, (_, i) =>
-            store.transaction((trx) =>
-              recordEvent(trx, [domainEvent('thing.a', subject, { i }), domainEvent('thing.b', subject, { i })]),
-            ),
-          ),
-        );
-        const entries = await eventsFor(subject);
-        expect(entries).toHaveLength(20);
-        const seqs = entries.map((e) => e.seq);
-        expect(new Set(seqs).size).toBe(20);
-        expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
-        // Within one transaction events keep their order; across concurrent transactions seq values may
-        // interleave (and commit order may differ from seq order), so relays must not use seq as a high-water mark.
-        for (let i = 0; i < 10; i++) {
-          const a = entries.find((e) => e.event.type === 'thing.a' && (e.event.payload as { i: number }).i === i);
-          const b = entries.find((e) => e.event.type === 'thing.b' && (e.event.payload as { i: number }).i === i);
-          expect(a!.seq).toBeLessThan(b!.seq);
-        }
       });
     });
 

@@ -1,0 +1,207 @@
+import { mkdirSync, realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { MetadataStore, Migration, MigrationResult } from '@mlplane/core';
+import { UnavailableError } from '@mlplane/core';
+import { runMigrations, withUnavailableErrors } from '@mlplane/sql';
+import Database from 'better-sqlite3';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  Kysely,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+  sql,
+  type Transaction,
+} from 'kysely';
+
+export interface SqliteMetadataStoreOptions {
+  /** Database file; its directory is created. `:memory:` gives a private, throwaway database. */
+  readonly path: string;
+  /** How long a write waits for another process's write transaction before UnavailableError (default 10 s). */
+  readonly busyTimeoutMs?: number;
+  /**
+   * `FULL` (default) makes every commit durable across power loss; `NORMAL` is faster in WAL mode and
+   * only loses the last commits on an OS crash, never on a process crash.
+   */
+  readonly synchronous?: 'FULL' | 'NORMAL';
+}
+
+/**
+ * The embedded MetadataStore: SQLite in WAL mode via better-sqlite3, one connection per store.
+ * Readers never block writers; write transactions begin IMMEDIATE so that they take the database's write
+ * lock up front (no lock upgrade deadlocks between processes). Several stores on one file in one process
+ * also share an in-process lock, because better-sqlite3 waits for a busy database synchronously and would
+ * otherwise stall the event loop that the lock holder needs.
+ */
+export class SqliteMetadataStore implements MetadataStore {
+  readonly dialect = 'sqlite' as const;
+  readonly path: string;
+  readonly #db: Kysely<any>;
+  #closing: Promise<void> | undefined;
+
+  private constructor(path: string, db: Kysely<any>) {
+    this.path = path;
+    this.#db = db;
+  }
+
+  /** Opens (creating when absent) the database file; UnavailableError when it cannot be opened. */
+  static async open(options: SqliteMetadataStoreOptions): Promise<SqliteMetadataStore> {
+    const memory = options.path === ':memory:';
+    const path = memory ? options.path : resolve(options.path);
+    let raw: Database.Database;
+    try {
+      if (!memory) mkdirSync(dirname(path), { recursive: true });
+      raw = new Database(path, { timeout: options.busyTimeoutMs ?? 10_000 });
+      raw.pragma('journal_mode = WAL');
+      raw.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+      raw.pragma('foreign_keys = ON');
+      // Planner statistics, bounded in cost: gathered where missing or stale now, refreshed again at close.
+      raw.pragma('analysis_limit = 400');
+      raw.pragma('optimize = 0x10002');
+    } catch (cause) {
+      throw new UnavailableError(`cannot open the SQLite metadata store at ${path}: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+    const lockKey = memory ? Symbol('memory') : realpathSync(path);
+    const dialect = new ImmediateSqliteDialect({ database: cachingStatements(raw) }, fileLock(lockKey));
+    const db = new Kysely<any>({ dialect: withUnavailableErrors(dialect, `SQLite metadata store ${path}`) });
+    return new SqliteMetadataStore(path, db);
+  }
+
+  db<DB = any>(): Kysely<DB> {
+    return this.#db as Kysely<DB>;
+  }
+
+  transaction<T, DB = any>(fn: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+    return (this.#db as Kysely<DB>).transaction().execute(fn);
+  }
+
+  migrate(owner: string, migrations: Readonly<Record<string, Migration>>): Promise<MigrationResult> {
+    // BEGIN IMMEDIATE (see the driver) is the lock: it excludes every other writer until commit.
+    return runMigrations(this.#db, owner, migrations, { lock: async () => {} });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        await sql`PRAGMA optimize`.execute(this.#db);
+      } catch {
+        // Statistics are an optimization; a database that cannot take them still closes.
+      }
+      await this.#db.destroy();
+    })();
+    return this.#closing;
+  }
+}
+
+/** A FIFO mutex; one per database file in this process. */
+class AsyncLock {
+  #tail: Promise<void> = Promise.resolve();
+
+  acquire(): Promise<() => void> {
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const acquired = this.#tail.then(() => release);
+    this.#tail = this.#tail.then(() => held);
+    return acquired;
+  }
+}
+
+const fileLocks = new Map<string | symbol, AsyncLock>();
+
+function fileLock(key: string | symbol): AsyncLock {
+  let lock = fileLocks.get(key);
+  if (!lock) {
+    lock = new AsyncLock();
+    fileLocks.set(key, lock);
+  }
+  return lock;
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+  readonly #lock: AsyncLock;
+
+  constructor(config: SqliteDialectConfig, lock: AsyncLock) {
+    super(config);
+    this.#config = config;
+    this.#lock = lock;
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config, this.#lock);
+  }
+}
+
+class ImmediateSqliteDriver extends SqliteDriver {
+  readonly #lock: AsyncLock;
+  #release: (() => void) | undefined;
+
+  constructor(config: SqliteDialectConfig, lock: AsyncLock) {
+    super(config);
+    this.#lock = lock;
+  }
+
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    // kysely serializes this store's single connection, so at most one transaction is open here at a time.
+    const release = await this.#lock.acquire();
+    try {
+      await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+      this.#release = release;
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  override async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await connection.executeQuery(CompiledQuery.raw('commit'));
+    } finally {
+      this.#releaseLock();
+    }
+  }
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await connection.executeQuery(CompiledQuery.raw('rollback'));
+    } finally {
+      this.#releaseLock();
+    }
+  }
+
+  #releaseLock(): void {
+    const release = this.#release;
+    this.#release = undefined;
+    release?.();
+  }
+}
+
+const STATEMENT_CACHE_SIZE = 256;
+
+/** Reuses prepared statements by SQL text, since kysely prepares each query anew and batches repeat shapes. */
+function cachingStatements(raw: Database.Database): SqliteDialectConfig['database'] {
+  const cache = new Map<string, Database.Statement>();
+  return {
+    prepare(sqlText: string) {
+      let stmt = cache.get(sqlText);
+      if (stmt) {
+        cache.delete(sqlText);
+      } else {
+        stmt = raw.prepare(sqlText);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      }
+      cache.set(sqlText, stmt);
+      return stmt;
+    },
+    close() {
+      cache.clear();
+      raw.close();
+    },
+  };
+}

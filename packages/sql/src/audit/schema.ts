@@ -1,0 +1,44 @@
+import type { Migration } from '@mlplane/core';
+import type { Insertable, Selectable } from 'kysely';
+import * as createAuditLog from './migrations/20261127T090000_create_audit_log.js';
+
+/** Owner of the audit log's tables and migrations. */
+export const AUDIT_OWNER = 'audit';
+
+export const AUDIT_MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
+  '20261127T090000_create_audit_log': createAuditLog,
+});
+
+export interface AuditLogTable {
+  seq: number;
+  id: string;
+  /** ISO-8601 UTC with milliseconds, as hashed. */
+  at: string;
+  /** `at` as epoch milliseconds, for range queries. */
+  at_ms: number;
+  actor: string;
+  action: string;
+  resource: string;
+  project: string;
+  outcome: string;
+  /** Canonical JSON. */
+  details: string;
+  prev_hash: string;
+  hash: string;
+  event_id: string | null;
+}
+
+/** A single row (id 1): the last entry's seq and hash, 0 and the genesis hash while the log is empty. */
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export interface AuditDatabase {
+  audit_log: AuditLogTable;
+  audit_head: AuditHeadTable;
+}
+
+export type AuditLogRow = Selectable<AuditLogTable>;
+export type NewAuditLogRow = Insertable<AuditLogTable>;

@@ -1,0 +1,659 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { AuditLog, AuditRecord, Logger, MetadataStore } from '@mlplane/core';
+import {
+  ALL_PROJECTS,
+  type Authorizer,
+  BUILT_IN_ROLES,
+  type BuiltInRole,
+  ConflictError,
+  type CreatedToken,
+  type CreateTokenInput,
+  type Decision,
+  isPermission,
+  NotFoundError,
+  type Permission,
+  PermissionDeniedError,
+  type Principal,
+  permits,
+  RESOURCE_ACTIONS,
+  type ResourceRef,
+  ROLE_NAME_PATTERN,
+  type RoleDefinition,
+  TOKEN_SECRET_PREFIX,
+  type TokenInfo,
+  ValidationError,
+} from '@mlplane/core';
+import type { Kysely, Transaction } from 'kysely';
+import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, recordEvent } from '../outbox/outbox.js';
+import { AUTHZ_MIGRATIONS, AUTHZ_OWNER, type AuthzDatabase, type RoleRow, type TokenRow } from './schema.js';
+
+export interface SqlAuthorizerOptions {
+  readonly store: MetadataStore;
+  /** Where `require` records denied decisions (and allowed ones with `auditAllowed`), and failed token checks. */
+  readonly audit?: AuditLog;
+  /** Also record allowed `require` decisions; default false (every request would write an entry). */
+  readonly auditAllowed?: boolean;
+  /** Receives audit append failures, which never turn a decision around. */
+  readonly logger?: Logger;
+}
+
+/** Project names: letters, digits, `.`, `_`, `-`, starting with a letter or digit; or ALL_PROJECTS. */
+export const PROJECT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Longest principal id and token name accepted. */
+export const PRINCIPAL_ID_LENGTH = 255;
+/** A token's last-use time is written at most this often, so busy tokens do not turn every check into a write. */
+export const TOKEN_LAST_USED_RESOLUTION_MS = 60_000;
+
+const BUILT_IN_ORDER = Object.keys(BUILT_IN_ROLES) as BuiltInRole[];
+/** `mlp_<16 hex id>_<43 base64url chars>`: the id finds the row, the whole string is hashed. */
+const TOKEN_SECRET = new RegExp(`^${TOKEN_SECRET_PREFIX}([0-9a-f]{16})_[A-Za-z0-9_-]{43}$`);
+/** Compared against when no token row exists, so unknown ids cost the same as wrong secrets. */
+const DUMMY_HASH = Buffer.alloc(32);
+const INVALID_TOKEN = 'the API token is invalid, expired or revoked';
+
+type Db = Kysely<AuthzDatabase>;
+type Trx = Transaction<AuthzDatabase>;
+
+/**
+ * Role-based access control on a MetadataStore: custom roles, grants per principal and project, and API tokens
+ * kept as sha256 hashes. Built-in roles come from BUILT_IN_ROLES. Changes record domain events in the outbox.
+ */
+export class SqlAuthorizer implements Authorizer {
+  readonly #store: MetadataStore;
+  readonly #audit: AuditLog | undefined;
+  readonly #auditAllowed: boolean;
+  readonly #logger: Logger | undefined;
+  /** Row locks exist on Postgres; SQLite's write transactions already exclude each other. */
+  readonly #postgres: boolean;
+
+  constructor(options: SqlAuthorizerOptions) {
+    this.#store = options.store;
+    this.#audit = options.audit;
+    this.#auditAllowed = options.auditAllowed ?? false;
+    this.#logger = options.logger;
+    this.#postgres = options.store.dialect === 'postgres';
+  }
+
+  /** Applies the outbox and authorizer migrations, then returns a ready authorizer. */
+  static async open(options: SqlAuthorizerOptions): Promise<SqlAuthorizer> {
+    await options.store.migrate(OUTBOX_OWNER, OUTBOX_MIGRATIONS);
+    await options.store.migrate(AUTHZ_OWNER, AUTHZ_MIGRATIONS);
+    return new SqlAuthorizer(options);
+  }
+
+  get #db(): Db {
+    return this.#store.db<AuthzDatabase>();
+  }
+
+  #transaction<T>(fn: (trx: Trx) => Promise<T>): Promise<T> {
+    return this.#store.transaction<T, AuthzDatabase>(fn);
+  }
+
+  // ---------------------------------------------------------------- decisions
+
+  async authorize(principal: Principal, permission: Permission, resource: ResourceRef): Promise<Decision> {
+    validatePrincipal(principal);
+    validatePermission(permission, 'permission');
+    validateResource(resource);
+    const scopes = resource.project === ALL_PROJECTS ? [ALL_PROJECTS] : [resource.project, ALL_PROJECTS];
+    const held = scopes.flatMap((scope) => rolesIn(principal.roles, scope).map((role) => ({ scope, role })));
+    const definitions = await this.#permissionsOf(
+      this.#db,
+      held.map((h) => h.role),
+    );
+    for (const { scope, role } of held) {
+      const granted = definitions.get(role);
+      if (granted && permits(granted, permission)) {
+        const where = scope === ALL_PROJECTS ? 'in all projects' : `in project '${scope}'`;
+        return { allowed: true, reason: `role '${role}' ${where} grants ${permission}` };
+      }
+    }
+    const names = [...new Set(held.map((h) => h.role))];
+    return {
+      allowed: false,
+      reason: `${principal.id} has no role granting ${permission} in project '${resource.project}' (${
+        names.length > 0 ? `roles there: ${names.join(', ')}` : 'no roles there'
+      })`,
+    };
+  }
+
+  async require(principal: Principal, permission: Permission, resource: ResourceRef): Promise<void> {
+    const decision = await this.authorize(principal, permission, resource);
+    const target = `${resource.kind}:${resource.id ?? '*'}`;
+    if (decision.allowed) {
+      if (this.#auditAllowed) await this.#record(decisionRecord(principal, permission, resource, 'allowed', decision));
+      return;
+    }
+    await this.#record(decisionRecord(principal, permission, resource, 'denied', decision));
+    throw new PermissionDeniedError(
+      `${permission} on ${target} in project '${resource.project}' denied: ${decision.reason}`,
+    );
+  }
+
+  async getPrincipal(id: string, kind: Principal['kind'] = 'user'): Promise<Principal> {
+    validatePrincipalId(id, 'id');
+    if (kind !== 'user' && kind !== 'token' && kind !== 'service') {
+      throw new ValidationError(`kind must be user, token or service, got '${String(kind)}'`, { field: 'kind' });
+    }
+    if (kind === 'token') {
+      const row = await this.#db.selectFrom('authz_tokens').selectAll().where('token_id', '=', id).executeTakeFirst();
+      if (!row || row.revoked_at !== null || Number(row.expires_at) <= Date.now()) return { id, kind, roles: {} };
+      return this.#tokenPrincipal(row);
+    }
+    return { id, kind, roles: await grantsOf(this.#db, id) };
+  }
+
+  // ---------------------------------------------------------------- tokens
+
+  async createToken(input: CreateTokenInput): Promise<CreatedToken> {
+    validatePrincipal(input?.principal);
+    if (typeof input.name !== 'string' || input.name.trim() === '' || input.name.length > PRINCIPAL_ID_LENGTH) {
+      throw new ValidationError(`token name must be a non-empty string of at most ${PRINCIPAL_ID_LENGTH} chars`, {
+        field: 'name',
+      });
+    }
+    const projects = validateList(input.projects, 'projects', validateProject);
+    const roles = validateList(input.roles, 'roles', (role, field) => {
+      if (typeof role !== 'string') throw new ValidationError(`${field} must be a role name`, { field });
+    });
+    if (!(input.expiresAt instanceof Date) || Number.isNaN(input.expiresAt.getTime())) {
+      throw new ValidationError('expiresAt must be a valid Date: tokens always expire', { field: 'expiresAt' });
+    }
+    const now = Date.now();
+    if (input.expiresAt.getTime() <= now) {
+      throw new ValidationError(`expiresAt (${input.expiresAt.toISOString()}) must be in the future`, {
+        field: 'expiresAt',
+      });
+    }
+    const definitions = await this.#permissionsOf(this.#db, roles);
+    const unknown = roles.filter((r) => !definitions.has(r));
+    if (unknown.length > 0) {
+      throw new ValidationError(
+        `unknown role${unknown.length > 1 ? 's' : ''} ${unknown.map((r) => `'${r}'`).join(', ')}`,
+        {
+          field: 'roles',
+        },
+      );
+    }
+    // A token never holds more than its creator does in each of its projects.
+    const principal = input.principal;
+    for (const project of projects) {
+      const scopes = project === ALL_PROJECTS ? [ALL_PROJECTS] : [project, ALL_PROJECTS];
+      const heldRoles = scopes.flatMap((s) => rolesIn(principal.roles, s));
+      const heldDefs = await this.#permissionsOf(this.#db, heldRoles);
+      const held = [...heldDefs.values()].flat();
+      for (const role of roles) {
+        const missing = definitions.get(role)!.filter((p) => !permits(held, p));
+        if (missing.length > 0) {
+          throw new PermissionDeniedError(
+            `role '${role}' exceeds what ${principal.id} holds in project '${project}' (missing ${missing.join(', ')})`,
+          );
+        }
+      }
+    }
+    const id = randomBytes(8).toString('hex');
+    const secret = `${TOKEN_SECRET_PREFIX}${id}_${randomBytes(32).toString('base64url')}`;
+    const ownerId = principal.kind === 'token' ? (principal.ownerId ?? principal.id) : principal.id;
+    const row: TokenRow = {
+      token_id: id,
+      name: input.name,
+      owner_id: ownerId,
+      secret_hash: sha256Hex(secret),
+      projects: JSON.stringify(projects),
+      roles: JSON.stringify(roles),
+      created_at: now,
+      expires_at: input.expiresAt.getTime(),
+      last_used_at: null,
+      revoked_at: null,
+    };
+    const custom = roles.filter((r) => !Object.hasOwn(BUILT_IN_ROLES, r));
+    await this.#transaction(async (trx) => {
+      if (custom.length > 0) {
+        // Share-lock the custom roles so a concurrent deleteRole either sees this token or ran first.
+        let q = trx.selectFrom('authz_roles').select('name').where('name', 'in', custom);
+        if (this.#postgres) q = q.forShare();
+        const present = new Set((await q.execute()).map((r) => r.name));
+        const gone = custom.filter((r) => !present.has(r));
+        if (gone.length > 0)
+          throw new ValidationError(`unknown role ${gone.map((r) => `'${r}'`).join(', ')}`, { field: 'roles' });
+      }
+      await trx.insertInto('authz_tokens').values(row).execute();
+      await recordEvent(
+        trx,
+        domainEvent(
+          'authz.token.created',
+          tokenSubject(id),
+          { tokenId: id, name: input.name, ownerId, projects, roles, expiresAt: input.expiresAt.toISOString() },
+          { actor: principal.id },
+        ),
+      );
+    });
+    return { id, secret, info: toTokenInfo(row) };
+  }
+
+  async verifyToken(secret: string): Promise<Principal> {
+    const match = typeof secret === 'string' ? TOKEN_SECRET.exec(secret) : null;
+    const id = match?.[1];
+    const row =
+      id === undefined
+        ? undefined
+        : await this.#db.selectFrom('authz_tokens').selectAll().where('token_id', '=', id).executeTakeFirst();
+    const presented = createHash('sha256')
+      .update(typeof secret === 'string' ? secret : '')
+      .digest();
+    const stored = row ? Buffer.from(row.secret_hash, 'hex') : DUMMY_HASH;
+    const matches = stored.length === presented.length && timingSafeEqual(stored, presented);
+    const now = Date.now();
+    const why = !row
+      ? id === undefined
+        ? 'malformed'
+        : 'unknown'
+      : !matches
+        ? 'wrong secret'
+        : row.revoked_at !== null
+          ? 'revoked'
+          : Number(row.expires_at) <= now
+            ? 'expired'
+            : undefined;
+    if (why !== undefined || !row) {
+      await this.#record({
+        actor: id === undefined ? 'anonymous' : `token:${id}`,
+        action: 'token.verify',
+        resource: `token:${id ?? 'unknown'}`,
+        project: ALL_PROJECTS,
+        outcome: 'denied',
+        details: { reason: why ?? 'unknown' },
+      });
+      // One message for every failure, so a caller cannot probe which ids exist.
+      throw new PermissionDeniedError(INVALID_TOKEN);
+    }
+    if (row.last_used_at === null || now - Number(row.last_used_at) >= TOKEN_LAST_USED_RESOLUTION_MS) {
+      await this.#db
+        .updateTable('authz_tokens')
+        .set({ last_used_at: now })
+        .where('token_id', '=', row.token_id)
+        .execute();
+    }
+    return this.#tokenPrincipal(row);
+  }
+
+  async revokeToken(id: string): Promise<void> {
+    if (typeof id !== 'string' || id === '')
+      throw new ValidationError('token id must be a non-empty string', { field: 'id' });
+    await this.#transaction(async (trx) => {
+      const row = await trx.selectFrom('authz_tokens').selectAll().where('token_id', '=', id).executeTakeFirst();
+      if (!row) throw new NotFoundError(`API token '${id}' does not exist`);
+      if (row.revoked_at !== null) return;
+      await trx.updateTable('authz_tokens').set({ revoked_at: Date.now() }).where('token_id', '=', id).execute();
+      await recordEvent(
+        trx,
+        domainEvent('authz.token.revoked', tokenSubject(id), { tokenId: id, name: row.name, ownerId: row.owner_id }),
+      );
+    });
+  }
+
+  async listTokens(
+    filter: { readonly ownerId?: string; readonly includeRevoked?: boolean } = {},
+  ): Promise<readonly TokenInfo[]> {
+    if (filter.ownerId !== undefined) validatePrincipalId(filter.ownerId, 'ownerId');
+    let q = this.#db.selectFrom('authz_tokens').selectAll();
+    if (filter.ownerId !== undefined) q = q.where('owner_id', '=', filter.ownerId);
+    if (!filter.includeRevoked) q = q.where('revoked_at', 'is', null);
+    const rows = await q.orderBy('created_at', 'desc').orderBy('token_id', 'desc').execute();
+    return rows.map(toTokenInfo);
+  }
+
+  // ---------------------------------------------------------------- roles and grants
+
+  async defineRole(role: {
+    readonly name: string;
+    readonly permissions: readonly Permission[];
+    readonly description?: string;
+  }): Promise<RoleDefinition> {
+    validateRoleName(role?.name);
+    if (Object.hasOwn(BUILT_IN_ROLES, role.name)) {
+      throw new ConflictError(`'${role.name}' is a built-in role and cannot be redefined; pick another name`);
+    }
+    const permissions = validateList<Permission>(role.permissions, 'permissions', validatePermission).sort();
+    if (role.description !== undefined && typeof role.description !== 'string') {
+      throw new ValidationError('description must be a string', { field: 'description' });
+    }
+    const now = Date.now();
+    await this.#transaction(async (trx) => {
+      const existing = await trx
+        .selectFrom('authz_roles')
+        .select('name')
+        .where('name', '=', role.name)
+        .executeTakeFirst();
+      const values = {
+        description: role.description ?? null,
+        permissions: JSON.stringify(permissions),
+        updated_at: now,
+      };
+      // An upsert, so two first definitions racing both succeed and the last one stands.
+      await trx
+        .insertInto('authz_roles')
+        .values({ name: role.name, created_at: now, ...values })
+        .onConflict((oc) => oc.column('name').doUpdateSet(values))
+        .execute();
+      await recordEvent(
+        trx,
+        domainEvent('authz.role.defined', roleSubject(role.name), {
+          name: role.name,
+          permissions,
+          replaced: existing !== undefined,
+        }),
+      );
+    });
+    return {
+      name: role.name,
+      permissions,
+      ...(role.description !== undefined ? { description: role.description } : {}),
+      builtIn: false,
+    };
+  }
+
+  async deleteRole(name: string): Promise<void> {
+    validateRoleName(name);
+    if (Object.hasOwn(BUILT_IN_ROLES, name))
+      throw new ConflictError(`'${name}' is a built-in role and cannot be deleted`);
+    await this.#transaction(async (trx) => {
+      let q = trx.selectFrom('authz_roles').select('name').where('name', '=', name);
+      if (this.#postgres) q = q.forUpdate();
+      const row = await q.executeTakeFirst();
+      if (!row) throw new NotFoundError(`role '${name}' does not exist`);
+      const grants = await trx
+        .selectFrom('authz_grants')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('role', '=', name)
+        .executeTakeFirstOrThrow();
+      const tokens = (
+        await trx
+          .selectFrom('authz_tokens')
+          .select('roles')
+          .where('revoked_at', 'is', null)
+          .where('expires_at', '>', Date.now())
+          .execute()
+      ).filter((t) => (JSON.parse(t.roles) as string[]).includes(name)).length;
+      if (Number(grants.n) > 0 || tokens > 0) {
+        throw new ConflictError(
+          `role '${name}' is still granted (${Number(grants.n)} grant(s), ${tokens} active token(s)); revoke those first`,
+        );
+      }
+      await trx.deleteFrom('authz_roles').where('name', '=', name).execute();
+      await recordEvent(trx, domainEvent('authz.role.deleted', roleSubject(name), { name }));
+    });
+  }
+
+  async listRoles(): Promise<readonly RoleDefinition[]> {
+    const custom = await this.#db.selectFrom('authz_roles').selectAll().orderBy('name').execute();
+    return [
+      ...BUILT_IN_ORDER.map((name) => ({ name, permissions: [...BUILT_IN_ROLES[name]], builtIn: true })),
+      ...custom.map(toRoleDefinition),
+    ];
+  }
+
+  async grant(principalId: string, project: string, role: string): Promise<void> {
+    validatePrincipalId(principalId, 'principalId');
+    validateProject(project, 'project');
+    if (typeof role !== 'string') throw new ValidationError('role must be a role name', { field: 'role' });
+    await this.#transaction(async (trx) => {
+      if (!Object.hasOwn(BUILT_IN_ROLES, role)) {
+        // A share lock on the role row: a concurrent deleteRole waits, then sees this grant and refuses.
+        let q = trx.selectFrom('authz_roles').select('name').where('name', '=', role);
+        if (this.#postgres) q = q.forShare();
+        if (!(await q.executeTakeFirst())) throw new NotFoundError(`role '${role}' does not exist`);
+      }
+      const inserted = await trx
+        .insertInto('authz_grants')
+        .values({ principal_id: principalId, project, role, created_at: Date.now() })
+        .onConflict((oc) => oc.columns(['principal_id', 'project', 'role']).doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return;
+      await recordEvent(
+        trx,
+        domainEvent(
+          'authz.grant.added',
+          principalSubject(principalId),
+          { principalId, project, role },
+          { ...(project !== ALL_PROJECTS ? { project } : {}) },
+        ),
+      );
+    });
+  }
+
+  async revoke(principalId: string, project: string, role: string): Promise<void> {
+    validatePrincipalId(principalId, 'principalId');
+    validateProject(project, 'project');
+    if (typeof role !== 'string') throw new ValidationError('role must be a role name', { field: 'role' });
+    await this.#transaction(async (trx) => {
+      const deleted = await trx
+        .deleteFrom('authz_grants')
+        .where('principal_id', '=', principalId)
+        .where('project', '=', project)
+        .where('role', '=', role)
+        .executeTakeFirst();
+      if (Number(deleted.numDeletedRows) === 0) return;
+      await recordEvent(
+        trx,
+        domainEvent(
+          'authz.grant.revoked',
+          principalSubject(principalId),
+          { principalId, project, role },
+          { ...(project !== ALL_PROJECTS ? { project } : {}) },
+        ),
+      );
+    });
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /** Permissions of each known role among `roles` (built-in or custom); unknown names are absent. */
+  async #permissionsOf(db: Db, roles: readonly string[]): Promise<Map<string, readonly Permission[]>> {
+    const out = new Map<string, readonly Permission[]>();
+    const custom: string[] = [];
+    for (const role of new Set(roles)) {
+      if (Object.hasOwn(BUILT_IN_ROLES, role)) out.set(role, BUILT_IN_ROLES[role as BuiltInRole]);
+      else custom.push(role);
+    }
+    if (custom.length > 0) {
+      const rows = await db.selectFrom('authz_roles').selectAll().where('name', 'in', custom).execute();
+      for (const row of rows) out.set(row.name, toRoleDefinition(row).permissions);
+    }
+    return out;
+  }
+
+  /**
+   * A token acts in its projects with its roles, less any role whose permissions its owner no longer holds there:
+   * revoking a person's grant also narrows the tokens they made.
+   */
+  async #tokenPrincipal(row: TokenRow): Promise<Principal> {
+    const projects = JSON.parse(row.projects) as string[];
+    const tokenRoles = JSON.parse(row.roles) as string[];
+    const ownerGrants = await grantsOf(this.#db, row.owner_id);
+    const ownerRoleNames = Object.values(ownerGrants).flat();
+    const definitions = await this.#permissionsOf(this.#db, [...tokenRoles, ...ownerRoleNames]);
+    const roles = new Map<string, readonly string[]>();
+    for (const project of projects) {
+      const scopes = project === ALL_PROJECTS ? [ALL_PROJECTS] : [project, ALL_PROJECTS];
+      const held = scopes.flatMap((s) => rolesIn(ownerGrants, s).flatMap((r) => definitions.get(r) ?? []));
+      const kept = tokenRoles.filter((r) => {
+        const needed = definitions.get(r);
+        return needed?.every((p) => permits(held, p)) ?? false;
+      });
+      if (kept.length > 0) roles.set(project, kept);
+    }
+    return {
+      id: row.token_id,
+      kind: 'token',
+      displayName: row.name,
+      roles: Object.fromEntries(roles),
+      ownerId: row.owner_id,
+    };
+  }
+
+  async #record(record: AuditRecord): Promise<void> {
+    if (!this.#audit) return;
+    try {
+      await this.#audit.append(record);
+    } catch (err) {
+      this.#logger?.error({ err, action: record.action }, 'could not write an access decision to the audit log');
+    }
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+const tokenSubject = (id: string) => `token:${id}`;
+const roleSubject = (name: string) => `role:${name}`;
+const principalSubject = (id: string) => `principal:${id}`;
+
+/** The roles a principal holds in `scope`; only own properties count, so `constructor` is just a project name. */
+function rolesIn(roles: Readonly<Record<string, readonly string[]>>, scope: string): readonly string[] {
+  return Object.hasOwn(roles, scope) ? (roles[scope] ?? []) : [];
+}
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+async function grantsOf(db: Db, principalId: string): Promise<Record<string, readonly string[]>> {
+  const rows = await db
+    .selectFrom('authz_grants')
+    .select(['project', 'role'])
+    .where('principal_id', '=', principalId)
+    .orderBy('project')
+    .orderBy('role')
+    .execute();
+  // A Map, then own properties: project names such as `constructor` must not meet Object.prototype.
+  const roles = new Map<string, string[]>();
+  for (const r of rows) roles.set(r.project, [...(roles.get(r.project) ?? []), r.role]);
+  return Object.fromEntries(roles);
+}
+
+function decisionRecord(
+  principal: Principal,
+  permission: Permission,
+  resource: ResourceRef,
+  outcome: 'allowed' | 'denied',
+  decision: Decision,
+): AuditRecord {
+  return {
+    actor: principal.id,
+    action: permission,
+    resource: `${resource.kind}:${resource.id ?? '*'}`,
+    project: resource.project,
+    outcome,
+    details: {
+      reason: decision.reason,
+      principalKind: principal.kind,
+      ...(principal.ownerId !== undefined ? { ownerId: principal.ownerId } : {}),
+    },
+  };
+}
+
+function toTokenInfo(row: TokenRow): TokenInfo {
+  return {
+    id: row.token_id,
+    name: row.name,
+    ownerId: row.owner_id,
+    projects: JSON.parse(row.projects) as string[],
+    roles: JSON.parse(row.roles) as string[],
+    createdAt: new Date(Number(row.created_at)),
+    expiresAt: new Date(Number(row.expires_at)),
+    ...(row.last_used_at !== null ? { lastUsedAt: new Date(Number(row.last_used_at)) } : {}),
+    ...(row.revoked_at !== null ? { revokedAt: new Date(Number(row.revoked_at)) } : {}),
+  };
+}
+
+function toRoleDefinition(row: RoleRow): RoleDefinition {
+  return {
+    name: row.name,
+    permissions: JSON.parse(row.permissions) as Permission[],
+    ...(row.description !== null ? { description: row.description } : {}),
+    builtIn: false,
+  };
+}
+
+function validatePrincipalId(id: unknown, field: string): asserts id is string {
+  if (typeof id !== 'string' || id.trim() === '' || id.length > PRINCIPAL_ID_LENGTH) {
+    throw new ValidationError(`${field} must be a non-empty string of at most ${PRINCIPAL_ID_LENGTH} chars`, { field });
+  }
+}
+
+function validatePrincipal(principal: unknown): asserts principal is Principal {
+  const p = principal as Principal | null | undefined;
+  if (typeof p !== 'object' || p === null)
+    throw new ValidationError('principal must be an object', { field: 'principal' });
+  validatePrincipalId(p.id, 'principal.id');
+  const roles = p.roles as unknown;
+  const valid =
+    typeof roles === 'object' &&
+    roles !== null &&
+    !Array.isArray(roles) &&
+    Object.values(roles).every((names) => Array.isArray(names) && names.every((n) => typeof n === 'string'));
+  if (!valid) {
+    throw new ValidationError('principal.roles must map projects to arrays of role names', {
+      field: 'principal.roles',
+    });
+  }
+}
+
+function validateProject(project: unknown, field: string): asserts project is string {
+  if (project === ALL_PROJECTS) return;
+  if (typeof project !== 'string' || !PROJECT_PATTERN.test(project)) {
+    throw new ValidationError(
+      `${field} '${String(project)}' is not a project name: use letters, digits, '.', '_', '-' (up to 128 chars) or '${ALL_PROJECTS}'`,
+      { field },
+    );
+  }
+}
+
+function validateResource(resource: unknown): asserts resource is ResourceRef {
+  const r = resource as ResourceRef | null | undefined;
+  if (typeof r !== 'object' || r === null)
+    throw new ValidationError('resource must be an object', { field: 'resource' });
+  validateProject(r.project, 'resource.project');
+  if (typeof r.kind !== 'string' || !Object.hasOwn(RESOURCE_ACTIONS, r.kind)) {
+    throw new ValidationError(
+      `resource.kind must be one of ${Object.keys(RESOURCE_ACTIONS).join(', ')}, got '${String(r.kind)}'`,
+      { field: 'resource.kind' },
+    );
+  }
+  if (r.id !== undefined && typeof r.id !== 'string') {
+    throw new ValidationError('resource.id must be a string', { field: 'resource.id' });
+  }
+}
+
+function validatePermission(permission: unknown, field: string): asserts permission is Permission {
+  if (typeof permission !== 'string' || !isPermission(permission)) {
+    throw new ValidationError(
+      `'${String(permission)}' is not a permission: use <resource>.<action> from RESOURCE_ACTIONS, or 'admin'`,
+      { field },
+    );
+  }
+}
+
+function validateRoleName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || !ROLE_NAME_PATTERN.test(name)) {
+    throw new ValidationError(
+      `role name '${String(name)}' is invalid: use lowercase letters, digits, '-' and '_', starting with a letter (up to 64 chars)`,
+      { field: 'name' },
+    );
+  }
+}
+
+/** A non-empty array whose items pass `check`, without duplicates. */
+function validateList<T extends string>(
+  items: unknown,
+  field: string,
+  check: (item: unknown, field: string) => void,
+): T[] {
+  if (!Array.isArray(items) || items.length === 0) {
+    throw new ValidationError(`${field} must be a non-empty array`, { field });
+  }
+  items.forEach((item, i) => {
+    check(item, `${field}[${i}]`);
+  });
+  return [...new Set(items as T[])];
+}

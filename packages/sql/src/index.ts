@@ -1,0 +1,46 @@
+/**
+ * @mlplane/sql: the management layer on any SQL MetadataStore (SQLite, PostgreSQL): experiment tracker, model
+ * registry, audit log, authorizer, webhooks, the transactional outbox and its relay, leases and retention. It
+ * speaks only kysely, so it loads no driver: the store's plugin brings one.
+ */
+
+export { auditEventHandler, auditFromEvent, DEFAULT_AUDIT_PROJECT, SYSTEM_ACTOR } from './audit/from-event.js';
+export type { SqlAuditLogOptions } from './audit/sql-audit-log.js';
+export { AUDIT_OUTCOMES, SqlAuditLog } from './audit/sql-audit-log.js';
+export type { PortOperation } from './authz/port-permissions.js';
+export { PORT_PERMISSIONS, permissionFor } from './authz/port-permissions.js';
+export type { SqlAuthorizerOptions } from './authz/sql-authorizer.js';
+export { PROJECT_PATTERN, SqlAuthorizer } from './authz/sql-authorizer.js';
+export * from './dialect/dialect.js';
+export * from './dialect/errors.js';
+export * from './dialect/migrator.js';
+export { LEASES_MIGRATIONS, LEASES_OWNER, SqlLeaseManager } from './leases/sql-lease.js';
+export { managementPlugin, webhookSubscriptionsRef } from './management-plugin.js';
+export type { OutboxEntry } from './outbox/outbox.js';
+export {
+  domainEvent,
+  markRelayed,
+  OUTBOX_MIGRATIONS,
+  OUTBOX_OWNER,
+  purgeRelayed,
+  readOutbox,
+  recordEvent,
+} from './outbox/outbox.js';
+export type { AliasMove, SqlModelRegistryOptions } from './registry/sql-model-registry.js';
+export { SqlModelRegistry } from './registry/sql-model-registry.js';
+export type { OutboxRelayOptions, OutboxRelayStats } from './relay/outbox-relay.js';
+export { OutboxRelay } from './relay/outbox-relay.js';
+export type { RetentionRule, RetentionSweeperOptions } from './retention/retention-sweeper.js';
+export { RetentionSweeper } from './retention/retention-sweeper.js';
+export type { SqlExperimentTrackerOptions } from './tracker/sql-experiment-tracker.js';
+export { SqlExperimentTracker } from './tracker/sql-experiment-tracker.js';
+export { WEBHOOKS_MIGRATIONS, WEBHOOKS_OWNER } from './webhooks/schema.js';
+export type { WebhookDelivery, WebhookDispatcherOptions } from './webhooks/webhook-dispatcher.js';
+export { purgeDeliveries, WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+export type {
+  CreatedWebhook,
+  CreateWebhookInput,
+  UpdateWebhookInput,
+  WebhookSubscription,
+} from './webhooks/webhook-subscriptions.js';
+export { WebhookSubscriptions } from './webhooks/webhook-subscriptions.js';

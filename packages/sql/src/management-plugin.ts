@@ -1,0 +1,131 @@
+import {
+  auditLogRef,
+  coreServices,
+  createServiceRef,
+  definePlugin,
+  eventBusRef,
+  metadataStoreRef,
+  secretStoreRef,
+  telemetryRef,
+} from '@mlplane/core';
+import { z } from 'zod';
+import { auditEventHandler } from './audit/from-event.js';
+import { SqlLeaseManager } from './leases/sql-lease.js';
+import { OUTBOX_MIGRATIONS, OUTBOX_OWNER, purgeRelayed } from './outbox/outbox.js';
+import { OutboxRelay } from './relay/outbox-relay.js';
+import { RetentionSweeper } from './retention/retention-sweeper.js';
+import { purgeDeliveries, WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { WebhookSubscriptions } from './webhooks/webhook-subscriptions.js';
+
+/** Webhook subscriptions (create, list, rotate the signing secret); the platform delivers events to them. */
+export const webhookSubscriptionsRef = createServiceRef<WebhookSubscriptions>({
+  id: 'management.webhookSubscriptions',
+});
+
+const DAY_MS = 86_400_000;
+const RETENTION_DEFAULTS = Object.freeze({
+  enabled: true,
+  sweepIntervalMs: 600_000,
+  relayedEventsMs: 7 * DAY_MS,
+  webhookDeliveriesMs: 30 * DAY_MS,
+});
+
+/**
+ * Moves domain events from the transactional outbox to the EventBus, records every event in the audit log,
+ * delivers events to webhook subscriptions (signed, retried, logged), and purges relayed events and delivery
+ * records past their retention.
+ * It works on whichever MetadataStore, EventBus and AuditLog are chosen, so it runs unchanged in production.
+ */
+export const managementPlugin = definePlugin({
+  id: 'management',
+  configSchema: z.object({
+    relay: z
+      .object({
+        enabled: z.boolean().default(true),
+        batchSize: z.number().int().positive().max(10_000).default(500),
+        pollIntervalMs: z.number().int().positive().default(200),
+      })
+      .default({ enabled: true, batchSize: 500, pollIntervalMs: 200 }),
+    /** Consumer group that writes events into the audit log; every process joins it, each event is audited once. */
+    auditGroup: z.string().min(1).default('audit'),
+    webhooks: z
+      .object({
+        enabled: z.boolean().default(true),
+        maxAttempts: z.number().int().positive().max(50).default(8),
+        timeoutMs: z.number().int().positive().default(10_000),
+      })
+      .default({ enabled: true, maxAttempts: 8, timeoutMs: 10_000 }),
+    /**
+     * How long rows that only serve operations are kept: relayed outbox events (the audit log keeps its own copy)
+     * and webhook delivery records. One process sweeps at a time (a lease).
+     */
+    retention: z
+      .object({
+        enabled: z.boolean().default(true),
+        sweepIntervalMs: z.number().int().positive().default(RETENTION_DEFAULTS.sweepIntervalMs),
+        relayedEventsMs: z.number().int().positive().default(RETENTION_DEFAULTS.relayedEventsMs),
+        webhookDeliveriesMs: z.number().int().positive().default(RETENTION_DEFAULTS.webhookDeliveriesMs),
+      })
+      .default(RETENTION_DEFAULTS),
+  }),
+  register(env) {
+    env.provide(webhookSubscriptionsRef, {
+      deps: { store: metadataStoreRef, secrets: secretStoreRef },
+      factory: ({ store, secrets }) => WebhookSubscriptions.open({ store, secrets }),
+    });
+    env.registerInit({
+      deps: {
+        store: metadataStoreRef,
+        bus: eventBusRef,
+        audit: auditLogRef,
+        telemetry: telemetryRef,
+        secrets: secretStoreRef,
+        webhooks: webhookSubscriptionsRef,
+        lifecycle: coreServices.lifecycle,
+      },
+      async init({ store, bus, audit, telemetry, secrets, webhooks, lifecycle, config }) {
+        const subscription = await bus.subscribe({ group: config.auditGroup, handler: auditEventHandler(audit) });
+        lifecycle.addShutdownHook(() => subscription.close(), 'audit consumer');
+        if (config.webhooks.enabled) {
+          const dispatcher = new WebhookDispatcher({
+            store,
+            bus,
+            secrets,
+            subscriptions: webhooks,
+            telemetry,
+            maxAttempts: config.webhooks.maxAttempts,
+            timeoutMs: config.webhooks.timeoutMs,
+          });
+          lifecycle.addStartHook(() => dispatcher.start(), 'webhook dispatcher');
+          lifecycle.addShutdownHook(() => dispatcher.stop(), 'webhook dispatcher');
+        }
+        if (config.retention.enabled) {
+          await store.migrate(OUTBOX_OWNER, OUTBOX_MIGRATIONS);
+          const sweeper = new RetentionSweeper({
+            store,
+            leases: await SqlLeaseManager.open(store),
+            telemetry,
+            intervalMs: config.retention.sweepIntervalMs,
+            rules: [
+              { name: 'outbox', keepMs: config.retention.relayedEventsMs, purge: purgeRelayed },
+              { name: 'webhook_deliveries', keepMs: config.retention.webhookDeliveriesMs, purge: purgeDeliveries },
+            ],
+          });
+          lifecycle.addStartHook(() => sweeper.start(), 'retention sweeper');
+          lifecycle.addShutdownHook(() => sweeper.stop(), 'retention sweeper');
+        }
+        if (!config.relay.enabled) return;
+        const relay = await OutboxRelay.open({
+          store,
+          bus,
+          telemetry,
+          batchSize: config.relay.batchSize,
+          pollIntervalMs: config.relay.pollIntervalMs,
+        });
+        lifecycle.addStartHook(() => relay.start(), 'outbox relay');
+        // Registered after the audit consumer's hook, so it runs first: stop relaying, then stop consuming.
+        lifecycle.addShutdownHook(() => relay.stop(), 'outbox relay');
+      },
+    });
+  },
+});

@@ -1,0 +1,924 @@
+import { randomUUID } from 'node:crypto';
+import type {
+  ArtifactBody,
+  ArtifactInfo,
+  ArtifactStore,
+  DomainEvent,
+  MetadataStore,
+  PutArtifactOptions,
+} from '@mlplane/core';
+import {
+  ConflictError,
+  type CreateExperimentInput,
+  type CreateRunInput,
+  currentActor,
+  type DatasetInput,
+  decodePageToken,
+  type Experiment,
+  type ExperimentTracker,
+  type ExperimentTrackerCapabilities,
+  encodePageToken,
+  isTerminalRunStatus,
+  joinArtifactPath,
+  type LogBatchInput,
+  METRIC_HISTORY_PAGE,
+  type Metric,
+  type MetricInput,
+  malformedPageToken,
+  NotFoundError,
+  type Page,
+  type PageOptions,
+  type Param,
+  RUN_ARTIFACTS_PAGE,
+  type Run,
+  type RunArtifact,
+  type RunInfo,
+  type RunStatus,
+  type RunTag,
+  resolveMaxResults,
+  SEARCH_EXPERIMENTS_PAGE,
+  SEARCH_RUNS_PAGE,
+  type SearchExperimentsOptions,
+  type SearchRunsOptions,
+  TRACKER_LIMITS,
+  type UpdateRunInput,
+  ValidationError,
+  validateLogBatch,
+  validateTrackingKey,
+} from '@mlplane/core';
+import type { Kysely, Transaction } from 'kysely';
+import { type SqlDialect, sqlDialect } from '../dialect/dialect.js';
+import { isUniqueViolation } from '../dialect/errors.js';
+import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, recordEvent } from '../outbox/outbox.js';
+import { appendMetricsInOneStatement } from './postgres-metric-append.js';
+import {
+  experimentsById,
+  findExperiment,
+  findExperimentByName,
+  findRun,
+  type HistoryCursor,
+  insertMetrics,
+  insertParams,
+  loadRuns,
+  metricHistory,
+  toRunInfo,
+  upsertLatestMetrics,
+  upsertRunTags,
+} from './repository.js';
+import { generateRunName } from './run-names.js';
+import type { ExperimentRow, NewMetric, RunRow, TrackerDatabase } from './schema.js';
+import { TRACKER_MIGRATIONS, TRACKER_OWNER } from './schema.js';
+import { RUN_ATTRIBUTES, searchExperimentIds, searchRunIds } from './search.js';
+
+export interface SqlExperimentTrackerOptions {
+  readonly store: MetadataStore;
+  readonly artifacts: ArtifactStore;
+  /** Key prefix in the ArtifactStore under which experiments get their default artifact location (`experiments`). */
+  readonly artifactRoot?: string;
+}
+
+/** Tag that MLflow uses for nesting; here it mirrors the run's `parent_run_id` column and is set only at creation. */
+const PARENT_RUN_TAG = 'mlflow.parentRunId';
+const RUN_STATUSES: readonly RunStatus[] = ['RUNNING', 'SCHEDULED', 'FINISHED', 'FAILED', 'KILLED'];
+const RUN_ID_PATTERN = /^[a-zA-Z0-9][\w-]{0,255}$/;
+const EXPERIMENT_ID_PATTERN = /^[1-9][0-9]{0,15}$/;
+
+type Trx = Transaction<TrackerDatabase>;
+
+/**
+ * The ExperimentTracker on a MetadataStore (SQLite or PostgreSQL), with run artifacts in an ArtifactStore.
+ * Each write is one transaction that also records its domain events in the outbox.
+ */
+export class SqlExperimentTracker implements ExperimentTracker {
+  readonly capabilities: ExperimentTrackerCapabilities = Object.freeze({
+    datasetInputs: true,
+    datasetFilters: true,
+    filterAttributes: Object.freeze(Object.keys(RUN_ATTRIBUTES)),
+    atomicBatch: true,
+  });
+
+  readonly #store: MetadataStore;
+  readonly #artifacts: ArtifactStore;
+  readonly #artifactRoot: string;
+  readonly #dialect: SqlDialect;
+
+  private constructor(options: SqlExperimentTrackerOptions) {
+    this.#store = options.store;
+    this.#artifacts = options.artifacts;
+    this.#artifactRoot = (options.artifactRoot ?? 'experiments').replace(/\/+$/, '');
+    this.#dialect = sqlDialect(options.store.dialect);
+  }
+
+  /** Applies the outbox and tracker migrations, then returns a ready tracker. */
+  static async open(options: SqlExperimentTrackerOptions): Promise<SqlExperimentTracker> {
+    await options.store.migrate(OUTBOX_OWNER, OUTBOX_MIGRATIONS);
+    await options.store.migrate(TRACKER_OWNER, TRACKER_MIGRATIONS);
+    return new SqlExperimentTracker(options);
+  }
+
+  get #db(): Kysely<TrackerDatabase> {
+    return this.#store.db<TrackerDatabase>();
+  }
+
+  #transaction<T>(fn: (trx: Trx) => Promise<T>): Promise<T> {
+    return this.#store.transaction<T, TrackerDatabase>(fn);
+  }
+
+  // ---------------------------------------------------------------- experiments
+
+  async createExperiment(input: CreateExperimentInput): Promise<Experiment> {
+    validateExperimentName(input.name);
+    const tags = validateExperimentTags(input.tags ?? {});
+    if (input.artifactLocation !== undefined) {
+      if (typeof input.artifactLocation !== 'string' || input.artifactLocation.trim() === '') {
+        throw new ValidationError('artifactLocation must be a non-empty string', { field: 'artifactLocation' });
+      }
+      if (input.artifactLocation.startsWith('runs:')) {
+        throw new ValidationError(`artifactLocation must not be a runs:/ URI, got '${input.artifactLocation}'`, {
+          field: 'artifactLocation',
+        });
+      }
+    }
+    const now = Date.now();
+    try {
+      return await this.#transaction(async (trx) => {
+        if (await findExperimentByName(trx, input.name)) throw experimentNameTaken(input.name);
+        const inserted = await trx
+          .insertInto('experiments')
+          .values({
+            name: input.name,
+            artifact_location: input.artifactLocation ?? '',
+            lifecycle_stage: 'active',
+            creation_time: now,
+            last_update_time: now,
+          })
+          .returning('experiment_id')
+          .executeTakeFirstOrThrow();
+        const id = Number(inserted.experiment_id);
+        const artifactLocation = input.artifactLocation ?? `${this.#artifactRoot}/${id}`;
+        if (input.artifactLocation === undefined) {
+          await trx
+            .updateTable('experiments')
+            .set({ artifact_location: artifactLocation })
+            .where('experiment_id', '=', id)
+            .execute();
+        }
+        if (tags.length > 0) {
+          await trx
+            .insertInto('experiment_tags')
+            .values(tags.map(([key, value]) => ({ experiment_id: id, key, value })))
+            .execute();
+        }
+        await recordEvent(
+          trx,
+          domainEvent('experiment.created', experimentSubject(id), {
+            experimentId: String(id),
+            name: input.name,
+            artifactLocation,
+          }),
+        );
+        return {
+          id: String(id),
+          name: input.name,
+          artifactLocation,
+          lifecycleStage: 'active' as const,
+          tags: Object.fromEntries(tags),
+          createdAt: new Date(now),
+          updatedAt: new Date(now),
+        };
+      });
+    } catch (err) {
+      // A concurrent create of the same name loses on the unique index.
+      if (isUniqueViolation(err)) throw experimentNameTaken(input.name);
+      throw err;
+    }
+  }
+
+  async getExperiment(experimentId: string): Promise<Experiment> {
+    const id = parseExperimentId(experimentId);
+    const experiment = (await experimentsById(this.#db, [id])).get(id);
+    if (!experiment) throw experimentNotFound(experimentId);
+    return experiment;
+  }
+
+  async getExperimentByName(name: string): Promise<Experiment> {
+    if (typeof name !== 'string') throw new ValidationError('name must be a string', { field: 'name' });
+    const row = await findExperimentByName(this.#db, name);
+    if (!row) throw new NotFoundError(`experiment named '${name}' does not exist`);
+    return this.getExperiment(String(row.experiment_id));
+  }
+
+  async searchExperiments(options: SearchExperimentsOptions = {}): Promise<Page<Experiment>> {
+    const maxResults = resolveMaxResults(options.maxResults, SEARCH_EXPERIMENTS_PAGE);
+    const { ids, nextPageToken } = await searchExperimentIds(this.#db, this.#dialect, {
+      filter: options.filter,
+      orderBy: options.orderBy,
+      viewType: options.viewType,
+      maxResults,
+      pageToken: options.pageToken,
+    });
+    const byId = await experimentsById(this.#db, ids);
+    const items = ids.flatMap((id) => byId.get(id) ?? []);
+    return nextPageToken ? { items, nextPageToken } : { items };
+  }
+
+  async updateExperiment(experimentId: string, changes: { readonly name: string }): Promise<Experiment> {
+    const id = parseExperimentId(experimentId);
+    validateExperimentName(changes?.name);
+    try {
+      await this.#transaction(async (trx) => {
+        const row = await requireExperiment(trx, id, experimentId);
+        if (row.name === changes.name) return;
+        if (await findExperimentByName(trx, changes.name)) throw experimentNameTaken(changes.name);
+        await trx
+          .updateTable('experiments')
+          .set({ name: changes.name, last_update_time: Date.now() })
+          .where('experiment_id', '=', id)
+          .execute();
+        await recordEvent(
+          trx,
+          domainEvent('experiment.renamed', experimentSubject(id), {
+            experimentId,
+            name: changes.name,
+            previousName: row.name,
+          }),
+        );
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw experimentNameTaken(changes.name);
+      throw err;
+    }
+    return this.getExperiment(experimentId);
+  }
+
+  async setExperimentTag(experimentId: string, key: string, value: string): Promise<void> {
+    const id = parseExperimentId(experimentId);
+    validateExperimentTags({ [key]: value });
+    await this.#transaction(async (trx) => {
+      await requireExperiment(trx, id, experimentId);
+      await trx
+        .insertInto('experiment_tags')
+        .values({ experiment_id: id, key, value })
+        .onConflict((oc) => oc.columns(['experiment_id', 'key']).doUpdateSet({ value }))
+        .execute();
+      await trx
+        .updateTable('experiments')
+        .set({ last_update_time: Date.now() })
+        .where('experiment_id', '=', id)
+        .execute();
+      await recordEvent(trx, domainEvent('experiment.tag.set', experimentSubject(id), { experimentId, key, value }));
+    });
+  }
+
+  async deleteExperiment(experimentId: string): Promise<void> {
+    const id = parseExperimentId(experimentId);
+    await this.#transaction(async (trx) => {
+      const row = await requireExperiment(trx, id, experimentId);
+      if (row.lifecycle_stage === 'deleted') return;
+      const now = Date.now();
+      await trx
+        .updateTable('experiments')
+        .set({ lifecycle_stage: 'deleted', last_update_time: now })
+        .where('experiment_id', '=', id)
+        .execute();
+      const runs = await trx
+        .updateTable('runs')
+        .set({ lifecycle_stage: 'deleted', deleted_time: now, deleted_with_experiment: 1 })
+        .where('experiment_id', '=', id)
+        .where('lifecycle_stage', '=', 'active')
+        .executeTakeFirst();
+      await recordEvent(
+        trx,
+        domainEvent('experiment.deleted', experimentSubject(id), {
+          experimentId,
+          runsDeleted: Number(runs.numUpdatedRows),
+        }),
+      );
+    });
+  }
+
+  async restoreExperiment(experimentId: string): Promise<void> {
+    const id = parseExperimentId(experimentId);
+    await this.#transaction(async (trx) => {
+      const row = await requireExperiment(trx, id, experimentId);
+      if (row.lifecycle_stage === 'active') return;
+      await trx
+        .updateTable('experiments')
+        .set({ lifecycle_stage: 'active', last_update_time: Date.now() })
+        .where('experiment_id', '=', id)
+        .execute();
+      const runs = await trx
+        .updateTable('runs')
+        .set({ lifecycle_stage: 'active', deleted_time: null, deleted_with_experiment: 0 })
+        .where('experiment_id', '=', id)
+        .where('deleted_with_experiment', '=', 1)
+        .executeTakeFirst();
+      await recordEvent(
+        trx,
+        domainEvent('experiment.restored', experimentSubject(id), {
+          experimentId,
+          runsRestored: Number(runs.numUpdatedRows),
+        }),
+      );
+    });
+  }
+
+  // ---------------------------------------------------------------- runs
+
+  async createRun(input: CreateRunInput): Promise<Run> {
+    const experimentId = parseExperimentId(input.experimentId, 'experimentId');
+    const tags = Object.entries(input.tags ?? {}).map(([key, value]) => ({ key, value }));
+    validateLogBatch({ tags });
+    let parentRunId = input.parentRunId;
+    const parentTag = input.tags?.[PARENT_RUN_TAG];
+    if (parentTag !== undefined) {
+      if (parentRunId !== undefined && parentRunId !== parentTag) {
+        throw new ValidationError(`tag ${PARENT_RUN_TAG} ('${parentTag}') contradicts parentRunId ('${parentRunId}')`, {
+          field: 'parentRunId',
+        });
+      }
+      parentRunId = parentTag;
+    }
+    const name = input.name ?? generateRunName();
+    validateRunName(name);
+    const status = input.status ?? 'RUNNING';
+    if (status !== 'RUNNING' && status !== 'SCHEDULED') {
+      throw new ValidationError(`a run is created RUNNING or SCHEDULED, got '${status}'`, { field: 'status' });
+    }
+    const startTime = input.startTime ?? new Date();
+    if (!(startTime instanceof Date) || Number.isNaN(startTime.getTime())) {
+      throw new ValidationError('startTime must be a valid Date', { field: 'startTime' });
+    }
+    if (
+      input.userId !== undefined &&
+      (typeof input.userId !== 'string' || input.userId.length > TRACKER_LIMITS.keyLength)
+    ) {
+      throw new ValidationError(`userId must be a string of at most ${TRACKER_LIMITS.keyLength} chars`, {
+        field: 'userId',
+      });
+    }
+    const runId = randomUUID().replaceAll('-', '');
+    if (parentRunId !== undefined && !tags.some((t) => t.key === PARENT_RUN_TAG)) {
+      tags.push({ key: PARENT_RUN_TAG, value: parentRunId });
+    }
+    const row = await this.#transaction(async (trx) => {
+      const experiment = await requireExperiment(trx, experimentId, input.experimentId);
+      if (experiment.lifecycle_stage === 'deleted') {
+        throw new ConflictError(`experiment '${input.experimentId}' is deleted: restore it before creating runs`);
+      }
+      if (parentRunId !== undefined) {
+        if (!RUN_ID_PATTERN.test(parentRunId) || !(await findRun(trx, parentRunId))) {
+          throw new NotFoundError(`parent run '${parentRunId}' does not exist`);
+        }
+      }
+      const row: RunRow = {
+        run_id: runId,
+        experiment_id: experimentId,
+        name,
+        status,
+        start_time: startTime.getTime(),
+        end_time: null,
+        artifact_uri: `${experiment.artifact_location.replace(/\/+$/, '')}/${runId}/artifacts`,
+        lifecycle_stage: 'active',
+        parent_run_id: parentRunId ?? null,
+        // Whoever creates the run is its user unless the input names another, as MLflow records it.
+        user_id: input.userId ?? currentActor()?.actor ?? null,
+        deleted_time: null,
+        deleted_with_experiment: 0,
+      };
+      await trx.insertInto('runs').values(row).execute();
+      await upsertRunTags(trx, runId, tags);
+      await recordEvent(
+        trx,
+        domainEvent(
+          'run.created',
+          runSubject(runId),
+          {
+            runId,
+            experimentId: input.experimentId,
+            name,
+            status,
+            ...(parentRunId !== undefined ? { parentRunId } : {}),
+          },
+          { actor: input.userId },
+        ),
+      );
+      return row;
+    });
+    return {
+      info: toRunInfo(row),
+      data: { metrics: {}, params: {}, tags: Object.fromEntries(tags.map((t) => [t.key, t.value])) },
+      inputs: { datasetInputs: [] },
+    };
+  }
+
+  async getRun(runId: string): Promise<Run> {
+    const run = RUN_ID_PATTERN.test(runId) ? (await loadRuns(this.#db, [runId])).get(runId) : undefined;
+    if (!run) throw runNotFound(runId);
+    return run;
+  }
+
+  async updateRun(input: UpdateRunInput): Promise<RunInfo> {
+    if (input.status !== undefined && !RUN_STATUSES.includes(input.status)) {
+      throw new ValidationError(`status must be one of ${RUN_STATUSES.join(', ')}, got '${input.status}'`, {
+        field: 'status',
+      });
+    }
+    if (input.endTime !== undefined && (!(input.endTime instanceof Date) || Number.isNaN(input.endTime.getTime()))) {
+      throw new ValidationError('endTime must be a valid Date', { field: 'endTime' });
+    }
+    if (input.name !== undefined) validateRunName(input.name);
+    return this.#transaction(async (trx) => {
+      const row = await requireActiveRun(trx, input.runId);
+      const changes: Partial<RunRow> = {};
+      if (input.status !== undefined) changes.status = input.status;
+      if (input.name !== undefined) changes.name = input.name;
+      if (input.endTime !== undefined) changes.end_time = input.endTime.getTime();
+      else if (input.status !== undefined && isTerminalRunStatus(input.status)) changes.end_time = Date.now();
+      const updated: RunRow = { ...row, ...changes };
+      if (Object.keys(changes).length === 0) return toRunInfo(updated);
+      await trx.updateTable('runs').set(changes).where('run_id', '=', input.runId).execute();
+      const events: DomainEvent[] = [
+        domainEvent('run.updated', runSubject(input.runId), {
+          runId: input.runId,
+          ...(input.status !== undefined ? { status: input.status, previousStatus: row.status } : {}),
+          ...(input.name !== undefined ? { name: input.name } : {}),
+          ...(changes.end_time !== undefined ? { endTime: changes.end_time } : {}),
+        }),
+      ];
+      if (
+        input.status !== undefined &&
+        isTerminalRunStatus(input.status) &&
+        !isTerminalRunStatus(row.status as RunStatus)
+      ) {
+        events.push(
+          domainEvent('run.finished', runSubject(input.runId), {
+            runId: input.runId,
+            experimentId: String(row.experiment_id),
+            status: input.status,
+            endTime: updated.end_time,
+          }),
+        );
+      }
+      await recordEvent(trx, events);
+      return toRunInfo(updated);
+    });
+  }
+
+  async deleteRun(runId: string): Promise<void> {
+    await this.#setRunStage(runId, 'deleted');
+  }
+
+  async restoreRun(runId: string): Promise<void> {
+    await this.#setRunStage(runId, 'active');
+  }
+
+  async #setRunStage(runId: string, stage: 'active' | 'deleted'): Promise<void> {
+    await this.#transaction(async (trx) => {
+      const row = await requireRun(trx, runId);
+      if (row.lifecycle_stage === stage) return;
+      await trx
+        .updateTable('runs')
+        .set({
+          lifecycle_stage: stage,
+          deleted_time: stage === 'deleted' ? Date.now() : null,
+          deleted_with_experiment: 0,
+        })
+        .where('run_id', '=', runId)
+        .execute();
+      await recordEvent(
+        trx,
+        domainEvent(stage === 'deleted' ? 'run.deleted' : 'run.restored', runSubject(runId), {
+          runId,
+          experimentId: String(row.experiment_id),
+        }),
+      );
+    });
+  }
+
+  // ---------------------------------------------------------------- params, metrics, tags
+
+  logMetric(runId: string, metric: MetricInput): Promise<void> {
+    return this.logBatch(runId, { metrics: [metric] });
+  }
+
+  logParam(runId: string, param: Param): Promise<void> {
+    return this.logBatch(runId, { params: [param] });
+  }
+
+  setTag(runId: string, tag: RunTag): Promise<void> {
+    return this.logBatch(runId, { tags: [tag] });
+  }
+
+  async deleteTag(runId: string, key: string): Promise<void> {
+    validateTrackingKey(key);
+    if (key === PARENT_RUN_TAG) throw parentTagImmutable();
+    await this.#transaction(async (trx) => {
+      await requireActiveRun(trx, runId);
+      const deleted = await trx
+        .deleteFrom('run_tags')
+        .where('run_id', '=', runId)
+        .where('key', '=', key)
+        .executeTakeFirst();
+      if (Number(deleted.numDeletedRows) === 0) throw new NotFoundError(`run '${runId}' has no tag '${key}'`);
+      await recordEvent(trx, domainEvent('run.tag.deleted', runSubject(runId), { runId, key }));
+    });
+  }
+
+  async logBatch(runId: string, batch: LogBatchInput): Promise<void> {
+    validateLogBatch(batch);
+    const params = batch.params ?? [];
+    const tags = batch.tags ?? [];
+    const metrics = batch.metrics ?? [];
+    tags.forEach((t, i) => {
+      if (t.key === PARENT_RUN_TAG) throw parentTagImmutable(`tags[${i}].key`);
+    });
+    if (params.length + tags.length + metrics.length === 0) {
+      await this.#transaction((trx) => requireActiveRun(trx, runId));
+      return;
+    }
+    const now = Date.now();
+    const points: NewMetric[] = metrics.map((m) => {
+      const nan = Number.isNaN(m.value);
+      return {
+        run_id: runId,
+        key: m.key,
+        value: nan ? 0 : m.value,
+        is_nan: nan ? 1 : 0,
+        step: m.step ?? 0,
+        timestamp: m.timestamp ?? now,
+      };
+    });
+    // The hot path (metrics only) takes one round trip on PostgreSQL; a missing or deleted run falls through to
+    // the general path below, which raises the precise error.
+    if (
+      points.length > 0 &&
+      params.length === 0 &&
+      tags.length === 0 &&
+      this.#dialect.name === 'postgres' &&
+      (await appendMetricsInOneStatement(this.#db, runId, points, metricsLoggedEvent(runId, points)))
+    ) {
+      return;
+    }
+    await this.#transaction(async (trx) => {
+      const run = await requireActiveRun(trx, runId, this.#dialect);
+      const events: DomainEvent[] = [];
+      if (params.length > 0) {
+        const { inserted, conflicts } = await insertParams(trx, runId, params);
+        const first = conflicts[0];
+        if (first) {
+          throw new ConflictError(
+            `param '${first.key}' of run '${runId}' is already '${first.stored}' and cannot change to '${first.requested}': params are immutable`,
+          );
+        }
+        // Re-logging equal values changes nothing, so it records nothing.
+        if (inserted > 0)
+          events.push(
+            domainEvent('run.params.logged', runSubject(runId), {
+              runId,
+              params: Object.fromEntries(params.map((p) => [p.key, p.value])),
+            }),
+          );
+      }
+      if (points.length > 0) {
+        await insertMetrics(trx, this.#dialect, points);
+        await upsertLatestMetrics(trx, run.experiment_id, points);
+        events.push(metricsLoggedEvent(runId, points));
+      }
+      if (tags.length > 0) {
+        await upsertRunTags(trx, runId, tags);
+        events.push(
+          domainEvent('run.tags.set', runSubject(runId), {
+            runId,
+            tags: Object.fromEntries(tags.map((t) => [t.key, t.value])),
+          }),
+        );
+      }
+      await recordEvent(trx, events);
+    });
+  }
+
+  async getMetricHistory(runId: string, key: string, options: PageOptions = {}): Promise<Page<Metric>> {
+    validateTrackingKey(key);
+    const maxResults = resolveMaxResults(options.maxResults, METRIC_HISTORY_PAGE);
+    const cursor = options.pageToken === undefined ? undefined : readHistoryToken(options.pageToken, runId, key);
+    await requireRun(this.#db, runId);
+    const rows = await metricHistory(this.#db, runId, key, cursor, maxResults + 1);
+    const page = rows.slice(0, maxResults);
+    const items = page.map(({ id: _id, ...metric }) => metric);
+    const last = page.at(-1);
+    return rows.length > maxResults && last
+      ? {
+          items,
+          nextPageToken: encodePageToken({ r: runId, k: key, s: last.step, t: last.timestamp, i: last.id }),
+        }
+      : { items };
+  }
+
+  async logInputs(runId: string, inputs: readonly DatasetInput[]): Promise<void> {
+    validateDatasetInputs(inputs);
+    await this.#transaction(async (trx) => {
+      const run = await requireActiveRun(trx, runId);
+      const added: { name: string; digest: string }[] = [];
+      for (const input of inputs) {
+        const d = input.dataset;
+        await trx
+          .insertInto('datasets')
+          .values({
+            experiment_id: run.experiment_id,
+            name: d.name,
+            digest: d.digest,
+            source_type: d.sourceType,
+            source: d.source,
+            schema: d.schema ?? null,
+            profile: d.profile ?? null,
+          })
+          .onConflict((oc) => oc.columns(['experiment_id', 'name', 'digest']).doNothing())
+          .execute();
+        const dataset = await trx
+          .selectFrom('datasets')
+          .select('dataset_id')
+          .where('experiment_id', '=', run.experiment_id)
+          .where('name', '=', d.name)
+          .where('digest', '=', d.digest)
+          .executeTakeFirstOrThrow();
+        const context = input.tags.find((t) => t.key === 'mlflow.data.context')?.value ?? null;
+        const inserted = await trx
+          .insertInto('run_inputs')
+          .values({ run_id: runId, dataset_id: dataset.dataset_id, context, tags: JSON.stringify(input.tags) })
+          .onConflict((oc) => oc.columns(['run_id', 'dataset_id']).doNothing())
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) > 0) added.push({ name: d.name, digest: d.digest });
+      }
+      if (added.length > 0) {
+        await recordEvent(trx, domainEvent('run.inputs.logged', runSubject(runId), { runId, datasets: added }));
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- search
+
+  async searchRuns(options: SearchRunsOptions): Promise<Page<Run>> {
+    if (!options || !Array.isArray(options.experimentIds) || options.experimentIds.length === 0) {
+      throw new ValidationError('searchRuns needs at least one experiment id', { field: 'experimentIds' });
+    }
+    const maxResults = resolveMaxResults(options.maxResults, SEARCH_RUNS_PAGE);
+    const experimentIds = options.experimentIds.map((id) => parseExperimentId(id, 'experimentIds'));
+    const known = await this.#db
+      .selectFrom('experiments')
+      .select('experiment_id')
+      .where('experiment_id', 'in', experimentIds)
+      .execute();
+    const knownIds = new Set(known.map((k) => Number(k.experiment_id)));
+    const missing = options.experimentIds.find((_, i) => !knownIds.has(experimentIds[i]!));
+    if (missing !== undefined) throw experimentNotFound(missing);
+    const { ids, nextPageToken } = await searchRunIds(this.#db, this.#dialect, {
+      experimentIds,
+      filter: options.filter,
+      orderBy: options.orderBy,
+      viewType: options.runViewType,
+      maxResults,
+      pageToken: options.pageToken,
+    });
+    const runs = await loadRuns(this.#db, ids);
+    const items = ids.flatMap((id) => runs.get(id) ?? []);
+    return nextPageToken ? { items, nextPageToken } : { items };
+  }
+
+  // ---------------------------------------------------------------- artifacts
+
+  async logArtifact(
+    runId: string,
+    path: string,
+    body: ArtifactBody,
+    options?: PutArtifactOptions,
+  ): Promise<ArtifactInfo> {
+    const run = await requireActiveRun(this.#db, runId);
+    const key = joinArtifactPath(run.artifact_uri, path);
+    const info = await this.#artifacts.put(key, body, options);
+    // The artifact store is not transactional with the database: the event follows a successful put.
+    await this.#transaction(async (trx) => {
+      await recordEvent(
+        trx,
+        domainEvent('run.artifact.logged', runSubject(runId), { runId, path, size: info.size, sha256: info.sha256 }),
+      );
+    });
+    return info;
+  }
+
+  async listRunArtifacts(
+    runId: string,
+    options: PageOptions & { readonly path?: string } = {},
+  ): Promise<Page<RunArtifact>> {
+    const pageSize = resolveMaxResults(options.maxResults, RUN_ARTIFACTS_PAGE);
+    const run = await requireRun(this.#db, runId);
+    const root = `${run.artifact_uri.replace(/\/+$/, '')}/`;
+    const dir = options.path === undefined || options.path === '' ? root : `${joinArtifactPath(root, options.path)}/`;
+    let storeToken: string | undefined;
+    if (options.pageToken !== undefined) {
+      const state = decodePageToken<{ r?: unknown; p?: unknown; a?: unknown }>(options.pageToken);
+      if (!state || state.r !== runId || state.p !== (options.path ?? '') || typeof state.a !== 'string') {
+        throw new ValidationError(
+          'pageToken belongs to a different listing: keep runId and path unchanged while paging',
+          {
+            field: 'pageToken',
+          },
+        );
+      }
+      storeToken = state.a;
+    }
+    const page = await this.#artifacts.list({
+      prefix: dir,
+      delimiter: '/',
+      pageSize,
+      ...(storeToken !== undefined ? { pageToken: storeToken } : {}),
+    });
+    const items: RunArtifact[] = [
+      ...page.items.map((i) => ({ path: i.key.slice(root.length), isDir: false, size: i.size })),
+      ...page.prefixes.map((p) => ({ path: p.slice(root.length).replace(/\/$/, ''), isDir: true })),
+    ].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+    return page.nextPageToken
+      ? { items, nextPageToken: encodePageToken({ r: runId, p: options.path ?? '', a: page.nextPageToken }) }
+      : { items };
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+const experimentSubject = (id: number | string) => `experiment:${id}`;
+const runSubject = (id: string) => `run:${id}`;
+
+function metricsLoggedEvent(runId: string, points: readonly NewMetric[]): DomainEvent {
+  let minStep = points[0]!.step;
+  let maxStep = minStep;
+  for (const p of points) {
+    if (p.step < minStep) minStep = p.step;
+    if (p.step > maxStep) maxStep = p.step;
+  }
+  return domainEvent('run.metrics.logged', runSubject(runId), {
+    runId,
+    count: points.length,
+    keys: [...new Set(points.map((p) => p.key))].sort(),
+    minStep,
+    maxStep,
+  });
+}
+
+function experimentNotFound(id: string): NotFoundError {
+  return new NotFoundError(`experiment '${id}' does not exist`);
+}
+
+function runNotFound(id: string): NotFoundError {
+  return new NotFoundError(`run '${id}' does not exist`);
+}
+
+function experimentNameTaken(name: string): ConflictError {
+  return new ConflictError(
+    `an experiment named '${name}' already exists (it may be deleted: restore or rename that one)`,
+  );
+}
+
+function parentTagImmutable(field = 'key'): ValidationError {
+  return new ValidationError(
+    `tag ${PARENT_RUN_TAG} is set from parentRunId when the run is created and cannot change`,
+    {
+      field,
+    },
+  );
+}
+
+/** Experiment ids are decimal strings; anything else cannot name an experiment. */
+function parseExperimentId(id: string, field = 'experimentId'): number {
+  if (typeof id !== 'string') throw new ValidationError(`${field} must be a string`, { field });
+  if (!EXPERIMENT_ID_PATTERN.test(id) || !Number.isSafeInteger(Number(id))) throw experimentNotFound(id);
+  return Number(id);
+}
+
+async function requireExperiment(db: Kysely<TrackerDatabase>, id: number, raw: string): Promise<ExperimentRow> {
+  const row = await findExperiment(db, id);
+  if (!row) throw experimentNotFound(raw);
+  return row;
+}
+
+async function requireRun(db: Kysely<TrackerDatabase>, runId: string, lock?: SqlDialect): Promise<RunRow> {
+  if (typeof runId !== 'string' || !RUN_ID_PATTERN.test(runId)) throw runNotFound(String(runId));
+  const row = await findRun(db, runId, lock);
+  if (!row) throw runNotFound(runId);
+  return row;
+}
+
+/** Writes to a deleted run are refused; finished runs still accept them (as MLflow). */
+async function requireActiveRun(db: Kysely<TrackerDatabase>, runId: string, lock?: SqlDialect): Promise<RunRow> {
+  const row = await requireRun(db, runId, lock);
+  if (row.lifecycle_stage === 'deleted') {
+    throw new ConflictError(`run '${runId}' is deleted: restore it before writing to it`);
+  }
+  return row;
+}
+
+function validateExperimentName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.trim() === '') {
+    throw new ValidationError('experiment name must be a non-empty string', { field: 'name' });
+  }
+  if (name.length > TRACKER_LIMITS.experimentNameLength) {
+    throw new ValidationError(
+      `experiment name has ${name.length} chars; the experimentNameLength limit is ${TRACKER_LIMITS.experimentNameLength}`,
+      { field: 'name' },
+    );
+  }
+}
+
+function validateRunName(name: unknown): void {
+  if (typeof name !== 'string') throw new ValidationError('run name must be a string', { field: 'name' });
+  // MLflow keeps the run name in the mlflow.runName tag, so the tag value limit applies.
+  if (name.length > TRACKER_LIMITS.runTagValueLength) {
+    throw new ValidationError(
+      `run name has ${name.length} chars; the runTagValueLength limit is ${TRACKER_LIMITS.runTagValueLength}`,
+      { field: 'name' },
+    );
+  }
+}
+
+function validateExperimentTags(tags: Readonly<Record<string, string>>): [string, string][] {
+  const entries = Object.entries(tags);
+  for (const [key, value] of entries) {
+    validateTrackingKey(key, `tags.${key}`);
+    if (key.length > TRACKER_LIMITS.experimentTagKeyLength) {
+      throw new ValidationError(
+        `experiment tag key '${key.slice(0, 50)}...' exceeds the experimentTagKeyLength limit of ${TRACKER_LIMITS.experimentTagKeyLength}`,
+        { field: `tags.${key}` },
+      );
+    }
+    if (typeof value !== 'string') {
+      throw new ValidationError(`experiment tag '${key}' value must be a string`, { field: `tags.${key}` });
+    }
+    if (value.length > TRACKER_LIMITS.experimentTagValueLength) {
+      throw new ValidationError(
+        `experiment tag '${key}' value has ${value.length} chars; the experimentTagValueLength limit is ${TRACKER_LIMITS.experimentTagValueLength}`,
+        { field: `tags.${key}` },
+      );
+    }
+  }
+  return entries;
+}
+
+function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
+  if (!Array.isArray(inputs as unknown)) throw new ValidationError('inputs must be an array', { field: 'inputs' });
+  if (inputs.length > TRACKER_LIMITS.datasetsPerBatch) {
+    throw new ValidationError(
+      `a logInputs call holds ${inputs.length} datasets; the datasetsPerBatch limit is ${TRACKER_LIMITS.datasetsPerBatch}: split it`,
+      { field: 'inputs' },
+    );
+  }
+  const limit = (field: string, value: string | undefined, name: keyof typeof TRACKER_LIMITS, required = true) => {
+    if (value === undefined && !required) return;
+    if (typeof value !== 'string' || (required && value === '')) {
+      throw new ValidationError(`${field} must be a non-empty string`, { field });
+    }
+    if (value.length > TRACKER_LIMITS[name]) {
+      throw new ValidationError(`${field} has ${value.length} chars; the ${name} limit is ${TRACKER_LIMITS[name]}`, {
+        field,
+      });
+    }
+  };
+  inputs.forEach((input, i) => {
+    const d = input?.dataset;
+    if (!d) throw new ValidationError(`inputs[${i}].dataset is required`, { field: `inputs[${i}].dataset` });
+    limit(`inputs[${i}].dataset.name`, d.name, 'datasetNameLength');
+    limit(`inputs[${i}].dataset.digest`, d.digest, 'datasetDigestLength');
+    limit(`inputs[${i}].dataset.source`, d.source, 'datasetSourceLength');
+    limit(`inputs[${i}].dataset.schema`, d.schema, 'datasetSchemaLength', false);
+    limit(`inputs[${i}].dataset.profile`, d.profile, 'datasetProfileLength', false);
+    if (typeof d.sourceType !== 'string' || d.sourceType === '') {
+      throw new ValidationError(`inputs[${i}].dataset.sourceType must be a non-empty string`, {
+        field: `inputs[${i}].dataset.sourceType`,
+      });
+    }
+    (input.tags ?? []).forEach((t, j) => {
+      limit(`inputs[${i}].tags[${j}].key`, t.key, 'inputTagKeyLength');
+      limit(`inputs[${i}].tags[${j}].value`, t.value, 'inputTagValueLength');
+    });
+  });
+}
+
+function readHistoryToken(token: string, runId: string, key: string): HistoryCursor {
+  const state = decodePageToken<{ r?: unknown; k?: unknown; s?: unknown; t?: unknown; i?: unknown }>(token);
+  const valid =
+    state &&
+    typeof state === 'object' &&
+    Number.isSafeInteger(state.s) &&
+    Number.isSafeInteger(state.t) &&
+    Number.isSafeInteger(state.i);
+  if (!valid) {
+    throw malformedPageToken();
+  }
+  if (state.r !== runId || state.k !== key) {
+    throw new ValidationError(
+      'pageToken belongs to another metric history: keep runId and key unchanged while paging',
+      {
+        field: 'pageToken',
+      },
+    );
+  }
+  return { step: state.s as number, timestamp: state.t as number, id: state.i as number };
+}
