@@ -3,18 +3,13 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   artifactStoreRef,
-  auditLogRef,
-  authorizerRef,
   coreServices,
   definePlugin,
   eventBusRef,
-  experimentTrackerRef,
   metadataStoreRef,
-  modelRegistryRef,
   secretStoreRef,
   telemetryRef,
 } from '@mlplane/core';
-import { SqlAuditLog, SqlAuthorizer, SqlExperimentTracker, SqlModelRegistry } from '@mlplane/sql';
 import { z } from 'zod';
 import { LocalArtifactStore } from './artifact-store/local-artifact-store.js';
 import { InProcessEventBus } from './event-bus/in-process-event-bus.js';
@@ -44,8 +39,6 @@ export const embeddedConfigSchema = z.object({
       synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
     })
     .default({ file: 'metadata.db', synchronous: 'FULL' }),
-  /** Default project recorded in audit entries for events that name none. */
-  defaultProject: z.string().min(1).default('default'),
 });
 export type EmbeddedConfig = z.output<typeof embeddedConfigSchema>;
 
@@ -56,8 +49,8 @@ export type EmbeddedConfig = z.output<typeof embeddedConfigSchema>;
 export const embeddedPlugin = definePlugin({
   id: 'embedded',
   description:
-    'Embedded defaults: local artifact store, in-process event bus, env + encrypted-file secrets, telemetry, and the ' +
-    'SQL management layer (metadata, tracking, registry, audit, access control) on SQLite',
+    'Embedded defaults: SQLite metadata store, local artifact store, in-process event bus, env + encrypted-file ' +
+    'secrets and telemetry',
   configSchema: embeddedConfigSchema,
   register(env) {
     env.provide(artifactStoreRef, {
@@ -87,32 +80,6 @@ export const embeddedPlugin = definePlugin({
           synchronous: config.metadata.synchronous,
         }),
       dispose: (store) => store.close(),
-    });
-    // The SQL implementations below run on whichever MetadataStore is chosen (SQLite here, PostgreSQL in production).
-    env.provide(experimentTrackerRef, {
-      asDefault: true,
-      deps: { store: metadataStoreRef, artifacts: artifactStoreRef },
-      factory: ({ store, artifacts }) => SqlExperimentTracker.open({ store, artifacts }),
-    });
-    env.provide(modelRegistryRef, {
-      asDefault: true,
-      deps: {
-        store: metadataStoreRef,
-        hooks: coreServices.hooks,
-        tracker: experimentTrackerRef,
-        logger: coreServices.logger,
-      },
-      factory: ({ store, hooks, tracker, logger }) => SqlModelRegistry.open({ store, hooks, tracker, logger }),
-    });
-    env.provide(auditLogRef, {
-      asDefault: true,
-      deps: { store: metadataStoreRef },
-      factory: ({ store, config }) => SqlAuditLog.open({ store, defaultProject: config.defaultProject }),
-    });
-    env.provide(authorizerRef, {
-      asDefault: true,
-      deps: { store: metadataStoreRef, audit: auditLogRef, logger: coreServices.logger },
-      factory: ({ store, audit, logger }) => SqlAuthorizer.open({ store, audit, logger }),
     });
     env.provide(telemetryRef, {
       asDefault: true,

@@ -1,19 +1,27 @@
 import {
+  artifactStoreRef,
   auditLogRef,
+  authorizerRef,
   coreServices,
   createServiceRef,
   definePlugin,
   eventBusRef,
+  experimentTrackerRef,
   metadataStoreRef,
+  modelRegistryRef,
   secretStoreRef,
   telemetryRef,
 } from '@mlplane/core';
 import { z } from 'zod';
 import { auditEventHandler } from './audit/from-event.js';
+import { SqlAuditLog } from './audit/sql-audit-log.js';
+import { SqlAuthorizer } from './authz/sql-authorizer.js';
 import { SqlLeaseManager } from './leases/sql-lease.js';
 import { OUTBOX_MIGRATIONS, OUTBOX_OWNER, purgeRelayed } from './outbox/outbox.js';
+import { SqlModelRegistry } from './registry/sql-model-registry.js';
 import { OutboxRelay } from './relay/outbox-relay.js';
 import { RetentionSweeper } from './retention/retention-sweeper.js';
+import { SqlExperimentTracker } from './tracker/sql-experiment-tracker.js';
 import { purgeDeliveries, WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 import { WebhookSubscriptions } from './webhooks/webhook-subscriptions.js';
 
@@ -31,7 +39,8 @@ const RETENTION_DEFAULTS = Object.freeze({
 });
 
 /**
- * Moves domain events from the transactional outbox to the EventBus, records every event in the audit log,
+ * The management layer on SQL: the default ExperimentTracker, ModelRegistry, AuditLog and Authorizer on the chosen
+ * MetadataStore. It also moves domain events from the transactional outbox to the EventBus, records every event in the audit log,
  * delivers events to webhook subscriptions (signed, retried, logged), and purges relayed events and delivery
  * records past their retention.
  * It works on whichever MetadataStore, EventBus and AuditLog are chosen, so it runs unchanged in production.
@@ -46,6 +55,8 @@ export const managementPlugin = definePlugin({
         pollIntervalMs: z.number().int().positive().default(200),
       })
       .default({ enabled: true, batchSize: 500, pollIntervalMs: 200 }),
+    /** Default project recorded in audit entries for events that name none. */
+    defaultProject: z.string().min(1).default('default'),
     /** Consumer group that writes events into the audit log; every process joins it, each event is audited once. */
     auditGroup: z.string().min(1).default('audit'),
     webhooks: z
@@ -69,6 +80,33 @@ export const managementPlugin = definePlugin({
       .default(RETENTION_DEFAULTS),
   }),
   register(env) {
+    // Defaults for the management ports: they run on whichever MetadataStore is chosen (SQLite, PostgreSQL), and give
+    // way to any other provider (an MLflow tracker and registry, say) without further config.
+    env.provide(experimentTrackerRef, {
+      asDefault: true,
+      deps: { store: metadataStoreRef, artifacts: artifactStoreRef },
+      factory: ({ store, artifacts }) => SqlExperimentTracker.open({ store, artifacts }),
+    });
+    env.provide(modelRegistryRef, {
+      asDefault: true,
+      deps: {
+        store: metadataStoreRef,
+        hooks: coreServices.hooks,
+        tracker: experimentTrackerRef,
+        logger: coreServices.logger,
+      },
+      factory: ({ store, hooks, tracker, logger }) => SqlModelRegistry.open({ store, hooks, tracker, logger }),
+    });
+    env.provide(auditLogRef, {
+      asDefault: true,
+      deps: { store: metadataStoreRef },
+      factory: ({ store, config }) => SqlAuditLog.open({ store, defaultProject: config.defaultProject }),
+    });
+    env.provide(authorizerRef, {
+      asDefault: true,
+      deps: { store: metadataStoreRef, audit: auditLogRef, logger: coreServices.logger },
+      factory: ({ store, audit, logger }) => SqlAuthorizer.open({ store, audit, logger }),
+    });
     env.provide(webhookSubscriptionsRef, {
       deps: { store: metadataStoreRef, secrets: secretStoreRef },
       factory: ({ store, secrets }) => WebhookSubscriptions.open({ store, secrets }),
