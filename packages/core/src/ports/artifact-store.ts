@@ -1,5 +1,7 @@
 import type { Readable } from 'node:stream';
+import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
+import { createArtifactStoreHooks, guardArtifactStore } from './guards/artifact-store.js';
 
 export { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.js';
 
@@ -76,6 +78,17 @@ export interface ArtifactStore {
 }
 
 export const artifactStoreRef = createServiceRef<ArtifactStore>({ id: 'core.artifactStore' });
+
+/**
+ * The port as the kernel knows it: its hooks (`artifact.beforePut`, under `platform.hooks.artifact`) and the guard that makes
+ * them fire for whichever provider is chosen. Providers never fire these hooks themselves.
+ */
+export const artifactStorePort = definePort({
+  ref: artifactStoreRef,
+  hooksKey: 'artifact',
+  createHooks: createArtifactStoreHooks,
+  guard: guardArtifactStore,
+});
 
 /** Rules every implementation enforces on keys, so keys move between backends unchanged. */
 export const ARTIFACT_KEY_MAX_BYTES = 1024;

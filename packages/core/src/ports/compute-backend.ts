@@ -1,5 +1,7 @@
+import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
 import { ValidationError } from './errors.js';
+import { createComputeBackendHooks, guardComputeBackend } from './guards/compute-backend.js';
 import type { Page, PageLimits, PageOptions } from './paging.js';
 
 export { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.js';
@@ -195,6 +197,17 @@ export interface ComputeBackend {
 }
 
 export const computeBackendRef = createServiceRef<ComputeBackend>({ id: 'core.computeBackend' });
+
+/**
+ * The port as the kernel knows it: its hooks (`job.beforeSubmit`, `job.started`, `job.finished`, under `platform.hooks.job`) and the guard that makes
+ * them fire for whichever provider is chosen. Providers never fire these hooks themselves.
+ */
+export const computeBackendPort = definePort({
+  ref: computeBackendRef,
+  hooksKey: 'job',
+  createHooks: createComputeBackendHooks,
+  guard: guardComputeBackend,
+});
 
 const BINARY_SUFFIX: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50 };
 const DECIMAL_SUFFIX: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 };

@@ -1,6 +1,8 @@
+import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
 import type { ArtifactBody, ArtifactInfo, PutArtifactOptions } from './artifact-store.js';
 import { ValidationError } from './errors.js';
+import { createExperimentTrackerHooks, guardExperimentTracker } from './guards/experiment-tracker.js';
 import type { Page, PageLimits, PageOptions } from './paging.js';
 
 export { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.js';
@@ -328,6 +330,17 @@ export interface ExperimentTracker {
 }
 
 export const experimentTrackerRef = createServiceRef<ExperimentTracker>({ id: 'core.experimentTracker' });
+
+/**
+ * The port as the kernel knows it: its hooks (`run.created`, `run.finished`, under `platform.hooks.run`) and the guard that makes
+ * them fire for whichever provider is chosen. Providers never fire these hooks themselves.
+ */
+export const experimentTrackerPort = definePort({
+  ref: experimentTrackerRef,
+  hooksKey: 'run',
+  createHooks: createExperimentTrackerHooks,
+  guard: guardExperimentTracker,
+});
 
 /** ValidationError unless `key` is a valid metric, param or tag key within `keyLength`. */
 export function validateTrackingKey(key: string, field = 'key'): void {

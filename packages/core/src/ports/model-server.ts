@@ -1,5 +1,7 @@
+import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
 import type { ResourceRequest } from './compute-backend.js';
+import { createModelServerHooks, guardModelServer } from './guards/model-server.js';
 import type { Page, PageLimits, PageOptions } from './paging.js';
 
 export type { GpuRequest, ResourceRequest } from './compute-backend.js';
@@ -230,6 +232,17 @@ export interface ModelServer {
 }
 
 export const modelServerRef = createServiceRef<ModelServer>({ id: 'core.modelServer' });
+
+/**
+ * The port as the kernel knows it: its hooks (`deployment.beforeRollout`, `deployment.rolledOut`, under `platform.hooks.deployment`) and the guard that makes
+ * them fire for whichever provider is chosen. Providers never fire these hooks themselves.
+ */
+export const modelServerPort = definePort({
+  ref: modelServerRef,
+  hooksKey: 'deployment',
+  createHooks: createModelServerHooks,
+  guard: guardModelServer,
+});
 
 /** Number of elements a tensor of `shape` holds (the length its flattened `data` must have). */
 export function tensorElementCount(shape: readonly number[]): number {

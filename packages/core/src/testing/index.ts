@@ -15,3 +15,4 @@ export {
   sha256Hex,
   uniqueTag,
 } from './conformance/support.js';
+export { guarded } from './guarded.js';

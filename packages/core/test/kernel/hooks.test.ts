@@ -79,12 +79,19 @@ describe('hooks', () => {
         contentType: undefined,
         metadata: {},
         size: 1,
+        via: 'put',
       }),
     ).rejects.toThrow('put of a.bin was vetoed by size-policy: too large');
     const other = createPlatformHooks();
     other.artifact.beforePut.tap('sync-policy', () => veto('nope'));
     await expect(
-      callVetoHook(other.artifact.beforePut, 'put', { key: 'a', contentType: undefined, metadata: {}, size: 1 }),
+      callVetoHook(other.artifact.beforePut, 'put', {
+        key: 'a',
+        contentType: undefined,
+        metadata: {},
+        size: 1,
+        via: 'put',
+      }),
     ).rejects.toThrow('put was vetoed by sync-policy: nope');
   });
 
