@@ -55,6 +55,9 @@ export const RUN_ARTIFACTS_PAGE: PageLimits = Object.freeze({ default: 1000, max
  */
 export const TRACKING_KEY_PATTERN = /^[\p{L}\p{N}_/.\- ]+$/u;
 
+/** Run ids every backend assigns (MLflow: 32 hex chars) fit this; other specs refer to runs by it. */
+export const RUN_ID_PATTERN = /^[a-zA-Z0-9][\w-]{0,255}$/;
+
 /**
  * An absolute URI: a scheme of two or more characters (so a Windows drive letter is not mistaken for one), a
  * colon, then something. Every `artifactLocation` and `artifactUri` matches it, whichever backend wrote it.
@@ -120,7 +123,7 @@ export interface RunTag {
 }
 
 export interface RunInfo {
-  /** Backend-assigned (MLflow: 32 hex chars); `^[a-zA-Z0-9][\w-]{0,255}$`. */
+  /** Backend-assigned (MLflow: 32 hex chars); matches RUN_ID_PATTERN. */
   readonly id: string;
   readonly experimentId: string;
   readonly name: string;

@@ -3,6 +3,7 @@ export * from './artifact-store.js';
 export * from './audit-log.js';
 export * from './authorizer.js';
 export * from './compute-backend.js';
+export * from './compute-backend-validation.js';
 export * from './errors.js';
 export * from './event-bus.js';
 export * from './experiment-tracker.js';
