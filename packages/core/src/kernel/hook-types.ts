@@ -1,9 +1,9 @@
 import type { JobSpec, JobStatus } from '../ports/compute-backend.js';
 import type { Run } from '../ports/experiment-tracker.js';
 import type { ModelVersion } from '../ports/model-registry.js';
-import type { DeploymentSpec } from '../ports/model-server.js';
+import type { Rollout, RolloutPlan } from '../ports/model-server.js';
 
-export type { JobSpec, ModelVersion, Run };
+export type { JobSpec, ModelVersion, Rollout, RolloutPlan, Run };
 
 export interface PlatformInfo {
   readonly pluginIds: readonly string[];
@@ -31,12 +31,11 @@ export interface JobEvent {
   readonly status: JobStatus;
 }
 
-export interface DeploymentRollout {
-  readonly spec: DeploymentSpec;
-  /** The spec being replaced, when this is an update. */
-  readonly previous: DeploymentSpec | undefined;
-  readonly actor: string | undefined;
-}
+/**
+ * What `deployment.beforeRollout` judges: the spec after and before, the traffic split after and before, the actor
+ * and the kind of rollout (see RolloutKind in ports/model-server.ts).
+ */
+export type DeploymentRollout = RolloutPlan;
 
 export interface ArtifactPutRequest {
   readonly key: string;

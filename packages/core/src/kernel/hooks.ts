@@ -8,6 +8,7 @@ import type {
   ModelPromotion,
   ModelVersion,
   PlatformInfo,
+  Rollout,
   Run,
   ShutdownInfo,
 } from './hook-types.js';
@@ -104,9 +105,10 @@ export function createPlatformHooks() {
       finished: new AsyncParallelHook<[JobEvent]>(['job']),
     }),
     deployment: Object.freeze({
-      /** Policy gate before a deployment (or traffic change) rolls out. */
+      /** Policy gate before each rollout (deploy, startCanary, shiftTraffic, promote, rollback: see RolloutKind). */
       beforeRollout: vetoHook<[DeploymentRollout]>(['rollout']),
-      rolledOut: new AsyncParallelHook<[DeploymentRollout]>(['rollout']),
+      /** After a rollout was applied, with the versions its references named. */
+      rolledOut: new AsyncParallelHook<[Rollout]>(['rollout']),
     }),
     artifact: Object.freeze({
       /** Policy gate before an artifact is stored (size, type, naming rules). */

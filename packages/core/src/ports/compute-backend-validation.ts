@@ -69,7 +69,15 @@ function checkLabelKey(key: string, field: string): void {
   }
 }
 
-function checkSecretRef(ref: unknown, field: string, caps: ComputeBackendCapabilities | undefined): void {
+/**
+ * ValidationError unless `ref` is a well-formed SecretRef (never a value: the message does not echo what was given)
+ * whose kind is in `caps.secretRefKinds` when capabilities are given.
+ */
+export function validateSecretRef(
+  ref: unknown,
+  field: string,
+  caps?: Pick<ComputeBackendCapabilities, 'secretRefKinds'>,
+): asserts ref is SecretRef {
   if (!isPlainObject(ref)) fail(field, `${field} must be a secret reference, never a value`);
   if (ref.kind === 'kubernetesSecret') {
     checkObjectName(ref.name, `${field}.name`, 'Secret');
@@ -223,7 +231,7 @@ function checkGroup(
       if (isPlainObject(group.env) && Object.hasOwn(group.env, name)) {
         fail(`${field}.secretEnv.${name}`, `${name} is in both env and secretEnv: keep one`);
       }
-      checkSecretRef(ref, `${field}.secretEnv.${name}`, caps);
+      validateSecretRef(ref, `${field}.secretEnv.${name}`, caps);
     }
   }
   if (group.workingDir !== undefined && (typeof group.workingDir !== 'string' || group.workingDir === '')) {

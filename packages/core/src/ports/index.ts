@@ -8,6 +8,7 @@ export * from './errors.js';
 export * from './event-bus.js';
 export * from './experiment-tracker.js';
 export * from './feature-store.js';
+export * from './inference-protocol.js';
 export * from './metadata-store.js';
 export * from './model-registry.js';
 export * from './model-server.js';
