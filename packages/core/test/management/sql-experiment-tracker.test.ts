@@ -103,9 +103,17 @@ describe('SqlExperimentTracker artifact URIs', () => {
     expect((await reopened.listRunArtifacts(run.info.id)).items).toEqual([
       { path: 'model.bin', isDir: false, size: 9 },
     ]);
-    // Opening again finds nothing left to convert and changes nothing.
+    // Opening again finds nothing left to convert and changes nothing; a URI without '//' is not taken for a key.
+    const foreign = await reopened.createExperiment({ name: 'foreign' });
+    await store
+      .db<TrackerDatabase>()
+      .updateTable('experiments')
+      .set({ artifact_location: 'mlflow-artifacts:/9' })
+      .where('experiment_id', '=', Number(foreign.id))
+      .execute();
     await SqlExperimentTracker.open({ store, artifacts });
     expect((await reopened.getRun(run.info.id)).info.artifactUri).toBe(artifacts.uri(legacyRun));
+    expect((await reopened.getExperiment(foreign.id)).artifactLocation).toBe('mlflow-artifacts:/9');
   });
 
   it('says where artifacts are when the store it was opened on no longer holds them, and loses nothing', async () => {

@@ -128,8 +128,9 @@ export class SqlExperimentTracker implements ExperimentTracker {
 
   /**
    * Rows written before artifact locations were URIs hold the ArtifactStore key itself. A valid key never holds
-   * `//` (empty segments are refused) and every URI written since does, so `NOT LIKE '%://%'` finds exactly those
-   * rows; each becomes the store's URI for its key. Idempotent, and a no-op once done (one indexed-free scan).
+   * `//` (empty segments are refused), so `NOT LIKE '%://%'` narrows the scan to them and to URIs without `//`,
+   * which the scheme test then skips; each bare key becomes the store's URI for it. Idempotent; once done, it
+   * costs one scan of each table per open.
    */
   async #adoptKeyLocations(): Promise<void> {
     await this.#transaction(async (trx) => {
@@ -139,6 +140,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
         .where('artifact_location', 'not like', '%://%')
         .execute();
       for (const row of experiments) {
+        if (ARTIFACT_URI_PATTERN.test(row.artifact_location)) continue;
         const uri = this.#uriOrUndefined(row.artifact_location);
         if (uri === undefined) continue;
         await trx
@@ -153,6 +155,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
         .where('artifact_uri', 'not like', '%://%')
         .execute();
       for (const row of runs) {
+        if (ARTIFACT_URI_PATTERN.test(row.artifact_uri)) continue;
         const uri = this.#uriOrUndefined(row.artifact_uri);
         if (uri === undefined) continue;
         await trx.updateTable('runs').set({ artifact_uri: uri }).where('run_id', '=', row.run_id).execute();
