@@ -18,10 +18,14 @@ import {
   type JobStatus,
   type ModelRegistry,
   type ModelServer,
+  type ModelServerCapabilities,
   type ModelVersion,
   modelRegistryRef,
   modelServerRef,
   NotFoundError,
+  planRollout,
+  type Rollout,
+  type RolloutOptions,
   type Run,
 } from '@mlplane/core';
 
@@ -34,8 +38,8 @@ function memoryArtifacts(): ArtifactStore {
     if (!found) throw new NotFoundError(`no artifact '${key}'`);
     return found.info;
   };
-  return {
-    capabilities: { presignedUrls: false, multipart: false, rangeReads: false, deduplicates: false },
+  const store: Partial<ArtifactStore> = {
+    capabilities: { presignedUrls: false, multipart: false, rangeReads: false, deduplicates: false } as never,
     async put(key, body, options) {
       const chunks: Buffer[] = [];
       if (typeof body === 'string' || body instanceof Uint8Array) chunks.push(Buffer.from(body));
@@ -68,7 +72,8 @@ function memoryArtifacts(): ArtifactStore {
     async delete(key) {
       blobs.delete(key);
     },
-  } as ArtifactStore;
+  };
+  return store as ArtifactStore;
 }
 
 function memoryTracker(artifacts: ArtifactStore): ExperimentTracker {
@@ -193,13 +198,14 @@ function timerCompute(): ComputeBackend {
         name: spec.name,
         project: spec.project,
         phase: 'Pending',
-        attempts: 0,
+        retriesUsed: 0,
         labels: { ...spec.labels },
         submittedAt: now(),
+        replicas: [],
       };
       set(status);
-      setTimeout(() => set({ ...jobs.get(status.id)!, phase: 'Running', attempts: 1, startedAt: now() }), 20);
-      setTimeout(() => set({ ...jobs.get(status.id)!, phase: 'Succeeded', exitCode: 0, finishedAt: now() }), 60);
+      setTimeout(() => set({ ...jobs.get(status.id)!, phase: 'Running', startedAt: now() }), 20);
+      setTimeout(() => set({ ...jobs.get(status.id)!, phase: 'Succeeded', finishedAt: now() }), 60);
       return status;
     },
     async get(id) {
@@ -232,30 +238,44 @@ function timerCompute(): ComputeBackend {
 
 function memoryServer(): ModelServer {
   const deployments = new Map<string, Deployment>();
+  const capabilities = {
+    protocols: ['custom'],
+    runtimes: ['python'],
+    binaryTensors: false,
+    canary: false,
+    shadow: false,
+    autoscaling: false,
+    gpu: false,
+    grpc: false,
+    batching: false,
+  } as unknown as ModelServerCapabilities;
   const server: Partial<ModelServer> = {
-    async deploy(spec: DeploymentSpec) {
-      const d = {
+    capabilities,
+    async deploy(spec: DeploymentSpec, options?: RolloutOptions) {
+      const current = deployments.get(spec.name);
+      const plan = planRollout(current, { ...options, kind: 'deploy', spec }, capabilities);
+      if (options?.expectedGeneration !== undefined && options.expectedGeneration !== (current?.generation ?? 0)) {
+        throw new ConflictError(`deployment '${spec.name}' moved on`);
+      }
+      const generation = (current?.generation ?? 0) + 1;
+      const deployment = {
         name: spec.name,
         spec,
+        generation,
         phase: 'Ready',
-        replicas: { desired: 1, ready: 1 },
-        createdAt: now(),
+        traffic: plan.traffic,
+        rolloutPhase: 'Complete',
+        createdAt: current?.createdAt ?? now(),
         updatedAt: now(),
-      } as Deployment;
-      deployments.set(spec.name, d);
-      return d;
+      } as unknown as Deployment;
+      deployments.set(spec.name, deployment);
+      const rollout = { ...plan, generation, at: now() } as unknown as Rollout;
+      return { deployment, rollout };
     },
     async get(name) {
       const found = deployments.get(name);
       if (!found) throw new NotFoundError(`no deployment ${name}`);
       return found;
-    },
-    async setTraffic(name, traffic) {
-      const d = await server.get!(name);
-      if (traffic.canaryPercent !== undefined && traffic.canaryPercent > 100) throw new ConflictError('bad split');
-      const updated = { ...d, spec: { ...d.spec, traffic } };
-      deployments.set(name, updated);
-      return updated;
     },
   };
   return server as ModelServer;
@@ -285,12 +305,17 @@ export const minimalComputeAndServingPlugin = definePlugin({
   },
 });
 
-export const probeJob = (name: string): JobSpec => ({ name, project: 'default', command: ['true'] });
+export const probeJob = (name: string): JobSpec => ({
+  name,
+  project: 'default',
+  replicaGroups: [{ role: 'main', command: ['true'] }],
+});
 export const probeDeployment = (name: string): DeploymentSpec =>
   ({
     name,
     project: 'default',
-    model: { name: 'm', version: 1, uri: 'file:///models/m/1' },
+    model: 'models:/m/1',
     runtime: 'python',
+    protocol: 'custom',
     replicas: { min: 1, max: 1 },
-  }) as DeploymentSpec;
+  }) as unknown as DeploymentSpec;

@@ -73,6 +73,14 @@ export interface ArtifactStore {
   list(options?: ListArtifactsOptions): Promise<ArtifactPage>;
   /** Idempotent: deleting a missing key succeeds. */
   delete(key: string): Promise<void>;
+  /**
+   * The location of `key` as a URI: `s3://bucket/prefix/key` on S3, `file:///absolute/path` on local disk.
+   * Always absolute with a scheme, so that URIs recorded elsewhere (a run's `artifactUri`, a model version's
+   * `source`) mean the same whichever backend wrote them. It names the object; it is not a credential and
+   * not necessarily something another process can open directly (use `presign` for that). Pure: no I/O, and
+   * the key need not exist. ValidationError for a key that breaks the key rules.
+   */
+  uri(key: string): string;
   /** Needs `capabilities.presignedUrls`. */
   presign?(key: string, options: { method: 'GET' | 'PUT'; expiresInSeconds: number }): Promise<string>;
 }

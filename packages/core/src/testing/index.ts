@@ -11,6 +11,7 @@ export {
   gate,
   hashStream,
   readAll,
+  rejects,
   settlesWithin,
   sha256Hex,
   uniqueTag,

@@ -103,12 +103,20 @@ describe('hooks', () => {
     }));
     hooks.job.beforeSubmit.tapPromise('tolerations', async (spec) => ({
       ...spec,
-      tolerations: [...(spec.tolerations ?? []), { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+      replicaGroups: spec.replicaGroups.map((group) => ({
+        ...group,
+        tolerations: [
+          ...(group.tolerations ?? []),
+          { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' } as const,
+        ],
+      })),
     }));
-    const spec = { name: 'train', project: 'p', command: ['python', 'train.py'] } as unknown as JobSpec;
+    const spec: JobSpec = { name: 'train', project: 'p', replicaGroups: [{ role: 'main', command: ['train'] }] };
     const out = await hooks.job.beforeSubmit.promise(spec);
     expect(out.queue).toBe('gpu');
-    expect(out.tolerations).toEqual([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    expect(out.replicaGroups[0]?.tolerations).toEqual([
+      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+    ]);
     expect(spec).not.toHaveProperty('queue');
   });
 
