@@ -74,6 +74,12 @@ export class Redactor {
         }
       }
       for (const [key, v] of Object.entries(input)) define(out, key, this.#copy(v, seen), true);
+      // A toJSON of the class may read private fields, which the copy lacks: serialize the original, scrubbed.
+      const toJSON = (input as { toJSON?: unknown }).toJSON;
+      if (typeof toJSON === 'function') {
+        const json = this.#copy(toJSON.call(input), seen);
+        define(out, 'toJSON', () => json, false);
+      }
       return out;
     }
     if (input instanceof Map) {

@@ -89,6 +89,18 @@ describe('Redactor value', () => {
     expect(inner.message).toContain(SECRET);
   });
 
+  it('serializes an error copy through the original toJSON, scrubbed, even when it reads private fields', () => {
+    class DetailedError extends Error {
+      readonly #detail = `detail ${SECRET}`;
+      toJSON() {
+        return { message: this.message, detail: this.#detail };
+      }
+    }
+    const copy = redactor.value({ err: new DetailedError(`failed with ${SECRET}`) }).err;
+    expect(copy).toBeInstanceOf(DetailedError);
+    expect(JSON.parse(JSON.stringify(copy))).toEqual({ message: 'failed with ***', detail: 'detail ***' });
+  });
+
   it('copies cyclic structures without overflowing the stack', () => {
     const node: Record<string, unknown> = { secret: SECRET };
     node.self = node;
