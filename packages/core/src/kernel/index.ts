@@ -1,5 +1,5 @@
 export type { LoadConfigOptions, PlatformConfig, RawConfig } from './config.js';
-export { deepMerge, loadConfig, platformConfigSchema } from './config.js';
+export { deepMerge, loadConfig, platformConfigSchema, YAML_MAX_ALIAS_COUNT } from './config.js';
 export type { PluginLifecycle, PluginMetadata } from './core-services.js';
 export { coreServices } from './core-services.js';
 export { ConfigError, PluginFailedError, WiringError } from './errors.js';

@@ -4,6 +4,7 @@ import { type DependencyContainer, container as globalContainer } from 'tsyringe
 import type { Logger } from '../ports/telemetry.js';
 import type { PlatformConfig, RawConfig } from './config.js';
 import {
+  assertConfigTree,
   deepMerge,
   findSecretRefs,
   isPlainObject,
@@ -109,6 +110,9 @@ class KernelPlatform implements Platform {
           logMethod(args, method) {
             method.apply(this, args.map((a) => redactor.value(a)) as Parameters<typeof method>);
           },
+          // The last net: whatever a serializer produced (error stacks, causes, aggregate members) is scrubbed from
+          // the finished line, where a secret appears JSON-escaped.
+          streamWrite: (line) => redactor.text(line),
         },
       },
       options.log?.destination ?? pino.destination({ dest: 1, sync: true }),
@@ -352,6 +356,7 @@ class KernelPlatform implements Platform {
   /** Resolves `${secret:...}` references through the SecretStore, then validates every section. */
   async #configure() {
     const raw = { ...(this.#options.config ?? {}) };
+    assertConfigTree(raw);
     const known = new Set([...this.#records.keys(), 'platform']);
     const problems: string[] = [];
     for (const key of Object.keys(raw)) {
@@ -411,7 +416,7 @@ class KernelPlatform implements Platform {
         }
       }
       if (problems.length) throw configError(problems);
-      for (const [id, section] of sections) sections.set(id, resolveSecretRefs(section, values, this.#redactor));
+      for (const [id, section] of sections) sections.set(id, resolveSecretRefs(section, values, this.#redactor, id));
     }
     for (const [id, section] of sections) {
       if (this.#records.get(id)!.config === undefined) this.#validateInto(id, section, problems);
