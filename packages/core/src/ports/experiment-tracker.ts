@@ -1,3 +1,4 @@
+import { validateText } from '../infra/validation/text.js';
 import { createServiceRef } from '../kernel/service-ref.js';
 import type { ArtifactBody, ArtifactInfo, PutArtifactOptions } from './artifact-store.js';
 import { ValidationError } from './errors.js';
@@ -50,7 +51,8 @@ export const RUN_ARTIFACTS_PAGE: PageLimits = Object.freeze({ default: 1000, max
 
 /**
  * Metric, param and tag keys: letters, digits, `_ - . / space`, and they must not normalize to another
- * path (`a//b`, `./a`, `..`), because backends may store them as file names. Same rule as MLflow.
+ * path (`a//b`, `./a`, `..`), because backends may store them as file names. Same rule as MLflow, plus: keys are in
+ * Unicode NFC, so two keys that look the same are the same key.
  */
 export const TRACKING_KEY_PATTERN = /^[\p{L}\p{N}_/.\- ]+$/u;
 
@@ -329,7 +331,7 @@ export interface ExperimentTracker {
 
 export const experimentTrackerRef = createServiceRef<ExperimentTracker>({ id: 'core.experimentTracker' });
 
-/** ValidationError unless `key` is a valid metric, param or tag key within `keyLength`. */
+/** ValidationError unless `key` is a valid metric, param or tag key within `keyLength`, in NFC. */
 export function validateTrackingKey(key: string, field = 'key'): void {
   if (!TRACKING_KEY_PATTERN.test(key)) {
     throw new ValidationError(`'${key}' is not a valid key: use letters, digits, '_', '-', '.', '/' and spaces`, {
@@ -347,6 +349,12 @@ export function validateTrackingKey(key: string, field = 'key'): void {
         field,
       },
     );
+  }
+  // Refused rather than normalised: keys are stored as given, and 'Å' (U+212B) beside 'Å' (U+00C5) would be two.
+  if (key.normalize('NFC') !== key) {
+    throw new ValidationError(`'${key}' is not a valid key: write it in Unicode NFC form (key.normalize('NFC'))`, {
+      field,
+    });
   }
 }
 
@@ -387,6 +395,10 @@ export function validateLogBatch(batch: LogBatchInput): void {
   const seen = new Map<string, string>();
   params.forEach((p, i) => {
     validateTrackingKey(p.key, `params[${i}].key`);
+    if (typeof p.value !== 'string') {
+      throw new ValidationError(`param '${p.key}' value must be a string`, { field: `params[${i}].value` });
+    }
+    validateText(p.value, `params[${i}].value`, `param '${p.key}' value`);
     if (p.value.length > TRACKER_LIMITS.paramValueLength) {
       throw new ValidationError(
         `param '${p.key}' value has ${p.value.length} chars; the paramValueLength limit is ${TRACKER_LIMITS.paramValueLength}`,
@@ -403,6 +415,10 @@ export function validateLogBatch(batch: LogBatchInput): void {
   });
   tags.forEach((t, i) => {
     validateTrackingKey(t.key, `tags[${i}].key`);
+    if (typeof t.value !== 'string') {
+      throw new ValidationError(`tag '${t.key}' value must be a string`, { field: `tags[${i}].value` });
+    }
+    validateText(t.value, `tags[${i}].value`, `tag '${t.key}' value`);
     if (t.value.length > TRACKER_LIMITS.runTagValueLength) {
       throw new ValidationError(
         `tag '${t.key}' value has ${t.value.length} chars; the runTagValueLength limit is ${TRACKER_LIMITS.runTagValueLength}`,
