@@ -202,6 +202,11 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         expect((await registry.resolve(`models:/${decomposed}/1`)).version).toBe(1);
         await registry.setAlias({ name: decomposed, alias: 'champion', version: 1 });
         expect((await registry.getVersionByAlias(composed, 'champion')).version).toBe(1);
+        await rejects(
+          registry.setAlias({ name: composed, alias: '\u212bngstrom', version: 1 }),
+          ValidationError,
+          'NFC',
+        );
         const found = await registry.searchModels({ filter: `name = '${decomposed}'` });
         expect(found.items.map((m) => m.name)).toEqual([composed]);
         const other = await newModel('other');
