@@ -76,7 +76,9 @@ describe('embedded defaults on a started platform', () => {
       },
     })();
     await using platform = await startTestPlatform({ plugins: [mine] });
-    expect(await platform.get(artifactStoreRef)).toBe(custom);
+    // Consumers get the plugin's store behind the kernel's guard (so artifact.beforePut fires): writes land in it.
+    await (await platform.get(artifactStoreRef)).put('given-way.txt', 'x');
+    expect(await custom!.exists('given-way.txt')).toBe(true);
   });
 });
 

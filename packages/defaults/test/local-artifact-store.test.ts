@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ValidationError } from '@mlplane/core';
 import { artifactStoreConformance, readAll } from '@mlplane/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -43,6 +44,23 @@ describe('LocalArtifactStore specifics', () => {
       deduplicates: true,
     });
     expect('presign' in store).toBe(false);
+  });
+
+  it('names each key by the file:// URL of the root joined with the key, percent-encoded', () => {
+    expect(store.uri('experiments/1/model.onnx')).toBe(`file://${resolve(root)}/experiments/1/model.onnx`);
+    const odd = 'runs/a b/x#1?.txt';
+    const uri = store.uri(odd);
+    expect(uri).toMatch(/^file:\/\/\/.*\/runs\/a%20b\/x%231%3F\.txt$/);
+    // The URL decodes back to the root joined with the key: nothing of the key is lost or altered.
+    expect(fileURLToPath(uri)).toBe(join(resolve(root), odd));
+    // A relative root is made absolute once, when the store is created.
+    expect(new LocalArtifactStore({ root: 'rel/artifacts' }).uri('k')).toBe(`file://${resolve('rel/artifacts')}/k`);
+  });
+
+  it('refuses to name a key that breaks the key rules', () => {
+    for (const key of ['', '/abs', 'a//b', 'a/../b']) {
+      expect(() => store.uri(key)).toThrow(ValidationError);
+    }
   });
 
   it('stores a blob under blobs/sha256/<2 hex>/<62 hex> and a JSON ref per key', async () => {

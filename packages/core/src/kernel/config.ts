@@ -18,6 +18,11 @@ export const platformConfigSchema = z.object({
   /** Signals that stop the platform gracefully once it is running; `[]` leaves signals to the host. */
   signals: z.array(z.enum(['SIGTERM', 'SIGINT', 'SIGHUP'])).default(['SIGTERM', 'SIGINT']),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /**
+   * Production guard: refuse to start when a port would fall back to a provider that keeps its data on this machine
+   * (artifacts on local disk, secrets in a per-machine file, an in-process event bus) without config choosing it.
+   */
+  strict: z.boolean().default(false),
 });
 export type PlatformConfig = z.output<typeof platformConfigSchema>;
 

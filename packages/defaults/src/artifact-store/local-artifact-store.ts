@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, type Dirent } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
 import {
   ARTIFACT_LIST_MAX_PAGE,
   type ArtifactBody,
@@ -87,6 +88,8 @@ export class LocalArtifactStore implements ArtifactStore {
     deduplicates: true,
   });
 
+  /** Absolute path of the root, the base of `uri`. */
+  readonly #rootPath: string;
   readonly #refs: string;
   readonly #blobs: string;
   readonly #tmp: string;
@@ -102,6 +105,8 @@ export class LocalArtifactStore implements ArtifactStore {
     if (typeof options?.root !== 'string' || options.root === '') {
       throw new ValidationError('LocalArtifactStore needs a root directory', { field: 'root' });
     }
+    // Resolved once, so that URIs stay the same if the process later changes its working directory.
+    this.#rootPath = resolve(options.root);
     this.#refs = join(options.root, 'refs');
     this.#blobs = join(options.root, 'blobs', 'sha256');
     this.#tmp = join(options.root, 'tmp');
@@ -200,6 +205,16 @@ export class LocalArtifactStore implements ArtifactStore {
   async exists(key: string): Promise<boolean> {
     validateArtifactKey(key);
     return (await this.#readRefOrUndefined(key)) !== undefined;
+  }
+
+  /**
+   * The `file://` URL of the store's root joined with the key, percent-encoded as Node encodes file URLs
+   * (`file:///data/artifacts/experiments/1/a%20b.txt`). It names the artifact; the bytes live in the
+   * content-addressed `blobs/` directory, so read them with `get`, not from this path.
+   */
+  uri(key: string): string {
+    validateArtifactKey(key);
+    return pathToFileURL(join(this.#rootPath, key)).href;
   }
 
   async list(options: ListArtifactsOptions = {}): Promise<ArtifactPage> {
