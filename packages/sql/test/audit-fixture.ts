@@ -10,6 +10,8 @@ import { DEFAULT_AUDIT_KEY_SECRET, SqlAuditLog, type SqlAuditLogOptions } from '
 /** What a SqlAuditLog needs beside its database: a SecretStore for the chain key, an ArtifactStore for checkpoints. */
 export interface AuditSurroundings {
   readonly dir: string;
+  /** Master key of `secrets`, to open another instance on the same file as another process would. */
+  readonly masterKey: string;
   readonly secrets: EnvFileSecretStore;
   readonly artifacts: LocalArtifactStore;
   /** The chain key's secret, stored in `secrets` under DEFAULT_AUDIT_KEY_SECRET unless `withKey` was false. */
@@ -22,16 +24,14 @@ export interface AuditSurroundings {
 export async function auditSurroundings(options: { readonly withKey?: boolean } = {}): Promise<AuditSurroundings> {
   const dir = await mkdtemp(join(tmpdir(), 'mlplane-audit-anchor-'));
   // env: {} so that no MLPLANE_SECRET_* variable of the machine running the tests leaks in.
-  const secrets = new EnvFileSecretStore({
-    path: join(dir, 'secrets.enc'),
-    masterKey: randomBytes(32).toString('base64'),
-    env: {},
-  });
+  const masterKey = randomBytes(32).toString('base64');
+  const secrets = new EnvFileSecretStore({ path: join(dir, 'secrets.enc'), masterKey, env: {} });
   const secret = randomBytes(32).toString('base64');
   if (options.withKey !== false) await secrets.set(DEFAULT_AUDIT_KEY_SECRET, secret);
   const artifacts = new LocalArtifactStore({ root: join(dir, 'artifacts') });
   return {
     dir,
+    masterKey,
     secrets,
     artifacts,
     secret,
