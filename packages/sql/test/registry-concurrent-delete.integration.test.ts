@@ -1,10 +1,10 @@
 import { createPlatformHooks, NotFoundError } from '@mlplane/core';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropSchema, freshSchema, pgUrl } from '../../../test-support/pg-env.js';
 import { readOutbox } from '../src/outbox/outbox.js';
 import { SqlModelRegistry } from '../src/registry/sql-model-registry.js';
+import { raceWithTransaction } from './pg-race.js';
 
 // A model deleted by one request while another changes it: on PostgreSQL (READ COMMITTED) the second one used to
 // fail with kysely's untyped NoResultError or the driver's foreign-key error, or commit an event for a change that
@@ -25,42 +25,9 @@ afterAll(async () => {
   await dropSchema(schema);
 });
 
-async function client(): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: pgUrl() });
-  await c.connect();
-  await c.query(`SET search_path TO "${schema}"`);
-  return c;
-}
-
 /** Runs `change` while another transaction deletes model `name`, and returns how `change` ended. */
-async function raceWithDelete(name: string, change: () => Promise<unknown>): Promise<unknown> {
-  const deleter = await client();
-  const observer = await client();
-  try {
-    const { rows } = await deleter.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    await deleter.query('BEGIN');
-    await deleter.query('DELETE FROM registered_models WHERE name = $1', [name]);
-    const outcome = change().then(
-      () => 'succeeded',
-      (e: unknown) => e,
-    );
-    // The fault is hit only if the change really waits on the deleting transaction's locks.
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const blocked = await observer.query<{ n: string }>(
-        'SELECT count(*) AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))',
-        [rows[0]!.pid],
-      );
-      if (Number(blocked.rows[0]!.n) > 0) break;
-      if (Date.now() > deadline) throw new Error('the change never waited for the deleting transaction');
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    await deleter.query('COMMIT');
-    return await outcome;
-  } finally {
-    await deleter.end();
-    await observer.end();
-  }
+function raceWithDelete(name: string, change: () => Promise<unknown>): Promise<unknown> {
+  return raceWithTransaction(schema, { sql: 'DELETE FROM registered_models WHERE name = $1', params: [name] }, change);
 }
 
 async function eventsAbout(name: string): Promise<string[]> {

@@ -281,7 +281,10 @@ export class SqlAuthorizer implements Authorizer {
     if (typeof id !== 'string' || id === '')
       throw new ValidationError('token id must be a non-empty string', { field: 'id' });
     await this.#transaction(async (trx) => {
-      const row = await trx.selectFrom('authz_tokens').selectAll().where('token_id', '=', id).executeTakeFirst();
+      // Locked so that two revocations racing each other record one event, not two.
+      let q = trx.selectFrom('authz_tokens').selectAll().where('token_id', '=', id);
+      if (this.#postgres) q = q.forUpdate();
+      const row = await q.executeTakeFirst();
       if (!row) throw new NotFoundError(`API token '${id}' does not exist`);
       if (row.revoked_at !== null) return;
       await trx.updateTable('authz_tokens').set({ revoked_at: Date.now() }).where('token_id', '=', id).execute();
