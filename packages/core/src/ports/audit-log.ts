@@ -137,7 +137,8 @@ export interface AuditLog {
   /**
    * Recomputes the chain over [fromSeq, toSeq] (whole log by default) and reports the first break. Never ok when the
    * record of the head is missing, whatever the range; entries an anchor knows of count as written, so a range over
-   * them that the storage lost reports them missing.
+   * them that the storage lost reports them missing. AuditIntegrityError (`bad-checkpoint`) when an anchor it would
+   * compare with is itself not genuine.
    */
   verify(range?: { readonly fromSeq?: number; readonly toSeq?: number }): Promise<AuditVerification>;
 }

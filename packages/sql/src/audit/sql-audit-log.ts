@@ -432,6 +432,8 @@ export class SqlAuditLog implements AuditLog {
         );
       }
       this.#remember({ ...head, source: 'the head checked on opening' });
+      await this.#queueCheckpoint({ ...head, newestN: newest?.n });
+      return;
     }
     await this.checkpoint();
   }
@@ -578,12 +580,22 @@ export class SqlAuditLog implements AuditLog {
    * then on. Calls run one at a time.
    */
   checkpoint(): Promise<AuditCheckpoint | undefined> {
-    const run = this.#checkpointing.then(() => this.#checkpointOnce());
+    return this.#queueCheckpoint();
+  }
+
+  #queueCheckpoint(verified?: Head & { readonly newestN: number | undefined }): Promise<AuditCheckpoint | undefined> {
+    const run = this.#checkpointing.then(() => this.#checkpointOnce(verified));
     this.#checkpointing = run.catch(() => undefined);
     return run;
   }
 
-  async #checkpointOnce(): Promise<AuditCheckpoint | undefined> {
+  /**
+   * `verified`: a head whose chain from checkpoint `newestN` was just checked (on opening); when the newest checkpoint
+   * and the head are still those, the check is not repeated.
+   */
+  async #checkpointOnce(
+    verified?: Head & { readonly newestN: number | undefined },
+  ): Promise<AuditCheckpoint | undefined> {
     const checkpoints = this.#checkpoints;
     if (!checkpoints) return undefined;
     if (this.#failure) throw this.#failure;
@@ -599,7 +611,13 @@ export class SqlAuditLog implements AuditLog {
           return newest;
         }
         if (!newest && head.seq === 0) return undefined;
-        const problem = await this.#checkExtends(newest, { head, maxSeq: snapshot.maxSeq });
+        const unchanged =
+          verified !== undefined &&
+          verified.newestN === newest?.n &&
+          verified.seq === head.seq &&
+          verified.hash === head.hash &&
+          snapshot.maxSeq <= head.seq;
+        const problem = unchanged ? undefined : await this.#checkExtends(newest, { head, maxSeq: snapshot.maxSeq });
         if (problem) {
           throw new AuditIntegrityError(
             'broken-chain',
