@@ -231,6 +231,27 @@ describe('a log written before the chain was keyed', () => {
     expect(await readCheckpoint(checkpointKey(log.keyId, 'latest.json'))).toMatchObject({ n: 1, seq: 4 });
   });
 
+  it('is not mistaken for a keyed log whose key id was cleared and chain recomputed without the key', async () => {
+    const store = await openStore();
+    const log = await openLog(store);
+    const entries = await appendMany(log, 3);
+    await log.close(); // checkpoints the head under the key
+    // A database writer forges an "old, unkeyed" log: new details, the public sha256 chain, no key id.
+    let prev = AUDIT_GENESIS_HASH;
+    for (const e of entries) {
+      const details = { i: 99 };
+      const hash = auditEntryHash(prev, { ...e, details });
+      await sqlAuditTamper(store).edit(e.seq, { details, prevHash: prev, hash });
+      prev = hash;
+    }
+    await store.db().updateTable('audit_head').set({ hash: prev, key_id: null }).execute();
+    const err = await rejection(openLog(store));
+    expect(err).toBeInstanceOf(AuditIntegrityError);
+    expect(err).toMatchObject({ problem: 'wrong-key' });
+    expect((err as Error).message).toContain('key id was cleared');
+    expect((await store.db().selectFrom('audit_log').select('action').execute()).length).toBe(3);
+  });
+
   it('refuses to key a chain that is already broken, changing nothing', async () => {
     const store = await openStore();
     const before = await writeUnkeyed(store, 3);

@@ -133,6 +133,7 @@ export class SqlAuditLog implements AuditLog {
   #known: Anchor = { seq: 0, hash: AUDIT_GENESIS_HASH, source: 'nothing yet' };
   /** Set when a checkpoint found the chain broken: appends refuse until the database is restored and reopened. */
   #failure: AuditIntegrityError | undefined;
+  #loggedFailure: AuditIntegrityError | undefined;
   #checkpointing: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -161,7 +162,8 @@ export class SqlAuditLog implements AuditLog {
     await options.store.migrate(AUDIT_OWNER, AUDIT_MIGRATIONS);
     const keys = await resolveKeys(options.store, options.secrets, keySecret);
     const log = new SqlAuditLog(options, keys, keySecret);
-    await log.#bindKey();
+    // Checkpoints under this key mean the log was keyed before, so a head without a key id is not an old log.
+    await log.#bindKey((await log.#checkpoints?.newest()) !== undefined);
     await log.#checkOnOpen(options.acceptLoss);
     const intervalMs = options.checkpoints?.intervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS;
     if (log.#checkpoints && intervalMs > 0) {
@@ -321,8 +323,11 @@ export class SqlAuditLog implements AuditLog {
 
   // ------------------------------------------------------------------ opening
 
-  /** Records the key id on a new log, re-chains an unkeyed one under the key, refuses a log written with another key. */
-  async #bindKey(): Promise<void> {
+  /**
+   * Records the key id on a new log, re-chains an unkeyed one under the key, refuses a log written with another key.
+   * `anchored`: checkpoints of this key exist, so the log was keyed before.
+   */
+  async #bindKey(anchored: boolean): Promise<void> {
     const keyed = await this.#store.transaction(async (trx: Trx) => {
       const head = await this.#lockHead(trx);
       if (head.keyId === this.#keys.keyId) return undefined;
@@ -337,6 +342,15 @@ export class SqlAuditLog implements AuditLog {
       if (head.seq === 0) {
         await trx.updateTable('audit_head').set({ key_id: this.#keys.keyId }).where('id', '=', 1).execute();
         return undefined;
+      }
+      if (anchored) {
+        // Re-chaining would vouch for whatever unkeyed chain the database now holds.
+        throw new AuditIntegrityError(
+          'wrong-key',
+          'the audit head no longer names the key its chain was written with, though checkpoints of that key exist ' +
+            `under ${this.#checkpoints?.location}: the key id was cleared outside the log, as someone passing off an ` +
+            'unkeyed chain would. Run verify() to see the extent and restore the database from a backup',
+        );
       }
       return this.#keyUnkeyedChain(trx, head);
     });
@@ -376,6 +390,8 @@ export class SqlAuditLog implements AuditLog {
         .orderBy('seq')
         .limit(VERIFY_BATCH)
         .execute();
+      // Cannot happen after the walk above found 1..head.seq whole; guards the loop all the same.
+      if (batch.length === 0) break;
       for (const row of batch) {
         const hash = auditEntryHash(prev, toEntry(row), this.#keys.chainKey);
         await trx.updateTable('audit_log').set({ prev_hash: prev, hash }).where('seq', '=', row.seq).execute();
@@ -640,6 +656,9 @@ export class SqlAuditLog implements AuditLog {
   #periodicCheckpoint(): void {
     this.checkpoint().catch((err: unknown) => {
       if (err instanceof AuditIntegrityError) {
+        // Once per failure, not once per interval: it stays until the database is restored.
+        if (err === this.#loggedFailure) return;
+        this.#loggedFailure = err;
         this.#logger?.error({ err }, 'the audit log failed its checkpoint check; appends are refused');
       } else {
         this.#logger?.warn({ err }, 'could not checkpoint the audit head; retrying at the next interval');
