@@ -15,7 +15,7 @@ import {
   ValidationError,
 } from '@mlplane/core';
 import { readAll } from '@mlplane/core/testing';
-import { EnvFileSecretStore, SqliteMetadataStore } from '@mlplane/defaults';
+import { SqliteMetadataStore } from '@mlplane/defaults';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CHECKPOINT_PREFIX } from '../src/audit/checkpoints.js';
 import { AUDIT_MIGRATIONS, AUDIT_OWNER } from '../src/audit/schema.js';
@@ -25,7 +25,13 @@ import {
   DEFAULT_AUDIT_KEY_SECRET,
   SqlAuditLog,
 } from '../src/audit/sql-audit-log.js';
-import { type AuditSurroundings, auditSurroundings, sqlAuditTamper } from './audit-fixture.js';
+import {
+  type AuditSurroundings,
+  auditSurroundings,
+  meetingSecretStores,
+  sqlAuditTamper,
+  stalledSecretStore,
+} from './audit-fixture.js';
 
 const record = (i: number): AuditRecord => ({
   actor: 'alice',
@@ -103,36 +109,26 @@ afterEach(async () => {
 describe('the chain key', () => {
   it('is created on first use in a writable SecretStore, once for processes opening together', async () => {
     env = await auditSurroundings({ withKey: false });
-    let created = 0;
-    let missing = 0;
-    // Two SecretStore instances on one file, as two processes would hold.
-    const counting = (store: EnvFileSecretStore): SecretStore => ({
-      capabilities: store.capabilities,
-      list: () => store.list(),
-      get: (name) =>
-        store.get(name).catch((err: unknown) => {
-          if (err instanceof NotFoundError) missing++;
-          throw err;
-        }),
-      set: async (name, value) => {
-        created++;
-        await store.set(name, value);
-      },
-    });
-    const other = new EnvFileSecretStore({ path: join(env.dir, 'secrets.enc'), masterKey: env.masterKey, env: {} });
-    const [a, b] = await Promise.all([
-      openLog(await openStore(), { secrets: counting(env.secrets) }),
-      openLog(await openStore(), { secrets: counting(other) }),
-    ]);
-    // Both found it missing; the second to take the head lock found the first one's key and kept it.
-    expect(missing).toBeGreaterThanOrEqual(3);
-    expect(created).toBe(1);
-    expect(a.keyId).toBe(b.keyId);
+    const { stores: secrets, stats } = meetingSecretStores(env, 2);
+    const [a, b] = await Promise.all(secrets.map(async (s) => openLog(await openStore(), { secrets: s })));
+    // Both found it missing; the first under the head lock created it, the second found it there and kept it.
+    expect(stats).toEqual({ missing: 3, created: 1 });
+    expect(a!.keyId).toBe(b!.keyId);
     const secret = await env.secrets.get(DEFAULT_AUDIT_KEY_SECRET);
-    expect(auditKeys(secret).keyId).toBe(a.keyId);
-    await a.append(record(1));
-    await b.append(record(2));
-    expect(await a.verify()).toEqual({ ok: true, checkedEntries: 2 });
+    expect(auditKeys(secret).keyId).toBe(a!.keyId);
+    await a!.append(record(1));
+    await b!.append(record(2));
+    expect(await a!.verify()).toEqual({ ok: true, checkedEntries: 2 });
+  });
+
+  it('found missing by a process that stalls while another creates it: the stalled one takes the new key', async () => {
+    env = await auditSurroundings({ withKey: false });
+    const stalled = stalledSecretStore(env);
+    const late = openLog(await openStore(), { secrets: stalled.store });
+    const first = await openLog(await openStore());
+    stalled.release();
+    const second = await late;
+    expect(second.keyId).toBe(first.keyId);
   });
 
   it('missing from a read-only SecretStore: NotFoundError naming the secret, nothing recorded', async () => {

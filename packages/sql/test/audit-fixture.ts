@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { auditKeys, type MetadataStore } from '@mlplane/core';
+import { auditKeys, type MetadataStore, NotFoundError, type SecretStore } from '@mlplane/core';
 import type { AuditLogFixture } from '@mlplane/core/testing';
 import { EnvFileSecretStore, LocalArtifactStore } from '@mlplane/defaults';
 import { DEFAULT_AUDIT_KEY_SECRET, SqlAuditLog, type SqlAuditLogOptions } from '../src/audit/sql-audit-log.js';
@@ -102,6 +102,84 @@ export async function sqlAuditFixture(options: {
       for (const s of stores) await s.close();
       await options.dropDatabase();
       await surroundings.remove();
+    },
+  };
+}
+
+/**
+ * `count` SecretStores on the secrets file of `env`, as separate processes would hold, whose first look for any
+ * secret waits until all of them have looked: opened together, every log finds the key missing before any creates it.
+ * `stats` counts the looks that found nothing and the secrets written.
+ */
+export function meetingSecretStores(
+  env: AuditSurroundings,
+  count: number,
+): { stores: SecretStore[]; stats: { missing: number; created: number } } {
+  const stats = { missing: 0, created: 0 };
+  let looked = 0;
+  let allLooked!: () => void;
+  const barrier = new Promise<void>((resolve) => {
+    allLooked = resolve;
+  });
+  const stores = Array.from({ length: count }, (): SecretStore => {
+    const store = new EnvFileSecretStore({ path: join(env.dir, 'secrets.enc'), masterKey: env.masterKey, env: {} });
+    let first = true;
+    return {
+      capabilities: store.capabilities,
+      get: async (name) => {
+        try {
+          return await store.get(name);
+        } catch (err) {
+          if (err instanceof NotFoundError) stats.missing++;
+          throw err;
+        } finally {
+          if (first) {
+            first = false;
+            if (++looked === count) allLooked();
+            await barrier;
+          }
+        }
+      },
+      list: () => store.list(),
+      set: async (name, value) => {
+        stats.created++;
+        await store.set(name, value);
+      },
+    };
+  });
+  return { stores, stats };
+}
+
+/**
+ * A SecretStore on the secrets file of `env` whose first look is answered as the file stood then, but only once
+ * `release()` is called: a process that found no key and then stalled while another created the key and bound the log.
+ */
+export function stalledSecretStore(env: AuditSurroundings): { store: SecretStore; release: () => void } {
+  const store = new EnvFileSecretStore({ path: join(env.dir, 'secrets.enc'), masterKey: env.masterKey, env: {} });
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let first = true;
+  return {
+    release,
+    store: {
+      capabilities: store.capabilities,
+      get: async (name) => {
+        const answer = store.get(name).then(
+          (value) => ({ value }),
+          (err: unknown) => ({ err }),
+        );
+        if (first) {
+          first = false;
+          await released;
+        }
+        const settled = await answer;
+        if ('err' in settled) throw settled.err;
+        return settled.value;
+      },
+      list: () => store.list(),
+      set: (name, value) => store.set(name, value),
     },
   };
 }

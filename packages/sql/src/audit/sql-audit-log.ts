@@ -983,33 +983,28 @@ function validateOptions(options: SqlAuditLogOptions): string {
 async function resolveKeys(store: MetadataStore, secrets: SecretStore, name: string): Promise<AuditKeys> {
   const existing = await readSecret(secrets, name);
   if (existing !== undefined) return keysOf(existing, name);
-  const head = await store
-    .db<AuditDatabase>()
-    .selectFrom('audit_head')
-    .select(['seq', 'key_id'])
-    .where('id', '=', 1)
-    .executeTakeFirst();
-  if (head?.key_id) {
-    throw new AuditIntegrityError(
-      'wrong-key',
-      `the audit chain key (secret '${name}') is missing from the SecretStore, but the log holds ${Number(head.seq)} ` +
-        `entries written with key id ${head.key_id}: restore that secret, or point the SecretStore at the one holding ` +
-        'it. A new key would leave every entry unverifiable, so none is created',
-    );
-  }
-  const set = secrets.set?.bind(secrets);
-  if (!secrets.capabilities.writable || !set) {
-    throw new NotFoundError(
-      `the audit chain key (secret '${name}') does not exist and the SecretStore is read-only, so it cannot be created: ` +
-        'store 32 random bytes there under that name (for example `openssl rand -base64 32`) and start again',
-    );
-  }
+  // Decided under the head lock: another process may be creating the key and binding the log to it right now.
   return store.transaction<AuditKeys, AuditDatabase>(async (trx) => {
-    let q = trx.selectFrom('audit_head').select('seq').where('id', '=', 1);
+    let q = trx.selectFrom('audit_head').select(['seq', 'key_id']).where('id', '=', 1);
     if (sqlDialect(store.dialect).name === 'postgres') q = q.forUpdate();
-    await q.execute();
+    const head = await q.executeTakeFirst();
     const created = await readSecret(secrets, name);
     if (created !== undefined) return keysOf(created, name);
+    if (head?.key_id) {
+      throw new AuditIntegrityError(
+        'wrong-key',
+        `the audit chain key (secret '${name}') is missing from the SecretStore, but the log was written with key id ` +
+          `${head.key_id} (${Number(head.seq)} entries): restore that secret, or point the SecretStore at the one ` +
+          'holding it. A new key would leave the log unverifiable and its checkpoints unread, so none is created',
+      );
+    }
+    const set = secrets.set?.bind(secrets);
+    if (!secrets.capabilities.writable || !set) {
+      throw new NotFoundError(
+        `the audit chain key (secret '${name}') does not exist and the SecretStore is read-only, so it cannot be ` +
+          'created: store 32 random bytes there under that name (for example `openssl rand -base64 32`) and start again',
+      );
+    }
     const value = randomBytes(32).toString('base64');
     await set(name, value);
     return keysOf(value, name);
