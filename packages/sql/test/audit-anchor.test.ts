@@ -2,12 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  type ArtifactStore,
   AUDIT_GENESIS_HASH,
   type AuditEntry,
   AuditIntegrityError,
   type AuditRecord,
   auditEntryHash,
   auditKeys,
+  ConflictError,
   canonicalJson,
   type Logger,
   NotFoundError,
@@ -323,6 +325,37 @@ describe('checkpoints of the head', () => {
     await env.artifacts.delete(latest);
     const none = await rejection(openLog(store));
     expect(none).toMatchObject({ problem: 'lost-entries', lost: { fromSeq: 4, toSeq: 5 } });
+  });
+
+  it('written by two processes at once are numbered without gaps or overwrites', async () => {
+    let conflicts = 0;
+    const artifacts: ArtifactStore = {
+      capabilities: env.artifacts.capabilities,
+      put: (key, body, options) =>
+        env.artifacts.put(key, body, options).catch((err: unknown) => {
+          if (err instanceof ConflictError) conflicts++;
+          throw err;
+        }),
+      get: (key, options) => env.artifacts.get(key, options),
+      head: (key) => env.artifacts.head(key),
+      exists: (key) => env.artifacts.exists(key),
+      list: (options) => env.artifacts.list(options),
+      delete: (key) => env.artifacts.delete(key),
+    };
+    const a = await openLog(await openStore(), { checkpoints: { artifacts, intervalMs: 0 } });
+    const b = await openLog(await openStore(), { checkpoints: { artifacts, intervalMs: 0 } });
+    for (let i = 0; i < 10; i++) {
+      await a.append(record(i));
+      const [x, y] = await Promise.all([a.checkpoint(), b.checkpoint()]);
+      expect(x).toMatchObject({ seq: i + 1 });
+      expect(y).toMatchObject({ seq: i + 1 });
+    }
+    // Both numbered the same checkpoint at once; the loser read the winner's and found the head already anchored.
+    expect(conflicts).toBeGreaterThan(0);
+    const { items } = await env.artifacts.list({ prefix: `${DEFAULT_CHECKPOINT_PREFIX}/${a.keyId}/` });
+    const numberedKeys = items.map((i) => i.key).filter((k) => !k.endsWith('latest.json'));
+    expect(numberedKeys).toEqual(Array.from({ length: 10 }, (_, n) => numbered(a.keyId, n + 1)));
+    expect(await readCheckpoint(checkpointKey(a.keyId, 'latest.json'))).toMatchObject({ n: 10, seq: 10 });
   });
 
   it('refuse to vouch for an entry edited since the last one; appends stop, and the failure is logged', async () => {
