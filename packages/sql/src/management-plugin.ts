@@ -122,13 +122,8 @@ export const managementPlugin = definePlugin({
     });
     env.provide(modelRegistryRef, {
       asDefault: true,
-      deps: {
-        store: metadataStoreRef,
-        hooks: coreServices.hooks,
-        tracker: experimentTrackerRef,
-        logger: coreServices.logger,
-      },
-      factory: ({ store, hooks, tracker, logger }) => SqlModelRegistry.open({ store, hooks, tracker, logger }),
+      deps: { store: metadataStoreRef, tracker: experimentTrackerRef },
+      factory: ({ store, tracker }) => SqlModelRegistry.open({ store, tracker }),
     });
     env.provide(auditLogRef, {
       asDefault: true,

@@ -341,6 +341,7 @@ describe('checkpoints of the head', () => {
       exists: (key) => env.artifacts.exists(key),
       list: (options) => env.artifacts.list(options),
       delete: (key) => env.artifacts.delete(key),
+      uri: (key) => env.artifacts.uri(key),
     };
     const a = await openLog(await openStore(), { checkpoints: { artifacts, intervalMs: 0 } });
     const b = await openLog(await openStore(), { checkpoints: { artifacts, intervalMs: 0 } });

@@ -1,4 +1,4 @@
-import { createPlatformHooks, NotFoundError } from '@mlplane/core';
+import { NotFoundError } from '@mlplane/core';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropSchema, freshSchema, pgUrl } from '../../../test-support/pg-env.js';
@@ -17,7 +17,7 @@ let seq = 0;
 
 beforeAll(async () => {
   store = await PostgresMetadataStore.connect({ connectionString: pgUrl(), schema });
-  registry = await SqlModelRegistry.open({ store, hooks: createPlatformHooks() });
+  registry = await SqlModelRegistry.open({ store });
 });
 
 afterAll(async () => {

@@ -17,4 +17,5 @@ export { syntaxError, tokenize } from './filter/tokenizer.js';
 export * from './locks/lease.js';
 export * from './validation/artifact-key.js';
 export * from './validation/model-registry.js';
+export * from './validation/secret-value.js';
 export * from './webhooks/signature.js';

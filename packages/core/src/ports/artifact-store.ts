@@ -1,5 +1,7 @@
 import type { Readable } from 'node:stream';
+import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
+import { createArtifactStoreHooks, guardArtifactStore } from './guards/artifact-store.js';
 
 export { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.js';
 
@@ -71,11 +73,30 @@ export interface ArtifactStore {
   list(options?: ListArtifactsOptions): Promise<ArtifactPage>;
   /** Idempotent: deleting a missing key succeeds. */
   delete(key: string): Promise<void>;
+  /**
+   * The location of `key` as a URI: `s3://bucket/prefix/key` on S3, `file:///absolute/path` on local disk.
+   * Always absolute with a scheme, so that URIs recorded elsewhere (a run's `artifactUri`, a model version's
+   * `source`) mean the same whichever backend wrote them. It names the object; it is not a credential and
+   * not necessarily something another process can open directly (use `presign` for that). Pure: no I/O, and
+   * the key need not exist. ValidationError for a key that breaks the key rules.
+   */
+  uri(key: string): string;
   /** Needs `capabilities.presignedUrls`. */
   presign?(key: string, options: { method: 'GET' | 'PUT'; expiresInSeconds: number }): Promise<string>;
 }
 
 export const artifactStoreRef = createServiceRef<ArtifactStore>({ id: 'core.artifactStore' });
+
+/**
+ * The port as the kernel knows it: its hooks (`artifact.beforePut`, under `platform.hooks.artifact`) and the guard that makes
+ * them fire for whichever provider is chosen. Providers never fire these hooks themselves.
+ */
+export const artifactStorePort = definePort({
+  ref: artifactStoreRef,
+  hooksKey: 'artifact',
+  createHooks: createArtifactStoreHooks,
+  guard: guardArtifactStore,
+});
 
 /** Rules every implementation enforces on keys, so keys move between backends unchanged. */
 export const ARTIFACT_KEY_MAX_BYTES = 1024;

@@ -1,6 +1,9 @@
+import type { Readable } from 'node:stream';
+import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
 import type { ArtifactBody, ArtifactInfo, PutArtifactOptions } from './artifact-store.js';
 import { ValidationError } from './errors.js';
+import { createExperimentTrackerHooks, guardExperimentTracker } from './guards/experiment-tracker.js';
 import type { Page, PageLimits, PageOptions } from './paging.js';
 
 export { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.js';
@@ -54,6 +57,15 @@ export const RUN_ARTIFACTS_PAGE: PageLimits = Object.freeze({ default: 1000, max
  */
 export const TRACKING_KEY_PATTERN = /^[\p{L}\p{N}_/.\- ]+$/u;
 
+/** Run ids every backend assigns (MLflow: 32 hex chars) fit this; other specs refer to runs by it. */
+export const RUN_ID_PATTERN = /^[a-zA-Z0-9][\w-]{0,255}$/;
+
+/**
+ * An absolute URI: a scheme of two or more characters (so a Windows drive letter is not mistaken for one), a
+ * colon, then something. Every `artifactLocation` and `artifactUri` matches it, whichever backend wrote it.
+ */
+export const ARTIFACT_URI_PATTERN = /^[a-zA-Z][a-zA-Z0-9+.-]+:[^\s]/;
+
 /** Tag keys under this prefix are reserved for the platform and MLflow (`mlflow.parentRunId`, `mlflow.user`). */
 export const SYSTEM_TAG_PREFIX = 'mlflow.';
 /** Context tag of a dataset input (`training`, `validation`, `evaluation`), as MLflow's `mlflow.data.context`. */
@@ -77,7 +89,11 @@ export interface Experiment {
   readonly id: string;
   /** Unique among all experiments, deleted ones included. */
   readonly name: string;
-  /** Root under which each run's artifacts live (`<artifactLocation>/<runId>/artifacts`). */
+  /**
+   * Root under which each run's artifacts live (`<artifactLocation>/<runId>/artifacts`): an absolute URI with a
+   * scheme on every backend (`file:///data/artifacts/experiments/1`, `s3://bucket/mlflow/1`,
+   * `mlflow-artifacts:/1`), never a bare path or key. See ARTIFACT_URI_PATTERN.
+   */
   readonly artifactLocation: string;
   readonly lifecycleStage: LifecycleStage;
   readonly tags: Readonly<Record<string, string>>;
@@ -109,7 +125,7 @@ export interface RunTag {
 }
 
 export interface RunInfo {
-  /** Backend-assigned (MLflow: 32 hex chars); `^[a-zA-Z0-9][\w-]{0,255}$`. */
+  /** Backend-assigned (MLflow: 32 hex chars); matches RUN_ID_PATTERN. */
   readonly id: string;
   readonly experimentId: string;
   readonly name: string;
@@ -117,7 +133,7 @@ export interface RunInfo {
   readonly startTime: Date;
   /** Set when the run reaches a terminal status. */
   readonly endTime?: Date;
-  /** `<experiment artifactLocation>/<runId>/artifacts`; fixed at creation. */
+  /** `<experiment artifactLocation>/<runId>/artifacts`: an absolute URI with a scheme; fixed at creation. */
   readonly artifactUri: string;
   readonly lifecycleStage: LifecycleStage;
   /** The enclosing run of a nested run (MLflow keeps it as tag `mlflow.parentRunId`). */
@@ -176,7 +192,11 @@ export interface RunArtifact {
 
 export interface CreateExperimentInput {
   readonly name: string;
-  /** Defaults to the backend's artifact root joined with the experiment id; must not be a `runs:/` URI. */
+  /**
+   * Defaults to the backend's artifact root joined with the experiment id. When given, an absolute URI with a
+   * scheme (`validateArtifactLocation`): ValidationError for a bare path, a `runs:/` or `models:/` URI, or a
+   * location the backend cannot write to (the SQL tracker writes only inside its ArtifactStore).
+   */
   readonly artifactLocation?: string;
   readonly tags?: Readonly<Record<string, string>>;
 }
@@ -325,9 +345,27 @@ export interface ExperimentTracker {
   logArtifact(runId: string, path: string, body: ArtifactBody, options?: PutArtifactOptions): Promise<ArtifactInfo>;
   /** One directory level below `path` (the root when absent), sorted by path; page limits RUN_ARTIFACTS_PAGE. */
   listRunArtifacts(runId: string, options?: PageOptions & { readonly path?: string }): Promise<Page<RunArtifact>>;
+  /**
+   * Streams the file at `path` below the run's artifact root, with its listing entry (`isDir` false, `size` set).
+   * ValidationError (`field: 'path'`) for a path `joinArtifactPath` refuses (absolute, empty, `.` or `..`
+   * segments); NotFoundError when the run does not exist or has no file at `path`: a directory is not a file.
+   * Deleted runs stay readable, as with `getRun` and `listRunArtifacts`. The caller consumes or destroys `body`.
+   */
+  openArtifact(runId: string, path: string): Promise<{ info: RunArtifact; body: Readable }>;
 }
 
 export const experimentTrackerRef = createServiceRef<ExperimentTracker>({ id: 'core.experimentTracker' });
+
+/**
+ * The port as the kernel knows it: its hooks (`run.created`, `run.finished`, under `platform.hooks.run`) and the guard that makes
+ * them fire for whichever provider is chosen. Providers never fire these hooks themselves.
+ */
+export const experimentTrackerPort = definePort({
+  ref: experimentTrackerRef,
+  hooksKey: 'run',
+  createHooks: createExperimentTrackerHooks,
+  guard: guardExperimentTracker,
+});
 
 /** ValidationError unless `key` is a valid metric, param or tag key within `keyLength`. */
 export function validateTrackingKey(key: string, field = 'key'): void {
@@ -424,4 +462,26 @@ export function joinArtifactPath(artifactRoot: string, path: string): string {
     });
   }
   return `${artifactRoot.replace(/\/+$/, '')}/${path}`;
+}
+
+/**
+ * ValidationError unless `location` can be an experiment's artifact location: an absolute URI with a scheme
+ * (ARTIFACT_URI_PATTERN) that names storage, so not a `runs:/` or `models:/` URI, which name other things.
+ */
+export function validateArtifactLocation(location: unknown, field = 'artifactLocation'): asserts location is string {
+  if (typeof location !== 'string' || location.trim() === '') {
+    throw new ValidationError(`${field} must be a non-empty string`, { field });
+  }
+  if (/^(runs|models):/i.test(location)) {
+    throw new ValidationError(
+      `${field} must name storage, not a run or a model: got '${location}' (runs:/ and models:/ URIs are resolved, never written to)`,
+      { field },
+    );
+  }
+  if (!ARTIFACT_URI_PATTERN.test(location)) {
+    throw new ValidationError(
+      `${field} must be an absolute URI with a scheme, such as s3://bucket/prefix or file:///data/artifacts, got '${location}'`,
+      { field },
+    );
+  }
 }

@@ -1,6 +1,8 @@
+import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
 import { ValidationError } from './errors.js';
 import type { Run, RunArtifact } from './experiment-tracker.js';
+import { createModelRegistryHooks, guardModelRegistry } from './guards/model-registry.js';
 import type { Page, PageLimits, PageOptions } from './paging.js';
 
 export {
@@ -177,6 +179,12 @@ export interface TransitionStageInput {
   readonly archiveExisting?: boolean;
   readonly reason?: string;
   readonly actor?: string;
+  /**
+   * The version as the `model.beforePromote` policies judged it (the kernel's guard sets it). A provider with
+   * `capabilities.atomicPromotionCheck` applies the move only if the version still equals it (stage, tags, aliases,
+   * description, status...), inside the write's transaction, and raises ConflictError otherwise.
+   */
+  readonly expected?: ModelVersion;
 }
 
 export interface SetAliasInput {
@@ -185,6 +193,10 @@ export interface SetAliasInput {
   readonly version: number;
   readonly actor?: string;
   readonly reason?: string;
+  /** The target version as the policies judged it; see TransitionStageInput.expected. */
+  readonly expected?: ModelVersion;
+  /** The version the alias pointed at when the policies judged the move (null: none); checked like `expected`. */
+  readonly expectedPrevious?: number | null;
 }
 
 export interface SearchModelsOptions extends PageOptions {
@@ -209,6 +221,13 @@ export interface ModelRegistryCapabilities {
   readonly signatures: boolean;
   /** Versions may sit in PENDING_REGISTRATION while files are copied asynchronously. */
   readonly asyncRegistration: boolean;
+  /**
+   * A promotion's `expected` state is compared with the stored one inside the write's transaction, so a change made
+   * while the `model.beforePromote` policies ran (a tag deleted, a stage moved) makes the promotion fail with
+   * ConflictError instead of being applied on a state no policy saw. Without it the check is a read before the
+   * write, and a concurrent change can slip between them.
+   */
+  readonly atomicPromotionCheck: boolean;
 }
 
 /**
@@ -278,6 +297,17 @@ export interface ModelRegistry {
 }
 
 export const modelRegistryRef = createServiceRef<ModelRegistry>({ id: 'core.modelRegistry' });
+
+/**
+ * The port as the kernel knows it: its hooks (`model.registered`, `model.beforePromote`, `model.promoted`, under `platform.hooks.model`) and the guard that makes
+ * them fire for whichever provider is chosen. Providers never fire these hooks themselves.
+ */
+export const modelRegistryPort = definePort({
+  ref: modelRegistryRef,
+  hooksKey: 'model',
+  createHooks: createModelRegistryHooks,
+  guard: guardModelRegistry,
+});
 
 /** ValidationError (field `alias`) unless `alias` is a usable alias name. */
 export function validateAlias(alias: string): void {

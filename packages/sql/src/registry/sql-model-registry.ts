@@ -1,9 +1,8 @@
-import type { DomainEvent, ExperimentTracker, Logger, MetadataStore, ModelPromotion, RunArtifact } from '@mlplane/core';
+import type { DomainEvent, ExperimentTracker, MetadataStore, RunArtifact } from '@mlplane/core';
 import {
   ConflictError,
   type CreateModelInput,
   type CreateVersionInput,
-  callVetoHook,
   currentActor,
   decodePageToken,
   encodePageToken,
@@ -18,7 +17,6 @@ import {
   normalizeStage,
   type Page,
   type PageOptions,
-  type PlatformHooks,
   parseModelUri,
   type RegisteredModel,
   resolveMaxResults,
@@ -64,15 +62,11 @@ import { searchModelIds, searchVersionKeys } from './search.js';
 
 export interface SqlModelRegistryOptions {
   readonly store: MetadataStore;
-  /** The platform's hooks: `model.beforePromote` gates promotions; `model.registered` and `model.promoted` follow commits. */
-  readonly hooks: PlatformHooks;
   /**
    * The tracker holding the runs that versions come from. With it, createVersion refuses unknown run ids and
    * getLineage returns the run's params, metrics, tags, dataset inputs and artifacts.
    */
   readonly tracker?: ExperimentTracker;
-  /** Receives failures of after-commit hook taps, which never fail the call whose change already committed. */
-  readonly logger?: Logger;
 }
 
 /** One move of an alias, kept by the SQL registry beside the stage history. */
@@ -104,12 +98,11 @@ export class SqlModelRegistry implements ModelRegistry {
     transitionHistory: true,
     signatures: true,
     asyncRegistration: false,
+    atomicPromotionCheck: true,
   });
 
   readonly #store: MetadataStore;
-  readonly #hooks: PlatformHooks;
   readonly #tracker: ExperimentTracker | undefined;
-  readonly #logger: Logger | undefined;
   readonly #dialect: SqlDialect;
   /**
    * Whether every change locks its model row (Postgres only: SQLite's write transactions already exclude each other).
@@ -120,9 +113,7 @@ export class SqlModelRegistry implements ModelRegistry {
 
   constructor(options: SqlModelRegistryOptions) {
     this.#store = options.store;
-    this.#hooks = options.hooks;
     this.#tracker = options.tracker;
-    this.#logger = options.logger;
     this.#dialect = sqlDialect(options.store.dialect);
     this.#lockRows = options.store.dialect === 'postgres';
   }
@@ -350,7 +341,6 @@ export class SqlModelRegistry implements ModelRegistry {
       return { modelId, version };
     });
     const created = await this.#versionByKey(key.modelId, key.version, input.name);
-    await this.#afterCommit('model.registered', () => this.#hooks.model.registered.promise(created));
     return created;
   }
 
@@ -473,22 +463,7 @@ export class SqlModelRegistry implements ModelRegistry {
       });
     }
     const current = await this.getVersion(input.name, input.version);
-    // A no-op changes nothing, so there is nothing for a policy to judge.
     if (current.stage === to) return current;
-    const promotion: ModelPromotion = {
-      kind: 'stage',
-      from: current.stage,
-      to,
-      actor,
-      reason: input.reason,
-    };
-    await callVetoHook(
-      this.#hooks.model.beforePromote,
-      `promotion of ${input.name} v${input.version} to ${to}`,
-      current,
-      to,
-      promotion,
-    );
     const modelId = await this.#transaction(async (trx) => {
       const { modelId, row } = await requireVersion(trx, input.name, input.version, this.#lockRows);
       if (row.stage !== current.stage) {
@@ -496,6 +471,7 @@ export class SqlModelRegistry implements ModelRegistry {
           `${input.name} v${input.version} moved from ${current.stage} to ${row.stage} while the promotion was being checked; retry`,
         );
       }
+      await this.#requireUnchanged(trx, modelId, input.expected);
       const now = Date.now();
       const moves: { version: number; from: string; causedBy: number | null }[] = [
         { version: input.version, from: row.stage, causedBy: null },
@@ -553,9 +529,7 @@ export class SqlModelRegistry implements ModelRegistry {
       await recordEvent(trx, events);
       return modelId;
     });
-    const promoted = await this.#versionByKey(modelId, input.version, input.name);
-    await this.#afterCommit('model.promoted', () => this.#hooks.model.promoted.promise(promoted, promotion));
-    return promoted;
+    return this.#versionByKey(modelId, input.version, input.name);
   }
 
   async getTransitionHistory(
@@ -616,29 +590,17 @@ export class SqlModelRegistry implements ModelRegistry {
     validateVersionNumber(input.version);
     validateOptionalString(actor, 'actor');
     validateOptionalString(input.reason, 'reason');
-    const target = await this.getVersion(input.name, input.version);
+    await this.getVersion(input.name, input.version);
     const model = await requireModel(this.#db, input.name);
     const previous = await findAlias(this.#db, Number(model.model_id), input.alias);
     if (previous === input.version) return;
-    const promotion: ModelPromotion = {
-      kind: 'alias',
-      from: previous === undefined ? undefined : String(previous),
-      to: input.alias,
-      actor,
-      reason: input.reason,
-    };
-    await callVetoHook(
-      this.#hooks.model.beforePromote,
-      `promotion of ${input.name} v${input.version} to @${input.alias}`,
-      target,
-      input.alias,
-      promotion,
-    );
     const modelId = await this.#transaction(async (trx) => {
       const { modelId } = await requireVersion(trx, input.name, input.version, this.#lockRows);
       const now = Date.now();
       const current = await findAlias(trx, modelId, input.alias);
-      if (current !== previous) {
+      await this.#requireUnchanged(trx, modelId, input.expected);
+      const judged = input.expectedPrevious === undefined ? previous : (input.expectedPrevious ?? undefined);
+      if (current !== previous || current !== judged) {
         throw new ConflictError(
           `alias '${input.alias}' of model '${input.name}' moved while the promotion was being checked; retry`,
         );
@@ -678,8 +640,7 @@ export class SqlModelRegistry implements ModelRegistry {
       );
       return modelId;
     });
-    const promoted = await this.#versionByKey(modelId, input.version, input.name);
-    await this.#afterCommit('model.promoted', () => this.#hooks.model.promoted.promise(promoted, promotion));
+    void modelId;
   }
 
   async deleteAlias(name: string, alias: string): Promise<void> {
@@ -883,12 +844,19 @@ export class SqlModelRegistry implements ModelRegistry {
     return found;
   }
 
-  /** Runs a parallel hook after a commit; a failing tap is logged, since the change it reacts to already happened. */
-  async #afterCommit(hook: string, run: () => Promise<void>): Promise<void> {
-    try {
-      await run();
-    } catch (err) {
-      this.#logger?.warn({ err, hook }, `a ${hook} hook tap failed after the change committed`);
+  /**
+   * The promotion check: inside the write's transaction (the version row locked on PostgreSQL, the database on
+   * SQLite), the version must still be what the `model.beforePromote` policies judged, or nothing is applied.
+   */
+  async #requireUnchanged(trx: Trx, modelId: number, expected: ModelVersion | undefined): Promise<void> {
+    if (!expected) return;
+    const now = await loadVersion(trx, modelId, expected.version);
+    if (!now) throw versionNotFound(expected.name, expected.version);
+    const drift = changedFields(expected, now);
+    if (drift.length > 0) {
+      throw new ConflictError(
+        `${expected.name} v${expected.version} changed (${drift.join(', ')}) while the promotion policies were judging it; nothing was applied, retry`,
+      );
     }
   }
 }
@@ -963,4 +931,19 @@ async function listArtifacts(tracker: ExperimentTracker, runId: string): Promise
     } while (pageToken);
   }
   return out;
+}
+
+/** What a promotion policy may have based its judgement on, compared between the judged and the stored version. */
+function changedFields(a: ModelVersion, b: ModelVersion): string[] {
+  const sortedTags = (v: ModelVersion) => JSON.stringify(Object.entries(v.tags).sort(([x], [y]) => (x < y ? -1 : 1)));
+  const checks: [string, unknown, unknown][] = [
+    ['stage', a.stage, b.stage],
+    ['status', a.status, b.status],
+    ['description', a.description, b.description],
+    ['source', a.source, b.source],
+    ['runId', a.runId, b.runId],
+    ['tags', sortedTags(a), sortedTags(b)],
+    ['aliases', [...a.aliases].sort().join(','), [...b.aliases].sort().join(',')],
+  ];
+  return checks.filter(([, x, y]) => x !== y).map(([name]) => name);
 }

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, ValidationError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
 import {
+  ARTIFACT_URI_PATTERN,
   type DatasetInput,
   type ExperimentTracker,
   type LogBatchInput,
@@ -12,7 +13,7 @@ import {
   type SearchRunsOptions,
   TRACKER_LIMITS,
 } from '../../ports/experiment-tracker.js';
-import { rejects, uniqueTag } from './support.js';
+import { readAll, rejects, sha256Hex, uniqueTag } from './support.js';
 
 export interface ExperimentTrackerFixture {
   readonly tracker: ExperimentTracker;
@@ -115,17 +116,23 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
         expect(created.name).toBe(uname('create'));
         expect(created.lifecycleStage).toBe('active');
         expect(created.tags).toEqual({ team: 'vision' });
-        expect(created.artifactLocation).not.toBe('');
+        expect(created.artifactLocation).toMatch(ARTIFACT_URI_PATTERN);
         expect(created.createdAt.getTime()).toBeGreaterThanOrEqual(before - 1000);
         expect(await tracker.getExperiment(created.id)).toEqual(created);
         expect(await tracker.getExperimentByName(uname('create'))).toEqual(created);
       });
 
       it('assigns distinct ids and keeps an explicit artifact location', async () => {
-        const a = await tracker.createExperiment({ name: uname('a'), artifactLocation: `custom/${tag}` });
         const b = await tracker.createExperiment({ name: uname('b') });
+        // A sibling of a location the backend chose itself is one it can write to, whatever its scheme.
+        const custom = `${b.artifactLocation.replace(/\/+$/, '')}-custom-${tag}`;
+        const a = await tracker.createExperiment({ name: uname('a'), artifactLocation: custom });
         expect(a.id).not.toBe(b.id);
-        expect(a.artifactLocation).toBe(`custom/${tag}`);
+        expect(a.artifactLocation).toBe(custom);
+        const run = await tracker.createRun({ experimentId: a.id });
+        expect(run.info.artifactUri).toBe(`${custom}/${run.info.id}/artifacts`);
+        await tracker.logArtifact(run.info.id, 'model.txt', 'custom');
+        expect((await readAll((await tracker.openArtifact(run.info.id, 'model.txt')).body)).toString()).toBe('custom');
       });
 
       it('refuses a taken name with ConflictError, even when the holder is deleted', async () => {
@@ -175,6 +182,15 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
           ValidationError,
           'runs:/',
         );
+        for (const location of ['relative/dir', '/absolute/path', 'C:\\artifacts']) {
+          const err = await rejects(
+            tracker.createExperiment({ name: uname('l'), artifactLocation: location }),
+            ValidationError,
+            'absolute URI with a scheme',
+          );
+          expect(err.field).toBe('artifactLocation');
+        }
+        await rejects(tracker.getExperimentByName(uname('l')), NotFoundError, 'does not exist');
       });
 
       it('renames, and refuses a taken name', async () => {
@@ -263,6 +279,9 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
         expect(run.info.startTime.getTime()).toBeGreaterThanOrEqual(before - 1000);
         expect(run.info.endTime).toBeUndefined();
         expect(run.info.artifactUri).toMatch(new RegExp(`${run.info.id}/artifacts$`));
+        expect(run.info.artifactUri).toMatch(ARTIFACT_URI_PATTERN);
+        const experiment = await tracker.getExperiment(experimentId);
+        expect(run.info.artifactUri).toBe(`${experiment.artifactLocation}/${run.info.id}/artifacts`);
         expect(run.data).toEqual({ metrics: {}, params: {}, tags: { team: 'x' } });
         expect(await tracker.getRun(run.info.id)).toEqual(run);
       });
@@ -1036,6 +1055,44 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
           await rejects(tracker.logArtifact(run.info.id, path, 'x'), ValidationError, 'must be relative');
         }
         await rejects(tracker.listRunArtifacts(run.info.id, { maxResults: 1001 }), ValidationError, 'maxResults');
+      });
+
+      it('opens a logged file as a stream with its listing entry', async () => {
+        const run = await newRun();
+        const big = Buffer.alloc(3 * 1024 * 1024 + 7, 'mlplane');
+        await tracker.logArtifact(run.info.id, 'model/weights.bin', big);
+        await tracker.logArtifact(run.info.id, 'notes/a b.txt', 'spaced');
+        const opened = await tracker.openArtifact(run.info.id, 'model/weights.bin');
+        expect(opened.info).toEqual({ path: 'model/weights.bin', isDir: false, size: big.length });
+        expect(sha256Hex(await readAll(opened.body))).toBe(sha256Hex(big));
+        const spaced = await tracker.openArtifact(run.info.id, 'notes/a b.txt');
+        expect(spaced.info).toEqual({ path: 'notes/a b.txt', isDir: false, size: 6 });
+        expect((await readAll(spaced.body)).toString()).toBe('spaced');
+        // A replaced file reads back as its latest content.
+        await tracker.logArtifact(run.info.id, 'notes/a b.txt', 'replaced');
+        expect((await readAll((await tracker.openArtifact(run.info.id, 'notes/a b.txt')).body)).toString()).toBe(
+          'replaced',
+        );
+      });
+
+      it('refuses to open a missing file, a directory, a bad path or an unknown run', async () => {
+        const run = await newRun();
+        await tracker.logArtifact(run.info.id, 'model/weights.bin', 'w');
+        await rejects(tracker.openArtifact(run.info.id, 'model/missing.bin'), NotFoundError, 'missing.bin');
+        await rejects(tracker.openArtifact(run.info.id, 'model'), NotFoundError, 'model');
+        const unknown = '0123456789abcdef0123456789abcdef';
+        await rejects(tracker.openArtifact(unknown, 'model/weights.bin'), NotFoundError, unknown);
+        for (const path of ['../escape.txt', '/abs.txt', 'a//b', './a', '']) {
+          const err = await rejects(tracker.openArtifact(run.info.id, path), ValidationError, 'must be relative');
+          expect(err.field).toBe('path');
+        }
+      });
+
+      it('still opens the artifacts of a deleted run', async () => {
+        const run = await newRun();
+        await tracker.logArtifact(run.info.id, 'kept.txt', 'kept');
+        await tracker.deleteRun(run.info.id);
+        expect((await readAll((await tracker.openArtifact(run.info.id, 'kept.txt')).body)).toString()).toBe('kept');
       });
     });
 

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ModelPromotion } from '../../kernel/hook-types.js';
-import { type PlatformHooks, STAGE_POLICY, veto } from '../../kernel/hooks.js';
+import { STAGE_POLICY, veto } from '../../kernel/hooks.js';
+import { createPlatformHooks, type PlatformHooks } from '../../kernel/platform-hooks.js';
 import { ConflictError, NotFoundError, ValidationError, VetoedError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
 import type { ExperimentTracker } from '../../ports/experiment-tracker.js';
@@ -8,11 +9,13 @@ import {
   type ModelRegistry,
   type ModelSignature,
   type ModelVersion,
+  modelRegistryPort,
   REGISTRY_LIMITS,
   SEARCH_MODELS_PAGE,
   type SearchVersionsOptions,
   TRANSITION_HISTORY_PAGE,
 } from '../../ports/model-registry.js';
+import { guarded } from '../guarded.js';
 import { rejects, uniqueTag } from './support.js';
 
 /** One alias move as a backend that keeps them reports it. */
@@ -25,9 +28,8 @@ export interface AliasMoveRecord {
 }
 
 export interface ModelRegistryFixture {
+  /** The provider under test, unwrapped: the suite wraps it in the port's guard (as a platform does) with fresh hooks. */
   readonly registry: ModelRegistry;
-  /** The hooks the registry was built with; the veto and after-commit cases tap them, so give each fixture fresh ones. */
-  readonly hooks: PlatformHooks;
   /** The tracker whose runs the registry's versions link to; lineage cases need it. */
   readonly tracker?: ExperimentTracker;
   /** The domain events the registry recorded (its outbox), oldest first; event cases need it. */
@@ -68,8 +70,8 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
 
     beforeEach(async () => {
       fixture = await factory();
-      registry = fixture.registry;
-      hooks = fixture.hooks;
+      hooks = createPlatformHooks();
+      registry = guarded(modelRegistryPort, fixture.registry, hooks);
       tag = uniqueTag();
     });
     afterEach(async () => {
