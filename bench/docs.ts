@@ -42,12 +42,12 @@ function goalHistory(judged: readonly JudgedRun[]): string {
     ),
   ];
   const runs = [
-    '| recorded | code measured | load at start | figure | ours | unit | peer | ratio | goal |',
-    '|---|---|---|---|---:|---|---:|---:|---|',
+    '| recorded | code measured | machine | load at start | figure | ours | unit | peer | ratio | goal |',
+    '|---|---|---|---|---|---:|---|---:|---:|---|',
     ...judged.flatMap((run) =>
       run.figures.map(
         (f) =>
-          `| ${run.recordedAt.slice(0, 16).replace('T', ' ')} | ${run.source} | ${run.loadavg.start[0]} | ${f.name} | ${n(f.ours)} | ${f.unit} | ${n(f.peer)} | ${n(f.ratio)} | ${f.goal}: ${f.met ? '**met**' : '**missed**'} |`,
+          `| ${run.recordedAt.slice(0, 16).replace('T', ' ')} | ${run.source} | ${run.machine} | ${run.loadavg.start[0]} | ${f.name} | ${n(f.ours)} | ${f.unit} | ${n(f.peer)} | ${n(f.ratio)} | ${f.goal}: ${f.met ? '**met**' : '**missed**'} |`,
       ),
     ),
   ];
@@ -112,7 +112,7 @@ of 4 and 7 to 8 minutes at 12.
 
 **Load**: this machine has ${m.cores} cores, shared with the peers (PostgreSQL and Redis run on it) and with whatever
 else ran (a 1-minute load average of ${m.loadavg.start[0]} at the start: about ${(m.loadavg.start[0]! / m.cores).toFixed(1)} runnable tasks per core). Absolute figures
-move from run to run; ratios of contenders measured in the same run, alternating in rounds, are the meaningful part.
+move from run to run; ratios of contenders measured in the same rounds, their order rotated, are the meaningful part.
 
 ## Goals (issue 4)
 

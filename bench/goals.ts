@@ -80,6 +80,8 @@ export interface JudgedRun {
   readonly recordedAt: string;
   /** The commit measured, and whether its measured files had uncommitted changes. */
   readonly source: string;
+  /** CPU and cores: recorded runs need not share a machine. */
+  readonly machine: string;
   readonly loadavg: { readonly start: readonly number[]; readonly end: readonly number[] };
   readonly figures: readonly JudgedFigure[];
 }

@@ -159,7 +159,13 @@ console.log(`wrote ${out}`);
 if (RECORD) {
   const judged: JudgedRun[] = [
     ...history,
-    { recordedAt: startedAt.toISOString(), source, loadavg: m.loadavg, figures: judgedFigures(measured) },
+    {
+      recordedAt: startedAt.toISOString(),
+      source,
+      machine: `${m.cpu}, ${m.cores} cores`,
+      loadavg: m.loadavg,
+      figures: judgedFigures(measured),
+    },
   ];
   await writeFile(judgedPath, `${JSON.stringify(judged, null, 2)}\n`);
   console.log(`wrote ${judgedPath}`);
