@@ -61,3 +61,18 @@ export type {
   WebhookSubscription,
 } from './webhooks/webhook-subscriptions.js';
 export { WebhookSubscriptions } from './webhooks/webhook-subscriptions.js';
+// Filter language and registry input rules, shared with adapters that validate before calling their backend.
+export type { Comparator, Comparison, Entity as FilterEntity, FilterAst, OrderTerm } from './tracker/filter/parser.js';
+export { parseFilter, parseOrderTerm } from './tracker/filter/parser.js';
+export { syntaxError } from './tracker/filter/tokenizer.js';
+export {
+  MODEL_NAME_LENGTH,
+  runIdOfSource,
+  validateModelName,
+  validateOptionalString,
+  validateRunId,
+  validateSignature,
+  validateTag,
+  validateTags,
+  validateVersionNumber,
+} from './registry/validation.js';

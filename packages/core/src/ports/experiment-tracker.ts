@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { createServiceRef } from '../kernel/service-ref.js';
 import type { ArtifactBody, ArtifactInfo, PutArtifactOptions } from './artifact-store.js';
 import { ValidationError } from './errors.js';
@@ -325,6 +326,13 @@ export interface ExperimentTracker {
   logArtifact(runId: string, path: string, body: ArtifactBody, options?: PutArtifactOptions): Promise<ArtifactInfo>;
   /** One directory level below `path` (the root when absent), sorted by path; page limits RUN_ARTIFACTS_PAGE. */
   listRunArtifacts(runId: string, options?: PageOptions & { readonly path?: string }): Promise<Page<RunArtifact>>;
+  /**
+   * Streams the file at `path` below the run's artifact root, with its listing entry (`isDir` false, `size` set).
+   * ValidationError (`field: 'path'`) for a path `joinArtifactPath` refuses (absolute, empty, `.` or `..`
+   * segments); NotFoundError when the run does not exist or has no file at `path`: a directory is not a file.
+   * Deleted runs stay readable, as with `getRun` and `listRunArtifacts`. The caller consumes or destroys `body`.
+   */
+  openArtifact(runId: string, path: string): Promise<{ info: RunArtifact; body: Readable }>;
 }
 
 export const experimentTrackerRef = createServiceRef<ExperimentTracker>({ id: 'core.experimentTracker' });

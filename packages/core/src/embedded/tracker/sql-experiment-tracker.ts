@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Kysely, Transaction } from 'kysely';
 import { type SqlDialect, sqlDialect } from '../../infra/sql/dialect.js';
 import { isUniqueViolation } from '../../infra/sql/errors.js';
@@ -730,6 +731,18 @@ export class SqlExperimentTracker implements ExperimentTracker {
     return page.nextPageToken
       ? { items, nextPageToken: encodePageToken({ r: runId, p: options.path ?? '', a: page.nextPageToken }) }
       : { items };
+  }
+
+  async openArtifact(runId: string, path: string): Promise<{ info: RunArtifact; body: Readable }> {
+    const run = await requireRun(this.#db, runId);
+    const key = joinArtifactPath(run.artifact_uri, path);
+    try {
+      const { info, body } = await this.#artifacts.get(key);
+      return { info: { path, isDir: false, size: info.size }, body };
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new NotFoundError(`run '${runId}' has no artifact '${path}'`, { cause: err });
+      throw err;
+    }
   }
 }
 
