@@ -209,6 +209,18 @@ export interface ModelRegistryCapabilities {
   readonly signatures: boolean;
   /** Versions may sit in PENDING_REGISTRATION while files are copied asynchronously. */
   readonly asyncRegistration: boolean;
+  /**
+   * A promotion applies only to the state the `model.beforePromote` policy saw: if the version's stage or the alias
+   * moved while the policy decided, the promotion fails with ConflictError. False (MLflow): the server has no
+   * compare-and-set, so a promotion checked against the state read just before it applies whatever happened since.
+   */
+  readonly transactionalPromotion: boolean;
+  /**
+   * Every change records its domain event in the same transaction (the outbox), which feeds the audit log and
+   * webhooks. False (MLflow): the server keeps no outbox, and clients writing to it directly bypass mlplane,
+   * so changes are not audited.
+   */
+  readonly changeEvents: boolean;
 }
 
 /**

@@ -109,6 +109,8 @@ export class SqlModelRegistry implements ModelRegistry {
     transitionHistory: true,
     signatures: true,
     asyncRegistration: false,
+    transactionalPromotion: true,
+    changeEvents: true,
   });
 
   readonly #store: MetadataStore;

@@ -36,7 +36,11 @@ import {
   type SearchRunsOptions,
   TRACKER_LIMITS,
   type UpdateRunInput,
+  validateDatasetInputs,
+  validateExperimentName,
+  validateExperimentTags,
   validateLogBatch,
+  validateRunName,
   validateTrackingKey,
 } from '../../ports/experiment-tracker.js';
 import type { MetadataStore } from '../../ports/metadata-store.js';
@@ -86,6 +90,12 @@ export class SqlExperimentTracker implements ExperimentTracker {
     datasetFilters: true,
     filterAttributes: Object.freeze(Object.keys(RUN_ATTRIBUTES)),
     atomicBatch: true,
+    unboundedBatches: false,
+    duplicateMetricPoints: true,
+    nanRanksHighest: true,
+    stablePaging: true,
+    selectiveRestore: true,
+    changeEvents: true,
   });
 
   readonly #store: MetadataStore;
@@ -740,7 +750,8 @@ export class SqlExperimentTracker implements ExperimentTracker {
       const { info, body } = await this.#artifacts.get(key);
       return { info: { path, isDir: false, size: info.size }, body };
     } catch (err) {
-      if (err instanceof NotFoundError) throw new NotFoundError(`run '${runId}' has no artifact '${path}'`, { cause: err });
+      if (err instanceof NotFoundError)
+        throw new NotFoundError(`run '${runId}' has no artifact '${path}'`, { cause: err });
       throw err;
     }
   }
@@ -817,91 +828,6 @@ async function requireActiveRun(db: Kysely<TrackerDatabase>, runId: string, lock
     throw new ConflictError(`run '${runId}' is deleted: restore it before writing to it`);
   }
   return row;
-}
-
-function validateExperimentName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.trim() === '') {
-    throw new ValidationError('experiment name must be a non-empty string', { field: 'name' });
-  }
-  if (name.length > TRACKER_LIMITS.experimentNameLength) {
-    throw new ValidationError(
-      `experiment name has ${name.length} chars; the experimentNameLength limit is ${TRACKER_LIMITS.experimentNameLength}`,
-      { field: 'name' },
-    );
-  }
-}
-
-function validateRunName(name: unknown): void {
-  if (typeof name !== 'string') throw new ValidationError('run name must be a string', { field: 'name' });
-  // MLflow keeps the run name in the mlflow.runName tag, so the tag value limit applies.
-  if (name.length > TRACKER_LIMITS.runTagValueLength) {
-    throw new ValidationError(
-      `run name has ${name.length} chars; the runTagValueLength limit is ${TRACKER_LIMITS.runTagValueLength}`,
-      { field: 'name' },
-    );
-  }
-}
-
-function validateExperimentTags(tags: Readonly<Record<string, string>>): [string, string][] {
-  const entries = Object.entries(tags);
-  for (const [key, value] of entries) {
-    validateTrackingKey(key, `tags.${key}`);
-    if (key.length > TRACKER_LIMITS.experimentTagKeyLength) {
-      throw new ValidationError(
-        `experiment tag key '${key.slice(0, 50)}...' exceeds the experimentTagKeyLength limit of ${TRACKER_LIMITS.experimentTagKeyLength}`,
-        { field: `tags.${key}` },
-      );
-    }
-    if (typeof value !== 'string') {
-      throw new ValidationError(`experiment tag '${key}' value must be a string`, { field: `tags.${key}` });
-    }
-    if (value.length > TRACKER_LIMITS.experimentTagValueLength) {
-      throw new ValidationError(
-        `experiment tag '${key}' value has ${value.length} chars; the experimentTagValueLength limit is ${TRACKER_LIMITS.experimentTagValueLength}`,
-        { field: `tags.${key}` },
-      );
-    }
-  }
-  return entries;
-}
-
-function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
-  if (!Array.isArray(inputs as unknown)) throw new ValidationError('inputs must be an array', { field: 'inputs' });
-  if (inputs.length > TRACKER_LIMITS.datasetsPerBatch) {
-    throw new ValidationError(
-      `a logInputs call holds ${inputs.length} datasets; the datasetsPerBatch limit is ${TRACKER_LIMITS.datasetsPerBatch}: split it`,
-      { field: 'inputs' },
-    );
-  }
-  const limit = (field: string, value: string | undefined, name: keyof typeof TRACKER_LIMITS, required = true) => {
-    if (value === undefined && !required) return;
-    if (typeof value !== 'string' || (required && value === '')) {
-      throw new ValidationError(`${field} must be a non-empty string`, { field });
-    }
-    if (value.length > TRACKER_LIMITS[name]) {
-      throw new ValidationError(`${field} has ${value.length} chars; the ${name} limit is ${TRACKER_LIMITS[name]}`, {
-        field,
-      });
-    }
-  };
-  inputs.forEach((input, i) => {
-    const d = input?.dataset;
-    if (!d) throw new ValidationError(`inputs[${i}].dataset is required`, { field: `inputs[${i}].dataset` });
-    limit(`inputs[${i}].dataset.name`, d.name, 'datasetNameLength');
-    limit(`inputs[${i}].dataset.digest`, d.digest, 'datasetDigestLength');
-    limit(`inputs[${i}].dataset.source`, d.source, 'datasetSourceLength');
-    limit(`inputs[${i}].dataset.schema`, d.schema, 'datasetSchemaLength', false);
-    limit(`inputs[${i}].dataset.profile`, d.profile, 'datasetProfileLength', false);
-    if (typeof d.sourceType !== 'string' || d.sourceType === '') {
-      throw new ValidationError(`inputs[${i}].dataset.sourceType must be a non-empty string`, {
-        field: `inputs[${i}].dataset.sourceType`,
-      });
-    }
-    (input.tags ?? []).forEach((t, j) => {
-      limit(`inputs[${i}].tags[${j}].key`, t.key, 'inputTagKeyLength');
-      limit(`inputs[${i}].tags[${j}].value`, t.value, 'inputTagValueLength');
-    });
-  });
 }
 
 function readHistoryToken(token: string, runId: string, key: string): HistoryCursor {
