@@ -51,9 +51,10 @@ export class MlflowApiError extends Error {
   constructor(
     readonly status: number,
     readonly errorCode: string,
-    message: string,
+    /** The server's own words, which the typed error repeats. */
+    readonly detail: string,
   ) {
-    super(`MLflow answered ${status} ${errorCode}: ${message}`);
+    super(`MLflow answered ${status} ${errorCode}: ${detail}`);
     this.name = 'MlflowApiError';
   }
 }
@@ -202,34 +203,34 @@ export function mapMlflowError(err: MlflowApiError, what: string, server: string
   const options = { cause: err };
   switch (err.errorCode) {
     case 'RESOURCE_ALREADY_EXISTS':
-      return new ConflictError(err.message, options);
+      return new ConflictError(err.detail, options);
     case 'RESOURCE_DOES_NOT_EXIST':
     case 'NOT_FOUND':
     case 'ENDPOINT_NOT_FOUND':
-      return new NotFoundError(err.message, options);
+      return new NotFoundError(err.detail, options);
     case 'INVALID_PARAMETER_VALUE':
     case 'BAD_REQUEST':
     case 'MALFORMED_REQUEST':
     case 'INVALID_ARGUMENT':
-      return new ValidationError(err.message, options);
+      return new ValidationError(err.detail, options);
     // A write to a deleted run or experiment, or another clash with the current state.
     case 'INVALID_STATE':
     case 'RESOURCE_CONFLICT':
     case 'ABORTED':
-      return new ConflictError(err.message, options);
+      return new ConflictError(err.detail, options);
     case 'PERMISSION_DENIED':
     case 'UNAUTHENTICATED':
     case 'CUSTOMER_UNAUTHORIZED':
-      return new PermissionDeniedError(`the MLflow server refused ${what}: ${err.message}`, options);
+      return new PermissionDeniedError(`the MLflow server refused ${what}: ${err.detail}`, options);
   }
   if (err.status === 401 || err.status === 403) {
-    return new PermissionDeniedError(`the MLflow server refused ${what}: ${err.message}`, options);
+    return new PermissionDeniedError(`the MLflow server refused ${what}: ${err.detail}`, options);
   }
-  if (err.status === 404) return new NotFoundError(err.message, options);
+  if (err.status === 404) return new NotFoundError(err.detail, options);
   if (RETRIABLE_STATUS.has(err.status) || err.status >= 500) {
-    return new UnavailableError(`the MLflow tracking server at ${server} failed ${what}: ${err.message}`, options);
+    return new UnavailableError(`the MLflow tracking server at ${server} failed ${what}: ${err.detail}`, options);
   }
-  return new ValidationError(err.message, options);
+  return new ValidationError(err.detail, options);
 }
 
 function authHeader(auth: MlflowAuth): Record<string, string> {

@@ -140,9 +140,36 @@ export function runFilter(filter: unknown): string {
           check(ast.source, c, label, spec, '0.9');
         }
       }
-      return `${ENTITY_PREFIX[c.entity]}.${quoteKey(c.key, ast.source, c)} ${c.comparator} ${operand(c, ast.source)}`;
+      const target = `${ENTITY_PREFIX[c.entity]}.${quoteKey(c.key, ast.source, c)}`;
+      if (c.entity === 'attribute' && c.key !== 'run_id' && Array.isArray(c.value)) {
+        return attributeList(target, c, ast.source);
+      }
+      return `${target} ${c.comparator} ${operand(c, ast.source)}`;
     })
     .join(' AND ');
+}
+
+const RUN_STATUSES = ['RUNNING', 'SCHEDULED', 'FINISHED', 'FAILED', 'KILLED'];
+
+/**
+ * MLflow takes a list only for run_id. NOT IN is the same as one `!=` per value; IN is `=` for one value and,
+ * for status (a closed set), `!=` for every status not listed. Other attributes cannot take IN with several values.
+ */
+function attributeList(target: string, c: Comparison, source: string): string {
+  const values = c.value as readonly string[];
+  if (c.comparator === 'NOT IN') return values.map((v) => `${target} != ${quoteValue(v, source, c)}`).join(' AND ');
+  if (values.length === 1) return `${target} = ${quoteValue(values[0]!, source, c)}`;
+  if (c.key === 'status') {
+    const others = RUN_STATUSES.filter((s) => !values.includes(s));
+    if (others.length === 0) return `${target} != ''`;
+    return others.map((s) => `${target} != '${s}'`).join(' AND ');
+  }
+  throw syntaxError(
+    'filter',
+    source,
+    c.position,
+    `attributes.${c.key} IN with several values cannot be sent to MLflow, which takes lists only for run_id`,
+  );
 }
 
 /** Run order terms in MLflow's spelling; ValidationError (field `orderBy`) for what runs cannot be ordered by. */
@@ -181,7 +208,7 @@ export function experimentFilter(filter: unknown): string {
         );
       }
       check(ast.source, c, `attributes.${c.key}`, spec, '0.9');
-      return `attributes.${c.key} ${c.comparator} ${operand(c, ast.source)}`;
+      return `${c.key} ${c.comparator} ${operand(c, ast.source)}`;
     })
     .join(' AND ');
 }

@@ -443,10 +443,25 @@ export class MlflowExperimentTracker implements ExperimentTracker {
         try {
           await this.#client.call('POST', 'mlflow/runs/log-batch', { body: request.body, idempotent: true });
         } catch (err) {
-          throw paramChanged(runId, err) ?? err;
+          if (err instanceof ValidationError && /Changing param values is not allowed/.test(err.message)) {
+            throw await this.#paramChanged(runId, params, err);
+          }
+          throw err;
         }
       }
     });
+  }
+
+  /** MLflow refuses a changed param as a bad value; the port calls it a conflict naming both values. */
+  async #paramChanged(runId: string, params: readonly Param[], cause: ValidationError): Promise<ConflictError> {
+    const stored = (await this.getRun(runId)).data.params;
+    const changed = params.find((p) => stored[p.key] !== undefined && stored[p.key] !== p.value);
+    return new ConflictError(
+      changed
+        ? `param '${changed.key}' of run '${runId}' is already '${stored[changed.key]}' and cannot change to '${changed.value}': params are immutable`
+        : `a param of run '${runId}' already holds another value: params are immutable (${cause.message})`,
+      { cause },
+    );
   }
 
   /**
@@ -759,21 +774,6 @@ function isInactive(err: unknown): boolean {
   return (
     (err instanceof ValidationError || err instanceof ConflictError) &&
     /must be in the 'active' state|non-active/i.test(err.message)
-  );
-}
-
-const PARAM_CHANGED =
-  /Param with key='(?<key>[^']*)' was already logged with value='(?<stored>[\s\S]*)' for run ID='[^']*'\. Attempted logging new value '(?<requested>[\s\S]*)'\./;
-
-/** MLflow refuses a changed param as a bad value; the port calls it a conflict with the stored value. */
-function paramChanged(runId: string, err: unknown): ConflictError | undefined {
-  if (!(err instanceof ValidationError) || !/Changing param values is not allowed/.test(err.message)) return undefined;
-  const m = PARAM_CHANGED.exec(err.message)?.groups;
-  return new ConflictError(
-    m
-      ? `param '${m.key}' of run '${runId}' is already '${m.stored}' and cannot change to '${m.requested}': params are immutable`
-      : `a param of run '${runId}' already holds another value: params are immutable (${err.message})`,
-    { cause: err },
   );
 }
 

@@ -19,7 +19,7 @@ export function withPromotionHooks(registry: ModelRegistry, hooks: PlatformHooks
     await fire().catch(() => undefined);
   };
   return new Proxy(registry, {
-    get(target, prop, receiver) {
+    get(target, prop) {
       if (prop === 'createVersion') {
         return async (input: Parameters<ModelRegistry['createVersion']>[0]) => {
           const version = await target.createVersion(input);
@@ -75,7 +75,9 @@ export function withPromotionHooks(registry: ModelRegistry, hooks: PlatformHooks
           await after(() => hooks.model.promoted.promise(promoted, promotion));
         };
       }
-      return Reflect.get(target, prop, receiver);
+      // Methods run on the adapter itself, whose private fields a proxy receiver cannot reach.
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
     },
   });
 }
