@@ -254,7 +254,8 @@ function registryFilter(filter: unknown, fields: Readonly<Record<string, FieldSp
 export const modelFilter = (filter: unknown) => registryFilter(filter, MODEL_FIELDS);
 export const versionFilter = (filter: unknown) => registryFilter(filter, VERSION_FIELDS);
 
-const MODEL_ORDER = ['name', 'creation_timestamp', 'last_updated_timestamp', 'timestamp'];
+/** MLflow orders registered models by name and by last update only (`timestamp` is the same key). */
+export const MODEL_ORDER = ['name', 'last_updated_timestamp', 'timestamp'];
 const VERSION_ORDER = ['name', 'version_number', 'creation_timestamp', 'last_updated_timestamp', 'timestamp'];
 
 function registryOrderBy(orderBy: unknown, keys: readonly string[], tiebreaks: readonly string[]): string[] {
@@ -273,10 +274,9 @@ function registryOrderBy(orderBy: unknown, keys: readonly string[], tiebreaks: r
   ];
 }
 
-/** Default `name ASC`; ties broken by name so pages are stable. */
+/** Default `name ASC`; MLflow breaks ties by name itself (and refuses a second `name` term). */
 export function modelOrderBy(orderBy: unknown): string[] {
-  const terms = registryOrderBy(orderBy, MODEL_ORDER, ['name ASC']);
-  return terms;
+  return registryOrderBy(orderBy, MODEL_ORDER, []);
 }
 
 /** Default `name ASC, version_number DESC`. */

@@ -37,7 +37,7 @@ import {
   validateVersionNumber,
 } from '@mlplane/core';
 import type { MlflowClient } from './client.js';
-import { modelFilter, modelOrderBy, versionFilter, versionOrderBy } from './filter.js';
+import { MODEL_ORDER, modelFilter, modelOrderBy, versionFilter, versionOrderBy } from './filter.js';
 import { page, queryKey, readToken } from './paging.js';
 import { MlflowExperimentTracker } from './tracker.js';
 import {
@@ -64,6 +64,7 @@ export class MlflowModelRegistry implements ModelRegistry {
     signatures: false,
     asyncRegistration: false,
     transactionalPromotion: false,
+    modelOrderBy: Object.freeze([...MODEL_ORDER]),
     changeEvents: false,
   });
 
@@ -343,7 +344,9 @@ export class MlflowModelRegistry implements ModelRegistry {
       );
       return toModelVersion(model_version);
     } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
+      // MLflow answers an unknown alias as a bad parameter, and an unknown model as not found.
+      const unknownAlias = err instanceof ValidationError && /alias .* not found/i.test(err.message);
+      if (!(err instanceof NotFoundError) && !unknownAlias) throw err;
       await this.#model(name);
       throw new NotFoundError(`model '${name}' has no alias '${alias}'`, { cause: err });
     }

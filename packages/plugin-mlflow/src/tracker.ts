@@ -496,6 +496,8 @@ export class MlflowExperimentTracker implements ExperimentTracker {
       if (err instanceof NotFoundError) throw runNotFound(runId, err);
       throw err;
     }
+    // MLflow answers an unknown run's history with an empty one; the port names the run.
+    if (metrics.length === 0) await this.#run(runId);
     const points = metrics.map(toMetric).sort((a, b) => a.step - b.step || a.timestamp - b.timestamp);
     const items = points.slice(offset, offset + maxResults);
     return offset + maxResults < points.length

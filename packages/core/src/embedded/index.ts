@@ -41,12 +41,27 @@ export type { EmbeddedConfig } from './plugin.js';
 export { embeddedConfigSchema, embeddedPlugin } from './plugin.js';
 export type { AliasMove, SqlModelRegistryOptions } from './registry/sql-model-registry.js';
 export { SqlModelRegistry } from './registry/sql-model-registry.js';
+export {
+  MODEL_NAME_LENGTH,
+  runIdOfSource,
+  validateModelName,
+  validateOptionalString,
+  validateRunId,
+  validateSignature,
+  validateTag,
+  validateTags,
+  validateVersionNumber,
+} from './registry/validation.js';
 export type { OutboxRelayOptions, OutboxRelayStats } from './relay/outbox-relay.js';
 export { OutboxRelay } from './relay/outbox-relay.js';
 export type { RetentionRule, RetentionSweeperOptions } from './retention/retention-sweeper.js';
 export { RetentionSweeper } from './retention/retention-sweeper.js';
 export { EnvFileSecretStore } from './secret-store/file-secret-store.js';
 export { createEmbeddedTelemetry } from './telemetry/embedded-telemetry.js';
+// Filter language and registry input rules, shared with adapters that validate before calling their backend.
+export type { Comparator, Comparison, Entity as FilterEntity, FilterAst, OrderTerm } from './tracker/filter/parser.js';
+export { parseFilter, parseOrderTerm } from './tracker/filter/parser.js';
+export { syntaxError } from './tracker/filter/tokenizer.js';
 export type { SqlExperimentTrackerOptions } from './tracker/sql-experiment-tracker.js';
 export { SqlExperimentTracker } from './tracker/sql-experiment-tracker.js';
 export { WEBHOOKS_MIGRATIONS, WEBHOOKS_OWNER } from './webhooks/schema.js';
@@ -61,18 +76,3 @@ export type {
   WebhookSubscription,
 } from './webhooks/webhook-subscriptions.js';
 export { WebhookSubscriptions } from './webhooks/webhook-subscriptions.js';
-// Filter language and registry input rules, shared with adapters that validate before calling their backend.
-export type { Comparator, Comparison, Entity as FilterEntity, FilterAst, OrderTerm } from './tracker/filter/parser.js';
-export { parseFilter, parseOrderTerm } from './tracker/filter/parser.js';
-export { syntaxError } from './tracker/filter/tokenizer.js';
-export {
-  MODEL_NAME_LENGTH,
-  runIdOfSource,
-  validateModelName,
-  validateOptionalString,
-  validateRunId,
-  validateSignature,
-  validateTag,
-  validateTags,
-  validateVersionNumber,
-} from './registry/validation.js';

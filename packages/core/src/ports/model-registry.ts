@@ -215,6 +215,8 @@ export interface ModelRegistryCapabilities {
    * compare-and-set, so a promotion checked against the state read just before it applies whatever happened since.
    */
   readonly transactionalPromotion: boolean;
+  /** The `searchModels` order keys the backend understands (MLflow cannot order models by creation_timestamp). */
+  readonly modelOrderBy: readonly string[];
   /**
    * Every change records its domain event in the same transaction (the outbox), which feeds the audit log and
    * webhooks. False (MLflow): the server keeps no outbox, and clients writing to it directly bypass mlplane,

@@ -110,6 +110,7 @@ export class SqlModelRegistry implements ModelRegistry {
     signatures: true,
     asyncRegistration: false,
     transactionalPromotion: true,
+    modelOrderBy: Object.freeze(['name', 'creation_timestamp', 'last_updated_timestamp', 'timestamp']),
     changeEvents: true,
   });
 

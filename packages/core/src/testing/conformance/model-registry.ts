@@ -158,7 +158,7 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         await rejects(registry.updateModel(missing, { description: 'x' }), NotFoundError, msg);
         await rejects(registry.renameModel(missing, uname('other')), NotFoundError, msg);
         await rejects(registry.deleteModel(missing), NotFoundError, msg);
-        await rejects(registry.createVersion({ name: missing, source: 's3://x' }), NotFoundError, msg);
+        await rejects(registry.createVersion({ name: missing, source: 's3://models/x' }), NotFoundError, msg);
         await rejects(registry.setModelTag(missing, 'k', 'v'), NotFoundError, msg);
         await rejects(registry.getLatestVersions(missing), NotFoundError, msg);
         await rejects(registry.getTransitionHistory(missing), NotFoundError, msg);
@@ -220,7 +220,7 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         expect((await registry.getVersion(uname('new'), 2)).name).toBe(uname('new'));
         expect((await registry.getVersion(uname('new'), 1)).stage).toBe('Staging');
         // Numbering continues where it was.
-        expect((await registry.createVersion({ name: uname('new'), source: 's3://x' })).version).toBe(3);
+        expect((await registry.createVersion({ name: uname('new'), source: 's3://models/x' })).version).toBe(3);
       });
 
       withHistory('moves the stage history with a rename', async () => {
@@ -239,7 +239,7 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         await rejects(registry.getVersion(model, 1), NotFoundError, 'does not exist');
         expect(await versionsOf({ filter: `name = '${model}'` })).toEqual([]);
         await registry.createModel({ name: model });
-        expect((await registry.createVersion({ name: model, source: 's3://x' })).version).toBe(1);
+        expect((await registry.createVersion({ name: model, source: 's3://models/x' })).version).toBe(1);
         expect((await registry.getModel(model)).aliases).toEqual({});
       });
 
@@ -273,13 +273,21 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         expect(ilike.items.map((m) => m.name)).toEqual([names[1]]);
         // LIKE is case-sensitive, as in MLflow.
         expect((await registry.searchModels({ filter: `name LIKE 'SEARCH-%-${tag}'` })).items).toEqual([]);
-        const newest = await registry.searchModels({
-          filter,
-          orderBy: ['creation_timestamp DESC', 'name DESC'],
-          maxResults: 1,
-        });
-        expect(newest.items[0]?.name).toBe(names[6]);
       });
+
+      itWhen(caps.modelOrderBy.includes('creation_timestamp'), 'models cannot be ordered by creation_timestamp')(
+        'orders models by creation time',
+        async () => {
+          const names: string[] = [];
+          for (let i = 0; i < 3; i++) names.push(await newModel(`created-${i}`));
+          const newest = await registry.searchModels({
+            filter: `name LIKE 'created-%-${tag}'`,
+            orderBy: ['creation_timestamp DESC', 'name DESC'],
+            maxResults: 1,
+          });
+          expect(newest.items[0]?.name).toBe(names[2]);
+        },
+      );
 
       it('validates searches: filter syntax with the position, unsupported fields, paging', async () => {
         const bad = await rejects(
@@ -371,7 +379,7 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         const model = await newModel('m', 3);
         await registry.deleteVersion(model, 3);
         await registry.deleteVersion(model, 2);
-        expect((await registry.createVersion({ name: model, source: 's3://x' })).version).toBe(4);
+        expect((await registry.createVersion({ name: model, source: 's3://models/x' })).version).toBe(4);
         await rejects(registry.getVersion(model, 3), NotFoundError, `version 3 of model '${model}' does not exist`);
       });
 
@@ -385,7 +393,7 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         await rejects(
           registry.createVersion({
             name: model,
-            source: 's3://x',
+            source: 's3://models/x',
             signature: {
               inputs: [
                 { kind: 'column', type: 'double' },
@@ -400,14 +408,14 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         await rejects(
           registry.createVersion({
             name: model,
-            source: 's3://x',
+            source: 's3://models/x',
             signature: { inputs: 'x' } as unknown as ModelSignature,
           }),
           ValidationError,
           'inputs must be an array',
         );
         await rejects(
-          registry.createVersion({ name: model, source: 's3://x', runId: 'bad id!' }),
+          registry.createVersion({ name: model, source: 's3://models/x', runId: 'bad id!' }),
           ValidationError,
           'run id',
         );
@@ -419,7 +427,7 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         await rejects(
           registry.createVersion({
             name: model,
-            source: 's3://x',
+            source: 's3://models/x',
             tags: { k: 'v'.repeat(REGISTRY_LIMITS.tagValueLength + 1) },
           }),
           ValidationError,
@@ -428,7 +436,7 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         await rejects(registry.setVersionTag(model, 1, 'bad$key', 'v'), ValidationError, 'is not a valid key');
         await rejects(registry.setVersionTag(model, 9, 'k', 'v'), NotFoundError, 'version 9');
         // Refused calls assigned no numbers.
-        expect((await registry.createVersion({ name: model, source: 's3://x' })).version).toBe(2);
+        expect((await registry.createVersion({ name: model, source: 's3://models/x' })).version).toBe(2);
       });
 
       it('keeps tags named like Object.prototype members as ordinary tags', async () => {
@@ -675,7 +683,7 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         hooks.model.promoted.tapPromise('broken', async () => {
           throw new Error('a failing tap does not undo a committed promotion');
         });
-        const v1 = await registry.createVersion({ name: model, source: 's3://x' });
+        const v1 = await registry.createVersion({ name: model, source: 's3://models/x' });
         expect(registered.map((v) => v.version)).toEqual([1]);
         expect(registered[0]).toEqual(v1);
         const staged = await registry.transitionStage({ name: model, version: 1, to: 'Staging', actor: 'erin' });
@@ -914,7 +922,13 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
 
       it('reports malformed URIs as ValidationError and unmatched ones as NotFoundError', async () => {
         const model = await newModel('m', 1);
-        for (const uri of ['s3://x', 'models:/', `models:/${model}`, `models:/${model}/Prod`, `models:/${model}/1/2`]) {
+        for (const uri of [
+          's3://models/x',
+          'models:/',
+          `models:/${model}`,
+          `models:/${model}/Prod`,
+          `models:/${model}/1/2`,
+        ]) {
           const err = await rejects(registry.resolve(uri), ValidationError, 'is not a models:/ URI');
           expect(err.field).toBe('modelUri');
         }
@@ -985,26 +999,26 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
       it('refuses a run the tracker does not know, and gives source-only lineage without a run', async () => {
         const model = await newModel();
         await rejects(
-          registry.createVersion({ name: model, source: 's3://x', runId: 'f'.repeat(32) }),
+          registry.createVersion({ name: model, source: 's3://models/x', runId: 'f'.repeat(32) }),
           NotFoundError,
           'does not exist',
         );
         // A run on another tracking server is linked, not checked.
         await registry.createVersion({
           name: model,
-          source: 's3://x',
+          source: 's3://models/x',
           runId: 'remote1',
           runLink: 'https://mlflow.example/r/remote1',
         });
         expect(await registry.getLineage(model, 1)).toEqual({
           name: model,
           version: 1,
-          source: 's3://x',
+          source: 's3://models/x',
           runId: 'remote1',
           runLink: 'https://mlflow.example/r/remote1',
         });
-        await registry.createVersion({ name: model, source: 's3://y' });
-        expect(await registry.getLineage(model, 2)).toEqual({ name: model, version: 2, source: 's3://y' });
+        await registry.createVersion({ name: model, source: 's3://models/y' });
+        expect(await registry.getLineage(model, 2)).toEqual({ name: model, version: 2, source: 's3://models/y' });
       });
     });
 
@@ -1015,8 +1029,8 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         it('records one event per change, in order, with the actor', async () => {
           const model = uname('events');
           await registry.createModel({ name: model, tags: { a: '1' } });
-          await registry.createVersion({ name: model, source: 's3://x', userId: 'ivy' });
-          await registry.createVersion({ name: model, source: 's3://y' });
+          await registry.createVersion({ name: model, source: 's3://models/x', userId: 'ivy' });
+          await registry.createVersion({ name: model, source: 's3://models/y' });
           await registry.updateModel(model, { description: 'd' });
           await registry.setModelTag(model, 'k', 'v');
           await registry.deleteModelTag(model, 'k');
@@ -1060,7 +1074,7 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
           expect(events[1]).toMatchObject({
             version: 1,
             actor: 'ivy',
-            payload: { name: model, version: 1, source: 's3://x' },
+            payload: { name: model, version: 1, source: 's3://models/x' },
           });
           expect(events[9]).toMatchObject({
             actor: 'jack',
