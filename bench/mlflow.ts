@@ -11,7 +11,7 @@ import { figure, type Measured } from './lib.js';
 const run = promisify(execFile);
 
 export interface MlflowSizes {
-  /** logBatch calls per caller in one round. */
+  /** logBatch calls in one round of one contender, shared evenly among its callers. */
   readonly batches: number;
   /** Metrics per logBatch call (the Python client sends up to 1000 a request, as we do). */
   readonly metricsPerBatch: number;
@@ -32,7 +32,9 @@ export async function mlflowBench(sizes: MlflowSizes, url: string): Promise<Meas
     connections: 16,
     connectTimeoutMs: 10_000,
     requestTimeoutMs: 120_000,
-    retries: 0,
+    // The plugin's default, as a user runs it: a 503 from the server's locked SQLite file is retried, as the
+    // Python client retries it (MLflow's REST client repeats 429 and 5xx answers with backoff).
+    retries: 3,
   });
   const tracker = new MlflowExperimentTracker(client);
   const experiment = await tracker.createExperiment({ name: `bench-ingest-${Date.now().toString(36)}` });
@@ -41,6 +43,7 @@ export async function mlflowBench(sizes: MlflowSizes, url: string): Promise<Meas
       Array.from({ length: n }, async () => (await tracker.createRun({ experimentId: experiment.id })).info.id),
     );
   const now = Date.now();
+  const payloadsFor = (callers: number) => payloads.slice(0, Math.ceil(sizes.batches / callers));
   const payloads = Array.from({ length: sizes.batches }, (_, b) =>
     Array.from({ length: sizes.metricsPerBatch }, (_, i) => ({
       key: `m${i % 10}`,
@@ -52,20 +55,21 @@ export async function mlflowBench(sizes: MlflowSizes, url: string): Promise<Meas
 
   const ours = async (callers: number): Promise<number> => {
     const ids = await runs(callers);
+    const mine = payloadsFor(callers);
     const started = performance.now();
     await Promise.all(
       ids.map(async (id) => {
-        for (const metrics of payloads) await tracker.logBatch(id, { metrics });
+        for (const metrics of mine) await tracker.logBatch(id, { metrics });
       }),
     );
-    return (callers * sizes.batches * sizes.metricsPerBatch) / ((performance.now() - started) / 1000);
+    return (callers * mine.length * sizes.metricsPerBatch) / ((performance.now() - started) / 1000);
   };
   const python = async (callers: number): Promise<number> => {
     const ids = await runs(callers);
     const script = join(import.meta.dirname, 'mlflow_log_batch.py');
     const { stdout } = await run(
       mlflowPython(),
-      [script, url, String(sizes.batches), String(sizes.metricsPerBatch), ...ids],
+      [script, url, String(payloadsFor(callers).length), String(sizes.metricsPerBatch), ...ids],
       { env: { ...process.env, MLFLOW_DISABLE_TELEMETRY: 'true', DO_NOT_TRACK: 'true' }, maxBuffer: 1 << 20 },
     );
     const { metrics, seconds } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { metrics: number; seconds: number };
@@ -131,8 +135,9 @@ export function withMlflowSection(
     '',
     `Measured ${context.at.toISOString()} on ${context.machine}; ${context.source}. Both contenders log to the same`,
     'MLflow peer (`scripts/peers up mlflow`: mlflow 3.17.2, SQLite backend store, one worker) from the same machine.',
-    `Each caller logs ${context.sizes.batches} batches of ${context.sizes.metricsPerBatch} metrics to its own run;`,
-    'plugin-mlflow callers are concurrent `logBatch` calls in one Node process sharing one keep-alive pool, the Python',
+    `Each round, a contender logs ${context.sizes.batches} batches of ${context.sizes.metricsPerBatch} metrics, shared evenly among its callers, each to its own run;`,
+    'plugin-mlflow callers are concurrent `logBatch` calls in one Node process sharing one keep-alive pool (default',
+    '`retries: 3`, so a 503 from the locked SQLite file is repeated, as the Python client repeats it), the Python',
     'callers are threads sharing one `MlflowClient` (`log_batch(..., synchronous=True)`, run by',
     "`bench/mlflow_log_batch.py` in the peer's virtualenv; imports and payload building are outside the clock).",
     `Contenders alternate within each of ${context.sizes.rounds} rounds; the median round is shown.`,

@@ -119,7 +119,7 @@ const started = performance.now();
 const loadStart = load();
 const startedAt = new Date();
 console.log(
-  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: not recorded)` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
+  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: ${!QUICK && ONLY.size === 1 && ONLY.has('mlflow') ? 'merged into the record' : 'not recorded'})` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
 );
 for (const s of skipped) console.log(`SKIPPED: ${s}`);
 

@@ -2,6 +2,7 @@ import {
   ConflictError,
   type CreateModelInput,
   type CreateVersionInput,
+  currentActor,
   type ExperimentTracker,
   MODEL_STAGES,
   type ModelLineage,
@@ -190,7 +191,8 @@ export class MlflowModelRegistry implements ModelRegistry {
     }
     // A run linked to another tracking server cannot be checked here; one on this server must exist.
     if (runId !== undefined && input.runLink === undefined) await this.#tracker.getRun(runId);
-    if (input.userId !== undefined) tags.push([VERSION_USER_TAG, input.userId]);
+    const userId = input.userId ?? currentActor()?.actor;
+    if (userId !== undefined) tags.push([VERSION_USER_TAG, userId]);
     const { model_version } = await this.#modelCall<{ model_version: WireModelVersion }>(
       input.name,
       'POST',

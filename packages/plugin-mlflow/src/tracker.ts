@@ -6,6 +6,7 @@ import {
   ConflictError,
   type CreateExperimentInput,
   type CreateRunInput,
+  currentActor,
   type DatasetInput,
   decodePageToken,
   type Experiment,
@@ -286,6 +287,7 @@ export class MlflowExperimentTracker implements ExperimentTracker {
       });
       if (!tags.some((t) => t.key === PARENT_RUN_TAG)) tags.push({ key: PARENT_RUN_TAG, value: parentRunId });
     }
+    const userId = input.userId ?? currentActor()?.actor;
     const { run } = await this.#experimentWrite(input.experimentId, () =>
       this.#client.call<{ run: WireRun }>('POST', 'mlflow/runs/create', {
         params: {
@@ -293,7 +295,8 @@ export class MlflowExperimentTracker implements ExperimentTracker {
           start_time: startTime.getTime(),
           tags,
           ...(input.name !== undefined ? { run_name: input.name } : {}),
-          ...(input.userId !== undefined ? { user_id: input.userId } : {}),
+          // Whoever creates the run is its user unless the input names another, as the SQL tracker records it.
+          ...(userId !== undefined ? { user_id: userId } : {}),
         },
         idempotent: false,
       }),
