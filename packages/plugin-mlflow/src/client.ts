@@ -27,6 +27,12 @@ export interface MlflowClientOptions {
   readonly requestTimeoutMs: number;
   /** Extra attempts for idempotent calls that met an outage (connection failure, 429, 5xx); 0 disables. */
   readonly retries: number;
+  /**
+   * How long an idle socket is kept for reuse. It must stay below the server's own idle timeout (uvicorn, which
+   * `mlflow server` runs, closes after 5 s; gunicorn after 2 s), or a call may go out on a socket the server is
+   * closing and fail with "other side closed". Default 2 s.
+   */
+  readonly keepAliveMs?: number;
   /** First retry delay; each next one doubles, up to 2 s. */
   readonly retryMinDelayMs?: number;
 }
@@ -89,7 +95,9 @@ export class MlflowClient {
       connectTimeout: options.connectTimeoutMs,
       headersTimeout: options.requestTimeoutMs,
       bodyTimeout: options.requestTimeoutMs,
-      keepAliveTimeout: 30_000,
+      keepAliveTimeout: options.keepAliveMs ?? 2000,
+      // The server sends no Keep-Alive header, so nothing should stretch the idle time past ours.
+      keepAliveMaxTimeout: options.keepAliveMs ?? 2000,
     });
     this.#headers = { accept: 'application/json', ...authHeader(options.auth ?? { kind: 'none' }) };
     this.#retries = options.retries;

@@ -25,6 +25,8 @@ export const mlflowConfigSchema = z.object({
   requestTimeoutMs: z.number().int().positive().default(60_000),
   /** Extra attempts for idempotent calls after an outage (connection refused, 429, 5xx), with backoff. */
   retries: z.number().int().min(0).max(10).default(3),
+  /** Idle sockets are reused this long; keep it below the server's idle timeout (uvicorn 5 s, gunicorn 2 s). */
+  keepAliveMs: z.number().int().positive().default(2000),
 });
 
 export type MlflowConfig = z.output<typeof mlflowConfigSchema>;
@@ -38,6 +40,7 @@ export function mlflowClient(config: MlflowConfig): MlflowClient {
     connectTimeoutMs: config.connectTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
     retries: config.retries,
+    keepAliveMs: config.keepAliveMs,
   });
 }
 

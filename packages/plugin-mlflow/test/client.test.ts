@@ -1,6 +1,6 @@
 // Error mapping and outage handling of the MLflow client, against local sockets (no MLflow server needed).
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { ConflictError, NotFoundError, PermissionDeniedError, UnavailableError, ValidationError } from '@mlplane/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MlflowApiError, MlflowClient, mapMlflowError } from '../src/index.js';
@@ -113,6 +113,70 @@ describe('MlflowClient outages', () => {
     expect(res.experiment.experiment_id).toBe('7');
     expect(auth).toEqual(['Bearer tok', 'Bearer tok', 'Bearer tok']);
     await c.close();
+  });
+
+  it('lets idle sockets go before the server expires them, so a call after a pause is not lost', async () => {
+    // A server that, like uvicorn past its keep-alive timeout, treats a socket idle for 300 ms as expired: the next
+    // request on it is dropped unanswered. The client must have let that socket go and opened a fresh one.
+    let connections = 0;
+    let dropped = 0;
+    const raw = createNetServer((socket) => {
+      connections++;
+      let idleSince = 0;
+      let buffered = '';
+      socket.on('data', (chunk) => {
+        if (idleSince > 0 && Date.now() - idleSince > 300) {
+          dropped++;
+          socket.destroy();
+          return;
+        }
+        buffered += chunk.toString();
+        const head = buffered.indexOf('\r\n\r\n');
+        if (head < 0) return;
+        const length = Number(/content-length: (\d+)/i.exec(buffered.slice(0, head))?.[1] ?? 0);
+        if (buffered.length < head + 4 + length) return;
+        buffered = '';
+        const body = '{"experiment_id":"1"}';
+        socket.write(
+          `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+        );
+        idleSince = Date.now();
+      });
+    });
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    const { port } = raw.address() as AddressInfo;
+    const connect = (keepAliveMs: number) =>
+      new MlflowClient({
+        trackingUri: `http://127.0.0.1:${port}`,
+        connections: 1,
+        connectTimeoutMs: 1000,
+        requestTimeoutMs: 2000,
+        retries: 0,
+        keepAliveMs,
+      });
+    const create = (c: MlflowClient) =>
+      c.call('POST', 'mlflow/experiments/create', { params: { name: 'x' }, idempotent: false });
+    const pause = () => new Promise((resolve) => setTimeout(resolve, 500));
+    try {
+      // A client keeping sockets longer than the server meets the expiry: the fault this guards against.
+      const long = connect(5000);
+      await create(long);
+      await pause();
+      await expect(create(long)).rejects.toBeInstanceOf(UnavailableError);
+      expect(dropped).toBe(1);
+      await long.close();
+      // With idle sockets let go first, the same pause costs a new connection and nothing else.
+      const short = connect(100);
+      const before = connections;
+      await create(short);
+      await pause();
+      await create(short);
+      expect(connections - before).toBe(2);
+      expect(dropped).toBe(1);
+      await short.close();
+    } finally {
+      await new Promise((resolve) => raw.close(resolve));
+    }
   });
 
   it('refuses a tracking URI that is not http(s)', () => {
