@@ -53,18 +53,27 @@ export async function mlflowBench(sizes: MlflowSizes, url: string): Promise<Meas
     })),
   );
 
-  const ours = async (callers: number): Promise<number> => {
+  /** Metrics per second, and the client's CPU microseconds per metric (where the client itself spends). */
+  interface Round {
+    readonly rate: number;
+    readonly cpuPerMetric: number;
+  }
+  const ours = async (callers: number): Promise<Round> => {
     const ids = await runs(callers);
     const mine = payloadsFor(callers);
+    const cpu = process.cpuUsage();
     const started = performance.now();
     await Promise.all(
       ids.map(async (id) => {
         for (const metrics of mine) await tracker.logBatch(id, { metrics });
       }),
     );
-    return (callers * mine.length * sizes.metricsPerBatch) / ((performance.now() - started) / 1000);
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    const metrics = callers * mine.length * sizes.metricsPerBatch;
+    return { rate: metrics / seconds, cpuPerMetric: (used.user + used.system) / metrics };
   };
-  const python = async (callers: number): Promise<number> => {
+  const python = async (callers: number): Promise<Round> => {
     const ids = await runs(callers);
     const script = join(import.meta.dirname, 'mlflow_log_batch.py');
     const { stdout } = await run(
@@ -72,15 +81,19 @@ export async function mlflowBench(sizes: MlflowSizes, url: string): Promise<Meas
       [script, url, String(payloadsFor(callers).length), String(sizes.metricsPerBatch), ...ids],
       { env: { ...process.env, MLFLOW_DISABLE_TELEMETRY: 'true', DO_NOT_TRACK: 'true' }, maxBuffer: 1 << 20 },
     );
-    const { metrics, seconds } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { metrics: number; seconds: number };
-    return metrics / seconds;
+    const { metrics, seconds, cpu } = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+      metrics: number;
+      seconds: number;
+      cpu: number;
+    };
+    return { rate: metrics / seconds, cpuPerMetric: (cpu * 1e6) / metrics };
   };
 
   const out: Measured[] = [];
   try {
     for (const callers of [1, 8]) {
-      const a: number[] = [];
-      const b: number[] = [];
+      const a: Round[] = [];
+      const b: Round[] = [];
       for (let r = 0; r < sizes.rounds; r++) {
         // Alternate who goes first, so neither always meets the server right after the other's writes.
         if (r % 2 === 0) {
@@ -91,22 +104,29 @@ export async function mlflowBench(sizes: MlflowSizes, url: string): Promise<Meas
           a.push(await ours(callers));
         }
         console.log(
-          `  mlflow ingest ${callers} caller(s) round ${r + 1}: plugin-mlflow ${Math.round(a.at(-1)!)} metrics/s, python log_batch ${Math.round(b.at(-1)!)} metrics/s`,
+          `  mlflow ingest ${callers} caller(s) round ${r + 1}: plugin-mlflow ${Math.round(a.at(-1)!.rate)} metrics/s (client CPU ${a.at(-1)!.cpuPerMetric.toFixed(1)} us/metric), python log_batch ${Math.round(b.at(-1)!.rate)} metrics/s (${b.at(-1)!.cpuPerMetric.toFixed(1)} us/metric)`,
         );
       }
       const goal = callers === 1 ? 1 : 3;
-      const ratio = median(a) / median(b);
+      const ratio = median(a.map((x) => x.rate)) / median(b.map((x) => x.rate));
+      const who = `${callers} caller${callers > 1 ? 's' : ''}`;
+      const peerIs = `mlflow Python client log_batch, ${callers} thread${callers > 1 ? 's' : ''}`;
       out.push(
         figure(
-          `mlflow ingest ${sizes.metricsPerBatch}-metric logBatch x${callers} caller${callers > 1 ? 's' : ''}, plugin-mlflow vs the MLflow Python client (log_batch), same server`,
+          `mlflow ingest ${sizes.metricsPerBatch}-metric logBatch x${who}, plugin-mlflow vs the MLflow Python client (log_batch), same server`,
           'metrics/s',
-          median(a),
-          median(b),
+          median(a.map((x) => x.rate)),
+          median(b.map((x) => x.rate)),
           'higher-is-better',
-          {
-            goal: { text: `>= ${goal}x the Python client`, met: ratio >= goal },
-            peerIs: `mlflow Python client log_batch, ${callers} thread${callers > 1 ? 's' : ''}`,
-          },
+          { goal: { text: `>= ${goal}x the Python client`, met: ratio >= goal }, peerIs },
+        ),
+        figure(
+          `mlflow ingest client CPU per metric x${who}, plugin-mlflow vs the MLflow Python client`,
+          'us',
+          median(a.map((x) => x.cpuPerMetric)),
+          median(b.map((x) => x.cpuPerMetric)),
+          'lower-is-better',
+          { peerIs },
         ),
       );
     }
@@ -114,6 +134,25 @@ export async function mlflowBench(sizes: MlflowSizes, url: string): Promise<Meas
     await client.close();
   }
   return out;
+}
+
+/**
+ * How busy each client process was while it logged (CPU per metric times metrics per second): near 100% means the
+ * client is the limit, far below means the server is.
+ */
+function busy(figures: readonly Measured[]): string[] {
+  const lines: string[] = [];
+  for (const callers of [1, 8]) {
+    const who = `x${callers} caller${callers > 1 ? 's' : ''}`;
+    const rate = figures.find((f) => f.unit === 'metrics/s' && f.name.includes(`${who},`));
+    const cpu = figures.find((f) => f.unit === 'us' && f.name.includes(`${who},`));
+    if (!rate || !cpu || rate.peer === null || cpu.peer === null) continue;
+    const pct = (us: number, perSecond: number) => `${Math.round((us * perSecond) / 1e4)}%`;
+    lines.push(
+      `- ${who}: the plugin-mlflow process was busy ${pct(cpu.ours, rate.ours)} of the wall time, the Python client's ${pct(cpu.peer, rate.peer)} (CPU per metric times metrics/s).`,
+    );
+  }
+  return lines;
 }
 
 const BEGIN = '<!-- mlflow-ingest: written by pnpm bench (BENCH_ONLY=mlflow); do not edit by hand -->';
@@ -146,6 +185,8 @@ export function withMlflowSection(
     '| figure | plugin-mlflow | Python client | ratio | goal |',
     '|---|---:|---:|---:|---|',
     ...rows,
+    '',
+    ...busy(figures),
     '',
     END,
   ].join('\n');

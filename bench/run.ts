@@ -39,7 +39,7 @@ const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlfl
     }
   : {
       // 20,000 metrics per caller and round, in 500-metric batches (the size PEERS.md measured the client with).
-      mlflow: { batches: 40, metricsPerBatch: 500, rounds: 3 },
+      mlflow: { batches: 40, metricsPerBatch: 500, rounds: 5 },
       // 20,000 rows are 2,000 ten-metric batches per contender: enough samples, without minutes of round trips.
       ingest: { rows10: 20_000, rows500: 100_000, rounds: 5 },
       search: { runs: 25_000, samples: 40 },
