@@ -166,7 +166,7 @@ export function withMlflowSection(
 ): string {
   const rows = figures.map(
     (f) =>
-      `| ${f.name} | ${f.ours.toLocaleString('en-US')} | ${f.peer?.toLocaleString('en-US') ?? '-'} | ${f.ratio ?? '-'} | ${f.goal ? `${f.goal.text}: ${f.goal.met ? 'met' : 'missed'}` : ''} |`,
+      `| ${f.name} | ${f.ours.toLocaleString('en-US')} ${f.unit} | ${f.peer === null ? '-' : `${f.peer.toLocaleString('en-US')} ${f.unit}`} | ${f.ratio ?? '-'} | ${f.goal ? `${f.goal.text}: ${f.goal.met ? 'met' : 'missed'}` : ''} |`,
   );
   const section = [
     BEGIN,
@@ -182,7 +182,7 @@ export function withMlflowSection(
     `Contenders alternate within each of ${context.sizes.rounds} rounds; the median round is shown.`,
     'Reproduce: `eval "$(scripts/peers env)" && BENCH_ONLY=mlflow pnpm bench`.',
     '',
-    '| figure | plugin-mlflow | Python client | ratio | goal |',
+    '| figure | plugin-mlflow | Python client | ratio (>1: plugin-mlflow better) | goal |',
     '|---|---:|---:|---:|---|',
     ...rows,
     '',
