@@ -60,7 +60,7 @@ describe('MlflowClient outages', () => {
     const c = client(`http://127.0.0.1:${await closedPort()}`);
     const err = await c
       .call('GET', 'mlflow/experiments/get', { params: { experiment_id: '1' }, idempotent: true })
-      .catch((e) => e);
+      .catch((e: UnavailableError) => e);
     expect(err).toBeInstanceOf(UnavailableError);
     expect(err.message).toContain('did not answer');
     expect((err.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
