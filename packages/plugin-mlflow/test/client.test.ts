@@ -58,9 +58,9 @@ describe('MlflowClient outages', () => {
 
   it('turns an unreachable server into UnavailableError with the cause, after bounded retries of an idempotent call', async () => {
     const c = client(`http://127.0.0.1:${await closedPort()}`);
-    const err = await c
+    const err = (await c
       .call('GET', 'mlflow/experiments/get', { params: { experiment_id: '1' }, idempotent: true })
-      .catch((e: UnavailableError) => e);
+      .catch((e: unknown) => e)) as UnavailableError;
     expect(err).toBeInstanceOf(UnavailableError);
     expect(err.message).toContain('did not answer');
     expect((err.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
