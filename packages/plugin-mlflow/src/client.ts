@@ -185,8 +185,9 @@ export class MlflowClient {
         try {
           return await attempt();
         } catch (err) {
-          // Only outages are worth repeating; any other answer would come back the same.
-          throw err instanceof UnavailableError ? err : new AbortError(err as Error);
+          // Outages are worth repeating, and so is a lost write race (the winner's row is there now, and the call
+          // is idempotent); any other answer would come back the same.
+          throw err instanceof UnavailableError || isWriteRace(err) ? err : new AbortError(err as Error);
         }
       },
       { retries: this.#retries, minTimeout: this.#retryMinDelayMs, maxTimeout: 2000, factor: 2, randomize: true },
@@ -206,9 +207,23 @@ export class MlflowClient {
   }
 }
 
+/**
+ * A unique-index violation the server reports as a bad request: two writers inserted the same row at once (a param
+ * or an alias logged concurrently). The loser's write is a conflict, and repeating an idempotent one succeeds.
+ */
+const WRITE_RACE = /IntegrityError|UNIQUE constraint failed|UniqueViolation|duplicate key value|Duplicate entry/;
+
+/** Whether `err` is a write that lost a race for the same row (see WRITE_RACE). */
+export function isWriteRace(err: unknown): boolean {
+  return err instanceof ConflictError && err.cause instanceof MlflowApiError && WRITE_RACE.test(err.cause.detail);
+}
+
 /** MLflow's error codes (databricks.proto ErrorCode) as mlplane's typed errors; the MLflow error is the cause. */
 export function mapMlflowError(err: MlflowApiError, what: string, server: string): MlplaneError {
   const options = { cause: err };
+  if (err.status < 500 && WRITE_RACE.test(err.detail)) {
+    return new ConflictError(`a concurrent write to the same record won (${what}): ${err.detail}`, options);
+  }
   switch (err.errorCode) {
     case 'RESOURCE_ALREADY_EXISTS':
       return new ConflictError(err.detail, options);
@@ -269,6 +284,6 @@ function encodePath(path: string): string {
 }
 
 /** JSON with MLflow's spelling of non-finite doubles (`"NaN"`, `"Infinity"`, `"-Infinity"`); JSON has none. */
-export function encodeJson(value: unknown): string {
+function encodeJson(value: unknown): string {
   return JSON.stringify(value, (_key, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
 }

@@ -3,6 +3,7 @@
 export { MLFLOW_BATCH_LIMITS } from './batching.js';
 export {
   type CallOptions,
+  isWriteRace,
   MlflowApiError,
   type MlflowAuth,
   MlflowClient,

@@ -47,7 +47,7 @@ import {
   validateTrackingKey,
 } from '@mlplane/core';
 import { splitBatch } from './batching.js';
-import type { MlflowClient } from './client.js';
+import { isWriteRace, type MlflowClient } from './client.js';
 import { experimentFilter, experimentOrderBy, RUN_ATTRIBUTES, runFilter, runOrderBy, viewType } from './filter.js';
 import { page, queryKey, readToken } from './paging.js';
 import {
@@ -175,10 +175,8 @@ export class MlflowExperimentTracker implements ExperimentTracker {
         idempotent: true,
       });
     } catch (err) {
-      // A rename racing another to the same name loses on the server's unique index, reported as a bad request.
-      if (err instanceof ValidationError && /UNIQUE|IntegrityError|unique constraint/i.test(err.message)) {
-        throw experimentNameTaken(changes.name, err);
-      }
+      // A rename racing another to the same name loses on the server's unique index.
+      if (isWriteRace(err)) throw experimentNameTaken(changes.name, err);
       throw err;
     }
     return this.getExperiment(experimentId);
@@ -638,6 +636,7 @@ export class MlflowExperimentTracker implements ExperimentTracker {
   ): Promise<Page<RunArtifact>> {
     const pageSize = resolveMaxResults(options.maxResults, RUN_ARTIFACTS_PAGE);
     const dir = options.path ?? '';
+    // The same path rule as logArtifact: ValidationError for absolute paths and '.' or '..' segments.
     if (dir !== '') joinArtifactPath('root', dir);
     let offset = 0;
     if (options.pageToken !== undefined) {

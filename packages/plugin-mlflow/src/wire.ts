@@ -128,10 +128,6 @@ export function tagRecord(tags: readonly WireTag[] | undefined, hidden?: Readonl
   return out;
 }
 
-export function toWireTags(tags: Readonly<Record<string, string>> | undefined): WireTag[] {
-  return Object.entries(tags ?? {}).map(([key, value]) => ({ key, value }));
-}
-
 export function toExperiment(e: WireExperiment): Experiment {
   return {
     id: e.experiment_id,

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { ConflictError, NotFoundError, PermissionDeniedError, UnavailableError, ValidationError } from '@mlplane/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MlflowApiError, MlflowClient, mapMlflowError } from '../src/index.js';
+import { isWriteRace, MlflowApiError, MlflowClient, mapMlflowError } from '../src/index.js';
 
 function client(trackingUri: string, retries = 2): MlflowClient {
   return new MlflowClient({
@@ -47,6 +47,22 @@ describe('mapMlflowError', () => {
       expect(err.cause).toBe(cause);
     });
   }
+});
+
+describe('write races', () => {
+  it('maps a unique-index violation reported as a bad request to a ConflictError flagged as a lost race', () => {
+    const cause = new MlflowApiError(
+      400,
+      'BAD_REQUEST',
+      '(sqlite3.IntegrityError) UNIQUE constraint failed: params.key',
+    );
+    const err = mapMlflowError(cause, 'POST mlflow/runs/log-batch', 'http://mlflow');
+    expect(err).toBeInstanceOf(ConflictError);
+    expect(isWriteRace(err)).toBe(true);
+    expect(isWriteRace(mapMlflowError(new MlflowApiError(400, 'RESOURCE_ALREADY_EXISTS', 'taken'), 'x', 'y'))).toBe(
+      false,
+    );
+  });
 });
 
 describe('MlflowClient outages', () => {
@@ -177,6 +193,31 @@ describe('MlflowClient outages', () => {
     } finally {
       await new Promise((resolve) => raw.close(resolve));
     }
+  });
+
+  it('repeats an idempotent call that lost a write race, and only such a call', async () => {
+    let calls = 0;
+    server = createServer((_req, res) => {
+      calls++;
+      if (calls === 1 || calls === 3) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error_code: 'BAD_REQUEST', message: 'UNIQUE constraint failed: params.key' }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const c = client(`http://127.0.0.1:${port}`, 3);
+    await c.call('POST', 'mlflow/runs/log-batch', { params: { run_id: 'r' }, idempotent: true });
+    // The race was met once, then the repeat went through.
+    expect(calls).toBe(2);
+    expect(c.retriesDone).toBe(1);
+    const err = await c.call('POST', 'mlflow/runs/create', { params: {}, idempotent: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConflictError);
+    expect(calls).toBe(3);
+    await c.close();
   });
 
   it('refuses a tracking URI that is not http(s)', () => {
