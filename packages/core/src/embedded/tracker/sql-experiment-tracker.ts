@@ -720,7 +720,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
     const page = await this.#artifacts.list({
       prefix: dir,
       delimiter: '/',
-      pageSize,
+      maxResults: pageSize,
       ...(storeToken !== undefined ? { pageToken: storeToken } : {}),
     });
     const items: RunArtifact[] = [
