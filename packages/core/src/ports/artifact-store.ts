@@ -174,7 +174,10 @@ export interface MultipartUpload {
 export interface CreateMultipartUploadOptions {
   readonly contentType?: string;
   readonly metadata?: Readonly<Record<string, string>>;
-  /** When true, completing fails with ConflictError if the key exists by then. */
+}
+
+export interface CompleteMultipartUploadOptions {
+  /** When true, completing fails with ConflictError if the key exists by then (the backend checks atomically). */
   readonly ifNotExists?: boolean;
 }
 
@@ -283,11 +286,16 @@ export interface ArtifactStore {
   presignPart?(upload: MultipartUpload, partNumber: number, options: PresignPartOptions): Promise<PresignedRequest>;
 
   /**
-   * Makes the parts, in part-number order, the content of the key, atomically. ValidationError for parts that are
-   * missing, out of order, too small or with another etag or sha256 than uploaded; ConflictError with `ifNotExists`;
-   * NotFoundError when the upload does not exist. The result has no sha256 (see ArtifactInfo.sha256).
+   * Makes the parts, in ascending part-number order (gaps allowed), the content of the key, atomically, and ends the
+   * upload. ValidationError for parts out of order, too small (all but the last), or with another etag or sha256
+   * than uploaded; ConflictError with `ifNotExists`; NotFoundError when the upload does not exist. The upload stays
+   * open after an error, to be completed again or aborted. The result has no sha256 (see ArtifactInfo.sha256).
    */
-  completeMultipartUpload?(upload: MultipartUpload, parts: readonly CompletedPart[]): Promise<ArtifactInfo>;
+  completeMultipartUpload?(
+    upload: MultipartUpload,
+    parts: readonly CompletedPart[],
+    options?: CompleteMultipartUploadOptions,
+  ): Promise<ArtifactInfo>;
 
   /** Discards the upload and its parts. Idempotent: aborting a finished or unknown upload succeeds. */
   abortMultipartUpload?(upload: MultipartUpload): Promise<void>;
