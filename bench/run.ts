@@ -94,11 +94,12 @@ const s3 = await reachable('MLPLANE_S3_ENDPOINT', s3Config?.endpoint, async () =
 const pgUrl = pg.url;
 const redisUrl = redis.url;
 const skipped: string[] = [];
-if (!pgUrl)
+const sqlSections = runs('ingest') || runs('search') || runs('alias');
+if (!pgUrl && sqlSections)
   skipped.push(
     `PostgreSQL (${pg.why}): ingest on PostgreSQL and the COPY ceiling, search on PostgreSQL, alias resolution on PostgreSQL`,
   );
-if (!redisUrl) skipped.push(`Redis (${redis.why}): alias resolution with the Redis cache`);
+if (!redisUrl && runs('alias')) skipped.push(`Redis (${redis.why}): alias resolution with the Redis cache`);
 if (!s3.url && runs('s3')) skipped.push(`S3 (${s3.why}, or MLPLANE_S3_* incomplete): plugin-s3 vs the raw SDK`);
 
 /** The commit measured, and whether the measured code had uncommitted changes (others work in this tree). */
@@ -134,7 +135,7 @@ const started = performance.now();
 const loadStart = load();
 const startedAt = new Date();
 console.log(
-  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: not recorded)` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
+  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: ${RECORD_S3 ? 'recorded into the S3 figures and section' : 'not recorded'})` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
 );
 for (const s of skipped) console.log(`SKIPPED: ${s}`);
 
