@@ -30,8 +30,11 @@ export const s3ConfigSchema = z.object({
       sessionToken: z.string().min(1).optional(),
     })
     .optional(),
-  /** Bodies larger than one part go up in parts of this size (5 MiB to 5 GiB); at most 10,000 parts per object. */
-  partSizeMiB: z.number().int().min(5).max(5120).default(16),
+  /**
+   * Bodies larger than one part go up in parts of this size (5 MiB to 5 GiB), as the AWS CLI's 8 MB default. S3
+   * allows 10,000 parts per object, so the default caps an object at 78 GiB: raise it for larger ones.
+   */
+  partSizeMiB: z.number().int().min(5).max(5120).default(8),
   /** Parts in flight at once per upload; memory per upload is about (concurrency + 1) x part size. */
   concurrency: z.number().int().min(1).max(64).default(4),
   /** Objects above this are copied with UploadPartCopy in parts (S3's CopyObject stops at 5 GiB). */

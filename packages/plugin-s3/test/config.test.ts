@@ -10,7 +10,7 @@ describe('s3 config', () => {
       prefix: '',
       region: 'us-east-1',
       forcePathStyle: false,
-      partSizeMiB: 16,
+      partSizeMiB: 8,
       concurrency: 4,
       multipartCopyThresholdMiB: 5120,
       maxAttempts: 4,
