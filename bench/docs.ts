@@ -141,6 +141,8 @@ const S3_END = '<!-- end of s3 section -->';
 
 export interface S3DocsInput {
   readonly measured: readonly Measured[];
+  /** Per-round MiB/s of each contender, one line per size and direction. */
+  readonly rounds: readonly string[];
   readonly machine: Machine;
   readonly startedAt: Date;
   readonly minutes: number;
@@ -176,6 +178,11 @@ transfer, each contender and direction in a fresh Node process, sampled every 10
 ${met} of ${goals.length} figures with a goal meet it (≥ ${S3_GOAL_RATIO} of the raw SDK's MiB/s with hashing on; RSS growth < ${S3_GOAL_RSS_MIB} MiB).
 
 ${table(measured)}
+
+MiB/s of every round, in order (the machine is shared: single rounds vary several-fold at this load, so read the
+medians and their ratios, not one round):
+
+${input.rounds.map((r) => `- ${r}`).join('\n')}
 ${S3_END}
 `;
 }

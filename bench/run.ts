@@ -143,7 +143,8 @@ const measured: Measured[] = [];
 if (runs('ingest')) measured.push(...(await ingest(SIZES.ingest, pgUrl)));
 if (runs('search')) measured.push(...(await searchBench(SIZES.search, pgUrl)));
 if (runs('alias')) measured.push(...(await aliasBench(SIZES.alias, pgUrl, redisUrl)));
-const s3Measured = runs('s3') && s3.url ? await s3Bench(SIZES.s3, s3Config!) : [];
+const s3Results = runs('s3') && s3.url ? await s3Bench(SIZES.s3, s3Config!) : { figures: [], rounds: [] };
+const s3Measured = s3Results.figures;
 measured.push(...s3Measured);
 
 const loadEnd = load();
@@ -179,7 +180,15 @@ const previous = {
   docs: await readFile(docs, 'utf8').catch(() => ''),
 };
 const s3Section = () =>
-  renderS3Section({ measured: s3Measured, machine: m, startedAt, minutes: took / 60, sizes: SIZES.s3, source });
+  renderS3Section({
+    measured: s3Measured,
+    rounds: s3Results.rounds,
+    machine: m,
+    startedAt,
+    minutes: took / 60,
+    sizes: SIZES.s3,
+    source,
+  });
 if (RECORD) {
   // Figures this run skipped (no S3 peer) stay as they were recorded, with their own date and machine.
   const keep = s3Measured.length ? [] : previous.figures.filter(isS3);

@@ -131,12 +131,19 @@ async function rssChild(
   return JSON.parse(out.trim().split('\n').at(-1)!);
 }
 
-export async function s3Bench(sizes: S3Sizes, config: S3ConfigInput): Promise<Measured[]> {
+/** The figures, and each size's per-round rates, for the docs: at this machine's load single rounds vary a lot. */
+export interface S3Results {
+  readonly figures: Measured[];
+  readonly rounds: string[];
+}
+
+export async function s3Bench(sizes: S3Sizes, config: S3ConfigInput): Promise<S3Results> {
   const store = await S3ArtifactStore.connect(config);
   const raw = rawClient(config);
   const c: Contenders = { store, raw, bucket: config.bucket, prefix: store.config.prefix };
   const parts = `${store.config.partSizeMiB} MiB parts x ${store.config.concurrency}`;
   const out: Measured[] = [];
+  const perRound: string[] = [];
   try {
     // Warm-up: sockets, module loading and the JIT, for both.
     for (const who of ['ours', 'raw'] as const) {
@@ -166,6 +173,11 @@ export async function s3Bench(sizes: S3Sizes, config: S3ConfigInput): Promise<Me
           `  s3 ${sizeLabel(mib)} round ${r + 1}/${rounds}: up ours ${rates.up.ours.at(-1)!.toFixed(0)} raw ${rates.up.raw.at(-1)!.toFixed(0)} MiB/s, down ours ${rates.down.ours.at(-1)!.toFixed(0)} raw ${rates.down.raw.at(-1)!.toFixed(0)} MiB/s`,
         );
       }
+      const list = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
+      perRound.push(
+        `${sizeLabel(mib)} upload, ours: ${list(rates.up.ours)}; raw: ${list(rates.up.raw)}`,
+        `${sizeLabel(mib)} download, ours: ${list(rates.down.ours)}; raw: ${list(rates.down.raw)}`,
+      );
       for (const [direction, label] of [
         ['up', 'upload'],
         ['down', 'download'],
@@ -222,5 +234,5 @@ export async function s3Bench(sizes: S3Sizes, config: S3ConfigInput): Promise<Me
     raw.destroy();
     store.close();
   }
-  return out;
+  return { figures: out, rounds: perRound };
 }
