@@ -108,7 +108,10 @@ export interface PutArtifactOptions {
   readonly expectedSha256?: string;
   /** When true, the put fails with ConflictError if the key exists; of concurrent such puts exactly one wins. */
   readonly ifNotExists?: boolean;
-  /** Aborting stops reading the body; the put rejects with the signal's reason and stores nothing. */
+  /**
+   * Aborting stops reading the body; the put rejects with the signal's reason and stores nothing, unless the abort
+   * races with the backend's commit (then the content may be stored although the put rejected).
+   */
   readonly signal?: AbortSignal;
 }
 
