@@ -46,14 +46,6 @@ export function sizeOf(body: ArtifactBody): number | undefined {
   return undefined;
 }
 
-type GuardableStore = ArtifactStore & {
-  copy?(from: string, to: string, ...rest: unknown[]): Promise<unknown>;
-  createMultipartUpload?(
-    key: string,
-    options?: { contentType?: string; metadata?: Record<string, string> },
-  ): Promise<unknown>;
-};
-
 /** Fires `artifact.beforePut` before every way content can land in the store. */
 export function guardArtifactStore(store: ArtifactStore, { hooks }: GuardContext<ArtifactStoreHooks>): ArtifactStore {
   const s = store;
