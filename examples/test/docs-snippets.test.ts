@@ -22,7 +22,13 @@ async function markdownFiles(): Promise<string[]> {
   await walk('docs');
   for (const pkg of await readdir(join(root, 'packages'))) {
     const readme = join('packages', pkg, 'README.md');
-    if (await readFile(join(root, readme)).then(() => true, () => false)) files.push(readme);
+    if (
+      await readFile(join(root, readme)).then(
+        () => true,
+        () => false,
+      )
+    )
+      files.push(readme);
   }
   return files;
 }

@@ -63,7 +63,9 @@ describe('promotion-webhook example plugin', () => {
     });
     expect(delivery!.headers[WEBHOOK_HEADERS.eventType]).toBe(PROMOTION_EVENT_TYPE);
     expect(delivery!.headers[WEBHOOK_HEADERS.eventId]).toMatch(/^[0-9a-f-]{36}$/);
-    expect(verifyWebhook({ secret: signingKey, body: delivery!.body, headers: delivery!.headers })).toEqual({ ok: true });
+    expect(verifyWebhook({ secret: signingKey, body: delivery!.body, headers: delivery!.headers })).toEqual({
+      ok: true,
+    });
     // The signature covers the body, the key and the labels: a change to any of them fails verification.
     expect(verifyWebhook({ secret: signingKey, body: `${delivery!.body} `, headers: delivery!.headers })).toEqual({
       ok: false,
