@@ -7,14 +7,18 @@
 // need them are skipped, and said to be. BENCH_QUICK=1 runs small sizes into bench/results/quick.json and leaves
 // latest.json and the docs alone, since the recorded figures must be the full sizes; BENCH_ONLY=search (or ingest,
 // alias, comma-separated) runs only those sections, into quick.json as well, since a record has every figure.
+// Every run checks that no figure judged in a recorded run (bench/results/judged.json) stopped being judged, or is
+// judged against another goal, without the change written down in bench/goals.ts; a recorded run refuses to write
+// then, and otherwise appends its judged figures to judged.json.
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { RedisCache } from '@mlplane/plugin-redis';
 import { type AliasSizes, aliasBench } from './alias.js';
 import { renderDocs } from './docs.js';
+import { type JudgedRun, judgedFigures, silentGoalChanges } from './goals.js';
 import { type IngestSizes, ingest } from './ingest.js';
 import { type Figure, load, type Measured, machine, seconds } from './lib.js';
 import { type SearchSizes, searchBench } from './search.js';
@@ -85,8 +89,8 @@ function provenance(): string {
       '-z',
       '--untracked-files=no',
       '--',
-      'packages/core/src',
-      'packages/core/bench',
+      ':(glob)packages/*/src/**',
+      'packages/sql/bench',
       'bench',
       ':!bench/results',
     );
@@ -138,15 +142,37 @@ for (const f of measured) {
 for (const s of skipped) console.log(`SKIPPED: ${s}`);
 console.log(`load average at end ${loadEnd.join(' ')}; took ${(took / 60).toFixed(1)} min`);
 
+const judgedPath = join(ROOT, 'bench', 'results', 'judged.json');
+const history = JSON.parse(await readFile(judgedPath, 'utf8')) as JudgedRun[];
+const silent = silentGoalChanges(history, measured, ONLY === undefined && skipped.length === 0);
+for (const s of silent) console.log(`GOAL CHANGED SILENTLY: ${s}`);
+if (RECORD && silent.length > 0) {
+  throw new Error(
+    `not recorded: ${silent.length} judged figure(s) changed without a note; write each change, its date and reason, in bench/goals.ts`,
+  );
+}
+
 const out = join(ROOT, 'bench', 'results', RECORD ? 'latest.json' : 'quick.json');
 await mkdir(dirname(out), { recursive: true });
 await writeFile(out, `${JSON.stringify(figures, null, 2)}\n`);
 console.log(`wrote ${out}`);
 if (RECORD) {
+  const judged: JudgedRun[] = [
+    ...history,
+    {
+      recordedAt: startedAt.toISOString(),
+      source,
+      machine: `${m.cpu}, ${m.cores} cores`,
+      loadavg: m.loadavg,
+      figures: judgedFigures(measured),
+    },
+  ];
+  await writeFile(judgedPath, `${JSON.stringify(judged, null, 2)}\n`);
+  console.log(`wrote ${judgedPath}`);
   const docs = join(ROOT, 'docs', 'benchmarks.md');
   await writeFile(
     docs,
-    renderDocs({ measured, machine: m, skipped, startedAt, minutes: took / 60, sizes: SIZES, source }),
+    renderDocs({ measured, machine: m, skipped, startedAt, minutes: took / 60, sizes: SIZES, source, judged }),
   );
   console.log(`wrote ${docs}`);
 }

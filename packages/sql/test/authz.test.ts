@@ -6,22 +6,27 @@ import { isPermission, ValidationError } from '@mlplane/core';
 import { authorizerConformance } from '@mlplane/core/testing';
 import { SqliteMetadataStore } from '@mlplane/defaults';
 import { describe, expect, it } from 'vitest';
-import { SqlAuditLog } from '../src/audit/sql-audit-log.js';
 import { PORT_PERMISSIONS, permissionFor } from '../src/authz/port-permissions.js';
 import { SqlAuthorizer } from '../src/authz/sql-authorizer.js';
 import { readOutbox } from '../src/outbox/outbox.js';
+import { auditSurroundings } from './audit-fixture.js';
+import { FLOOD_MAX_GROUPS, floodFailedChecks } from './failed-check-flood.js';
 
 authorizerConformance('SqlAuthorizer on SQLite (temp dir)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mlplane-authz-'));
   const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
-  const audit = await SqlAuditLog.open({ store });
+  const surroundings = await auditSurroundings();
+  const audit = await surroundings.open(store);
   const authorizer = await SqlAuthorizer.open({ store, audit });
   return {
     authorizer,
     audit,
     events: async () => (await readOutbox(store.db(), { limit: 1_000_000 })).map((e) => e.event),
+    flushAudit: () => authorizer.close(),
     cleanup: async () => {
+      await audit.close();
       await store.close();
+      await surroundings.remove();
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -50,6 +55,25 @@ describe('SqlAuthorizer storage', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('SqlAuthorizer failed token checks', () => {
+  it('writes a bounded number of audit entries for 10,000 failed checks, whose counts add up', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mlplane-authz-'));
+    const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
+    try {
+      const surroundings = await auditSurroundings();
+      const audit = await surroundings.open(store);
+      const authz = await SqlAuthorizer.open({ store, audit, failedChecks: { maxGroups: FLOOD_MAX_GROUPS } });
+      await floodFailedChecks(authz, audit);
+      expect((await audit.verify()).ok).toBe(true);
+      await audit.close();
+      await surroundings.remove();
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe('PORT_PERMISSIONS', () => {

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { type DestinationStream, type Logger as PinoLogger, pino } from 'pino';
 import { type DependencyContainer, container as globalContainer } from 'tsyringe';
+import { type SecretStore, secretStoreRef } from '../ports/secret-store.js';
 import type { Logger } from '../ports/telemetry.js';
 import type { PlatformConfig, RawConfig } from './config.js';
 import {
@@ -16,7 +17,7 @@ import { coreServices, type PluginLifecycle } from './core-services.js';
 import { ConfigError, PluginFailedError, WiringError } from './errors.js';
 import { CORE_PORTS, createPlatformHooks, hooksForPlugin, type PlatformHooks } from './platform-hooks.js';
 import type { DecorateOptions, Deps, Plugin, PluginEnv, ProvideOptions } from './plugin.js';
-import type { PortDefinition } from './port.js';
+import { intercept, type PortDefinition } from './port.js';
 import { Redactor } from './redactor.js';
 import type { ExtensionPoint, ServiceRef } from './service-ref.js';
 
@@ -690,6 +691,7 @@ class KernelPlatform implements Platform {
         decorator.options.decorate({ ...decoratorDeps, config: owner.config, service } as never),
       );
     }
+    if (provision.ref.id === secretStoreRef.id) service = this.#redacting(service as SecretStore);
     const port = this.#ports.get(provision.ref.id);
     if (port) {
       service = port.guard(service, {
@@ -702,6 +704,21 @@ class KernelPlatform implements Platform {
     }
     container.registerInstance(provision.ref.token, service);
     return service;
+  }
+
+  /**
+   * The SecretStore as every consumer sees it: each value it hands out at run time joins the values scrubbed from
+   * logs and startup errors, as the values of `${secret:...}` config references do.
+   */
+  #redacting(store: SecretStore): SecretStore {
+    const redactor = this.#redactor;
+    return intercept(store, {
+      async get(name) {
+        const value = await store.get(name);
+        redactor.add(value);
+        return value;
+      },
+    });
   }
 
   #pluginService<T>(consumer: PluginRecord, ref: ServiceRef<T>, make: () => T): T {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { validateNoControlCharacters, validateText } from '../infra/validation/text.js';
 import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
 import type { ArtifactBody, ArtifactInfo, PutArtifactOptions } from './artifact-store.js';
@@ -53,7 +54,8 @@ export const RUN_ARTIFACTS_PAGE: PageLimits = Object.freeze({ default: 1000, max
 
 /**
  * Metric, param and tag keys: letters, digits, `_ - . / space`, and they must not normalize to another
- * path (`a//b`, `./a`, `..`), because backends may store them as file names. Same rule as MLflow.
+ * path (`a//b`, `./a`, `..`), because backends may store them as file names. Same rule as MLflow, plus: keys are in
+ * Unicode NFC, so two keys that look the same are the same key.
  */
 export const TRACKING_KEY_PATTERN = /^[\p{L}\p{N}_/.\- ]+$/u;
 
@@ -367,7 +369,7 @@ export const experimentTrackerPort = definePort({
   guard: guardExperimentTracker,
 });
 
-/** ValidationError unless `key` is a valid metric, param or tag key within `keyLength`. */
+/** ValidationError unless `key` is a valid metric, param or tag key within `keyLength`, in NFC. */
 export function validateTrackingKey(key: string, field = 'key'): void {
   if (!TRACKING_KEY_PATTERN.test(key)) {
     throw new ValidationError(`'${key}' is not a valid key: use letters, digits, '_', '-', '.', '/' and spaces`, {
@@ -385,6 +387,12 @@ export function validateTrackingKey(key: string, field = 'key'): void {
         field,
       },
     );
+  }
+  // Refused rather than normalised: keys are stored as given, and 'Å' (U+212B) beside 'Å' (U+00C5) would be two.
+  if (key.normalize('NFC') !== key) {
+    throw new ValidationError(`'${key}' is not a valid key: write it in Unicode NFC form (key.normalize('NFC'))`, {
+      field,
+    });
   }
 }
 
@@ -425,6 +433,10 @@ export function validateLogBatch(batch: LogBatchInput): void {
   const seen = new Map<string, string>();
   params.forEach((p, i) => {
     validateTrackingKey(p.key, `params[${i}].key`);
+    if (typeof p.value !== 'string') {
+      throw new ValidationError(`param '${p.key}' value must be a string`, { field: `params[${i}].value` });
+    }
+    validateText(p.value, `params[${i}].value`, `param '${p.key}' value`);
     if (p.value.length > TRACKER_LIMITS.paramValueLength) {
       throw new ValidationError(
         `param '${p.key}' value has ${p.value.length} chars; the paramValueLength limit is ${TRACKER_LIMITS.paramValueLength}`,
@@ -441,6 +453,10 @@ export function validateLogBatch(batch: LogBatchInput): void {
   });
   tags.forEach((t, i) => {
     validateTrackingKey(t.key, `tags[${i}].key`);
+    if (typeof t.value !== 'string') {
+      throw new ValidationError(`tag '${t.key}' value must be a string`, { field: `tags[${i}].value` });
+    }
+    validateText(t.value, `tags[${i}].value`, `tag '${t.key}' value`);
     if (t.value.length > TRACKER_LIMITS.runTagValueLength) {
       throw new ValidationError(
         `tag '${t.key}' value has ${t.value.length} chars; the runTagValueLength limit is ${TRACKER_LIMITS.runTagValueLength}`,
@@ -472,6 +488,7 @@ export function validateArtifactLocation(location: unknown, field = 'artifactLoc
   if (typeof location !== 'string' || location.trim() === '') {
     throw new ValidationError(`${field} must be a non-empty string`, { field });
   }
+  validateNoControlCharacters(location, field, field);
   if (/^(runs|models):/i.test(location)) {
     throw new ValidationError(
       `${field} must name storage, not a run or a model: got '${location}' (runs:/ and models:/ URIs are resolved, never written to)`,

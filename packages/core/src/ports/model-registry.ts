@@ -309,7 +309,7 @@ export const modelRegistryPort = definePort({
   guard: guardModelRegistry,
 });
 
-/** ValidationError (field `alias`) unless `alias` is a usable alias name. */
+/** ValidationError (field `alias`) unless `alias` is a usable alias name, in Unicode NFC. */
 export function validateAlias(alias: string): void {
   if (!ALIAS_PATTERN.test(alias)) {
     throw new ValidationError(`alias '${alias}' may only contain letters, digits, '_' and '-'`, { field: 'alias' });
@@ -321,6 +321,11 @@ export function validateAlias(alias: string): void {
   }
   if (RESERVED_ALIAS_PATTERN.test(alias)) {
     throw new ValidationError(`alias '${alias}' is reserved ('latest' and 'v<number>' name versions in URIs)`, {
+      field: 'alias',
+    });
+  } // Refused rather than normalised, as tracking keys: 'Å' (U+212B) beside 'Å' (U+00C5) would be two aliases.
+  if (alias.normalize('NFC') !== alias) {
+    throw new ValidationError(`alias '${alias}' must be written in Unicode NFC form (alias.normalize('NFC'))`, {
       field: 'alias',
     });
   }

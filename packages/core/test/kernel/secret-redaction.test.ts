@@ -152,3 +152,31 @@ describe('secrets in logged and thrown errors', () => {
     );
   });
 });
+
+describe('secrets read at run time', () => {
+  it('scrubs a value a plugin reads from the SecretStore after start, though no config names it', async () => {
+    const lines: string[] = [];
+    const reader = definePlugin({
+      id: 'reader',
+      register(env) {
+        env.registerInit({
+          deps: { secrets: secretStoreRef, logger: coreServices.logger },
+          async init({ secrets, logger }) {
+            const value = await secrets.get('db-password');
+            logger.info({ value }, `connecting with ${value}`);
+          },
+        });
+      },
+    });
+    const platform = createKernelPlatform({
+      plugins: [mapSecrets(), reader()],
+      config: { platform: { signals: [] } },
+      log: { level: 'info', destination: { write: (s: string) => void lines.push(s) } },
+    });
+    await platform.start();
+    await platform.stop();
+    const line = lines.find((l) => l.includes('connecting with'));
+    expect(line).toBeDefined();
+    expect(leaks(lines.join('\n'))).toEqual([]);
+  });
+});

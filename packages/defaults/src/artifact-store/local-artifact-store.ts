@@ -21,6 +21,7 @@ import {
   UnavailableError,
   ValidationError,
   validateArtifactKey,
+  validateMediaType,
 } from '@mlplane/core';
 import { describeHolder, FileLock, readLockHolder } from '../file-lock.js';
 import { KeyedMutex, SharedExclusiveLock } from './locks.js';
@@ -154,11 +155,8 @@ export class LocalArtifactStore implements ArtifactStore {
       });
     }
     const contentType = options.contentType ?? DEFAULT_CONTENT_TYPE;
-    if (typeof contentType !== 'string' || contentType === '') {
-      throw new ValidationError(`contentType for ${quoteKey(key)} must be a non-empty string`, {
-        field: 'contentType',
-      });
-    }
+    // A media type, never free text: it is served back as a Content-Type header, where CR/LF would add headers.
+    validateMediaType(contentType);
     const metadata = copyMetadata(key, options.metadata);
     // Fail fast before streaming a large body; the check is repeated under the key lock.
     if (options.ifNotExists && (await this.exists(key))) throw conflict(key);

@@ -14,6 +14,7 @@ import {
   type ModelVersion,
   malformedPageToken,
   NotFoundError,
+  normalizeModelName,
   normalizeStage,
   type Page,
   type PageOptions,
@@ -31,12 +32,14 @@ import {
   type TransitionStageInput,
   ValidationError,
   validateAlias,
-  validateModelName,
+  validateNoControlCharacters,
+  validateOptionalLine,
   validateOptionalString,
   validateRunId,
   validateSignature,
   validateTag,
   validateTags,
+  validateText,
   validateVersionNumber,
 } from '@mlplane/core';
 import type { Kysely, Transaction } from 'kysely';
@@ -104,7 +107,11 @@ export class SqlModelRegistry implements ModelRegistry {
   readonly #store: MetadataStore;
   readonly #tracker: ExperimentTracker | undefined;
   readonly #dialect: SqlDialect;
-  /** Whether promotions lock the model row: Postgres only, since SQLite's SELECT has no FOR UPDATE and needs none. */
+  /**
+   * Whether every change locks its model row (Postgres only: SQLite's write transactions already exclude each other).
+   * Changes of one model then run one at a time, so one racing a delete of the model finds it gone (NotFoundError)
+   * instead of hitting a foreign key, a missing row or committing an event for a change that did not happen.
+   */
   readonly #lockRows: boolean;
 
   constructor(options: SqlModelRegistryOptions) {
@@ -132,7 +139,7 @@ export class SqlModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- models
 
   async createModel(input: CreateModelInput): Promise<RegisteredModel> {
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     validateOptionalString(input.description, 'description');
     const tags = validateTags(input.tags);
     const now = Date.now();
@@ -176,16 +183,16 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async getModel(name: string): Promise<RegisteredModel> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     const row = await requireModel(this.#db, name);
     return this.#modelById(Number(row.model_id), name);
   }
 
   async updateModel(name: string, changes: { readonly description: string }): Promise<RegisteredModel> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateDescription(changes?.description);
     const modelId = await this.#transaction(async (trx) => {
-      const row = await requireModel(trx, name);
+      const row = await requireModel(trx, name, this.#lockRows);
       const id = Number(row.model_id);
       await trx
         .updateTable('registered_models')
@@ -202,11 +209,11 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async renameModel(name: string, newName: string): Promise<RegisteredModel> {
-    validateModelName(name);
-    validateModelName(newName, 'newName');
+    name = normalizeModelName(name);
+    newName = normalizeModelName(newName, 'newName');
     try {
       const modelId = await this.#transaction(async (trx) => {
-        const row = await requireModel(trx, name);
+        const row = await requireModel(trx, name, this.#lockRows);
         const id = Number(row.model_id);
         if (name === newName) return id;
         if (await findModelByName(trx, newName)) throw modelNameTaken(newName);
@@ -229,9 +236,9 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async deleteModel(name: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     await this.#transaction(async (trx) => {
-      const row = await requireModel(trx, name);
+      const row = await requireModel(trx, name, this.#lockRows);
       const id = Number(row.model_id);
       const versions = await trx
         .selectFrom('model_versions')
@@ -264,13 +271,14 @@ export class SqlModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- versions
 
   async createVersion(input: CreateVersionInput): Promise<ModelVersion> {
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     if (typeof input.source !== 'string' || input.source.trim() === '') {
       throw new ValidationError('source must be a non-empty artifact URI', { field: 'source' });
     }
-    validateOptionalString(input.runLink, 'runLink');
+    validateNoControlCharacters(input.source, 'source', 'source');
+    validateOptionalLine(input.runLink, 'runLink');
     validateOptionalString(input.description, 'description');
-    validateOptionalString(input.userId, 'userId');
+    validateOptionalLine(input.userId, 'userId');
     validateSignature(input.signature);
     const tags = validateTags(input.tags);
     let runId = input.runId;
@@ -289,9 +297,10 @@ export class SqlModelRegistry implements ModelRegistry {
     if (runId !== undefined && input.runLink === undefined && this.#tracker) await this.#tracker.getRun(runId);
     const now = Date.now();
     const key = await this.#transaction(async (trx) => {
-      const model = await requireModel(trx, input.name);
+      const model = await requireModel(trx, input.name, this.#lockRows);
       const modelId = Number(model.model_id);
       const version = await nextVersionNumber(trx, modelId, now);
+      if (version === undefined) throw modelNotFound(input.name);
       await trx
         .insertInto('model_versions')
         .values({
@@ -340,7 +349,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async getVersion(name: string, version: number): Promise<ModelVersion> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     const found = await findVersionByName(this.#db, this.#dialect, name, { version });
     if (found) return found;
@@ -349,11 +358,11 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async updateVersion(name: string, version: number, changes: { readonly description: string }): Promise<ModelVersion> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     validateDescription(changes?.description);
     const modelId = await this.#transaction(async (trx) => {
-      const { modelId } = await requireVersion(trx, name, version);
+      const { modelId } = await requireVersion(trx, name, version, this.#lockRows);
       const now = Date.now();
       await trx
         .updateTable('model_versions')
@@ -371,7 +380,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async deleteVersion(name: string, version: number): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     await this.#transaction(async (trx) => {
       const { modelId, row } = await requireVersion(trx, name, version, this.#lockRows);
@@ -428,7 +437,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async getLatestVersions(name: string, stages?: readonly ModelStage[]): Promise<readonly ModelVersion[]> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (stages !== undefined && !Array.isArray(stages)) {
       throw new ValidationError('stages must be an array of stage names', { field: 'stages' });
     }
@@ -442,12 +451,12 @@ export class SqlModelRegistry implements ModelRegistry {
   async transitionStage(input: TransitionStageInput): Promise<ModelVersion> {
     // An actor named in the input wins; otherwise whoever the work is done for (actingAs).
     const actor = input?.actor ?? currentActor()?.actor;
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     validateVersionNumber(input.version);
     if (typeof input.to !== 'string') throw new ValidationError('to must be a stage name', { field: 'stage' });
     const to = normalizeStage(input.to);
     validateOptionalString(input.reason, 'reason');
-    validateOptionalString(actor, 'actor');
+    validateOptionalLine(actor, 'actor');
     const archiveExisting = input.archiveExisting ?? false;
     if (typeof archiveExisting !== 'boolean') {
       throw new ValidationError('archiveExisting must be a boolean', { field: 'archiveExisting' });
@@ -532,7 +541,7 @@ export class SqlModelRegistry implements ModelRegistry {
     version?: number,
     options: PageOptions = {},
   ): Promise<Page<StageTransition>> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (version !== undefined) validateVersionNumber(version);
     const maxResults = resolveMaxResults(options.maxResults, TRANSITION_HISTORY_PAGE);
     const model = await requireModel(this.#db, name);
@@ -579,11 +588,11 @@ export class SqlModelRegistry implements ModelRegistry {
   async setAlias(input: SetAliasInput): Promise<void> {
     // An actor named in the input wins; otherwise whoever the work is done for (actingAs).
     const actor = input?.actor ?? currentActor()?.actor;
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     if (typeof input.alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     validateAlias(input.alias);
     validateVersionNumber(input.version);
-    validateOptionalString(actor, 'actor');
+    validateOptionalLine(actor, 'actor');
     validateOptionalString(input.reason, 'reason');
     await this.getVersion(input.name, input.version);
     const model = await requireModel(this.#db, input.name);
@@ -639,7 +648,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async deleteAlias(name: string, alias: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (typeof alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     await this.#transaction(async (trx) => {
       const model = await requireModel(trx, name, this.#lockRows);
@@ -670,7 +679,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async getVersionByAlias(name: string, alias: string): Promise<ModelVersion> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (typeof alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     const found = await findVersionByName(this.#db, this.#dialect, name, { alias });
     if (found) return found;
@@ -684,7 +693,7 @@ export class SqlModelRegistry implements ModelRegistry {
 
   /** Every move of the model's aliases (or of one alias), oldest first: who pointed it where, when and why. */
   async getAliasHistory(name: string, alias?: string): Promise<readonly AliasMove[]> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateOptionalString(alias, 'alias');
     const model = await requireModel(this.#db, name);
     let q = this.#db.selectFrom('model_alias_moves').selectAll().where('model_id', '=', Number(model.model_id));
@@ -704,10 +713,10 @@ export class SqlModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- tags
 
   async setModelTag(name: string, key: string, value: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateTag(key, value);
     await this.#transaction(async (trx) => {
-      const modelId = Number((await requireModel(trx, name)).model_id);
+      const modelId = Number((await requireModel(trx, name, this.#lockRows)).model_id);
       await trx
         .insertInto('registered_model_tags')
         .values({ model_id: modelId, key, value })
@@ -719,10 +728,10 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async deleteModelTag(name: string, key: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (typeof key !== 'string') throw new ValidationError('tag key must be a string', { field: 'key' });
     await this.#transaction(async (trx) => {
-      const modelId = Number((await requireModel(trx, name)).model_id);
+      const modelId = Number((await requireModel(trx, name, this.#lockRows)).model_id);
       const deleted = await trx
         .deleteFrom('registered_model_tags')
         .where('model_id', '=', modelId)
@@ -735,11 +744,11 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async setVersionTag(name: string, version: number, key: string, value: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     validateTag(key, value);
     await this.#transaction(async (trx) => {
-      const { modelId } = await requireVersion(trx, name, version);
+      const { modelId } = await requireVersion(trx, name, version, this.#lockRows);
       await trx
         .insertInto('model_version_tags')
         .values({ model_id: modelId, version, key, value })
@@ -751,11 +760,11 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async deleteVersionTag(name: string, version: number, key: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     if (typeof key !== 'string') throw new ValidationError('tag key must be a string', { field: 'key' });
     await this.#transaction(async (trx) => {
-      const { modelId } = await requireVersion(trx, name, version);
+      const { modelId } = await requireVersion(trx, name, version, this.#lockRows);
       const deleted = await trx
         .deleteFrom('model_version_tags')
         .where('model_id', '=', modelId)
@@ -773,7 +782,7 @@ export class SqlModelRegistry implements ModelRegistry {
   async getLineage(name: string, version: number): Promise<ModelLineage> {
     const v = await this.getVersion(name, version);
     const lineage: ModelLineage = {
-      name,
+      name: v.name,
       version: v.version,
       source: v.source,
       ...(v.runId !== undefined ? { runId: v.runId } : {}),
@@ -798,8 +807,8 @@ export class SqlModelRegistry implements ModelRegistry {
 
   async resolve(modelUri: string): Promise<ModelVersion> {
     if (typeof modelUri !== 'string') throw new ValidationError('modelUri must be a string', { field: 'modelUri' });
-    const uri = parseModelUri(modelUri);
-    validateModelName(uri.name);
+    const parsed = parseModelUri(modelUri);
+    const uri = { ...parsed, name: normalizeModelName(parsed.name) };
     switch (uri.kind) {
       case 'version':
         return this.getVersion(uri.name, uri.version);
@@ -876,6 +885,7 @@ function validateDescription(description: unknown): asserts description is strin
   if (typeof description !== 'string') {
     throw new ValidationError('description must be a string', { field: 'description' });
   }
+  validateText(description, 'description', 'description');
 }
 
 async function requireModel(db: Db, name: string, forUpdate = false): Promise<RegisteredModelRow> {

@@ -28,6 +28,7 @@ import {
   type MetricInput,
   malformedPageToken,
   NotFoundError,
+  normalizeName,
   type Page,
   type PageOptions,
   type Param,
@@ -47,6 +48,8 @@ import {
   ValidationError,
   validateArtifactLocation,
   validateLogBatch,
+  validateNoControlCharacters,
+  validateText,
   validateTrackingKey,
 } from '@mlplane/core';
 import type { Kysely, Transaction } from 'kysely';
@@ -219,7 +222,8 @@ export class SqlExperimentTracker implements ExperimentTracker {
   // ---------------------------------------------------------------- experiments
 
   async createExperiment(input: CreateExperimentInput): Promise<Experiment> {
-    validateExperimentName(input.name);
+    // Stored and looked up NFC, so a name equal to a taken one after normalisation is taken too.
+    input = { ...input, name: experimentName(input?.name) };
     const tags = validateExperimentTags(input.tags ?? {});
     if (input.artifactLocation !== undefined) {
       validateArtifactLocation(input.artifactLocation);
@@ -295,7 +299,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
   }
 
   async getExperimentByName(name: string): Promise<Experiment> {
-    if (typeof name !== 'string') throw new ValidationError('name must be a string', { field: 'name' });
+    name = experimentName(name);
     const row = await findExperimentByName(this.#db, name);
     if (!row) throw new NotFoundError(`experiment named '${name}' does not exist`);
     return this.getExperiment(String(row.experiment_id));
@@ -317,7 +321,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
 
   async updateExperiment(experimentId: string, changes: { readonly name: string }): Promise<Experiment> {
     const id = parseExperimentId(experimentId);
-    validateExperimentName(changes?.name);
+    changes = { ...changes, name: experimentName(changes?.name) };
     try {
       await this.#transaction(async (trx) => {
         const row = await requireExperiment(trx, id, experimentId);
@@ -432,8 +436,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
       }
       parentRunId = parentTag;
     }
-    const name = input.name ?? generateRunName();
-    validateRunName(name);
+    const name = runName(input.name ?? generateRunName());
     const status = input.status ?? 'RUNNING';
     if (status !== 'RUNNING' && status !== 'SCHEDULED') {
       throw new ValidationError(`a run is created RUNNING or SCHEDULED, got '${status}'`, { field: 'status' });
@@ -450,6 +453,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
         field: 'userId',
       });
     }
+    if (input.userId !== undefined) validateNoControlCharacters(input.userId, 'userId', 'userId');
     const runId = randomUUID().replaceAll('-', '');
     if (parentRunId !== undefined && !tags.some((t) => t.key === PARENT_RUN_TAG)) {
       tags.push({ key: PARENT_RUN_TAG, value: parentRunId });
@@ -520,7 +524,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
     if (input.endTime !== undefined && (!(input.endTime instanceof Date) || Number.isNaN(input.endTime.getTime()))) {
       throw new ValidationError('endTime must be a valid Date', { field: 'endTime' });
     }
-    if (input.name !== undefined) validateRunName(input.name);
+    if (input.name !== undefined) input = { ...input, name: runName(input.name) };
     return this.#transaction(async (trx) => {
       const row = await requireActiveRun(trx, input.runId);
       const changes: Partial<RunRow> = {};
@@ -953,27 +957,27 @@ async function requireActiveRun(db: Kysely<TrackerDatabase>, runId: string, lock
   return row;
 }
 
-function validateExperimentName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.trim() === '') {
-    throw new ValidationError('experiment name must be a non-empty string', { field: 'name' });
-  }
-  if (name.length > TRACKER_LIMITS.experimentNameLength) {
-    throw new ValidationError(
-      `experiment name has ${name.length} chars; the experimentNameLength limit is ${TRACKER_LIMITS.experimentNameLength}`,
-      { field: 'name' },
-    );
-  }
+/** The stored form of an experiment name (NFC; no control or bidi characters); ValidationError naming `name`. */
+function experimentName(name: unknown): string {
+  return normalizeName(name, {
+    field: 'name',
+    what: 'experiment name',
+    maxLength: TRACKER_LIMITS.experimentNameLength,
+    limitName: 'experimentNameLength',
+  });
 }
 
-function validateRunName(name: unknown): void {
+/** The stored form of a run name, as experimentName; run names may be empty, as in MLflow. */
+function runName(name: unknown): string {
   if (typeof name !== 'string') throw new ValidationError('run name must be a string', { field: 'name' });
   // MLflow keeps the run name in the mlflow.runName tag, so the tag value limit applies.
-  if (name.length > TRACKER_LIMITS.runTagValueLength) {
-    throw new ValidationError(
-      `run name has ${name.length} chars; the runTagValueLength limit is ${TRACKER_LIMITS.runTagValueLength}`,
-      { field: 'name' },
-    );
-  }
+  return normalizeName(name, {
+    field: 'name',
+    what: 'run name',
+    maxLength: TRACKER_LIMITS.runTagValueLength,
+    limitName: 'runTagValueLength',
+    allowEmpty: true,
+  });
 }
 
 function validateExperimentTags(tags: Readonly<Record<string, string>>): [string, string][] {
@@ -989,6 +993,7 @@ function validateExperimentTags(tags: Readonly<Record<string, string>>): [string
     if (typeof value !== 'string') {
       throw new ValidationError(`experiment tag '${key}' value must be a string`, { field: `tags.${key}` });
     }
+    validateText(value, `tags.${key}`, `experiment tag '${key}' value`);
     if (value.length > TRACKER_LIMITS.experimentTagValueLength) {
       throw new ValidationError(
         `experiment tag '${key}' value has ${value.length} chars; the experimentTagValueLength limit is ${TRACKER_LIMITS.experimentTagValueLength}`,
@@ -1012,6 +1017,7 @@ function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
     if (typeof value !== 'string' || (required && value === '')) {
       throw new ValidationError(`${field} must be a non-empty string`, { field });
     }
+    validateText(value, field, field);
     if (value.length > TRACKER_LIMITS[name]) {
       throw new ValidationError(`${field} has ${value.length} chars; the ${name} limit is ${TRACKER_LIMITS[name]}`, {
         field,
@@ -1031,6 +1037,7 @@ function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
         field: `inputs[${i}].dataset.sourceType`,
       });
     }
+    validateNoControlCharacters(d.sourceType, `inputs[${i}].dataset.sourceType`, 'dataset sourceType');
     (input.tags ?? []).forEach((t, j) => {
       limit(`inputs[${i}].tags[${j}].key`, t.key, 'inputTagKeyLength');
       limit(`inputs[${i}].tags[${j}].value`, t.value, 'inputTagValueLength');

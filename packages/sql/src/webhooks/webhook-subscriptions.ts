@@ -1,7 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { MetadataStore } from '@mlplane/core';
-import { NotFoundError, SECRET_NAME_PATTERN, type SecretStore, ValidationError } from '@mlplane/core';
-import type { Kysely } from 'kysely';
+import {
+  NotFoundError,
+  SECRET_NAME_PATTERN,
+  type SecretStore,
+  ValidationError,
+  validateNoControlCharacters,
+  validateText,
+} from '@mlplane/core';
+import type { Kysely, Transaction } from 'kysely';
 import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, recordEvent } from '../outbox/outbox.js';
 import { WEBHOOKS_MIGRATIONS, WEBHOOKS_OWNER, type WebhookSubscriptionTable, type WebhooksDatabase } from './schema.js';
 
@@ -83,6 +90,16 @@ export class WebhookSubscriptions {
     return this.#store.db<WebhooksDatabase>();
   }
 
+  /**
+   * The subscription's row, locked until the transaction ends on Postgres (SQLite's write transactions already
+   * exclude each other): an update or delete racing a delete then finds it gone, instead of changing nothing and
+   * still recording an event.
+   */
+  #lockRow(trx: Transaction<WebhooksDatabase>, id: string): Promise<WebhookSubscriptionTable | undefined> {
+    const q = trx.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id);
+    return (this.#store.dialect === 'postgres' ? q.forUpdate() : q).executeTakeFirst();
+  }
+
   /** Calls `listener` after every change made through this instance; returns the unsubscribe function. */
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
@@ -123,13 +140,19 @@ export class WebhookSubscriptions {
       created_at: now,
       updated_at: now,
     };
-    await this.#store.transaction<void, WebhooksDatabase>(async (trx) => {
-      await trx.insertInto('webhook_subscriptions').values(row).execute();
-      await recordEvent(
-        trx,
-        domainEvent('webhook.subscription.created', subject(id), summary(row), { actor: actor ?? undefined }),
-      );
-    });
+    try {
+      await this.#store.transaction<void, WebhooksDatabase>(async (trx) => {
+        await trx.insertInto('webhook_subscriptions').values(row).execute();
+        await recordEvent(
+          trx,
+          domainEvent('webhook.subscription.created', subject(id), summary(row), { actor: actor ?? undefined }),
+        );
+      });
+    } catch (err) {
+      // A generated secret without its subscription would be a signing credential nothing owns or deletes.
+      if (secret !== undefined) await this.#secrets.delete?.(secretName).catch(() => undefined);
+      throw err;
+    }
     this.#changed();
     const subscription = toSubscription(row);
     return secret === undefined ? { subscription } : { subscription, secret };
@@ -164,7 +187,7 @@ export class WebhookSubscriptions {
       { row: WebhookSubscriptionTable; replacedSecret: string | undefined },
       WebhooksDatabase
     >(async (trx) => {
-      const before = await trx.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
+      const before = await this.#lockRow(trx, id);
       if (!before) throw notFound(id);
       const after: WebhookSubscriptionTable = { ...before, ...set, updated_at: Date.now() };
       await trx
@@ -225,7 +248,7 @@ export class WebhookSubscriptions {
   async delete(id: string, actor?: string): Promise<void> {
     const removed = await this.#store.transaction<WebhookSubscriptionTable | undefined, WebhooksDatabase>(
       async (trx) => {
-        const row = await trx.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
+        const row = await this.#lockRow(trx, id);
         if (!row) return undefined;
         await trx.deleteFrom('webhook_deliveries').where('subscription_id', '=', id).execute();
         await trx.deleteFrom('webhook_subscriptions').where('id', '=', id).execute();
@@ -305,11 +328,17 @@ export function validateUrl(url: unknown): string {
   if (typeof url !== 'string' || url.length === 0 || url.length > MAX_URL_LENGTH) {
     throw new ValidationError(`url must be a string of 1 to ${MAX_URL_LENGTH} characters`, { field: 'url' });
   }
+  // The URL parser silently drops tabs and line breaks and trims outer spaces, so the URL stored and shown would
+  // not be the one events are sent to.
+  validateNoControlCharacters(url, 'url', 'url');
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch (cause) {
     throw new ValidationError(`url '${url}' is not an absolute URL`, { field: 'url', cause });
+  }
+  if (url.includes(' ')) {
+    throw new ValidationError("url must not contain spaces: percent-encode them as '%20'", { field: 'url' });
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new ValidationError(`url must use http or https, not '${parsed.protocol.replace(/:$/, '')}'`, {
@@ -348,5 +377,6 @@ function validateDescription(description: unknown): string {
       field: 'description',
     });
   }
+  validateText(description, 'description', 'description');
   return description;
 }

@@ -130,6 +130,20 @@ export function artifactStoreConformance(name: string, factory: () => Promise<Ar
         expect(plain.metadata).toEqual({});
       });
 
+      it('refuses a content type that is not a media type, CR/LF included, storing nothing', async () => {
+        for (const contentType of ['text/plain\r\nX-Injected: 1', 'text/plain\n', 'text', 'text/pl ain', '']) {
+          const err = await store.put(key('typed'), 'x', { contentType }).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(err, JSON.stringify(contentType)).toBeInstanceOf(ValidationError);
+          expect((err as ValidationError).field).toBe('contentType');
+        }
+        expect(await store.exists(key('typed'))).toBe(false);
+        const info = await store.put(key('typed'), 'a,b', { contentType: 'text/csv; charset=utf-8' });
+        expect(info.contentType).toBe('text/csv; charset=utf-8');
+      });
+
       it('stamps createdAt with the time of the put', async () => {
         const before = Date.now();
         const info = await store.put(key('dated'), 'x');

@@ -193,6 +193,65 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
         await rejects(tracker.getExperimentByName(uname('l')), NotFoundError, 'does not exist');
       });
 
+      it('stores names in NFC: names equal after normalisation collide, and either spelling finds one', async () => {
+        const composed = uname('caf\u00e9');
+        const decomposed = uname('cafe\u0301');
+        expect(composed).not.toBe(decomposed);
+        const created = await tracker.createExperiment({ name: decomposed });
+        expect(created.name).toBe(composed);
+        await rejects(tracker.createExperiment({ name: composed }), ConflictError, 'already exists');
+        expect((await tracker.getExperimentByName(composed)).id).toBe(created.id);
+        expect((await tracker.getExperimentByName(decomposed)).id).toBe(created.id);
+        const found = await tracker.searchExperiments({ filter: `name = '${decomposed}'` });
+        expect(found.items.map((e) => e.id)).toEqual([created.id]);
+        const other = await newExperiment('other');
+        await rejects(tracker.updateExperiment(other, { name: decomposed }), ConflictError, 'already exists');
+        // The Angstrom sign and the letter Å are one character after NFC.
+        const angstrom = await tracker.updateExperiment(other, { name: uname('\u212b') });
+        expect(angstrom.name).toBe(uname('\u00c5'));
+      });
+
+      it('refuses control and bidi characters in names, naming the field', async () => {
+        const id = await newExperiment();
+        for (const bad of ['\u0000', '\n', '\u001b[31m', '\u0085', '\u202e', '\u2066', '\ud800']) {
+          const created = await rejects(tracker.createExperiment({ name: uname(`x${bad}y`) }), ValidationError, /./);
+          expect(created.field).toBe('name');
+          expect(created.message).toMatch(/control character|lone surrogate/);
+          await rejects(tracker.updateExperiment(id, { name: uname(`x${bad}y`) }), ValidationError, /./);
+          const run = await rejects(tracker.createRun({ experimentId: id, name: `run${bad}` }), ValidationError, /./);
+          expect(run.field).toBe('name');
+        }
+        const run = await tracker.createRun({ experimentId: id, name: 'cafe\u0301' });
+        expect(run.info.name).toBe('caf\u00e9');
+        await rejects(tracker.updateRun({ runId: run.info.id, name: 'a\u202eb' }), ValidationError, 'bidirectional');
+        expect((await tracker.updateRun({ runId: run.info.id, name: 'nai\u0308ve' })).name).toBe('na\u00efve');
+        expect((await tracker.searchExperiments({ filter: `name LIKE '%${tag}%'` })).items).toHaveLength(1);
+      });
+
+      it('keeps tabs and line breaks in tag and param values but refuses other control characters', async () => {
+        const id = await newExperiment();
+        const run = await newRun(id);
+        await tracker.setTag(run.info.id, { key: 'note', value: 'line one\nline two\ttabbed\r\n' });
+        await tracker.setExperimentTag(id, 'note', 'first\nsecond');
+        for (const bad of ['\u0000', '\u0007', '\u001b[2J', '\u009b', '\udfff']) {
+          const tag = await rejects(tracker.setTag(run.info.id, { key: 'k', value: `v${bad}` }), ValidationError, /./);
+          expect(tag.field).toBe('tags[0].value');
+          const param = await rejects(
+            tracker.logParam(run.info.id, { key: 'p', value: `v${bad}` }),
+            ValidationError,
+            /./,
+          );
+          expect(param.field).toBe('params[0].value');
+          await rejects(tracker.setExperimentTag(id, 'k', `v${bad}`), ValidationError, /control character|surrogate/);
+        }
+        // Keys are refused unless NFC, so two keys never look the same.
+        await rejects(tracker.logParam(run.info.id, { key: '\u212b', value: '1' }), ValidationError, 'NFC');
+        const read = await tracker.getRun(run.info.id);
+        expect(read.data.tags.note).toBe('line one\nline two\ttabbed\r\n');
+        expect(read.data.params).toEqual({});
+        expect((await tracker.getExperiment(id)).tags).toEqual({ note: 'first\nsecond' });
+      });
+
       it('renames, and refuses a taken name', async () => {
         const id = await newExperiment('old');
         await newExperiment('taken');

@@ -192,6 +192,49 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         await rejects(registry.getModel(uname('t')), NotFoundError, 'does not exist');
       });
 
+      it('stores model names in NFC: names equal after normalisation collide, and either spelling finds one', async () => {
+        const composed = uname('caf\u00e9');
+        const decomposed = uname('cafe\u0301');
+        const created = await registry.createModel({ name: decomposed });
+        expect(created.name).toBe(composed);
+        await rejects(registry.createModel({ name: composed }), ConflictError, 'already exists');
+        expect((await registry.getModel(decomposed)).name).toBe(composed);
+        const v1 = await registry.createVersion({ name: decomposed, source: 's3://bucket/model' });
+        expect(v1.name).toBe(composed);
+        expect((await registry.resolve(`models:/${decomposed}/1`)).version).toBe(1);
+        await registry.setAlias({ name: decomposed, alias: 'champion', version: 1 });
+        expect((await registry.getVersionByAlias(composed, 'champion')).version).toBe(1);
+        await rejects(
+          registry.setAlias({ name: composed, alias: '\u212bngstrom', version: 1 }),
+          ValidationError,
+          'NFC',
+        );
+        const found = await registry.searchModels({ filter: `name = '${decomposed}'` });
+        expect(found.items.map((m) => m.name)).toEqual([composed]);
+        const other = await newModel('other');
+        await rejects(registry.renameModel(other, decomposed), ConflictError, 'already exists');
+      });
+
+      it('refuses control and bidi characters in model names, and control characters in free text', async () => {
+        for (const bad of ['\u0000', '\r\n', '\u001b[1m', '\u0085', '\u202e', '\u2069', '\ud800']) {
+          const err = await rejects(registry.createModel({ name: uname(`m${bad}x`) }), ValidationError, /./);
+          expect(err.field).toBe('name');
+          expect(err.message).toMatch(/control character|lone surrogate/);
+        }
+        const model = await newModel();
+        await rejects(registry.renameModel(model, `${model}\u202e`), ValidationError, 'bidirectional');
+        await rejects(registry.updateModel(model, { description: 'a\u0000b' }), ValidationError, 'control character');
+        await rejects(registry.setModelTag(model, 'k', 'v\u001b[0m'), ValidationError, 'control character');
+        await rejects(
+          registry.createVersion({ name: model, source: 's3://bucket/model\r\nX: 1' }),
+          ValidationError,
+          'control character',
+        );
+        const updated = await registry.updateModel(model, { description: 'line one\n\tline two' });
+        expect(updated.description).toBe('line one\n\tline two');
+        expect((await registry.getModel(model)).tags).toEqual({});
+      });
+
       it('updates the description and sets tags, last write wins; deleting a tag is idempotent', async () => {
         const model = await newModel();
         const updated = await registry.updateModel(model, { description: 'v2 of the docs' });
