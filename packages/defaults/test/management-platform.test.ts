@@ -21,7 +21,7 @@ import {
 } from '@mlplane/core';
 import { SqliteMetadataStore } from '@mlplane/defaults';
 import { startTestPlatform } from '@mlplane/defaults/testing';
-import { SqlAuditLog, webhookSubscriptionsRef } from '@mlplane/sql';
+import { webhookSubscriptionsRef } from '@mlplane/sql';
 import { describe, expect, it } from 'vitest';
 
 describe('management layer on a started platform (embedded defaults)', () => {

@@ -284,6 +284,36 @@ export interface ExperimentTrackerCapabilities {
   readonly filterAttributes: readonly string[];
   /** `logBatch` writes all or nothing (SQL stores); otherwise a failure may leave a prefix written. */
   readonly atomicBatch: boolean;
+  /**
+   * `logBatch` takes any number of metrics, params and tags and sends them in as many backend calls as the
+   * backend's own limits need (MLflow: 1000 metrics, 100 params, 100 tags, 1 MB a call); every entry is still
+   * checked first. False: the per-call counts of TRACKER_LIMITS apply and a breach raises ValidationError.
+   */
+  readonly unboundedBatches: boolean;
+  /** Logging a point identical to one already stored (key, value, step, timestamp) stores it again; MLflow keeps one. */
+  readonly duplicateMetricPoints: boolean;
+  /**
+   * NaN ranks above every number: it wins a key's latest value among points of equal step and timestamp, and sorts
+   * first in `metrics.<key> DESC` and last in ASC. False (MLflow): a NaN point ranks as 0 for the latest value and
+   * sorts after every number in both directions (before runs lacking the metric).
+   */
+  readonly nanRanksHighest: boolean;
+  /**
+   * `searchRuns` pages resume after the last run returned (keyset), so runs created while paging shift nothing
+   * already seen. False (MLflow): pages are offsets, and a run inserted ahead of the cursor repeats one.
+   */
+  readonly stablePaging: boolean;
+  /**
+   * `restoreExperiment` restores only the runs deleted with the experiment. False (MLflow): it restores every
+   * run of the experiment, those deleted on their own before included.
+   */
+  readonly selectiveRestore: boolean;
+  /**
+   * Every change records its domain event in the same transaction (the outbox), which feeds the audit log and
+   * webhooks. False (MLflow): the server keeps no outbox, and clients writing to it directly bypass mlplane,
+   * so changes are not audited.
+   */
+  readonly changeEvents: boolean;
 }
 
 /**
@@ -398,9 +428,10 @@ export function validateTrackingKey(key: string, field = 'key'): void {
 
 /**
  * Checks a logBatch's counts, keys and value lengths against TRACKER_LIMITS; throws ValidationError
- * naming the first breached limit. Backends call it before writing anything.
+ * naming the first breached limit. Backends call it before writing anything; one that splits batches itself
+ * (`capabilities.unboundedBatches`) passes `{ counts: false }` to check every entry but not the per-call counts.
  */
-export function validateLogBatch(batch: LogBatchInput): void {
+export function validateLogBatch(batch: LogBatchInput, options: { readonly counts?: boolean } = {}): void {
   const metrics = batch.metrics ?? [];
   const params = batch.params ?? [];
   const tags = batch.tags ?? [];
@@ -411,7 +442,7 @@ export function validateLogBatch(batch: LogBatchInput): void {
     ['batch', metrics.length + params.length + tags.length, 'entitiesPerBatch', TRACKER_LIMITS.entitiesPerBatch],
   ] as const;
   for (const [field, count, limit, max] of counts) {
-    if (count > max) {
+    if (options.counts !== false && count > max) {
       throw new ValidationError(`a logBatch call holds ${count} ${field}; the ${limit} limit is ${max}: split it`, {
         field,
       });
@@ -501,4 +532,96 @@ export function validateArtifactLocation(location: unknown, field = 'artifactLoc
       { field },
     );
   }
+}
+
+/** ValidationError (field `name`) unless `name` is a non-empty experiment name within `experimentNameLength`. */
+export function validateExperimentName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.trim() === '') {
+    throw new ValidationError('experiment name must be a non-empty string', { field: 'name' });
+  }
+  if (name.length > TRACKER_LIMITS.experimentNameLength) {
+    throw new ValidationError(
+      `experiment name has ${name.length} chars; the experimentNameLength limit is ${TRACKER_LIMITS.experimentNameLength}`,
+      { field: 'name' },
+    );
+  }
+}
+
+/** ValidationError (field `name`) unless `name` is a string within `runTagValueLength` (MLflow keeps it in a tag). */
+export function validateRunName(name: unknown): void {
+  if (typeof name !== 'string') throw new ValidationError('run name must be a string', { field: 'name' });
+  // MLflow keeps the run name in the mlflow.runName tag, so the tag value limit applies.
+  if (name.length > TRACKER_LIMITS.runTagValueLength) {
+    throw new ValidationError(
+      `run name has ${name.length} chars; the runTagValueLength limit is ${TRACKER_LIMITS.runTagValueLength}`,
+      { field: 'name' },
+    );
+  }
+}
+
+/** Checks experiment tags (keys as tracking keys, `experimentTagKeyLength`, `experimentTagValueLength`); returns the entries. */
+export function validateExperimentTags(tags: Readonly<Record<string, string>>): [string, string][] {
+  const entries = Object.entries(tags);
+  for (const [key, value] of entries) {
+    validateTrackingKey(key, `tags.${key}`);
+    if (key.length > TRACKER_LIMITS.experimentTagKeyLength) {
+      throw new ValidationError(
+        `experiment tag key '${key.slice(0, 50)}...' exceeds the experimentTagKeyLength limit of ${TRACKER_LIMITS.experimentTagKeyLength}`,
+        { field: `tags.${key}` },
+      );
+    }
+    if (typeof value !== 'string') {
+      throw new ValidationError(`experiment tag '${key}' value must be a string`, { field: `tags.${key}` });
+    }
+    validateText(value, `tags.${key}`, `experiment tag '${key}' value`);
+    if (value.length > TRACKER_LIMITS.experimentTagValueLength) {
+      throw new ValidationError(
+        `experiment tag '${key}' value has ${value.length} chars; the experimentTagValueLength limit is ${TRACKER_LIMITS.experimentTagValueLength}`,
+        { field: `tags.${key}` },
+      );
+    }
+  }
+  return entries;
+}
+
+/** Checks a logInputs call against TRACKER_LIMITS; ValidationError naming the field and the limit. */
+export function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
+  if (!Array.isArray(inputs as unknown)) throw new ValidationError('inputs must be an array', { field: 'inputs' });
+  if (inputs.length > TRACKER_LIMITS.datasetsPerBatch) {
+    throw new ValidationError(
+      `a logInputs call holds ${inputs.length} datasets; the datasetsPerBatch limit is ${TRACKER_LIMITS.datasetsPerBatch}: split it`,
+      { field: 'inputs' },
+    );
+  }
+  const limit = (field: string, value: string | undefined, name: keyof typeof TRACKER_LIMITS, required = true) => {
+    if (value === undefined && !required) return;
+    if (typeof value !== 'string' || (required && value === '')) {
+      throw new ValidationError(`${field} must be a non-empty string`, { field });
+    }
+    validateText(value, field, field);
+    if (value.length > TRACKER_LIMITS[name]) {
+      throw new ValidationError(`${field} has ${value.length} chars; the ${name} limit is ${TRACKER_LIMITS[name]}`, {
+        field,
+      });
+    }
+  };
+  inputs.forEach((input, i) => {
+    const d = input?.dataset;
+    if (!d) throw new ValidationError(`inputs[${i}].dataset is required`, { field: `inputs[${i}].dataset` });
+    limit(`inputs[${i}].dataset.name`, d.name, 'datasetNameLength');
+    limit(`inputs[${i}].dataset.digest`, d.digest, 'datasetDigestLength');
+    limit(`inputs[${i}].dataset.source`, d.source, 'datasetSourceLength');
+    limit(`inputs[${i}].dataset.schema`, d.schema, 'datasetSchemaLength', false);
+    limit(`inputs[${i}].dataset.profile`, d.profile, 'datasetProfileLength', false);
+    if (typeof d.sourceType !== 'string' || d.sourceType === '') {
+      throw new ValidationError(`inputs[${i}].dataset.sourceType must be a non-empty string`, {
+        field: `inputs[${i}].dataset.sourceType`,
+      });
+    }
+    validateNoControlCharacters(d.sourceType, `inputs[${i}].dataset.sourceType`, 'dataset sourceType');
+    (input.tags ?? []).forEach((t, j) => {
+      limit(`inputs[${i}].tags[${j}].key`, t.key, 'inputTagKeyLength');
+      limit(`inputs[${i}].tags[${j}].value`, t.value, 'inputTagValueLength');
+    });
+  });
 }

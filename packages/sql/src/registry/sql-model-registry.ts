@@ -102,6 +102,8 @@ export class SqlModelRegistry implements ModelRegistry {
     signatures: true,
     asyncRegistration: false,
     atomicPromotionCheck: true,
+    modelOrderBy: Object.freeze(['name', 'creation_timestamp', 'last_updated_timestamp', 'timestamp']),
+    changeEvents: true,
   });
 
   readonly #store: MetadataStore;

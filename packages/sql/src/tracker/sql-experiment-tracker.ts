@@ -47,9 +47,10 @@ import {
   type UpdateRunInput,
   ValidationError,
   validateArtifactLocation,
+  validateDatasetInputs,
+  validateExperimentTags,
   validateLogBatch,
   validateNoControlCharacters,
-  validateText,
   validateTrackingKey,
 } from '@mlplane/core';
 import type { Kysely, Transaction } from 'kysely';
@@ -110,6 +111,12 @@ export class SqlExperimentTracker implements ExperimentTracker {
     datasetFilters: true,
     filterAttributes: Object.freeze(Object.keys(RUN_ATTRIBUTES)),
     atomicBatch: true,
+    unboundedBatches: false,
+    duplicateMetricPoints: true,
+    nanRanksHighest: true,
+    stablePaging: true,
+    selectiveRestore: true,
+    changeEvents: true,
   });
 
   readonly #store: MetadataStore;
@@ -977,71 +984,6 @@ function runName(name: unknown): string {
     maxLength: TRACKER_LIMITS.runTagValueLength,
     limitName: 'runTagValueLength',
     allowEmpty: true,
-  });
-}
-
-function validateExperimentTags(tags: Readonly<Record<string, string>>): [string, string][] {
-  const entries = Object.entries(tags);
-  for (const [key, value] of entries) {
-    validateTrackingKey(key, `tags.${key}`);
-    if (key.length > TRACKER_LIMITS.experimentTagKeyLength) {
-      throw new ValidationError(
-        `experiment tag key '${key.slice(0, 50)}...' exceeds the experimentTagKeyLength limit of ${TRACKER_LIMITS.experimentTagKeyLength}`,
-        { field: `tags.${key}` },
-      );
-    }
-    if (typeof value !== 'string') {
-      throw new ValidationError(`experiment tag '${key}' value must be a string`, { field: `tags.${key}` });
-    }
-    validateText(value, `tags.${key}`, `experiment tag '${key}' value`);
-    if (value.length > TRACKER_LIMITS.experimentTagValueLength) {
-      throw new ValidationError(
-        `experiment tag '${key}' value has ${value.length} chars; the experimentTagValueLength limit is ${TRACKER_LIMITS.experimentTagValueLength}`,
-        { field: `tags.${key}` },
-      );
-    }
-  }
-  return entries;
-}
-
-function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
-  if (!Array.isArray(inputs as unknown)) throw new ValidationError('inputs must be an array', { field: 'inputs' });
-  if (inputs.length > TRACKER_LIMITS.datasetsPerBatch) {
-    throw new ValidationError(
-      `a logInputs call holds ${inputs.length} datasets; the datasetsPerBatch limit is ${TRACKER_LIMITS.datasetsPerBatch}: split it`,
-      { field: 'inputs' },
-    );
-  }
-  const limit = (field: string, value: string | undefined, name: keyof typeof TRACKER_LIMITS, required = true) => {
-    if (value === undefined && !required) return;
-    if (typeof value !== 'string' || (required && value === '')) {
-      throw new ValidationError(`${field} must be a non-empty string`, { field });
-    }
-    validateText(value, field, field);
-    if (value.length > TRACKER_LIMITS[name]) {
-      throw new ValidationError(`${field} has ${value.length} chars; the ${name} limit is ${TRACKER_LIMITS[name]}`, {
-        field,
-      });
-    }
-  };
-  inputs.forEach((input, i) => {
-    const d = input?.dataset;
-    if (!d) throw new ValidationError(`inputs[${i}].dataset is required`, { field: `inputs[${i}].dataset` });
-    limit(`inputs[${i}].dataset.name`, d.name, 'datasetNameLength');
-    limit(`inputs[${i}].dataset.digest`, d.digest, 'datasetDigestLength');
-    limit(`inputs[${i}].dataset.source`, d.source, 'datasetSourceLength');
-    limit(`inputs[${i}].dataset.schema`, d.schema, 'datasetSchemaLength', false);
-    limit(`inputs[${i}].dataset.profile`, d.profile, 'datasetProfileLength', false);
-    if (typeof d.sourceType !== 'string' || d.sourceType === '') {
-      throw new ValidationError(`inputs[${i}].dataset.sourceType must be a non-empty string`, {
-        field: `inputs[${i}].dataset.sourceType`,
-      });
-    }
-    validateNoControlCharacters(d.sourceType, `inputs[${i}].dataset.sourceType`, 'dataset sourceType');
-    (input.tags ?? []).forEach((t, j) => {
-      limit(`inputs[${i}].tags[${j}].key`, t.key, 'inputTagKeyLength');
-      limit(`inputs[${i}].tags[${j}].value`, t.value, 'inputTagValueLength');
-    });
   });
 }
 
