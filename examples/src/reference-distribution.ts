@@ -1,6 +1,7 @@
 import type { CreatePlatformOptions, Platform, Plugin, RawConfig } from '@mlplane/core';
 import { createPlatform } from '@mlplane/defaults';
 import { kafkaPlugin } from '@mlplane/plugin-kafka';
+import { mlflowPlugin } from '@mlplane/plugin-mlflow';
 import { postgresPlugin } from '@mlplane/plugin-postgres';
 import { redisCachePlugin, redisStreamsPlugin } from '@mlplane/plugin-redis';
 
@@ -13,6 +14,7 @@ export const PRODUCTION_PLUGINS: Readonly<Record<string, () => Plugin<any>>> = O
   kafka: () => kafkaPlugin(),
   'redis-streams': () => redisStreamsPlugin(),
   'redis-cache': () => redisCachePlugin(),
+  mlflow: () => mlflowPlugin(),
 });
 
 /** The production plugins whose config section `config` holds. */

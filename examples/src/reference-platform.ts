@@ -4,7 +4,7 @@ import { createReferencePlatform } from './reference-distribution.js';
 
 /**
  * The reference distribution: the whole platform on embedded defaults, on one machine, no servers; a `postgres`,
- * `kafka`, `redis-streams` or `redis-cache` section in the config installs that production plugin
+ * `kafka`, `redis-streams`, `redis-cache` or `mlflow` section in the config installs that production plugin
  * (mlplane.yaml.example lists every key). Config comes from $MLPLANE_CONFIG or ./mlplane.yaml when present, plus
  * MLPLANE__* environment overrides. It runs until SIGTERM or SIGINT, then stops gracefully.
  */

@@ -118,6 +118,7 @@ describe('mlplane.yaml.example', () => {
       'kafka',
       'redis-streams',
       'redis-cache',
+      'mlflow',
     ]);
     expect(validate(config)).toEqual([]);
     expect(config.platform).toMatchObject({ strict: true });
