@@ -32,6 +32,7 @@ import {
   type TransitionStageInput,
   ValidationError,
   validateAlias,
+  validateDescription,
   validateNoControlCharacters,
   validateOptionalLine,
   validateOptionalString,
@@ -881,13 +882,6 @@ function versionNotFound(name: string, version: number): NotFoundError {
 
 function modelNameTaken(name: string): ConflictError {
   return new ConflictError(`a registered model named '${name}' already exists`);
-}
-
-function validateDescription(description: unknown): asserts description is string {
-  if (typeof description !== 'string') {
-    throw new ValidationError('description must be a string', { field: 'description' });
-  }
-  validateText(description, 'description', 'description');
 }
 
 async function requireModel(db: Db, name: string, forUpdate = false): Promise<RegisteredModelRow> {

@@ -133,3 +133,11 @@ export function validateSignature(signature: unknown): asserts signature is Mode
     });
   }
 }
+
+/** ValidationError unless `description` is a string free of control characters other than tabs and line breaks. */
+export function validateDescription(description: unknown, field = 'description'): asserts description is string {
+  if (typeof description !== 'string') {
+    throw new ValidationError(`${field} must be a string`, { field });
+  }
+  validateText(description, field, field);
+}
