@@ -40,7 +40,6 @@ import {
   validateSignature,
   validateTag,
   validateTags,
-  validateText,
   validateVersionNumber,
 } from '@mlplane/core';
 import type { Kysely, Transaction } from 'kysely';
