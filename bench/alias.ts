@@ -21,7 +21,7 @@ import { figure, type Measured, percentile } from './lib.js';
 
 export interface AliasSizes {
   readonly callers: number;
-  /** Sequential resolves per caller per round. */
+  /** Sequential resolves per caller per round, at least: a faster contender makes more (see ROUND_MS). */
   readonly callsPerCaller: number;
   readonly rounds: number;
 }
@@ -29,6 +29,12 @@ export interface AliasSizes {
 const GOAL_P99_MS = 2;
 /** Uncached resolve throughput, as a share of the raw driver's running the same SQL from the same callers. */
 const GOAL_RAW_SHARE = 1 / 3;
+/**
+ * How long a round of one contender lasts at least: a fast contender makes more calls per caller than
+ * `callsPerCaller`, as its warm-up throughput says, so that every contender's throughput is measured over spans of
+ * the same length (a 20 ms burst would catch the shared machine's load spikes or miss them by chance).
+ */
+const ROUND_MS = 250;
 const MODEL = 'bench-fraud-detector';
 const URI = `models:/${MODEL}@champion`;
 /** The simplest indexed read of an alias: its row by primary key, the model id known (no join, no tags or aliases). */
@@ -50,6 +56,8 @@ interface Contender {
   /** Wall time of its timed rounds and the calls they made: its throughput at these callers. */
   elapsedMs: number;
   calls: number;
+  /** Sequential calls per caller in each of its rounds. */
+  callsPerCaller: number;
   /** A raw-driver contender (no mlplane code): the registry's own SQL, or a simpler SELECT for context. */
   readonly raw?: 'same' | 'simple';
   /** The raw-driver contenders running the registry's SQL: the uncached registry's throughput is judged against the best. */
@@ -80,11 +88,12 @@ async function registrySql(
   return captured[0]!;
 }
 
-const contender = (c: Omit<Contender, 'samples' | 'elapsedMs' | 'calls'>): Contender => ({
+const contender = (c: Omit<Contender, 'samples' | 'elapsedMs' | 'calls' | 'callsPerCaller'>): Contender => ({
   ...c,
   samples: [],
   elapsedMs: 0,
   calls: 0,
+  callsPerCaller: 0,
 });
 
 async function prepare(registry: SqlModelRegistry): Promise<void> {
@@ -95,11 +104,11 @@ async function prepare(registry: SqlModelRegistry): Promise<void> {
   await registry.setAlias({ name: MODEL, alias: 'champion', version: 2, reason: 'benchmark' });
 }
 
-async function round(c: Contender, sizes: AliasSizes): Promise<void> {
+async function round(c: Contender, callers: number, callsPerCaller: number): Promise<void> {
   const started = performance.now();
   await Promise.all(
-    Array.from({ length: sizes.callers }, async () => {
-      for (let i = 0; i < sizes.callsPerCaller; i++) {
+    Array.from({ length: callers }, async () => {
+      for (let i = 0; i < callsPerCaller; i++) {
         const t = performance.now();
         const version = await c.call();
         c.samples.push(performance.now() - t);
@@ -108,7 +117,7 @@ async function round(c: Contender, sizes: AliasSizes): Promise<void> {
     }),
   );
   c.elapsedMs += performance.now() - started;
-  c.calls += sizes.callers * sizes.callsPerCaller;
+  c.calls += callers * callsPerCaller;
 }
 
 export async function aliasBench(
@@ -117,7 +126,7 @@ export async function aliasBench(
   redisUrl: string | undefined,
 ): Promise<Measured[]> {
   console.log(
-    `\n## alias: resolve('${URI}') at ${sizes.callers} concurrent callers, ${sizes.rounds} alternating rounds of ${sizes.callers * sizes.callsPerCaller} calls per contender`,
+    `\n## alias: resolve('${URI}') at ${sizes.callers} concurrent callers, ${sizes.rounds} alternating rounds of at least ${sizes.callers * sizes.callsPerCaller} calls and ${ROUND_MS} ms per contender`,
   );
   const closers: (() => Promise<void>)[] = [];
   const contenders: Contender[] = [];
@@ -277,15 +286,23 @@ export async function aliasBench(
       await add('PostgreSQL', postgres, 'pg', ceiling);
     }
 
-    // Warm-up (connections, plans, the cache fill), untimed.
-    for (const c of contenders) await round(c, { ...sizes, callsPerCaller: 5 });
+    // Warm-up (connections, plans, the cache fill), untimed; its throughput sizes the contender's rounds.
+    for (const c of contenders) await round(c, sizes.callers, 5);
     for (const c of contenders) {
+      c.elapsedMs = 0;
+      c.calls = 0;
+      await round(c, sizes.callers, 20);
+      const perCaller = (c.calls / (c.elapsedMs / 1000) / sizes.callers) * (ROUND_MS / 1000);
+      c.callsPerCaller = Math.max(sizes.callsPerCaller, Math.ceil(perCaller));
       c.samples.length = 0;
       c.elapsedMs = 0;
       c.calls = 0;
     }
     for (let r = 0; r < sizes.rounds; r++) {
-      for (let i = 0; i < contenders.length; i++) await round(contenders[(i + r) % contenders.length]!, sizes);
+      for (let i = 0; i < contenders.length; i++) {
+        const c = contenders[(i + r) % contenders.length]!;
+        await round(c, sizes.callers, c.callsPerCaller);
+      }
     }
 
     const throughput = (c: Contender) => c.calls / (c.elapsedMs / 1000);

@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import type { MetadataStore, Migration, MigrationResult } from '@mlplane/core';
 import { ValidationError } from '@mlplane/core';
-import { postgresMigrationLock, runMigrations, withUnavailableErrors } from '@mlplane/sql';
-import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import { postgresMigrationLock, preparedQueryLabel, runMigrations, withUnavailableErrors } from '@mlplane/sql';
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 
 export interface PostgresMetadataStoreOptions {
@@ -18,6 +19,13 @@ export interface PostgresMetadataStoreOptions {
    * server's own value), e.g. `{ statement_timeout: '30s' }`.
    */
   readonly settings?: Readonly<Record<string, SessionSetting | null>>;
+  /**
+   * Whether the hot reads that mark their SQL (prepareQuery of @mlplane/sql: alias resolution) run as named prepared
+   * statements, parsed and planned once per connection rather than on every call (default true). Turn it off behind
+   * a pooler that does not keep prepared statements for a client across transactions (PgBouncer in transaction
+   * mode before 1.21).
+   */
+  readonly preparedStatements?: boolean;
 }
 
 export type SessionSetting = string | number | boolean;
@@ -83,7 +91,10 @@ export class PostgresMetadataStore implements MetadataStore {
     // emit an unhandled 'error' and crash the process; its next query fails with UnavailableError instead.
     pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<any>({
-      dialect: withUnavailableErrors(new PostgresDialect({ pool }), 'PostgreSQL metadata store'),
+      dialect: withUnavailableErrors(
+        new PostgresDialect({ pool: options.preparedStatements === false ? pool : preparingPool(pool) }),
+        'PostgreSQL metadata store',
+      ),
     });
     try {
       if (schema) await createSchema(db, schema);
@@ -111,6 +122,54 @@ export class PostgresMetadataStore implements MetadataStore {
     this.#closing ??= this.#db.destroy();
     return this.#closing;
   }
+}
+
+/** Most marked SQL texts given a statement name; marked texts are fixed shapes, so this is a guard, not a cache. */
+const MAX_PREPARED = 256;
+
+/**
+ * The pool as kysely sees it, whose clients run SQL marked by prepareQuery as named statements: pg parses such a
+ * statement once per connection and keeps it, and the server plans it once (generically after a few runs) instead of
+ * on every call. Unmarked SQL runs as before.
+ */
+function preparingPool(pool: pg.Pool): PostgresPool {
+  // Text to statement name; the name carries a digest of the text, since one name must always mean one text.
+  const names = new Map<string, string>();
+  const nameOf = (text: string): string | undefined => {
+    const known = names.get(text);
+    if (known !== undefined) return known;
+    const label = preparedQueryLabel(text);
+    if (label === undefined || names.size >= MAX_PREPARED) return undefined;
+    const name = `${label}_${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+    names.set(text, name);
+    return name;
+  };
+  const wrapped = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+    let seen = wrapped.get(client);
+    if (!seen) {
+      seen = {
+        get processID() {
+          return (client as { processID?: number }).processID;
+        },
+        query: ((text: unknown, values: readonly unknown[]) => {
+          const name = typeof text === 'string' ? nameOf(text) : undefined;
+          if (name !== undefined) return client.query({ name, text: text as string, values: values as unknown[] });
+          return client.query(text as string, values as unknown[]);
+        }) as unknown as PostgresPoolClient['query'],
+        release: (destroy?: boolean) => client.release(destroy),
+      };
+      wrapped.set(client, seen);
+    }
+    return seen;
+  };
+  return {
+    // pg sets Client on every pool (its types leave it out); kysely opens one to cancel an aborted query.
+    Client: (pool as unknown as Pick<PostgresPool, 'Client'>).Client,
+    options: pool.options,
+    connect: async () => wrap(await pool.connect()),
+    end: () => pool.end(),
+  };
 }
 
 function startupOptions(

@@ -30,6 +30,7 @@ export {
 export * from './dialect/dialect.js';
 export * from './dialect/errors.js';
 export * from './dialect/migrator.js';
+export * from './dialect/prepared.js';
 export { LEASES_MIGRATIONS, LEASES_OWNER, SqlLeaseManager } from './leases/sql-lease.js';
 export { managementPlugin, webhookSubscriptionsRef } from './management-plugin.js';
 export type { OutboxEntry } from './outbox/outbox.js';

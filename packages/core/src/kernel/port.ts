@@ -64,12 +64,20 @@ export async function afterChange(context: GuardContext<unknown>, hook: string, 
  * when the provider has that method, so optional operations stay absent where the provider lacks them.
  */
 export function intercept<T extends object>(provider: T, overrides: { [K in keyof T]?: T[K] }): T {
+  // Each read of a method would otherwise bind a new function: on hot reads (resolve) that is an allocation per
+  // call. The bound function is kept per member and made anew only when the provider's member changes.
+  const bound = new Map<PropertyKey, { readonly of: unknown; readonly fn: unknown }>();
   return new Proxy(provider, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (typeof value !== 'function') return value;
       const override = (overrides as Record<PropertyKey, unknown>)[prop];
-      return typeof override === 'function' ? override : value.bind(target);
+      if (typeof override === 'function') return override;
+      const kept = bound.get(prop);
+      if (kept?.of === value) return kept.fn;
+      const fn = value.bind(target);
+      bound.set(prop, { of: value, fn });
+      return fn;
     },
   });
 }

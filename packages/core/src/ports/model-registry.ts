@@ -348,32 +348,35 @@ export function normalizeStage(stage: string): ModelStage {
   return found;
 }
 
+function notAModelUri(uri: string): ValidationError {
+  return new ValidationError(
+    `'${uri}' is not a models:/ URI; use models:/<name>/<version>, models:/<name>/<stage>, models:/<name>/latest or models:/<name>@<alias>`,
+    { field: 'modelUri' },
+  );
+}
+
 /** Parses `models:/<name>/<version|stage|latest>` or `models:/<name>@<alias>`; ValidationError otherwise. */
 export function parseModelUri(uri: string): ModelUri {
-  const bad = () =>
-    new ValidationError(
-      `'${uri}' is not a models:/ URI; use models:/<name>/<version>, models:/<name>/<stage>, models:/<name>/latest or models:/<name>@<alias>`,
-      { field: 'modelUri' },
-    );
-  if (!uri.startsWith('models:/')) throw bad();
+  // A module-level error factory rather than a closure: resolve parses a URI on every call of the hot path.
+  if (!uri.startsWith('models:/')) throw notAModelUri(uri);
   const path = uri.slice('models:/'.length);
   const slash = path.split('/');
   if (slash.length === 2) {
     const [name, suffix] = slash as [string, string];
-    if (!name.trim() || !suffix) throw bad();
+    if (!name.trim() || !suffix) throw notAModelUri(uri);
     if (/^\d+$/.test(suffix)) return { name, kind: 'version', version: Number(suffix) };
     if (suffix.toLowerCase() === 'latest') return { name, kind: 'latest' };
     const stage = MODEL_STAGES.find((s) => s.toLowerCase() === suffix.toLowerCase());
     if (stage) return { name, kind: 'stage', stage };
-    throw bad();
+    throw notAModelUri(uri);
   }
   const at = path.lastIndexOf('@');
   if (slash.length === 1 && at > 0 && at < path.length - 1) {
     const name = path.slice(0, at);
-    if (!name.trim()) throw bad();
+    if (!name.trim()) throw notAModelUri(uri);
     return { name, kind: 'alias', alias: path.slice(at + 1) };
   }
-  throw bad();
+  throw notAModelUri(uri);
 }
 
 /** The `models:/` URI of a version, e.g. `models:/fraud/3`. */

@@ -9,6 +9,7 @@ import {
 } from '@mlplane/core';
 import { type ExpressionBuilder, type Kysely, sql, type Transaction } from 'kysely';
 import type { SqlDialect } from '../dialect/dialect.js';
+import { type PreparedQuery, prepareQuery } from '../dialect/prepared.js';
 import type { ModelStageTransitionRow, ModelVersionRow, RegisteredModelRow, RegistryDatabase } from './schema.js';
 
 type Db = Kysely<RegistryDatabase>;
@@ -146,21 +147,48 @@ export async function loadVersions(
   return out;
 }
 
+/** model_versions' columns, listed: a prepared `SELECT v.*` fails on PostgreSQL once a migration adds a column. */
+const VERSION_COLUMNS = [
+  'v.model_id',
+  'v.version',
+  'v.source',
+  'v.run_id',
+  'v.run_link',
+  'v.signature',
+  'v.status',
+  'v.status_message',
+  'v.stage',
+  'v.description',
+  'v.user_id',
+  'v.creation_time',
+  'v.last_update_time',
+] as const;
+
+/** The two shapes of findVersionByName, compiled once per database handle (they depend on its dialect only). */
+interface VersionByName {
+  readonly byAlias: PreparedQuery;
+  readonly byVersion: PreparedQuery;
+}
+
+const compiledVersionByName = new WeakMap<Db, VersionByName>();
+
+// Placeholders the shapes are compiled with; prepareQuery checks that they are exactly the parameters, in order.
+const NAME = '\u0000name';
+const ALIAS = '\u0000alias';
+const VERSION = -1;
+
 /**
- * The hot read of serving (`models:/<name>@<alias>`, `models:/<name>/<version>`): the whole version, tags and
- * aliases included, in one query instead of a model lookup, an alias lookup and four parallel reads. Undefined
- * when the model, the alias or the version is missing; the caller then tells which.
+ * The SQL of findVersionByName: the version row with its tags and aliases as JSON arrays, by model name and alias
+ * (`byAlias`, parameters [name, alias]) or version number (`byVersion`, [name, version]). Exported for the benchmark,
+ * which runs the same SQL through the raw driver.
  */
-export async function findVersionByName(
-  db: Db,
-  dialect: SqlDialect,
-  name: string,
-  by: { readonly alias: string } | { readonly version: number },
-): Promise<ModelVersion | undefined> {
-  let q = db
+export function versionByNameQueries(db: Db, dialect: SqlDialect): VersionByName {
+  let found = compiledVersionByName.get(db);
+  if (found) return found;
+  const base = db
     .selectFrom('registered_models as m')
     .innerJoin('model_versions as v', 'v.model_id', 'm.model_id')
-    .selectAll('v')
+    .select(VERSION_COLUMNS)
     .select((eb) => [
       eb
         .selectFrom('model_version_tags as t')
@@ -175,28 +203,51 @@ export async function findVersionByName(
         .whereRef('va.version', '=', 'v.version')
         .as('alias_names'),
     ])
-    .where('m.name', '=', name);
-  q =
-    'alias' in by
-      ? q.where((eb) =>
-          eb(
-            'v.version',
-            '=',
-            eb
-              .selectFrom('registered_model_aliases as a')
-              .select('a.version')
-              .whereRef('a.model_id', '=', 'm.model_id')
-              .where('a.alias', '=', by.alias),
-          ),
-        )
-      : q.where('v.version', '=', by.version);
-  const row = await q.executeTakeFirst();
+    .where('m.name', '=', dialect.opaqueValue(NAME));
+  const byAlias = base
+    .where((eb) =>
+      eb(
+        'v.version',
+        '=',
+        eb
+          .selectFrom('registered_model_aliases as a')
+          .select('a.version')
+          .whereRef('a.model_id', '=', 'm.model_id')
+          .where('a.alias', '=', dialect.opaqueValue(ALIAS)),
+      ),
+    )
+    .compile();
+  const byVersion = base.where('v.version', '=', dialect.opaqueValue(VERSION)).compile();
+  found = {
+    byAlias: prepareQuery('registry.versionByAlias', byAlias, [NAME, ALIAS]),
+    byVersion: prepareQuery('registry.versionByNumber', byVersion, [NAME, VERSION]),
+  };
+  compiledVersionByName.set(db, found);
+  return found;
+}
+
+type VersionByNameRow = ModelVersionRow & { readonly tag_pairs: unknown; readonly alias_names: unknown };
+
+/**
+ * The hot read of serving (`models:/<name>@<alias>`, `models:/<name>/<version>`): the whole version, tags and
+ * aliases included, in one query instead of a model lookup, an alias lookup and four parallel reads. Its SQL is
+ * compiled once and prepared by stores that can (see prepareQuery). Undefined when the model, the alias or the
+ * version is missing; the caller then tells which.
+ */
+export async function findVersionByName(
+  db: Db,
+  dialect: SqlDialect,
+  name: string,
+  by: { readonly alias: string } | { readonly version: number },
+): Promise<ModelVersion | undefined> {
+  const queries = versionByNameQueries(db, dialect);
+  const query = 'alias' in by ? queries.byAlias.bind([name, by.alias]) : queries.byVersion.bind([name, by.version]);
+  const row = (await db.executeQuery<VersionByNameRow>(query)).rows[0];
   if (!row) return undefined;
-  const { tag_pairs, alias_names, ...version } = row;
   // Entries, then Object.fromEntries: a tag named `__proto__` stays an own property.
-  const tags = Object.fromEntries(dialect.parseJson(tag_pairs) as [string, string][]);
-  const aliases = (dialect.parseJson(alias_names) as [string][]).map(([alias]) => alias);
-  return toVersion(version as ModelVersionRow, name, tags, aliases);
+  const tags = Object.fromEntries(dialect.parseJson(row.tag_pairs) as [string, string][]);
+  const aliases = (dialect.parseJson(row.alias_names) as [string][]).map(([alias]) => alias);
+  return toVersion(row, name, tags, aliases);
 }
 
 export async function loadVersion(db: Db, modelId: number, version: number): Promise<ModelVersion | undefined> {

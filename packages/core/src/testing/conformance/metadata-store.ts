@@ -132,6 +132,67 @@ export function metadataStoreConformance(name: string, factory: () => Promise<Me
         );
         expect(await appliedLog(store, t('items'))).toHaveLength(50);
       });
+
+      // Hot reads compile their SQL once and run it with db().executeQuery; a store may run such a read by a faster
+      // path, never inside another caller's open transaction.
+      it('runs a compiled read outside an open transaction: it never sees the uncommitted writes', async () => {
+        const read = store.db().selectFrom(t('items')).select('name').compile();
+        let inserted!: () => void;
+        const insertedYet = new Promise<void>((resolve) => {
+          inserted = resolve;
+        });
+        let commit!: () => void;
+        const committing = new Promise<void>((resolve) => {
+          commit = resolve;
+        });
+        const writing = store.transaction(async (trx) => {
+          await trx.insertInto(t('items')).values({ name: 'pending' }).execute();
+          inserted();
+          await committing;
+        });
+        await insertedYet;
+        const during = store.db().executeQuery(read);
+        // A store with one connection queues the read behind the transaction; one with a pool answers at once.
+        const early = await Promise.race([
+          during.then((r) => r.rows),
+          new Promise<'queued'>((resolve) => setTimeout(() => resolve('queued'), 100)),
+        ]);
+        commit();
+        await writing;
+        if (early !== 'queued') expect(early).toEqual([]);
+        const rows = (await during).rows;
+        expect(rows.length === 0 || (rows.length === 1 && rows[0]!.name === 'pending')).toBe(true);
+        expect((await store.db().executeQuery(read)).rows).toEqual([{ name: 'pending' }]);
+      });
+
+      it('never shows a compiled read part of a transaction, under many concurrent readers and writers', async () => {
+        const count = store
+          .db()
+          .selectFrom(t('items'))
+          .select((eb) => eb.fn.countAll().as('n'))
+          .compile();
+        const seen: number[] = [];
+        await Promise.all([
+          ...Array.from({ length: 8 }, (_, i) =>
+            store.transaction(async (trx) => {
+              for (let j = 0; j < 5; j++)
+                await trx
+                  .insertInto(t('items'))
+                  .values({ name: `${i}-${j}` })
+                  .execute();
+            }),
+          ),
+          ...Array.from({ length: 32 }, async () => {
+            for (let k = 0; k < 10; k++) {
+              const { rows } = await store.db().executeQuery(count);
+              seen.push(Number((rows[0] as { n: unknown }).n));
+            }
+          }),
+        ]);
+        expect(seen).toHaveLength(320);
+        expect(seen.filter((n) => n % 5 !== 0)).toEqual([]);
+        expect(await appliedLog(store, t('items'))).toHaveLength(40);
+      });
     });
 
     describe('migrations', () => {
