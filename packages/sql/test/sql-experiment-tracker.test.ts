@@ -153,3 +153,33 @@ describe('SqlExperimentTracker artifact URIs', () => {
     );
   });
 });
+
+describe('SqlExperimentTracker searchRuns errors', () => {
+  let dir: string;
+  let store: SqliteMetadataStore;
+  let tracker: SqlExperimentTracker;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mlplane-tracker-search-'));
+    store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
+    tracker = await SqlExperimentTracker.open({ store, artifacts: new LocalArtifactStore({ root: join(dir, 'a') }) });
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  // The experiments are checked while the search runs: the unknown experiment is still the error reported.
+  it('reports an unknown experiment before a bad filter, order or page token', async () => {
+    const { id } = await tracker.createExperiment({ name: 'known' });
+    const ids = [id, '999999999'];
+    await rejects(tracker.searchRuns({ experimentIds: ids, filter: 'metrics.acc >' }), NotFoundError, "'999999999'");
+    await rejects(
+      tracker.searchRuns({ experimentIds: ids, orderBy: ['metrics.acc UP'] }),
+      NotFoundError,
+      "'999999999'",
+    );
+    await rejects(tracker.searchRuns({ experimentIds: ids, pageToken: 'not a token' }), NotFoundError, "'999999999'");
+    await rejects(tracker.searchRuns({ experimentIds: [id], filter: 'metrics.acc >' }), ValidationError, 'filter');
+  });
+});

