@@ -17,7 +17,7 @@ import { SqlModelRegistry } from '@mlplane/sql';
 import Database from 'better-sqlite3';
 import { type CompiledQuery, Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
-import { figure, type Measured, percentile } from './lib.js';
+import { figure, type Measured, percentile, rotated } from './lib.js';
 
 export interface AliasSizes {
   readonly callers: number;
@@ -34,7 +34,7 @@ const GOAL_RAW_SHARE = 1 / 3;
  * `callsPerCaller`, as its warm-up throughput says, so that every contender's throughput is measured over spans of
  * the same length (a 20 ms burst would catch the shared machine's load spikes or miss them by chance).
  */
-const ROUND_MS = 250;
+export const ROUND_MS = 250;
 const MODEL = 'bench-fraud-detector';
 const URI = `models:/${MODEL}@champion`;
 /** The simplest indexed read of an alias: its row by primary key, the model id known (no join, no tags or aliases). */
@@ -298,11 +298,9 @@ export async function aliasBench(
       c.elapsedMs = 0;
       c.calls = 0;
     }
+    // The order rotates each round, so that no contender always runs first (after the warm-up) or last.
     for (let r = 0; r < sizes.rounds; r++) {
-      for (let i = 0; i < contenders.length; i++) {
-        const c = contenders[(i + r) % contenders.length]!;
-        await round(c, sizes.callers, c.callsPerCaller);
-      }
+      for (const c of rotated(contenders, r)) await round(c, sizes.callers, c.callsPerCaller);
     }
 
     const throughput = (c: Contender) => c.calls / (c.elapsedMs / 1000);
