@@ -20,6 +20,8 @@ export const postgresPlugin = definePlugin({
     connectionTimeoutMs: z.number().int().positive().default(10_000),
     /** Server settings for the store's sessions, over its defaults (parallel workers and JIT off); null keeps the server's. */
     settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).optional(),
+    /** Hot reads as named prepared statements; false behind a pooler that cannot keep them (PgBouncer transaction mode). */
+    preparedStatements: z.boolean().default(true),
   }),
   register(env) {
     env.provide(metadataStoreRef, {
@@ -28,6 +30,7 @@ export const postgresPlugin = definePlugin({
           connectionString: config.connectionString,
           maxConnections: config.maxConnections,
           connectionTimeoutMs: config.connectionTimeoutMs,
+          preparedStatements: config.preparedStatements,
           ...(config.schema ? { schema: config.schema } : {}),
           ...(config.settings ? { settings: config.settings } : {}),
         }),
