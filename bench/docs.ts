@@ -1,6 +1,8 @@
-// Renders docs/benchmarks.md from one run's figures; the file is rewritten by every full `pnpm bench`.
+// Renders docs/benchmarks.md from one run's figures; the file is rewritten by every full `pnpm bench`. A run of only
+// the search and/or alias sections at full size rewrites those sections, the goals table and the goal history, and
+// leaves the rest as recorded (spliceSections).
 import { type AliasSizes, ROUND_MS } from './alias.js';
-import { GOAL_CHANGES, type JudgedRun } from './goals.js';
+import { GOAL_CHANGES, type JudgedFigure, type JudgedRun } from './goals.js';
 import type { IngestSizes } from './ingest.js';
 import type { Machine, Measured } from './lib.js';
 import { S3_GOAL_RATIO, S3_GOAL_RSS_MIB, type S3Sizes } from './s3.js';
@@ -69,11 +71,169 @@ ${runs.join('\n')}
 `;
 }
 
+/** The goals table; `recorded` (when the rows come from several recorded runs) says which came from which. */
+function goalsBlock(goals: readonly Measured[], recorded = ''): string {
+  const met = goals.filter((f) => f.goal!.met).length;
+  return `## Goals (issue 4 and the Foundation v2 issue)
+
+${met} of ${goals.length} figures with a goal meet it.
+${recorded}
+${table(goals)}
+
+Figures judged in earlier runs, and changes of what is judged, are in the [goal history](#goal-history) below.`;
+}
+
+/** Sections that `BENCH_ONLY=<them> pnpm bench` at full size records on their own, merged into the record. */
+export const MERGED_SECTIONS: readonly string[] = ['search', 'alias'];
+const SECTION_ORDER = ['ingest', 'search', 'alias'];
+const sectionOf = (name: string) => SECTION_ORDER.findIndex((s) => name.startsWith(`${s} `));
+
+/**
+ * The judged figures the record stands on now: those of the last full run, each section replaced by the figures of
+ * any later run of that section alone (`sections`), with the run each came from.
+ */
+export function currentGoals(judged: readonly JudgedRun[]): { figure: JudgedFigure; run: JudgedRun }[] {
+  const current = new Map<string, { figure: JudgedFigure; run: JudgedRun }>();
+  for (const run of judged) {
+    const sections = run.sections;
+    if (sections === undefined) current.clear();
+    else
+      for (const name of [...current.keys()]) if (sections.some((s) => name.startsWith(`${s} `))) current.delete(name);
+    for (const figure of run.figures) current.set(figure.name, { figure, run });
+  }
+  return [...current.values()].sort((a, b) => sectionOf(a.figure.name) - sectionOf(b.figure.name));
+}
+
+export interface SectionsInput {
+  readonly measured: readonly Measured[];
+  readonly machine: Machine;
+  readonly startedAt: Date;
+  readonly minutes: number;
+  readonly sizes: { search: SearchSizes; alias: AliasSizes };
+  readonly source: string;
+  /** The judged figures of every recorded run, this one last. */
+  readonly judged: readonly JudgedRun[];
+  /** The sections this run measured, of MERGED_SECTIONS. */
+  readonly sections: readonly string[];
+}
+
+/** Replaces the block that starts at `heading` (a line) and ends before the next `## ` heading or HTML comment. */
+function replaceBlock(doc: string, heading: string, text: string): string {
+  const start = doc.startsWith(heading) ? 0 : doc.indexOf(`\n${heading}`) + 1;
+  if (start <= 0 && !doc.startsWith(heading)) {
+    throw new Error(`docs/benchmarks.md has no '${heading}' block to replace: record a full run (pnpm bench)`);
+  }
+  const ends = ['\n## ', '\n<!-- '].map((m) => doc.indexOf(m, start + heading.length)).filter((i) => i >= 0);
+  const end = ends.length ? Math.min(...ends) + 1 : doc.length;
+  return `${doc.slice(0, start)}${text.trimEnd()}\n\n${doc.slice(end)}`;
+}
+
+/**
+ * docs/benchmarks.md after a run of some of MERGED_SECTIONS alone: their sections (saying when they were recorded),
+ * the goals table (the current judged figures, see currentGoals) and the goal history are rewritten; every other
+ * part stays as recorded.
+ */
+export function spliceSections(doc: string, input: SectionsInput): string {
+  const { machine: m } = input;
+  const recorded = `\nRecorded apart from the sections around it, by \`BENCH_ONLY=${input.sections.join(',')} pnpm bench\`, on ${input.startedAt.toISOString()} (${input.minutes.toFixed(1)} min), ${m.cpu}, ${m.cores} cores, Node ${m.node}, load average ${m.loadavg.start.join(', ')} at the start and ${m.loadavg.end.join(', ')} at the end; ${input.source}.\n`;
+  const section = (prefix: string) => input.measured.filter((f) => f.name.startsWith(`${prefix} `));
+  let out = doc;
+  if (input.sections.includes('search')) {
+    out = replaceBlock(out, '## 2. Search', searchSection(input.sizes.search, section('search'), recorded));
+  }
+  if (input.sections.includes('alias')) {
+    out = replaceBlock(out, '## 3. Alias', aliasSection(input.sizes.alias, section('alias'), recorded));
+  }
+  const current = currentGoals(input.judged);
+  const runs = [...new Set(current.map((c) => c.run))];
+  const provenance =
+    runs.length > 1
+      ? `\nThe rows come from ${runs.length} recorded runs: ${runs
+          .map((run) => {
+            const sections = [...new Set(current.filter((c) => c.run === run).map((c) => c.figure.name.split(' ')[0]))];
+            return `${sections.join(' and ')} on ${run.recordedAt.slice(0, 16).replace('T', ' ')} (load average ${run.loadavg.start[0]} at the start, ${run.source})`;
+          })
+          .join('; ')}.\n`
+      : '';
+  const goals: Measured[] = current.map(({ figure: f }) => ({
+    name: f.name,
+    unit: f.unit,
+    ours: f.ours,
+    peer: f.peer,
+    ratio: f.ratio,
+    at: '',
+    ...(f.peerIs ? { peerIs: f.peerIs } : {}),
+    goal: { text: f.goal, met: f.met },
+  }));
+  out = replaceBlock(out, '## Goals (', goalsBlock(goals, provenance));
+  return replaceBlock(out, '## Goal history', goalHistory(input.judged));
+}
+
+/** Section 2; `recorded` (a paragraph with a newline either side) says when it was measured, if apart from the rest. */
+function searchSection(sizes: SearchSizes, rows: readonly Measured[], recorded = ''): string {
+  return `## 2. Search: searchRuns over ${sizes.runs.toLocaleString('en-US')} runs
+${recorded}
+Seeded once per benchmark run into a fresh temp dir (SQLite, synchronous NORMAL, which only changes commit cost)
+and a fresh PostgreSQL schema. The first 500 runs go through the public API (createRun with 2 tags, then one
+logBatch with the run's 20 metrics and 3 params; 1 writer on SQLite, 8 on PostgreSQL), which gives the per-run
+seeding rate below; the rest are written with the same rows in bulk, 1,000 runs per transaction, with the
+tracker's own multi-row metric insert and plain multi-row inserts for runs, latest values, params and tags (through
+the API a run costs about 4 ms of CPU, so 25,000 runs per store would not fit the time budget on this loaded machine;
+outbox rows, which search never reads, are left out). Before timing, the paging query is walked to its last page and
+must find exactly the runs the seed put there. Then each store gets the planner statistics it would
+have after a while in use: the SQLite store is closed and reopened (it runs \`PRAGMA optimize\` at close and open),
+PostgreSQL gets a \`VACUUM ANALYZE\`, repeated until the visibility map covers the tables (what autovacuum leaves
+after a load: statistics, and the visibility map that index-only scans need; a VACUUM right after the load can leave
+half the pages unmarked while some snapshot is open, and index-only scans then read the heap). The PostgreSQL store runs its sessions without parallel workers or JIT (its defaults, see
+docs/ports/metadata-store.md), and page tokens are keyset cursors, so page 5 costs about what page 1 does. A metric
+filter is bound to the searched experiments as well as to the run, which lets PostgreSQL read its matching values as
+one range of the (experiment, key, value) index and hash them rather than probe every run that a metric-ordered page
+walks past (page 5 below: 6,000 buffers read instead of 20,000). Each query returns a page of 100 whole runs
+(metrics, params, tags); ${sizes.samples} timed samples per query and store, the stores and queries alternating sample by sample
+(the stores' order rotated each sample).
+
+${table(rows)}`;
+}
+
+/** Section 3; `recorded` as for searchSection. */
+function aliasSection(sizes: AliasSizes, rows: readonly Measured[], recorded = ''): string {
+  return `## 3. Alias resolution at ${sizes.callers} concurrent callers
+${recorded}
+\`resolve('models:/<name>@champion')\` from ${sizes.callers} concurrent async callers in one Node process, each making
+at least ${sizes.callsPerCaller} sequential calls per round (a faster contender makes more, as its warm-up throughput says, so
+that every contender's round lasts about ${ROUND_MS} ms), ${sizes.rounds} rounds alternating the contenders (their order rotated each
+round). Every registry is called as a platform's users call it, through the kernel's guard of the ModelRegistry port:
+\`SqlModelRegistry\` on each store, and \`CachedModelRegistry\` over it, twice: with the Redis read-through cache alone
+(one Redis round trip per hit), and with its near cache (hits served from process memory, kept coherent by Redis
+client-side caching: invalidation messages for every change to a cached key, the near tier emptied and bypassed
+while that link is down; see docs/operations/caching-and-locks.md). The latency of a call includes its wait for the
+event loop behind the other callers. The peer of a Redis-only row is the same store without the cache; the peer of a
+near-cache row is the same store with Redis alone. The reference rows are no mlplane code: each of the same 32
+callers makes one Redis GET round trip per call, which shows what a network read costs on this machine at this load
+(the cache can beat it: concurrent callers of one key share one read). The 2 ms goal is judged on the near-cache
+rows, the cache as the Redis cache plugin ships it; the Redis-only rows show the tier under it, whose every hit is a
+network read with the reference row's tail.
+
+**Uncached resolve against the raw driver** (goal of the Foundation v2 issue, item 7): the uncached registry reads
+a version by alias in one query (the version row with its tags and aliases as JSON arrays), whose SQL is compiled
+once and bound with new values; on PostgreSQL it runs as a named prepared statement, on SQLite the store runs such a
+compiled read at once when its connection is free. The raw-driver rows are no mlplane code either: from the same
+${sizes.callers} callers, in the same rounds, better-sqlite3 (a prepared statement on its own connection to the same file) and
+a pg Pool (as many connections as the store's, the same session settings) run the very SQL the registry runs,
+captured by running \`resolve\` once through a logging kysely; pg runs it both as an unnamed and as a named
+statement. The uncached registry's throughput is judged at ≥ 1/3 of the faster of those. The "simple SELECT" rows
+read only the alias row by its primary key (the model id known: no join, no tags, no aliases): what the cheapest
+indexed read costs through each driver, for scale, not a contender. The registry's SQL hides its bound values from
+SQLite's query planner (\`+?\`): better-sqlite3's SQLite (built with STAT4) otherwise re-plans a join each time a
+value is bound anew, which cost 80 to 100 µs a call, several times the read itself.
+
+${table(rows)}`;
+}
+
 export function renderDocs(input: DocsInput): string {
   const { measured, machine: m, sizes } = input;
   const section = (prefix: string) => measured.filter((f) => f.name.startsWith(prefix));
   const goals = measured.filter((f) => f.goal);
-  const met = goals.filter((f) => f.goal!.met).length;
   return `# Benchmarks
 
 Generated by \`pnpm bench\` (bench/run.ts) on ${input.startedAt.toISOString()}; do not edit by hand, rerun it.
@@ -89,7 +249,8 @@ export MLPLANE_PEERS_STATE=/tmp/bench-peers MLPLANE_PG_PORT=55339 MLPLANE_REDIS_
 scripts/peers up postgres redis && eval "$(scripts/peers env)"
 pnpm bench                     # full sizes: writes bench/results/latest.json and this file
 BENCH_QUICK=1 pnpm bench       # small sizes in about a minute: bench/results/quick.json only
-BENCH_ONLY=search pnpm bench   # one section (ingest, search, alias) at full size: quick.json only
+BENCH_ONLY=search,alias pnpm bench  # these sections only, merged into this file and latest.json (the rest kept)
+BENCH_ONLY=ingest pnpm bench   # one section at full size: quick.json only
 \`\`\`
 
 Without \`MLPLANE_PG_URL\` or \`MLPLANE_REDIS_URL\` (or with a server that does not answer) the figures that need
@@ -115,13 +276,7 @@ of 4 and 7 to 8 minutes at 12.
 else ran (a 1-minute load average of ${m.loadavg.start[0]} at the start: about ${(m.loadavg.start[0]! / m.cores).toFixed(1)} runnable tasks per core). Absolute figures
 move from run to run; ratios of contenders measured in the same rounds, their order rotated, are the meaningful part.
 
-## Goals (issue 4 and the Foundation v2 issue)
-
-${met} of ${goals.length} figures with a goal meet it.
-
-${table(goals)}
-
-Figures judged in earlier runs, and changes of what is judged, are in the [goal history](#goal-history) below.
+${goalsBlock(goals)}
 ${input.skipped.length ? `\n## Skipped\n\n${input.skipped.map((s) => `- ${s}`).join('\n')}\n` : ''}
 ## 1. Ingest: logBatch vs PostgreSQL COPY
 
@@ -140,60 +295,9 @@ writer (a different engine, measured in another case's rounds: context, not a co
 
 ${table(section('ingest'))}
 
-## 2. Search: searchRuns over ${sizes.search.runs.toLocaleString('en-US')} runs
+${searchSection(sizes.search, section('search'))}
 
-Seeded once per benchmark run into a fresh temp dir (SQLite, synchronous NORMAL, which only changes commit cost)
-and a fresh PostgreSQL schema. The first 500 runs go through the public API (createRun with 2 tags, then one
-logBatch with the run's 20 metrics and 3 params; 1 writer on SQLite, 8 on PostgreSQL), which gives the per-run
-seeding rate below; the rest are written with the same rows in bulk, 1,000 runs per transaction, with the
-tracker's own multi-row metric insert and plain multi-row inserts for runs, latest values, params and tags (through
-the API a run costs about 4 ms of CPU, so 25,000 runs per store would not fit the time budget on this loaded machine;
-outbox rows, which search never reads, are left out). Before timing, the paging query is walked to its last page and
-must find exactly the runs the seed put there. Then each store gets the planner statistics it would
-have after a while in use: the SQLite store is closed and reopened (it runs \`PRAGMA optimize\` at close and open),
-PostgreSQL gets a \`VACUUM ANALYZE\`, repeated until the visibility map covers the tables (what autovacuum leaves
-after a load: statistics, and the visibility map that index-only scans need; a VACUUM right after the load can leave
-half the pages unmarked while some snapshot is open, and index-only scans then read the heap). The PostgreSQL store runs its sessions without parallel workers or JIT (its defaults, see
-docs/ports/metadata-store.md), and page tokens are keyset cursors, so page 5 costs about what page 1 does. A metric
-filter is bound to the searched experiments as well as to the run, which lets PostgreSQL read its matching values as
-one range of the (experiment, key, value) index and hash them rather than probe every run that a metric-ordered page
-walks past (page 5 below: 6,000 buffers read instead of 20,000). Each query returns a page of 100 whole runs
-(metrics, params, tags); ${sizes.search.samples} timed samples per query and store, the stores and queries alternating sample by sample
-(the stores' order rotated each sample).
-
-${table(section('search'))}
-
-## 3. Alias resolution at ${sizes.alias.callers} concurrent callers
-
-\`resolve('models:/<name>@champion')\` from ${sizes.alias.callers} concurrent async callers in one Node process, each making
-at least ${sizes.alias.callsPerCaller} sequential calls per round (a faster contender makes more, as its warm-up throughput says, so
-that every contender's round lasts about ${ROUND_MS} ms), ${sizes.alias.rounds} rounds alternating the contenders (their order rotated each
-round). Every registry is called as a platform's users call it, through the kernel's guard of the ModelRegistry port:
-\`SqlModelRegistry\` on each store, and \`CachedModelRegistry\` over it, twice: with the Redis read-through cache alone
-(one Redis round trip per hit), and with its near cache (hits served from process memory, kept coherent by Redis
-client-side caching: invalidation messages for every change to a cached key, the near tier emptied and bypassed
-while that link is down; see docs/operations/caching-and-locks.md). The latency of a call includes its wait for the
-event loop behind the other callers. The peer of a Redis-only row is the same store without the cache; the peer of a
-near-cache row is the same store with Redis alone. The reference rows are no mlplane code: each of the same 32
-callers makes one Redis GET round trip per call, which shows what a network read costs on this machine at this load
-(the cache can beat it: concurrent callers of one key share one read). The 2 ms goal is judged on the near-cache
-rows, the cache as the Redis cache plugin ships it; the Redis-only rows show the tier under it, whose every hit is a
-network read with the reference row's tail.
-
-**Uncached resolve against the raw driver** (goal of the Foundation v2 issue, item 7): the uncached registry reads
-a version by alias in one query (the version row with its tags and aliases as JSON arrays), whose SQL is compiled
-once and bound with new values; on PostgreSQL it runs as a named prepared statement, on SQLite the store runs such a
-compiled read at once when its connection is free. The raw-driver rows are no mlplane code either: from the same
-${sizes.alias.callers} callers, in the same rounds, better-sqlite3 (a prepared statement on its own connection to the same file) and
-a pg Pool (as many connections as the store's, the same session settings) run the very SQL the registry runs,
-captured by running \`resolve\` once through a logging kysely; pg runs it both as an unnamed and as a named
-statement. The uncached registry's throughput is judged at ≥ 1/3 of the faster of those. The "simple SELECT" rows
-read only the alias row by its primary key (the model id known: no join, no tags, no aliases): what the cheapest
-indexed read costs through each driver, for scale, not a contender. The registry's SQL hides its bound values from
-SQLite's query planner (\`+?\`): better-sqlite3's SQLite (built with STAT4) otherwise re-plans a join each time a
-value is bound anew, which cost 80 to 100 µs a call, several times the read itself.
-
-${table(section('alias'))}
+${aliasSection(sizes.alias, section('alias'))}
 
 ${goalHistory(input.judged)}`;
 }

@@ -83,6 +83,8 @@ export interface JudgedRun {
   /** CPU and cores: recorded runs need not share a machine. */
   readonly machine: string;
   readonly loadavg: { readonly start: readonly number[]; readonly end: readonly number[] };
+  /** Set when the run measured only these sections (BENCH_ONLY=search,alias), merged into the record. */
+  readonly sections?: readonly string[];
   readonly figures: readonly JudgedFigure[];
 }
 

@@ -12,7 +12,9 @@
 // judged against another goal, without the change written down in bench/goals.ts; a recorded run refuses to write
 // then, and otherwise appends its judged figures to judged.json.
 // BENCH_ONLY=mlflow at full size merges its figures into latest.json (other entries kept) and its section into
-// docs/benchmarks.md.
+// docs/benchmarks.md. So does BENCH_ONLY=search, alias or search,alias (MERGED_SECTIONS): their figures replace
+// their own in latest.json, their judged figures are appended to judged.json as a run of those sections, and their
+// sections, the goals table and the goal history are rewritten in docs/benchmarks.md.
 //   5. plugin-s3 vs the raw AWS SDK: upload and download MiB/s of 8 MiB, 256 MiB and 1 GiB, client RSS growth
 //      (MLPLANE_S3_*); BENCH_ONLY=s3 merges its figures into latest.json and rewrites only its docs section.
 import { execFileSync } from 'node:child_process';
@@ -23,7 +25,14 @@ import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { RedisCache } from '@mlplane/plugin-redis';
 import { S3ArtifactStore } from '@mlplane/plugin-s3';
 import { type AliasSizes, aliasBench } from './alias.js';
-import { extractS3Section, renderDocs, renderS3Section, spliceS3Section } from './docs.js';
+import {
+  extractS3Section,
+  MERGED_SECTIONS,
+  renderDocs,
+  renderS3Section,
+  spliceS3Section,
+  spliceSections,
+} from './docs.js';
 import { type JudgedRun, judgedFigures, silentGoalChanges } from './goals.js';
 import { type IngestSizes, ingest } from './ingest.js';
 import { type Figure, load, type Measured, machine, seconds } from './lib.js';
@@ -39,6 +48,9 @@ const RECORD = !QUICK && ONLY === undefined;
 /** The S3 section alone at full size: recorded into its own part of latest.json and of the docs. */
 const RECORD_S3 = !QUICK && ONLY?.size === 1 && ONLY.has('s3');
 const runs = (section: string) => ONLY === undefined || ONLY.has(section);
+/** Only sections that a run of their own records (MERGED_SECTIONS), at full size: merged into the record. */
+const RECORD_SECTIONS = !QUICK && ONLY !== undefined && [...ONLY].every((s) => MERGED_SECTIONS.includes(s));
+const inRecordedSections = (name: string) => RECORD_SECTIONS && [...ONLY!].some((s) => name.startsWith(`${s} `));
 
 const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlflow: MlflowSizes; s3: S3Sizes } = QUICK
   ? {
@@ -152,7 +164,7 @@ const started = performance.now();
 const loadStart = load();
 const startedAt = new Date();
 console.log(
-  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: ${(!QUICK && ONLY.size === 1 && ONLY.has('mlflow')) || RECORD_S3 ? 'merged into the record' : 'not recorded'})` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
+  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: ${(!QUICK && ONLY.size === 1 && ONLY.has('mlflow')) || RECORD_S3 || RECORD_SECTIONS ? 'merged into the record' : 'not recorded'})` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
 );
 for (const s of skipped) console.log(`SKIPPED: ${s}`);
 
@@ -192,17 +204,33 @@ console.log(`load average at end ${loadEnd.join(' ')}; took ${(took / 60).toFixe
 
 const judgedPath = join(ROOT, 'bench', 'results', 'judged.json');
 const history = JSON.parse(await readFile(judgedPath, 'utf8')) as JudgedRun[];
-const silent = silentGoalChanges(history, measured, ONLY === undefined && skipped.length === 0);
+// A run of some sections alone is complete for them: a figure of theirs judged before must still be judged.
+const silent = RECORD_SECTIONS
+  ? silentGoalChanges(
+      history.map((run) => ({ ...run, figures: run.figures.filter((f) => inRecordedSections(f.name)) })),
+      measured,
+      skipped.length === 0,
+    )
+  : silentGoalChanges(history, measured, ONLY === undefined && skipped.length === 0);
 for (const s of silent) console.log(`GOAL CHANGED SILENTLY: ${s}`);
-if (RECORD && silent.length > 0) {
+if ((RECORD || RECORD_SECTIONS) && silent.length > 0) {
   throw new Error(
     `not recorded: ${silent.length} judged figure(s) changed without a note; write each change, its date and reason, in bench/goals.ts`,
   );
 }
+if (RECORD_SECTIONS && skipped.length > 0) {
+  // Merging would drop the recorded figures of a skipped peer's store from these sections.
+  throw new Error(`not recorded: ${skipped.join('; ')}`);
+}
 
 /** Only the MLflow section at full size: a record of its own figures, merged into the others'. */
 const MLFLOW_RECORD = !QUICK && ONLY?.size === 1 && ONLY.has('mlflow') && mlflowFigures.length > 0;
-const out = join(ROOT, 'bench', 'results', RECORD || MLFLOW_RECORD || RECORD_S3 ? 'latest.json' : 'quick.json');
+const out = join(
+  ROOT,
+  'bench',
+  'results',
+  RECORD || MLFLOW_RECORD || RECORD_S3 || RECORD_SECTIONS ? 'latest.json' : 'quick.json',
+);
 const isS3 = (f: { name: string }) => f.name.startsWith('s3 ');
 const previousDocs = await readFile(join(ROOT, 'docs', 'benchmarks.md'), 'utf8').catch(() => '');
 const s3Section = () =>
@@ -227,6 +255,7 @@ if (MLFLOW_RECORD || RECORD_S3) {
   const names = new Set(figures.map((f) => f.name));
   written = [...previous.filter((f) => !names.has(f.name)), ...figures];
 }
+if (RECORD_SECTIONS) written = [...previousFigures.filter((f) => !inRecordedSections(f.name)), ...figures];
 await writeFile(out, `${JSON.stringify(written, null, 2)}\n`);
 console.log(`wrote ${out}`);
 const docs = join(ROOT, 'docs', 'benchmarks.md');
@@ -266,6 +295,34 @@ if (RECORD) {
 } else if (MLFLOW_RECORD) {
   await writeFile(docs, withMlflowSection(await readFile(docs, 'utf8'), mlflowFigures, mlflowContext));
   console.log(`wrote ${docs}`);
+} else if (RECORD_SECTIONS) {
+  const judged: JudgedRun[] = [
+    ...history,
+    {
+      recordedAt: startedAt.toISOString(),
+      source,
+      machine: `${m.cpu}, ${m.cores} cores`,
+      loadavg: m.loadavg,
+      sections: [...ONLY!],
+      figures: judgedFigures(measured),
+    },
+  ];
+  await writeFile(judgedPath, `${JSON.stringify(judged, null, 2)}\n`);
+  console.log(`wrote ${judgedPath}`);
+  await writeFile(
+    docs,
+    spliceSections(previousDocs, {
+      measured,
+      machine: m,
+      startedAt,
+      minutes: took / 60,
+      sizes: SIZES,
+      source,
+      judged,
+      sections: [...ONLY!],
+    }),
+  );
+  console.log(`merged the ${[...ONLY!].join(' and ')} figures into ${out}, ${judgedPath} and ${docs}`);
 } else if (RECORD_S3 && s3Measured.length) {
   await writeFile(docs, spliceS3Section(previousDocs, s3Section()));
   console.log(`merged the S3 figures into ${out} and ${docs}`);
