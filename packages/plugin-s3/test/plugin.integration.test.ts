@@ -63,10 +63,10 @@ describe('s3Plugin', () => {
     const dir = await dataDir();
     const config = peerConfig({ bucket: 'mlplane-missing-bucket' });
     const p = platform(dir, randomBytes(32).toString('base64'), config as Record<string, unknown>);
-    await p.start();
     cleanups.push(() => p.stop());
-    // The kernel creates a service when it is first asked for; that is when the bucket is checked.
-    const err = (await p.get(artifactStoreRef).catch((e: unknown) => e)) as Error;
+    // The audit log writes its checkpoints to the ArtifactStore, so the store is created, and the bucket checked,
+    // while the platform starts.
+    const err = (await p.start().catch((e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(Error);
     expect(err.message).toContain("plugin 's3'");
     expect(err.message).toContain(`bucket 'mlplane-missing-bucket' at ${config.endpoint} does not exist`);

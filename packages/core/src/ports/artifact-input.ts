@@ -2,6 +2,7 @@
 // accepts, and a bad one fails with the same ValidationError (and field) before any I/O. The rules are S3's, where
 // S3 is the strictest: metadata travels as HTTP headers, content types too, presigned URLs live at most 7 days.
 import { Readable } from 'node:stream';
+import { isMediaType } from '../infra/validation/media-type.js';
 import { quoteArtifactKey, validateArtifactKey } from './artifact-key.js';
 import {
   ARTIFACT_CONTENT_TYPE_MAX_LENGTH,
@@ -93,7 +94,9 @@ export function validateContentType(key: string, contentType: unknown): string {
   if (
     typeof contentType !== 'string' ||
     contentType.length > ARTIFACT_CONTENT_TYPE_MAX_LENGTH ||
-    !CONTENT_TYPE.test(contentType)
+    !CONTENT_TYPE.test(contentType) ||
+    // The same media-type grammar every store applies (no spaces inside the type, no CR/LF), not only printable ASCII.
+    !isMediaType(contentType)
   ) {
     throw new ValidationError(
       `contentType for ${quoteArtifactKey(key)} must be a media type such as 'application/json' (printable ASCII, at most ${ARTIFACT_CONTENT_TYPE_MAX_LENGTH} characters), got ${describe(contentType)}`,

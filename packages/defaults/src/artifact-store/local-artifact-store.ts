@@ -34,7 +34,6 @@ import {
   validateByteRange,
   validateContentType,
   validateKeyBatch,
-  validateMediaType,
 } from '@mlplane/core';
 import { describeHolder, FileLock, readLockHolder } from '../file-lock.js';
 import { KeyedMutex, SharedExclusiveLock } from './locks.js';
@@ -169,8 +168,6 @@ export class LocalArtifactStore implements ArtifactStore {
         ? undefined
         : normalizeSha256(options.expectedSha256, 'expectedSha256', quoteKey(key));
     const contentType = validateContentType(key, options.contentType);
-    // A media type, never free text: it is served back as a Content-Type header, where CR/LF would add headers.
-    validateMediaType(contentType);
     const metadata = validateArtifactMetadata(key, options.metadata);
     const chunks = artifactBodyChunks(key, body);
     options.signal?.throwIfAborted();
