@@ -67,7 +67,9 @@ describe('a platform composed of plugin-mlflow and plugin-s3', () => {
     expect(store).toBeInstanceOf(S3ArtifactStore);
     expect(store.uri('x')).toBe(`s3://${settings().s3.bucket}/x`);
 
-    const { id: experimentId } = await tracker.createExperiment({ name: `mlflow-s3-${randomBytes(4).toString('hex')}` });
+    const { id: experimentId } = await tracker.createExperiment({
+      name: `mlflow-s3-${randomBytes(4).toString('hex')}`,
+    });
     const run = await tracker.createRun({ experimentId, name: 'train' });
     const runId = run.info.id;
     await tracker.logBatch(runId, {
@@ -102,7 +104,9 @@ describe('a platform composed of plugin-mlflow and plugin-s3', () => {
     for await (const chunk of body) chunks.push(chunk as Buffer);
     expect(Buffer.concat(chunks).equals(content)).toBe(true);
     expect(info.size).toBe(content.length);
-    expect(store.uri(key)).toBe(`${settings().mlflowArtifactsUri}/${experimentId}/${runId}/artifacts/model/weights.bin`);
+    expect(store.uri(key)).toBe(
+      `${settings().mlflowArtifactsUri}/${experimentId}/${runId}/artifacts/model/weights.bin`,
+    );
 
     // MLflow's own REST API lists it, at the run's artifact root.
     const top = await mlflowArtifacts(runId);
