@@ -664,30 +664,26 @@ export class MlflowExperimentTracker implements ExperimentTracker {
   async openArtifact(runId: string, path: string): Promise<{ info: RunArtifact; body: Readable }> {
     const run = await this.#run(runId);
     const key = joinArtifactPath(run.info.artifact_uri ?? '', path);
+    // The tracking API's listing decides whether the path is a file, and its size: a server whose artifact
+    // destination is an object store (`s3://...`) answers the proxy's download of a missing file with a 500 (its
+    // HeadObject's 404), of a directory with an empty 200, and of a file without Content-Length.
+    const entry = (await this.#listDir(runId, parentPath(path))).find((e) => e.path === path);
+    if (!entry) throw new NotFoundError(`run '${runId}' has no artifact '${path}'`);
+    if (entry.isDir) throw new NotFoundError(`'${path}' of run '${runId}' is a directory, not a file`);
     try {
       const { body, size } = await this.#client.download(artifactProxyPath(key, runId));
-      return { info: { path, isDir: false, ...(size !== undefined ? { size } : {}) }, body };
+      const known = size ?? entry.size;
+      return { info: { path, isDir: false, ...(known !== undefined ? { size: known } : {}) }, body };
     } catch (err) {
+      // Deleted between the listing and the download.
       if (err instanceof NotFoundError)
         throw new NotFoundError(`run '${runId}' has no artifact '${path}'`, { cause: err });
-      // The proxy answers a directory with an error of its own; the port calls it absent, since it is not a file.
-      if (await this.#isDir(runId, path)) {
-        throw new NotFoundError(`'${path}' of run '${runId}' is a directory, not a file`, { cause: err });
-      }
       throw err;
     }
   }
 
-  async #isDir(runId: string, path: string): Promise<boolean> {
-    const slash = path.lastIndexOf('/');
-    const parent = slash < 0 ? '' : path.slice(0, slash);
-    return (await this.#listDir(runId, parent)).some((e) => e.path === path && e.isDir);
-  }
-
   async #artifactExists(runId: string, path: string): Promise<boolean> {
-    const slash = path.lastIndexOf('/');
-    const parent = slash < 0 ? '' : path.slice(0, slash);
-    return (await this.#listDir(runId, parent)).some((e) => e.path === path);
+    return (await this.#listDir(runId, parentPath(path))).some((e) => e.path === path);
   }
 
   /** One directory level through the tracking API, which resolves the run's artifact root itself. */
@@ -743,6 +739,12 @@ function checksumMismatch(path: string, expected: string, actual: string): Valid
       field: 'expectedSha256',
     },
   );
+}
+
+/** The directory holding a run artifact path ('' at the root). */
+function parentPath(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return slash < 0 ? '' : path.slice(0, slash);
 }
 
 /** `mlflow-artifacts:/1/<run>/artifacts/x` (or with `//host:port`) as the proxy's path `1/<run>/artifacts/x`. */
