@@ -1,5 +1,10 @@
 import type { Readable } from 'node:stream';
+import { z } from 'zod';
 import { createServiceRef } from '../kernel/service-ref.js';
+import { describeValue } from './errors.js';
+import { integerBetween, limitedString, oneOf } from './input-schemas.js';
+import { pageToken } from './paging.js';
+import { type PortInputs, portArg, portInput } from './port-inputs.js';
 
 export { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.js';
 
@@ -30,7 +35,9 @@ export interface ArtifactInfo {
 export type ArtifactBody = Readable | AsyncIterable<Uint8Array> | Uint8Array | string;
 
 export interface PutArtifactOptions {
+  /** At most ARTIFACT_CONTENT_TYPE_MAX_LENGTH characters; default `application/octet-stream`. */
   readonly contentType?: string;
+  /** Names and values together at most ARTIFACT_METADATA_MAX_BYTES bytes in UTF-8 (S3's user-metadata limit). */
   readonly metadata?: Record<string, string>;
   /** When set, the upload fails with ValidationError and stores nothing unless the content hashes to this. */
   readonly expectedSha256?: string;
@@ -71,7 +78,7 @@ export interface ArtifactStore {
   list(options?: ListArtifactsOptions): Promise<ArtifactPage>;
   /** Idempotent: deleting a missing key succeeds. */
   delete(key: string): Promise<void>;
-  /** Needs `capabilities.presignedUrls`. */
+  /** Needs `capabilities.presignedUrls`; `expiresInSeconds` from 1 to ARTIFACT_PRESIGN_MAX_SECONDS. */
   presign?(key: string, options: { method: 'GET' | 'PUT'; expiresInSeconds: number }): Promise<string>;
 }
 
@@ -80,3 +87,132 @@ export const artifactStoreRef = createServiceRef<ArtifactStore>({ id: 'core.arti
 /** Rules every implementation enforces on keys, so keys move between backends unchanged. */
 export const ARTIFACT_KEY_MAX_BYTES = 1024;
 export const ARTIFACT_LIST_MAX_PAGE = 1000;
+/** User metadata of one artifact: names plus values in UTF-8 bytes, S3's limit for user-defined metadata. */
+export const ARTIFACT_METADATA_MAX_BYTES = 2048;
+/** A content type (RFC 6838 allows 127 characters for each of type and subtype). */
+export const ARTIFACT_CONTENT_TYPE_MAX_LENGTH = 255;
+/** Longest life of a presigned URL: seven days, the most an S3 signature (SigV4) allows. */
+export const ARTIFACT_PRESIGN_MAX_SECONDS = 604_800;
+
+/**
+ * What is wrong with `key` under the rules every ArtifactStore shares, as a predicate that follows the key in a
+ * message (`must not start with '/'...`); undefined for a valid key. `validateArtifactKey` and the `artifactKey`
+ * schema both apply it, so a key accepted by one is accepted everywhere.
+ */
+export function artifactKeyProblem(key: string): string | undefined {
+  if (key.length === 0) return 'must not be empty';
+  const bytes = Buffer.byteLength(key, 'utf8');
+  if (bytes > ARTIFACT_KEY_MAX_BYTES) {
+    return `is ${bytes} bytes in UTF-8; the limit is ${ARTIFACT_KEY_MAX_BYTES} bytes`;
+  }
+  // Lone surrogates have no UTF-8 form: two different such keys would collapse into one stored name.
+  if (Buffer.from(key, 'utf8').toString('utf8') !== key) return 'is not valid Unicode (it contains a lone surrogate)';
+  if (key.startsWith('/')) {
+    return "must not start with '/': keys are relative, e.g. 'models/fraud/3/model.onnx'";
+  }
+  if (key.includes('\0') || key.includes('\\')) {
+    return "must not contain NUL or backslash characters; separate segments with '/'";
+  }
+  if (key.split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) {
+    return "must not contain empty, '.' or '..' segments (look for '//', a trailing '/' or a relative part)";
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- argument schemas
+
+/** A key under `artifactKeyProblem`'s rules. */
+export const artifactKey = z.string().check((ctx) => {
+  const problem = artifactKeyProblem(ctx.value);
+  if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: problem });
+});
+
+/** A body as `put` takes it: checked for its kind only, never read. */
+export const artifactBody = z.custom<ArtifactBody>(
+  (body) =>
+    typeof body === 'string' ||
+    body instanceof Uint8Array ||
+    (typeof body === 'object' && body !== null && Symbol.asyncIterator in body),
+  {
+    error: (issue) =>
+      `must be a stream, an async iterable of Uint8Array, a Uint8Array or a string, got ${describeValue(issue.input)}`,
+  },
+);
+
+/** PutArtifactOptions with their limits. */
+export const putArtifactOptions = z.object({
+  contentType: limitedString('ARTIFACT_CONTENT_TYPE_MAX_LENGTH', ARTIFACT_CONTENT_TYPE_MAX_LENGTH, {
+    nonEmpty: true,
+  }).optional(),
+  metadata: z
+    .record(z.string(), z.string(), { error: (issue) => `must be an object, got ${describeValue(issue.input)}` })
+    .check((ctx) => {
+      let bytes = 0;
+      for (const [name, value] of Object.entries(ctx.value))
+        bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+      if (bytes > ARTIFACT_METADATA_MAX_BYTES) {
+        ctx.issues.push({
+          code: 'custom',
+          input: ctx.value,
+          message: `holds ${bytes} bytes of names and values; the ARTIFACT_METADATA_MAX_BYTES limit is ${ARTIFACT_METADATA_MAX_BYTES}`,
+        });
+      }
+    })
+    .optional(),
+  expectedSha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, { error: 'must be 64 hex characters (a sha256 digest)' })
+    .optional(),
+  ifNotExists: z.boolean().optional(),
+});
+
+const key = portArg('key', artifactKey);
+
+/**
+ * The arguments of every ArtifactStore operation; `validatePortInputs(store, artifactStoreInputs)` applies them at
+ * the port's boundary. Bodies are checked for their kind only; whether a range fits the object is the store's.
+ */
+export const artifactStoreInputs = {
+  put: z.tuple([key, portArg('body', artifactBody), portInput('options', putArtifactOptions).optional()]),
+  get: z.tuple([
+    key,
+    portInput(
+      'options',
+      z.object({
+        range: z
+          .object({
+            start: integerBetween(0, Number.MAX_SAFE_INTEGER, 'a byte offset'),
+            end: integerBetween(0, Number.MAX_SAFE_INTEGER, 'a byte offset').optional(),
+          })
+          .refine((r) => r.end === undefined || r.end >= r.start, {
+            error: 'must not end before it starts (end is inclusive)',
+          })
+          .optional(),
+      }),
+    ).optional(),
+  ]),
+  head: z.tuple([key]),
+  exists: z.tuple([key]),
+  list: z.tuple([
+    portInput(
+      'options',
+      z.object({
+        prefix: limitedString('ARTIFACT_KEY_MAX_BYTES', ARTIFACT_KEY_MAX_BYTES).optional(),
+        delimiter: z.literal('/', { error: "must be '/'" }).optional(),
+        pageSize: integerBetween(1, ARTIFACT_LIST_MAX_PAGE).optional(),
+        pageToken: pageToken.optional(),
+      }),
+    ).optional(),
+  ]),
+  delete: z.tuple([key]),
+  presign: z.tuple([
+    key,
+    portInput(
+      'options',
+      z.object({
+        method: oneOf(['GET', 'PUT']),
+        expiresInSeconds: integerBetween(1, ARTIFACT_PRESIGN_MAX_SECONDS),
+      }),
+    ),
+  ]),
+} satisfies PortInputs<ArtifactStore>;

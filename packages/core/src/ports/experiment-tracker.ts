@@ -1,14 +1,35 @@
+import { z } from 'zod';
 import { createServiceRef } from '../kernel/service-ref.js';
-import type { ArtifactBody, ArtifactInfo, PutArtifactOptions } from './artifact-store.js';
-import { ValidationError } from './errors.js';
-import type { Page, PageLimits, PageOptions } from './paging.js';
+import {
+  ARTIFACT_KEY_MAX_BYTES,
+  type ArtifactBody,
+  type ArtifactInfo,
+  artifactBody,
+  type PutArtifactOptions,
+  putArtifactOptions,
+} from './artifact-store.js';
+import { describeValue, quoteValue, ValidationError } from './errors.js';
+import {
+  anyNumber,
+  limitedArray,
+  limitedRecord,
+  limitedString,
+  oneOf,
+  safeInteger,
+  validDate,
+} from './input-schemas.js';
+import { type Page, type PageLimits, type PageOptions, pageOptions } from './paging.js';
+import { checkInput, type PortInputs, portArg, portInput } from './port-inputs.js';
+import { searchFilter, searchOrderBy } from './search-filter.js';
 
 export { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.js';
 export type { Page, PageOptions } from './paging.js';
 
 /**
  * Limits every implementation enforces, equal to MLflow's (mlflow/utils/validation.py,
- * mlflow/store/tracking/__init__.py) so data moves between the SQL default and an MLflow server unchanged.
+ * mlflow/store/tracking/__init__.py) so data moves between the SQL default and an MLflow server unchanged;
+ * createExperiment and createRun take at most `tagsPerBatch` tags. Search inputs (filters, orderBy) have the
+ * SEARCH_FILTER_LIMITS shared with the registry.
  * A breach raises ValidationError whose `field` names the offending input and whose message names the limit;
  * values are never silently truncated (MLflow's client truncates by default; ours refuses).
  */
@@ -39,6 +60,17 @@ export const TRACKER_LIMITS = Object.freeze({
   datasetProfileLength: 16_777_215,
   inputTagKeyLength: 255,
   inputTagValueLength: 500,
+  // The limits below are mlplane's own (MLflow's columns bound some of them; its API checks none).
+  /** Experiment and run ids given to any operation (run ids are `^[a-zA-Z0-9][\w-]{0,255}$`). */
+  idLength: 256,
+  /** An explicit experiment artifact location (a URI or key prefix). */
+  artifactLocationLength: 1024,
+  /** A dataset's source type (MLflow's column is VARCHAR(36)). */
+  datasetSourceTypeLength: 36,
+  /** Tags of one dataset input. */
+  inputTagsPerDataset: 100,
+  /** searchRuns: experiment ids per search. */
+  experimentIdsPerSearch: 1000,
 });
 
 /** searchRuns and searchExperiments page sizes (MLflow's SEARCH_MAX_RESULTS_DEFAULT / _THRESHOLD). */
@@ -331,85 +363,16 @@ export const experimentTrackerRef = createServiceRef<ExperimentTracker>({ id: 'c
 
 /** ValidationError unless `key` is a valid metric, param or tag key within `keyLength`. */
 export function validateTrackingKey(key: string, field = 'key'): void {
-  if (!TRACKING_KEY_PATTERN.test(key)) {
-    throw new ValidationError(`'${key}' is not a valid key: use letters, digits, '_', '-', '.', '/' and spaces`, {
-      field,
-    });
-  }
-  const segments = key.split('/');
-  if (key.startsWith('/') || segments.some((s) => s === '' || s === '.' || s === '..')) {
-    throw new ValidationError(`'${key}' is not a valid key: it must not resolve to another path`, { field });
-  }
-  if (key.length > TRACKER_LIMITS.keyLength) {
-    throw new ValidationError(
-      `key '${key.slice(0, 50)}...' exceeds the keyLength limit of ${TRACKER_LIMITS.keyLength}`,
-      {
-        field,
-      },
-    );
-  }
+  checkInput(trackingKey(), key, field, true);
 }
 
 /**
- * Checks a logBatch's counts, keys and value lengths against TRACKER_LIMITS; throws ValidationError
- * naming the first breached limit. Backends call it before writing anything.
+ * Checks a logBatch's types, counts, keys and value lengths against TRACKER_LIMITS (the `logBatch` schema of
+ * `experimentTrackerInputs`); throws ValidationError naming the first problem. Backends call it before writing
+ * anything.
  */
 export function validateLogBatch(batch: LogBatchInput): void {
-  const metrics = batch.metrics ?? [];
-  const params = batch.params ?? [];
-  const tags = batch.tags ?? [];
-  const counts = [
-    ['metrics', metrics.length, 'metricsPerBatch', TRACKER_LIMITS.metricsPerBatch],
-    ['params', params.length, 'paramsPerBatch', TRACKER_LIMITS.paramsPerBatch],
-    ['tags', tags.length, 'tagsPerBatch', TRACKER_LIMITS.tagsPerBatch],
-    ['batch', metrics.length + params.length + tags.length, 'entitiesPerBatch', TRACKER_LIMITS.entitiesPerBatch],
-  ] as const;
-  for (const [field, count, limit, max] of counts) {
-    if (count > max) {
-      throw new ValidationError(`a logBatch call holds ${count} ${field}; the ${limit} limit is ${max}: split it`, {
-        field,
-      });
-    }
-  }
-  metrics.forEach((m, i) => {
-    validateTrackingKey(m.key, `metrics[${i}].key`);
-    if (typeof m.value !== 'number')
-      throw new ValidationError(`metric '${m.key}' value must be a number`, { field: `metrics[${i}].value` });
-    if (m.step !== undefined && !Number.isSafeInteger(m.step)) {
-      throw new ValidationError(`metric '${m.key}' step must be an integer`, { field: `metrics[${i}].step` });
-    }
-    if (m.timestamp !== undefined && (!Number.isSafeInteger(m.timestamp) || m.timestamp < 0)) {
-      throw new ValidationError(`metric '${m.key}' timestamp must be non-negative epoch milliseconds`, {
-        field: `metrics[${i}].timestamp`,
-      });
-    }
-  });
-  const seen = new Map<string, string>();
-  params.forEach((p, i) => {
-    validateTrackingKey(p.key, `params[${i}].key`);
-    if (p.value.length > TRACKER_LIMITS.paramValueLength) {
-      throw new ValidationError(
-        `param '${p.key}' value has ${p.value.length} chars; the paramValueLength limit is ${TRACKER_LIMITS.paramValueLength}`,
-        { field: `params[${i}].value` },
-      );
-    }
-    const previous = seen.get(p.key);
-    if (previous !== undefined && previous !== p.value) {
-      throw new ValidationError(`param '${p.key}' appears twice in one batch with different values`, {
-        field: `params[${i}].key`,
-      });
-    }
-    seen.set(p.key, p.value);
-  });
-  tags.forEach((t, i) => {
-    validateTrackingKey(t.key, `tags[${i}].key`);
-    if (t.value.length > TRACKER_LIMITS.runTagValueLength) {
-      throw new ValidationError(
-        `tag '${t.key}' value has ${t.value.length} chars; the runTagValueLength limit is ${TRACKER_LIMITS.runTagValueLength}`,
-        { field: `tags[${i}].value` },
-      );
-    }
-  });
+  checkInput(logBatchInput, batch, 'batch');
 }
 
 /**
@@ -425,3 +388,230 @@ export function joinArtifactPath(artifactRoot: string, path: string): string {
   }
   return `${artifactRoot.replace(/\/+$/, '')}/${path}`;
 }
+
+// ---------------------------------------------------------------- argument schemas
+
+/**
+ * A metric, param or tag key: within `max` (the `limit` named in the error), of TRACKING_KEY_PATTERN's characters,
+ * and not normalizing to another path.
+ */
+export function trackingKey(limit = 'keyLength', max: number = TRACKER_LIMITS.keyLength) {
+  return z
+    .string()
+    .max(max, { error: `exceeds the ${limit} limit of ${max}`, abort: true })
+    .regex(TRACKING_KEY_PATTERN, {
+      error: (issue) =>
+        `${quoteValue(issue.input)} is not a valid key: use letters, digits, '_', '-', '.', '/' and spaces`,
+      abort: true,
+    })
+    .refine((key) => !key.startsWith('/') && !key.split('/').some((s) => s === '' || s === '.' || s === '..'), {
+      error: (issue) => `${quoteValue(issue.input)} is not a valid key: it must not resolve to another path`,
+    });
+}
+
+const id = limitedString('idLength', TRACKER_LIMITS.idLength, { nonEmpty: true });
+const runId = portArg('runId', id);
+const experimentId = portArg('experimentId', id);
+const experimentName = limitedString('experimentNameLength', TRACKER_LIMITS.experimentNameLength, {
+  nonEmpty: true,
+  blankIsEmpty: true,
+});
+const experimentTagKey = trackingKey('experimentTagKeyLength', TRACKER_LIMITS.experimentTagKeyLength);
+const experimentTagValue = limitedString('experimentTagValueLength', TRACKER_LIMITS.experimentTagValueLength);
+const runTagValue = limitedString('runTagValueLength', TRACKER_LIMITS.runTagValueLength);
+const RUN_STATUS_VALUES = ['RUNNING', 'SCHEDULED', 'FINISHED', 'FAILED', 'KILLED'] as const;
+const viewType = oneOf(['ACTIVE_ONLY', 'DELETED_ONLY', 'ALL']);
+
+const metricInput = z.object(
+  {
+    key: trackingKey(),
+    value: anyNumber,
+    step: safeInteger.optional(),
+    timestamp: z
+      .number({ error: 'must be non-negative epoch milliseconds' })
+      .refine((t) => Number.isSafeInteger(t) && t >= 0, { error: 'must be non-negative epoch milliseconds' })
+      .optional(),
+  },
+  { error: (issue) => `must be a metric { key, value, step?, timestamp? }, got ${describeValue(issue.input)}` },
+);
+const param = z.object(
+  { key: trackingKey(), value: limitedString('paramValueLength', TRACKER_LIMITS.paramValueLength) },
+  { error: (issue) => `must be a param { key, value }, got ${describeValue(issue.input)}` },
+);
+const runTag = z.object(
+  { key: trackingKey(), value: runTagValue },
+  { error: (issue) => `must be a tag { key, value }, got ${describeValue(issue.input)}` },
+);
+
+/** The `batch` of logBatch: TRACKER_LIMITS' counts, valid keys, typed values, no param twice with two values. */
+export const logBatchInput = z
+  .object({
+    metrics: limitedArray(metricInput, 'metricsPerBatch', TRACKER_LIMITS.metricsPerBatch).optional(),
+    params: limitedArray(param, 'paramsPerBatch', TRACKER_LIMITS.paramsPerBatch).optional(),
+    tags: limitedArray(runTag, 'tagsPerBatch', TRACKER_LIMITS.tagsPerBatch).optional(),
+  })
+  .check((ctx) => {
+    const { metrics = [], params = [], tags = [] } = ctx.value;
+    const total = metrics.length + params.length + tags.length;
+    if (total > TRACKER_LIMITS.entitiesPerBatch) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        message: `holds ${total} metrics, params and tags; the entitiesPerBatch limit is ${TRACKER_LIMITS.entitiesPerBatch}: split the call`,
+      });
+    }
+    const seen = new Map<string, string>();
+    params.forEach((p, i) => {
+      const previous = seen.get(p.key);
+      if (previous !== undefined && previous !== p.value) {
+        ctx.issues.push({
+          code: 'custom',
+          input: p.key,
+          path: ['params', i, 'key'],
+          message: `names param '${p.key}' a second time with a different value: a batch may repeat a param only with the same value`,
+        });
+      }
+      seen.set(p.key, p.value);
+    });
+  });
+
+const runTags = limitedRecord(trackingKey(), runTagValue, 'tagsPerBatch', TRACKER_LIMITS.tagsPerBatch);
+const experimentTags = limitedRecord(experimentTagKey, experimentTagValue, 'tagsPerBatch', TRACKER_LIMITS.tagsPerBatch);
+/** A path below a run's artifact root; `joinArtifactPath` checks its segments. */
+const artifactPath = limitedString('ARTIFACT_KEY_MAX_BYTES', ARTIFACT_KEY_MAX_BYTES);
+const requiredText = (limit: keyof typeof TRACKER_LIMITS) =>
+  limitedString(limit, TRACKER_LIMITS[limit], { nonEmpty: true });
+const optionalText = (limit: keyof typeof TRACKER_LIMITS) => limitedString(limit, TRACKER_LIMITS[limit]).optional();
+
+const datasetInput = z.object({
+  dataset: z.object({
+    name: requiredText('datasetNameLength'),
+    digest: requiredText('datasetDigestLength'),
+    sourceType: requiredText('datasetSourceTypeLength'),
+    source: requiredText('datasetSourceLength'),
+    schema: optionalText('datasetSchemaLength'),
+    profile: optionalText('datasetProfileLength'),
+  }),
+  tags: limitedArray(
+    z.object({ key: requiredText('inputTagKeyLength'), value: requiredText('inputTagValueLength') }),
+    'inputTagsPerDataset',
+    TRACKER_LIMITS.inputTagsPerDataset,
+  ).default([]),
+});
+
+const searchPage = pageOptions(SEARCH_RUNS_PAGE);
+
+/**
+ * The arguments of every ExperimentTracker operation, with TRACKER_LIMITS, SEARCH_FILTER_LIMITS and the page
+ * limits; `validatePortInputs(tracker, experimentTrackerInputs)` applies them at the port's boundary. What needs
+ * the backend's state (unknown ids, immutable params, deleted runs) or parsing (filter clauses, IN lists, artifact
+ * path segments) is left to the implementation.
+ */
+export const experimentTrackerInputs = {
+  createExperiment: z.tuple([
+    portInput(
+      'input',
+      z.object({
+        name: experimentName,
+        artifactLocation: limitedString('artifactLocationLength', TRACKER_LIMITS.artifactLocationLength, {
+          nonEmpty: true,
+          blankIsEmpty: true,
+        })
+          .refine((location) => !location.startsWith('runs:'), { error: 'must not be a runs:/ URI' })
+          .optional(),
+        tags: experimentTags.optional(),
+      }),
+    ),
+  ]),
+  getExperiment: z.tuple([experimentId]),
+  getExperimentByName: z.tuple([
+    portArg('name', limitedString('experimentNameLength', TRACKER_LIMITS.experimentNameLength)),
+  ]),
+  searchExperiments: z.tuple([
+    portInput(
+      'options',
+      pageOptions(SEARCH_EXPERIMENTS_PAGE).extend({
+        filter: searchFilter.optional(),
+        orderBy: searchOrderBy.optional(),
+        viewType: viewType.optional(),
+      }),
+    ).optional(),
+  ]),
+  updateExperiment: z.tuple([experimentId, portInput('changes', z.object({ name: experimentName }))]),
+  setExperimentTag: z.tuple([experimentId, portArg('key', experimentTagKey), portArg('value', experimentTagValue)]),
+  deleteExperiment: z.tuple([experimentId]),
+  restoreExperiment: z.tuple([experimentId]),
+
+  createRun: z.tuple([
+    portInput(
+      'input',
+      z.object({
+        experimentId: id,
+        name: limitedString('runTagValueLength', TRACKER_LIMITS.runTagValueLength).optional(),
+        startTime: validDate.optional(),
+        status: oneOf(['RUNNING', 'SCHEDULED']).optional(),
+        tags: runTags.optional(),
+        parentRunId: id.optional(),
+        userId: limitedString('keyLength', TRACKER_LIMITS.keyLength).optional(),
+      }),
+    ),
+  ]),
+  getRun: z.tuple([runId]),
+  updateRun: z.tuple([
+    portInput(
+      'input',
+      z.object({
+        runId: id,
+        status: oneOf(RUN_STATUS_VALUES).optional(),
+        endTime: validDate.optional(),
+        name: limitedString('runTagValueLength', TRACKER_LIMITS.runTagValueLength).optional(),
+      }),
+    ),
+  ]),
+  deleteRun: z.tuple([runId]),
+  restoreRun: z.tuple([runId]),
+
+  logMetric: z.tuple([runId, portInput('metric', metricInput)]),
+  logParam: z.tuple([runId, portInput('param', param)]),
+  setTag: z.tuple([runId, portInput('tag', runTag)]),
+  deleteTag: z.tuple([runId, portArg('key', trackingKey())]),
+  logBatch: z.tuple([runId, portInput('batch', logBatchInput)]),
+  getMetricHistory: z.tuple([
+    runId,
+    portArg('key', trackingKey()),
+    portInput('options', pageOptions(METRIC_HISTORY_PAGE)).optional(),
+  ]),
+  logInputs: z.tuple([
+    runId,
+    portArg('inputs', limitedArray(datasetInput, 'datasetsPerBatch', TRACKER_LIMITS.datasetsPerBatch)),
+  ]),
+
+  searchRuns: z.tuple([
+    portInput(
+      'options',
+      searchPage.extend({
+        experimentIds: limitedArray(
+          id,
+          'experimentIdsPerSearch',
+          TRACKER_LIMITS.experimentIdsPerSearch,
+          'experiment ids',
+          ': search fewer experiments at once',
+        ).min(1, { error: 'needs at least one experiment id' }),
+        filter: searchFilter.optional(),
+        orderBy: searchOrderBy.optional(),
+        runViewType: viewType.optional(),
+      }),
+    ),
+  ]),
+
+  logArtifact: z.tuple([
+    runId,
+    portArg('path', artifactPath),
+    portArg('body', artifactBody),
+    portInput('options', putArtifactOptions).optional(),
+  ]),
+  listRunArtifacts: z.tuple([
+    runId,
+    portInput('options', pageOptions(RUN_ARTIFACTS_PAGE).extend({ path: artifactPath.optional() })).optional(),
+  ]),
+} satisfies PortInputs<ExperimentTracker>;

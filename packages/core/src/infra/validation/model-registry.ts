@@ -1,22 +1,20 @@
-import { ValidationError } from '../../ports/errors.js';
+import { quoteValue, ValidationError } from '../../ports/errors.js';
 import { validateTrackingKey } from '../../ports/experiment-tracker.js';
-import { type ModelSignature, REGISTRY_LIMITS } from '../../ports/model-registry.js';
+import { type ModelSignature, REGISTRY_LIMITS, RUN_ID_PATTERN } from '../../ports/model-registry.js';
 
-/** MLflow's registered_models.name column is VARCHAR(256). */
-export const MODEL_NAME_LENGTH = 256;
-/** Run ids as the tracker issues them (RunInfo.id). */
-const RUN_ID_PATTERN = /^[a-zA-Z0-9][\w-]{0,255}$/;
+/** MLflow's registered_models.name column is VARCHAR(256); the same as REGISTRY_LIMITS.modelNameLength. */
+export const MODEL_NAME_LENGTH = REGISTRY_LIMITS.modelNameLength;
 const RUNS_URI = /^runs:\/([^/]+)(\/.*)?$/;
 
 export function validateModelName(name: unknown, field = 'name'): asserts name is string {
   if (typeof name !== 'string' || name.trim() === '') {
     throw new ValidationError('model name must be a non-empty string', { field });
   }
-  if (name.includes('/')) {
-    throw new ValidationError(`model name '${name}' may not contain '/': models:/ URIs could not name it`, { field });
-  }
   if (name.length > MODEL_NAME_LENGTH) {
     throw new ValidationError(`model name has ${name.length} chars; the limit is ${MODEL_NAME_LENGTH}`, { field });
+  }
+  if (name.includes('/')) {
+    throw new ValidationError(`model name '${name}' may not contain '/': models:/ URIs could not name it`, { field });
   }
 }
 
@@ -63,7 +61,7 @@ export function validateOptionalString(value: unknown, field: string): asserts v
 
 export function validateRunId(runId: unknown, field = 'runId'): asserts runId is string {
   if (typeof runId !== 'string' || !RUN_ID_PATTERN.test(runId)) {
-    throw new ValidationError(`${field} '${String(runId)}' is not a run id`, { field });
+    throw new ValidationError(`${field} ${quoteValue(runId)} is not a run id`, { field });
   }
 }
 

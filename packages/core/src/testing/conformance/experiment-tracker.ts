@@ -364,7 +364,7 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
 
       it('refuses one batch holding a param twice with different values', async () => {
         const run = await newRun();
-        await rejects(
+        const err = await rejects(
           tracker.logBatch(run.info.id, {
             params: [
               { key: 'a', value: '1' },
@@ -372,8 +372,9 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
             ],
           }),
           ValidationError,
-          "param 'a' appears twice",
+          "param 'a' a second time with a different value",
         );
+        expect(err.field).toBe('params[1].key');
       });
 
       it('sets tags with last write wins and deletes them', async () => {
