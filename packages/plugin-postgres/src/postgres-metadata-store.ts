@@ -1,6 +1,6 @@
 import type { MetadataStore, Migration, MigrationResult } from '@mlplane/core';
 import { ValidationError } from '@mlplane/core';
-import { postgresMigrationLock, runMigrations, withUnavailableErrors } from '@mlplane/sql';
+import { postgresMigrationLock, runMigrations, withDriverErrors } from '@mlplane/sql';
 import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 
@@ -83,7 +83,7 @@ export class PostgresMetadataStore implements MetadataStore {
     // emit an unhandled 'error' and crash the process; its next query fails with UnavailableError instead.
     pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<any>({
-      dialect: withUnavailableErrors(new PostgresDialect({ pool }), 'PostgreSQL metadata store'),
+      dialect: withDriverErrors(new PostgresDialect({ pool }), 'PostgreSQL metadata store'),
     });
     try {
       if (schema) await createSchema(db, schema);

@@ -100,14 +100,16 @@ export function argumentsError(
   return toValidationError(result.error.issues, (path, issue) => {
     const [index, ...inner] = path;
     if (typeof index !== 'number') {
-      // The argument list itself: too many or too few arguments.
+      // The argument list itself: too few arguments (name the first one missing) or too many.
       const count = args.length;
-      const bound =
-        issue.code === 'too_big'
-          ? `at most ${issue.maximum}`
-          : issue.code === 'too_small'
-            ? `at least ${issue.minimum}`
-            : 'other';
+      if (issue.code === 'too_small') {
+        const missing = argumentNamingAt(schema, count)?.name ?? `argument ${count + 1}`;
+        return {
+          field: missing,
+          message: `${missing} is missing: ${operation} takes at least ${issue.minimum} arguments, got ${count}`,
+        };
+      }
+      const bound = issue.code === 'too_big' ? `at most ${issue.maximum}` : 'other';
       return { message: `${operation} takes ${bound} arguments, got ${count}` };
     }
     const naming = argumentNamingAt(schema, index) ?? { name: `argument ${index + 1}`, prefixed: true };

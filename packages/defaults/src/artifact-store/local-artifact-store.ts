@@ -5,7 +5,9 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  ARTIFACT_CONTENT_TYPE_MAX_LENGTH,
   ARTIFACT_LIST_MAX_PAGE,
+  ARTIFACT_METADATA_MAX_BYTES,
   type ArtifactBody,
   type ArtifactInfo,
   type ArtifactPage,
@@ -120,6 +122,12 @@ export class LocalArtifactStore implements ArtifactStore {
       throw new ValidationError(`contentType for ${quoteKey(key)} must be a non-empty string`, {
         field: 'contentType',
       });
+    }
+    if (contentType.length > ARTIFACT_CONTENT_TYPE_MAX_LENGTH) {
+      throw new ValidationError(
+        `contentType for ${quoteKey(key)} has ${contentType.length} chars; the limit is ${ARTIFACT_CONTENT_TYPE_MAX_LENGTH}`,
+        { field: 'contentType' },
+      );
     }
     const metadata = copyMetadata(key, options.metadata);
     // Fail fast before streaming a large body; the check is repeated under the key lock.
@@ -505,13 +513,23 @@ function toInfo(ref: RefFile): ArtifactInfo {
 
 function copyMetadata(key: string, metadata: Record<string, string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
+  let bytes = 0;
   for (const [name, value] of Object.entries(metadata ?? {})) {
     if (typeof value !== 'string') {
-      throw new ValidationError(`metadata '${name}' of ${quoteKey(key)} must be a string, got ${typeof value}`, {
-        field: `metadata.${name}`,
-      });
+      throw new ValidationError(
+        `metadata ${quoteKey(name)} of ${quoteKey(key)} must be a string, got ${typeof value}`,
+        { field: `metadata.${name}` },
+      );
     }
+    bytes += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(value, 'utf8');
     out[name] = value;
+  }
+  // The same bound as S3's user metadata, so an artifact stored here can move to any backend.
+  if (bytes > ARTIFACT_METADATA_MAX_BYTES) {
+    throw new ValidationError(
+      `metadata of ${quoteKey(key)} holds ${bytes} bytes of names and values; the ARTIFACT_METADATA_MAX_BYTES limit is ${ARTIFACT_METADATA_MAX_BYTES}`,
+      { field: 'metadata' },
+    );
   }
   return out;
 }

@@ -2,7 +2,7 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { MetadataStore, Migration, MigrationResult } from '@mlplane/core';
 import { UnavailableError } from '@mlplane/core';
-import { runMigrations, withUnavailableErrors } from '@mlplane/sql';
+import { runMigrations, withDriverErrors } from '@mlplane/sql';
 import Database from 'better-sqlite3';
 import {
   CompiledQuery,
@@ -67,7 +67,7 @@ export class SqliteMetadataStore implements MetadataStore {
     }
     const lockKey = memory ? Symbol('memory') : realpathSync(path);
     const dialect = new ImmediateSqliteDialect({ database: cachingStatements(raw) }, fileLock(lockKey));
-    const db = new Kysely<any>({ dialect: withUnavailableErrors(dialect, `SQLite metadata store ${path}`) });
+    const db = new Kysely<any>({ dialect: withDriverErrors(dialect, `SQLite metadata store ${path}`) });
     return new SqliteMetadataStore(path, db);
   }
 

@@ -142,7 +142,7 @@ export class SqlModelRegistry implements ModelRegistry {
 
   async createModel(input: CreateModelInput): Promise<RegisteredModel> {
     validateModelName(input?.name);
-    validateOptionalString(input.description, 'description');
+    validateOptionalString(input.description, 'description', 'descriptionLength');
     const tags = validateTags(input.tags);
     const now = Date.now();
     try {
@@ -277,9 +277,10 @@ export class SqlModelRegistry implements ModelRegistry {
     if (typeof input.source !== 'string' || input.source.trim() === '') {
       throw new ValidationError('source must be a non-empty artifact URI', { field: 'source' });
     }
-    validateOptionalString(input.runLink, 'runLink');
-    validateOptionalString(input.description, 'description');
-    validateOptionalString(input.userId, 'userId');
+    validateOptionalString(input.source, 'source', 'sourceLength');
+    validateOptionalString(input.runLink, 'runLink', 'runLinkLength');
+    validateOptionalString(input.description, 'description', 'descriptionLength');
+    validateOptionalString(input.userId, 'userId', 'userIdLength');
     validateSignature(input.signature);
     const tags = validateTags(input.tags);
     let runId = input.runId;
@@ -456,8 +457,8 @@ export class SqlModelRegistry implements ModelRegistry {
     validateVersionNumber(input.version);
     if (typeof input.to !== 'string') throw new ValidationError('to must be a stage name', { field: 'stage' });
     const to = normalizeStage(input.to);
-    validateOptionalString(input.reason, 'reason');
-    validateOptionalString(actor, 'actor');
+    validateOptionalString(input.reason, 'reason', 'reasonLength');
+    validateOptionalString(actor, 'actor', 'userIdLength');
     const archiveExisting = input.archiveExisting ?? false;
     if (typeof archiveExisting !== 'boolean') {
       throw new ValidationError('archiveExisting must be a boolean', { field: 'archiveExisting' });
@@ -609,8 +610,8 @@ export class SqlModelRegistry implements ModelRegistry {
     if (typeof input.alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     validateAlias(input.alias);
     validateVersionNumber(input.version);
-    validateOptionalString(actor, 'actor');
-    validateOptionalString(input.reason, 'reason');
+    validateOptionalString(actor, 'actor', 'userIdLength');
+    validateOptionalString(input.reason, 'reason', 'reasonLength');
     const target = await this.getVersion(input.name, input.version);
     const model = await requireModel(this.#db, input.name);
     const previous = await findAlias(this.#db, Number(model.model_id), input.alias);
@@ -908,6 +909,7 @@ function validateDescription(description: unknown): asserts description is strin
   if (typeof description !== 'string') {
     throw new ValidationError('description must be a string', { field: 'description' });
   }
+  validateOptionalString(description, 'description', 'descriptionLength');
 }
 
 async function requireModel(db: Db, name: string, forUpdate = false): Promise<RegisteredModelRow> {

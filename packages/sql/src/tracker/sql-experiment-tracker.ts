@@ -8,6 +8,7 @@ import type {
   PutArtifactOptions,
 } from '@mlplane/core';
 import {
+  argumentsError,
   ConflictError,
   type CreateExperimentInput,
   type CreateRunInput,
@@ -18,6 +19,7 @@ import {
   type ExperimentTracker,
   type ExperimentTrackerCapabilities,
   encodePageToken,
+  experimentTrackerInputs,
   isTerminalRunStatus,
   joinArtifactPath,
   type LogBatchInput,
@@ -132,6 +134,12 @@ export class SqlExperimentTracker implements ExperimentTracker {
     if (input.artifactLocation !== undefined) {
       if (typeof input.artifactLocation !== 'string' || input.artifactLocation.trim() === '') {
         throw new ValidationError('artifactLocation must be a non-empty string', { field: 'artifactLocation' });
+      }
+      if (input.artifactLocation.length > TRACKER_LIMITS.artifactLocationLength) {
+        throw new ValidationError(
+          `artifactLocation has ${input.artifactLocation.length} chars; the artifactLocationLength limit is ${TRACKER_LIMITS.artifactLocationLength}`,
+          { field: 'artifactLocation' },
+        );
       }
       if (input.artifactLocation.startsWith('runs:')) {
         throw new ValidationError(`artifactLocation must not be a runs:/ URI, got '${input.artifactLocation}'`, {
@@ -498,15 +506,20 @@ export class SqlExperimentTracker implements ExperimentTracker {
 
   // ---------------------------------------------------------------- params, metrics, tags
 
-  logMetric(runId: string, metric: MetricInput): Promise<void> {
+  // Single writes are one-item batches, checked first as themselves so that errors name `value`, not `params[0].value`.
+
+  async logMetric(runId: string, metric: MetricInput): Promise<void> {
+    refuseArguments('logMetric', [runId, metric]);
     return this.logBatch(runId, { metrics: [metric] });
   }
 
-  logParam(runId: string, param: Param): Promise<void> {
+  async logParam(runId: string, param: Param): Promise<void> {
+    refuseArguments('logParam', [runId, param]);
     return this.logBatch(runId, { params: [param] });
   }
 
-  setTag(runId: string, tag: RunTag): Promise<void> {
+  async setTag(runId: string, tag: RunTag): Promise<void> {
+    refuseArguments('setTag', [runId, tag]);
     return this.logBatch(runId, { tags: [tag] });
   }
 
@@ -662,6 +675,12 @@ export class SqlExperimentTracker implements ExperimentTracker {
     if (!options || !Array.isArray(options.experimentIds) || options.experimentIds.length === 0) {
       throw new ValidationError('searchRuns needs at least one experiment id', { field: 'experimentIds' });
     }
+    if (options.experimentIds.length > TRACKER_LIMITS.experimentIdsPerSearch) {
+      throw new ValidationError(
+        `experimentIds holds ${options.experimentIds.length} experiment ids; the experimentIdsPerSearch limit is ${TRACKER_LIMITS.experimentIdsPerSearch}: search fewer experiments at once`,
+        { field: 'experimentIds' },
+      );
+    }
     const maxResults = resolveMaxResults(options.maxResults, SEARCH_RUNS_PAGE);
     const experimentIds = options.experimentIds.map((id) => parseExperimentId(id, 'experimentIds'));
     const known = await this.#db
@@ -764,6 +783,12 @@ function metricsLoggedEvent(runId: string, points: readonly NewMetric[]): Domain
   });
 }
 
+/** Throws the port schema's ValidationError for a call of `operation` with `args`, as the port boundary would. */
+function refuseArguments(operation: 'logMetric' | 'logParam' | 'setTag', args: readonly unknown[]): void {
+  const refused = argumentsError(experimentTrackerInputs[operation], args, operation);
+  if (refused) throw refused;
+}
+
 function experimentNotFound(id: string): NotFoundError {
   return new NotFoundError(`experiment '${id}' does not exist`);
 }
@@ -840,7 +865,16 @@ function validateRunName(name: unknown): void {
 }
 
 function validateExperimentTags(tags: Readonly<Record<string, string>>): [string, string][] {
+  if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) {
+    throw new ValidationError('tags must be an object of string values', { field: 'tags' });
+  }
   const entries = Object.entries(tags);
+  if (entries.length > TRACKER_LIMITS.tagsPerBatch) {
+    throw new ValidationError(
+      `tags holds ${entries.length} entries; the tagsPerBatch limit is ${TRACKER_LIMITS.tagsPerBatch}: set the rest one by one`,
+      { field: 'tags' },
+    );
+  }
   for (const [key, value] of entries) {
     validateTrackingKey(key, `tags.${key}`);
     if (key.length > TRACKER_LIMITS.experimentTagKeyLength) {
@@ -889,14 +923,17 @@ function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
     limit(`inputs[${i}].dataset.source`, d.source, 'datasetSourceLength');
     limit(`inputs[${i}].dataset.schema`, d.schema, 'datasetSchemaLength', false);
     limit(`inputs[${i}].dataset.profile`, d.profile, 'datasetProfileLength', false);
-    if (typeof d.sourceType !== 'string' || d.sourceType === '') {
-      throw new ValidationError(`inputs[${i}].dataset.sourceType must be a non-empty string`, {
-        field: `inputs[${i}].dataset.sourceType`,
-      });
+    limit(`inputs[${i}].dataset.sourceType`, d.sourceType, 'datasetSourceTypeLength');
+    const tags = input.tags ?? [];
+    if (!Array.isArray(tags) || tags.length > TRACKER_LIMITS.inputTagsPerDataset) {
+      throw new ValidationError(
+        `inputs[${i}].tags must be an array of at most ${TRACKER_LIMITS.inputTagsPerDataset} tags (the inputTagsPerDataset limit)`,
+        { field: `inputs[${i}].tags` },
+      );
     }
-    (input.tags ?? []).forEach((t, j) => {
-      limit(`inputs[${i}].tags[${j}].key`, t.key, 'inputTagKeyLength');
-      limit(`inputs[${i}].tags[${j}].value`, t.value, 'inputTagValueLength');
+    tags.forEach((t, j) => {
+      limit(`inputs[${i}].tags[${j}].key`, t?.key, 'inputTagKeyLength');
+      limit(`inputs[${i}].tags[${j}].value`, t?.value, 'inputTagValueLength');
     });
   });
 }

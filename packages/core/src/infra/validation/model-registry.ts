@@ -49,13 +49,32 @@ export function validateTags(tags: unknown): [string, string][] {
     throw new ValidationError('tags must be an object of string values', { field: 'tags' });
   }
   const entries = Object.entries(tags as Record<string, unknown>);
+  if (entries.length > REGISTRY_LIMITS.tagsPerCreate) {
+    throw new ValidationError(
+      `tags holds ${entries.length} entries; the tagsPerCreate limit is ${REGISTRY_LIMITS.tagsPerCreate}: set the rest one by one`,
+      { field: 'tags' },
+    );
+  }
   for (const [key, value] of entries) validateTag(key, value, `tags.${key}`);
   return entries as [string, string][];
 }
 
-export function validateOptionalString(value: unknown, field: string): asserts value is string | undefined {
+/**
+ * ValidationError unless `value` is absent or a string; with `limit` (a REGISTRY_LIMITS entry), also when it is
+ * longer than that limit.
+ */
+export function validateOptionalString(
+  value: unknown,
+  field: string,
+  limit?: keyof typeof REGISTRY_LIMITS,
+): asserts value is string | undefined {
   if (value !== undefined && typeof value !== 'string') {
     throw new ValidationError(`${field} must be a string`, { field });
+  }
+  if (limit !== undefined && value !== undefined && value.length > REGISTRY_LIMITS[limit]) {
+    throw new ValidationError(`${field} has ${value.length} chars; the ${limit} limit is ${REGISTRY_LIMITS[limit]}`, {
+      field,
+    });
   }
 }
 
@@ -102,6 +121,10 @@ export function validateSignature(signature: unknown): asserts signature is Mode
       kinds.add(o.kind);
     });
     if (kinds.size > 1) fail(`${side} mixes columns and tensors; use one kind per side`);
+  }
+  const length = JSON.stringify(signature).length;
+  if (length > REGISTRY_LIMITS.signatureLength) {
+    fail(`takes ${length} chars as JSON; the signatureLength limit is ${REGISTRY_LIMITS.signatureLength}`);
   }
   if (s.params !== undefined) {
     if (!Array.isArray(s.params)) fail('params must be an array');
