@@ -2,15 +2,20 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  ARTIFACT_CONTENT_TYPE_MAX_LENGTH,
   ARTIFACT_KEY_MAX_BYTES,
   ARTIFACT_LIST_MAX_PAGE,
+  ARTIFACT_METADATA_MAX_BYTES,
+  ARTIFACT_PRESIGN_MAX_SECONDS,
   type ArtifactInfo,
   type ArtifactStore,
+  artifactStoreInputs,
   ConflictError,
   type ListArtifactsOptions,
   NotFoundError,
   ValidationError,
 } from '../../ports/artifact-store.js';
+import { validatePortInputs } from '../../ports/port-inputs.js';
 import { delay, hashStream, readAll, sha256Hex, uniqueTag } from './support.js';
 
 export interface ArtifactStoreFixture {
@@ -496,6 +501,53 @@ export function artifactStoreConformance(name: string, factory: () => Promise<Ar
         for (const range of [{ start: 10 }, { start: 5, end: 4 }, { start: -1, end: 3 }]) {
           await expect(store.get(key('ranged'), { range })).rejects.toBeInstanceOf(ValidationError);
         }
+      });
+    });
+
+    describe('inputs at the port boundary (validatePortInputs, as the kernel wraps every provider)', () => {
+      it('refuses metadata beyond ARTIFACT_METADATA_MAX_BYTES, a long content type and a body of another kind', async () => {
+        const boundary = validatePortInputs(store, artifactStoreInputs);
+        const cases: [() => Promise<unknown>, string, string][] = [
+          [
+            () => boundary.put(key('meta'), 'x', { metadata: { note: 'n'.repeat(ARTIFACT_METADATA_MAX_BYTES) } }),
+            'metadata',
+            'ARTIFACT_METADATA_MAX_BYTES',
+          ],
+          [
+            () =>
+              boundary.put(key('meta'), 'x', { contentType: `text/${'x'.repeat(ARTIFACT_CONTENT_TYPE_MAX_LENGTH)}` }),
+            'contentType',
+            'ARTIFACT_CONTENT_TYPE_MAX_LENGTH',
+          ],
+          [() => boundary.put(key('meta'), { not: 'a body' } as never), 'body', 'must be a stream'],
+          [() => boundary.get(key('meta'), { range: { start: 4, end: 2 } }), 'range', 'end before it starts'],
+          [
+            () => boundary.list({ prefix: ns, pageSize: ARTIFACT_LIST_MAX_PAGE + 1 }),
+            'pageSize',
+            `from 1 to ${ARTIFACT_LIST_MAX_PAGE}`,
+          ],
+        ];
+        if (caps.presignedUrls) {
+          cases.push([
+            () => boundary.presign!(key('meta'), { method: 'GET', expiresInSeconds: ARTIFACT_PRESIGN_MAX_SECONDS + 1 }),
+            'expiresInSeconds',
+            `from 1 to ${ARTIFACT_PRESIGN_MAX_SECONDS}`,
+          ]);
+        }
+        for (const [call, field, message] of cases) {
+          const err = await call().catch((e: unknown) => e);
+          expect(err, field).toBeInstanceOf(ValidationError);
+          expect((err as ValidationError).field).toBe(field);
+          expect((err as Error).message).toContain(message);
+        }
+        expect(await store.exists(key('meta'))).toBe(false);
+      });
+
+      it('stores the metadata a store must accept: ARTIFACT_METADATA_MAX_BYTES of names and values', async () => {
+        const metadata = { note: 'n'.repeat(ARTIFACT_METADATA_MAX_BYTES - 4) };
+        const info = await validatePortInputs(store, artifactStoreInputs).put(key('full-meta'), 'x', { metadata });
+        expect(info.metadata).toEqual(metadata);
+        expect((await store.head(key('full-meta'))).metadata).toEqual(metadata);
       });
     });
 
