@@ -6,7 +6,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelRegistry } from '@mlplane/core';
-import { createPlatformHooks } from '@mlplane/core';
 import { SqliteMetadataStore } from '@mlplane/defaults';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { CachedModelRegistry, RedisCache, registryCacheKeys } from '@mlplane/plugin-redis';
@@ -131,7 +130,7 @@ export async function aliasBench(
       await sqlite.close();
       await rm(dir, { recursive: true, force: true });
     });
-    const embedded = await SqlModelRegistry.open({ store: sqlite, hooks: createPlatformHooks() });
+    const embedded = await SqlModelRegistry.open({ store: sqlite });
     await prepare(embedded);
     await add('embedded SQLite', embedded, 'sqlite');
 
@@ -147,7 +146,7 @@ export async function aliasBench(
         await pg.db().schema.dropSchema(schema).cascade().execute();
         await pg.close();
       });
-      const postgres = await SqlModelRegistry.open({ store: pg, hooks: createPlatformHooks() });
+      const postgres = await SqlModelRegistry.open({ store: pg });
       await prepare(postgres);
       await add('PostgreSQL', postgres, 'pg');
     }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import {
   artifactStoreRef,
   coreServices,
@@ -12,25 +12,36 @@ import {
 } from '@mlplane/core';
 import { z } from 'zod';
 import { LocalArtifactStore } from './artifact-store/local-artifact-store.js';
+import { DataDirOwnership } from './data-dir.js';
 import { InProcessEventBus } from './event-bus/in-process-event-bus.js';
 import { SqliteMetadataStore } from './metadata-store/sqlite-metadata-store.js';
 import { EnvFileSecretStore } from './secret-store/file-secret-store.js';
 import { createEmbeddedTelemetry } from './telemetry/embedded-telemetry.js';
 
 export const embeddedConfigSchema = z.object({
-  /** Everything the embedded defaults keep on disk lives under this directory. */
+  /**
+   * Everything the embedded defaults keep on disk lives under this directory, created private to the user (0700,
+   * files 0600). One platform owns it at a time, from the first embedded service that keeps files there until
+   * the platform stops; a second one fails with the owner's pid (see docs/security.md).
+   */
   dataDir: z.string().default('.mlplane'),
   secrets: z
     .object({
       /** Encrypted secrets file; relative paths are under dataDir. */
       file: z.string().default('secrets.enc'),
       /**
-       * 32-byte key, base64 or hex; use `${env:MLPLANE_MASTER_KEY}`. When absent, a key is generated once into
-       * `<dataDir>/master.key` (mode 0600), which suits a single machine, not a shared deployment.
+       * 32-byte key, base64 or hex; use `${env:MLPLANE_MASTER_KEY}`. When absent, the key is read from
+       * `masterKeyFile`, and generated there once (mode 0600) when that file does not exist.
        */
       masterKey: z.string().optional(),
+      /**
+       * Where the key lives when `masterKey` is not given; relative paths are under dataDir. The default keeps it
+       * next to the file it decrypts, which suits one machine: put it elsewhere (a mounted secret, another disk)
+       * so that a copy of the data dir alone does not reveal the secrets.
+       */
+      masterKeyFile: z.string().default('master.key'),
     })
-    .default({ file: 'secrets.enc' }),
+    .default({ file: 'secrets.enc', masterKeyFile: 'master.key' }),
   metadata: z
     .object({
       /** SQLite database file; relative paths are under dataDir. */
@@ -53,9 +64,28 @@ export const embeddedPlugin = definePlugin({
     'secrets and telemetry',
   configSchema: embeddedConfigSchema,
   register(env) {
+    // register runs once per platform, so this is the hold of this platform on its data dir.
+    const dataDirOwner = new DataDirOwnership();
+    /** Creates a service that keeps files in the data dir, holding a share of the data dir while it lives. */
+    const inDataDir =
+      <T>(create: (dataDir: string, config: EmbeddedConfig) => Promise<T>) =>
+      async ({ config }: { config: EmbeddedConfig }): Promise<T> => {
+        const dataDir = await dataDirOwner.acquire(config.dataDir);
+        try {
+          return await create(dataDir, config);
+        } catch (err) {
+          await dataDirOwner.release();
+          throw err;
+        }
+      };
     env.provide(artifactStoreRef, {
       asDefault: true,
-      factory: ({ config }) => new LocalArtifactStore({ root: join(resolve(config.dataDir), 'artifacts') }),
+      factory: inDataDir((dataDir) => LocalArtifactStore.open({ root: join(dataDir, 'artifacts') })),
+      dispose: async (store) => {
+        // The factory above made it; the port type does not know close().
+        await (store as LocalArtifactStore).close();
+        await dataDirOwner.release();
+      },
     });
     env.provide(eventBusRef, {
       asDefault: true,
@@ -64,22 +94,28 @@ export const embeddedPlugin = definePlugin({
     });
     env.provide(secretStoreRef, {
       asDefault: true,
-      factory: async ({ config }) => {
-        const dataDir = resolve(config.dataDir);
-        return new EnvFileSecretStore({
-          path: resolve(dataDir, config.secrets.file),
-          masterKey: config.secrets.masterKey ?? (await localMasterKey(dataDir)),
-        });
-      },
+      factory: inDataDir(
+        async (dataDir, config) =>
+          new EnvFileSecretStore({
+            path: resolve(dataDir, config.secrets.file),
+            masterKey:
+              config.secrets.masterKey ?? (await localMasterKey(resolve(dataDir, config.secrets.masterKeyFile))),
+          }),
+      ),
+      dispose: () => dataDirOwner.release(),
     });
     env.provide(metadataStoreRef, {
       asDefault: true,
-      factory: ({ config }) =>
+      factory: inDataDir((dataDir, config) =>
         SqliteMetadataStore.open({
-          path: resolve(resolve(config.dataDir), config.metadata.file),
+          path: resolve(dataDir, config.metadata.file),
           synchronous: config.metadata.synchronous,
         }),
-      dispose: (store) => store.close(),
+      ),
+      dispose: async (store) => {
+        await store.close();
+        await dataDirOwner.release();
+      },
     });
     env.provide(telemetryRef, {
       asDefault: true,
@@ -89,14 +125,13 @@ export const embeddedPlugin = definePlugin({
   },
 });
 
-async function localMasterKey(dataDir: string): Promise<string> {
-  const path = join(dataDir, 'master.key');
+async function localMasterKey(path: string): Promise<string> {
   try {
     return (await readFile(path, 'utf8')).trim();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  await mkdir(dataDir, { recursive: true });
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const key = randomBytes(32).toString('base64');
   try {
     // 'wx' so two processes starting together agree on the first key written.

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import {
   type ArtifactStore,
   artifactStoreRef,
@@ -8,13 +9,15 @@ import {
   type DomainEvent,
   definePlugin,
   eventBusRef,
+  metadataStoreRef,
+  PluginFailedError,
   secretStoreRef,
   telemetryRef,
   ValidationError,
 } from '@mlplane/core';
-import { LocalArtifactStore } from '@mlplane/defaults';
+import { createPlatform, LocalArtifactStore } from '@mlplane/defaults';
 import { startTestPlatform } from '@mlplane/defaults/testing';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 describe('embedded defaults on a started platform', () => {
   it('provides every embedded port, working together', async () => {
@@ -76,7 +79,114 @@ describe('embedded defaults on a started platform', () => {
       },
     })();
     await using platform = await startTestPlatform({ plugins: [mine] });
-    expect(await platform.get(artifactStoreRef)).toBe(custom);
+    // Consumers get the plugin's store behind the kernel's guard (so artifact.beforePut fires): writes land in it.
+    await (await platform.get(artifactStoreRef)).put('given-way.txt', 'x');
+    expect(await custom!.exists('given-way.txt')).toBe(true);
+  });
+});
+
+describe('the data dir on disk', () => {
+  let parent: string;
+  beforeEach(async () => {
+    parent = await mkdtemp(join(tmpdir(), 'mlplane-datadir-'));
+  });
+  afterEach(async () => {
+    await rm(parent, { recursive: true, force: true });
+  });
+
+  const platformOn = (dataDir: string, secrets: Record<string, unknown> = {}) =>
+    createPlatform({
+      plugins: [],
+      config: { platform: { signals: [] }, embedded: { dataDir, secrets } },
+      log: { level: 'silent' },
+    });
+
+  it('creates a fresh data dir owner-only: directories 0700, files 0600, blobs 0400', async () => {
+    const dataDir = join(parent, 'fresh', '.mlplane');
+    const platform = platformOn(dataDir);
+    await platform.start();
+    try {
+      await (await platform.get(artifactStoreRef)).put('models/m/1/model.onnx', 'weights');
+      await (await platform.get(secretStoreRef)).set!('db-password', 'hunter2-hunter2');
+      // The management plugin migrated the database at start, so it is open with its WAL files.
+      expect((await platform.get(metadataStoreRef)).dialect).toBe('sqlite');
+      const modes: Record<string, string> = {};
+      for (const entry of await readdir(dataDir, { withFileTypes: true, recursive: true })) {
+        const path = join(entry.parentPath, entry.name);
+        modes[relative(dataDir, path)] = ((await stat(path)).mode & 0o777).toString(8);
+      }
+      expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+      const loose = Object.entries(modes).filter(([path, mode]) =>
+        path.startsWith('artifacts/blobs/sha256/') && !path.endsWith('/') && path.split('/').length === 5
+          ? mode !== '400'
+          : !['700', '600'].includes(mode),
+      );
+      expect(loose).toEqual([]);
+      for (const file of [
+        'metadata.db',
+        'metadata.db-wal',
+        'metadata.db-shm',
+        'secrets.enc',
+        'master.key',
+        'artifacts/owner.lock',
+      ]) {
+        expect(modes[file], file).toBe('600');
+      }
+    } finally {
+      await platform.stop();
+    }
+  });
+
+  it('lets one platform own a data dir: a second one fails to start naming the owner, and starts once it stops', async () => {
+    const dataDir = join(parent, 'shared');
+    const first = platformOn(dataDir);
+    await first.start();
+    const second = platformOn(dataDir);
+    let err: unknown;
+    try {
+      await (await first.get(artifactStoreRef)).put('models/a', 'shared content');
+      err = await second.start().catch((e: unknown) => e);
+    } finally {
+      await first.stop();
+    }
+    expect(err).toBeInstanceOf(PluginFailedError);
+    expect((err as Error).message).toContain(
+      `plugin 'embedded' failed to create 'core.metadataStore': data dir ${dataDir} is in use by process ` +
+        `${process.pid} on host`,
+    );
+    const third = platformOn(dataDir);
+    await third.start();
+    try {
+      const store = await third.get(artifactStoreRef);
+      await store.put('models/b', 'shared content');
+      await store.delete('models/b');
+      expect((await store.head('models/a')).size).toBe(14);
+    } finally {
+      await third.stop();
+    }
+  });
+
+  it('reads and creates the master key at masterKeyFile, away from the secrets it decrypts', async () => {
+    const dataDir = join(parent, 'data');
+    const keyFile = join(parent, 'keys', 'mlplane.key');
+    const platform = platformOn(dataDir, { masterKeyFile: keyFile });
+    await platform.start();
+    try {
+      await (await platform.get(secretStoreRef)).set!('db-password', 'hunter2-hunter2');
+    } finally {
+      await platform.stop();
+    }
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    expect((await stat(join(parent, 'keys'))).mode & 0o777).toBe(0o700);
+    expect(await readdir(dataDir)).not.toContain('master.key');
+    // The same key file opens the secrets again.
+    const again = platformOn(dataDir, { masterKeyFile: keyFile });
+    await again.start();
+    try {
+      expect(await (await again.get(secretStoreRef)).get('db-password')).toBe('hunter2-hunter2');
+    } finally {
+      await again.stop();
+    }
   });
 });
 

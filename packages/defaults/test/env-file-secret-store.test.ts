@@ -32,13 +32,13 @@ describe('EnvFileSecretStore specifics', () => {
   });
 
   it('accepts the master key as base64, base64url or hex, and they decrypt the same file', async () => {
-    await new EnvFileSecretStore({ path, masterKey: key.toString('base64'), env: {} }).set('api.key', 'v1');
+    await new EnvFileSecretStore({ path, masterKey: key.toString('base64'), env: {} }).set('api.key', 'value-one');
     for (const masterKey of [
       key.toString('hex'),
       key.toString('base64url'),
       key.toString('base64').replace(/=+$/, ''),
     ]) {
-      expect(await new EnvFileSecretStore({ path, masterKey, env: {} }).get('api.key')).toBe('v1');
+      expect(await new EnvFileSecretStore({ path, masterKey, env: {} }).get('api.key')).toBe('value-one');
     }
   });
 
@@ -69,15 +69,15 @@ describe('EnvFileSecretStore specifics', () => {
     expect(raw).not.toContain('stripe/live-key');
     expect(JSON.parse(raw)).toMatchObject({ format: 'mlplane-secrets', version: 1, cipher: 'aes-256-gcm' });
     expect((await stat(path)).mode & 0o777).toBe(0o600);
-    // No temp file is left next to it.
-    expect(await readdir(join(dir, 'nested'))).toEqual(['secrets.enc']);
+    // No temp file is left next to it, only the lock file.
+    expect((await readdir(join(dir, 'nested'))).sort()).toEqual(['secrets.enc', 'secrets.enc.lock']);
   });
 
   it('uses a fresh IV per write', async () => {
     const store = new EnvFileSecretStore({ path, masterKey: key.toString('hex'), env: {} });
-    await store.set('a', 'same');
+    await store.set('a', 'same-value');
     const first = JSON.parse(await readFile(path, 'utf8')) as { iv: string; data: string };
-    await store.set('a', 'same');
+    await store.set('a', 'same-value');
     const second = JSON.parse(await readFile(path, 'utf8')) as { iv: string; data: string };
     expect(second.iv).not.toBe(first.iv);
     expect(second.data).not.toBe(first.data);
@@ -89,7 +89,7 @@ describe('EnvFileSecretStore specifics', () => {
       'hunter2-MARKER',
     );
     const wrong = new EnvFileSecretStore({ path, masterKey: randomBytes(32).toString('hex'), env: {} });
-    for (const call of [() => wrong.get('db.password'), () => wrong.list(), () => wrong.set('other', 'x')]) {
+    for (const call of [() => wrong.get('db.password'), () => wrong.list(), () => wrong.set('other', 'other-value')]) {
       const err = await call().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(UnavailableError);
       expect((err as Error).message).toBe(`cannot decrypt secrets file ${path}: wrong master key or corrupted file`);
@@ -105,7 +105,7 @@ describe('EnvFileSecretStore specifics', () => {
 
   it('detects a tampered file', async () => {
     const store = new EnvFileSecretStore({ path, masterKey: key.toString('hex'), env: {} });
-    await store.set('token', 'abc');
+    await store.set('token', 'abc-token-value');
     const envelope = JSON.parse(await readFile(path, 'utf8')) as { data: string };
     const data = Buffer.from(envelope.data, 'base64');
     data[0]! ^= 1;
@@ -143,7 +143,7 @@ describe('EnvFileSecretStore specifics', () => {
       UNRELATED: 'x',
     };
     const store = new EnvFileSecretStore({ path, masterKey: key.toString('hex'), env });
-    await store.set('db/password', 'file-db');
+    await store.set('db/password', 'file-db-value');
     expect(await store.list()).toEqual(['OPENAI_KEY', 'db/password']);
     expect(await store.get('OPENAI_KEY')).toBe('sk-env');
     expect(await store.get('db/password')).toBe('env-db');
@@ -158,13 +158,39 @@ describe('EnvFileSecretStore specifics', () => {
 
   it('serializes writes from concurrent set and delete calls without losing any', async () => {
     const store = new EnvFileSecretStore({ path, masterKey: key.toString('hex'), env: {} });
-    await Promise.all(Array.from({ length: 20 }, (_, i) => store.set(`keep-${i}`, `v${i}`)));
+    await Promise.all(Array.from({ length: 20 }, (_, i) => store.set(`keep-${i}`, `keep-value-${i}`)));
     await Promise.all([
       ...Array.from({ length: 10 }, (_, i) => store.delete(`keep-${i}`)),
-      ...Array.from({ length: 10 }, (_, i) => store.set(`new-${i}`, `n${i}`)),
+      ...Array.from({ length: 10 }, (_, i) => store.set(`new-${i}`, `new-value-${i}`)),
     ]);
     const names = await new EnvFileSecretStore({ path, masterKey: key.toString('hex'), env: {} }).list();
     expect(names).toHaveLength(20);
     expect(names.filter((n) => n.startsWith('keep-'))).toHaveLength(10);
+  });
+
+  it('refuses a file whose GCM tag was cut short, however few bytes are left', async () => {
+    const store = new EnvFileSecretStore({ path, masterKey: key.toString('hex'), env: {} });
+    await store.set('token', 'abc-token-value');
+    const envelope = JSON.parse(await readFile(path, 'utf8')) as { tag: string };
+    for (const bytes of [4, 8, 12, 15]) {
+      const tag = Buffer.from(envelope.tag, 'base64').subarray(0, bytes).toString('base64');
+      await writeFile(path, JSON.stringify({ ...envelope, tag }));
+      const err = await store.get('token').catch((e: unknown) => e);
+      expect(err, `${bytes}-byte tag`).toBeInstanceOf(UnavailableError);
+      expect((err as Error).message).toBe(`cannot decrypt secrets file ${path}: wrong master key or corrupted file`);
+    }
+  });
+
+  it('keeps every concurrent set of two stores on one file (the file is locked from read to rename)', async () => {
+    const masterKey = key.toString('hex');
+    const stores = [0, 1].map(() => new EnvFileSecretStore({ path, masterKey, env: {} }));
+    const names = Array.from({ length: 20 }, (_, i) => `concurrent-${String(i).padStart(2, '0')}`);
+    await Promise.all(names.map((name, i) => stores[i % 2]!.set(name, `value-of-${name}`)));
+    const reader = new EnvFileSecretStore({ path, masterKey, env: {} });
+    expect(await reader.list()).toEqual(names);
+    for (const name of names) expect(await reader.get(name)).toBe(`value-of-${name}`);
+    // The lock file stays (deleting it would let two writers lock two files) and is private.
+    expect((await readdir(join(dir, 'nested'))).sort()).toEqual(['secrets.enc', 'secrets.enc.lock']);
+    expect((await stat(`${path}.lock`)).mode & 0o777).toBe(0o600);
   });
 });

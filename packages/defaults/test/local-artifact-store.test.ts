@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
-import { ValidationError } from '@mlplane/core';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConflictError, ValidationError } from '@mlplane/core';
 import { artifactStoreConformance, readAll } from '@mlplane/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalArtifactStore } from '../src/artifact-store/local-artifact-store.js';
@@ -43,6 +45,23 @@ describe('LocalArtifactStore specifics', () => {
       deduplicates: true,
     });
     expect('presign' in store).toBe(false);
+  });
+
+  it('names each key by the file:// URL of the root joined with the key, percent-encoded', () => {
+    expect(store.uri('experiments/1/model.onnx')).toBe(`file://${resolve(root)}/experiments/1/model.onnx`);
+    const odd = 'runs/a b/x#1?.txt';
+    const uri = store.uri(odd);
+    expect(uri).toMatch(/^file:\/\/\/.*\/runs\/a%20b\/x%231%3F\.txt$/);
+    // The URL decodes back to the root joined with the key: nothing of the key is lost or altered.
+    expect(fileURLToPath(uri)).toBe(join(resolve(root), odd));
+    // A relative root is made absolute once, when the store is created.
+    expect(new LocalArtifactStore({ root: 'rel/artifacts' }).uri('k')).toBe(`file://${resolve('rel/artifacts')}/k`);
+  });
+
+  it('refuses to name a key that breaks the key rules', () => {
+    for (const key of ['', '/abs', 'a//b', 'a/../b']) {
+      expect(() => store.uri(key)).toThrow(ValidationError);
+    }
   });
 
   it('stores a blob under blobs/sha256/<2 hex>/<62 hex> and a JSON ref per key', async () => {
@@ -107,6 +126,7 @@ describe('LocalArtifactStore specifics', () => {
   it('keeps data across instances on the same root', async () => {
     await store.put('kept', 'persisted', { contentType: 'text/plain' });
     await store.put('dup-1', 'same');
+    await store.close();
     const reopened = new LocalArtifactStore({ root });
     expect(await reopened.head('kept')).toMatchObject({ size: 9, contentType: 'text/plain' });
     // Counts are rebuilt from disk, so a shared blob survives deleting one of its keys.
@@ -164,5 +184,97 @@ describe('LocalArtifactStore specifics', () => {
 
   it('rejects an unknown page token', async () => {
     await expect(store.list({ pageToken: '!!not-a-token' })).rejects.toThrow(/pageToken/);
+  });
+});
+
+describe('LocalArtifactStore ownership and file modes', () => {
+  let root: string;
+  const stores: LocalArtifactStore[] = [];
+  const open = (options = { root }) => {
+    const store = new LocalArtifactStore(options);
+    stores.push(store);
+    return store;
+  };
+
+  beforeEach(async () => {
+    root = join(await mkdtemp(join(tmpdir(), 'mlplane-owner-')), 'artifacts');
+  });
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+    await rm(join(root, '..'), { recursive: true, force: true });
+  });
+
+  it('lets one store write to a root at a time, so a second cannot reclaim blobs the first references', async () => {
+    const first = open();
+    const second = open();
+    await first.put('first/model', 'shared content');
+    // Without ownership the second store would count this blob once, delete it with its own key, and break `first`.
+    const err = await second.put('second/model', 'shared content').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConflictError);
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `^local artifact store ${root} is in use by process ${process.pid} on host .+ \\(since .+, this process\\): one process writes to it at a time`,
+      ),
+    );
+    await expect(second.delete('first/model')).rejects.toBeInstanceOf(ConflictError);
+    await expect(second.gc()).rejects.toBeInstanceOf(ConflictError);
+    // Reads take no lock.
+    expect((await readAll((await second.get('first/model')).body)).toString()).toBe('shared content');
+    expect(await second.exists('second/model')).toBe(false);
+
+    await first.close();
+    await second.put('second/model', 'shared content');
+    await second.delete('second/model');
+    expect((await readAll((await second.get('first/model')).body)).toString()).toBe('shared content');
+    // The closed store claims the root again on its next write, and now it is the one refused.
+    await expect(first.put('first/other', 'x')).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it('open() claims the root up front', async () => {
+    await LocalArtifactStore.open({ root }).then((s) => stores.push(s));
+    await expect(LocalArtifactStore.open({ root })).rejects.toThrow(/is in use by process/);
+  });
+
+  it('names the owning process of another pid, and the root is free again once that process dies', async () => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'artifact-owner-child.ts'), root],
+      { cwd: join(import.meta.dirname, '..', '..'), stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((ready, fail) => {
+        child.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && ready());
+        child.once('exit', (code) => fail(new Error(`child exited with ${code} before taking the root`)));
+      });
+      const err = await open()
+        .put('mine', 'shared content')
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConflictError);
+      expect((err as Error).message).toContain(`is in use by process ${child.pid} on host`);
+      expect((err as Error).message).not.toContain('this process');
+    } finally {
+      const exited = new Promise((done) => child.once('exit', done));
+      // SIGKILL: no cleanup runs in the child, so only the OS can release the lock.
+      child.kill('SIGKILL');
+      await exited;
+    }
+    const after = open();
+    await after.put('mine', 'shared content');
+    await after.delete('mine');
+    expect((await readAll((await after.get('owned-by-child')).body)).toString()).toBe('shared content');
+  }, 30_000);
+
+  it('creates its directories 0700, blobs 0400 and ref and lock files 0600', async () => {
+    const store = open();
+    await store.put('models/fraud/model.onnx', 'weights');
+    const sha256 = sha('weights');
+    const mode = async (path: string) => (await stat(path)).mode & 0o777;
+    for (const dir of ['', 'refs', 'refs/models', 'refs/models/fraud', 'blobs', 'blobs/sha256', 'tmp']) {
+      expect(await mode(join(root, dir)), dir || 'root').toBe(0o700);
+    }
+    expect(await mode(join(root, 'blobs', 'sha256', sha256.slice(0, 2)))).toBe(0o700);
+    expect(await mode(join(root, 'blobs', 'sha256', sha256.slice(0, 2), sha256.slice(2)))).toBe(0o400);
+    expect(await mode(join(root, 'refs', 'models', 'fraud', 'model.onnx.json'))).toBe(0o600);
+    expect(await mode(join(root, 'owner.lock'))).toBe(0o600);
   });
 });

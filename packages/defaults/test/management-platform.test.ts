@@ -1,6 +1,9 @@
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   auditLogRef,
   authorizerRef,
@@ -9,13 +12,16 @@ import {
   experimentTrackerRef,
   metadataStoreRef,
   modelRegistryRef,
+  PermissionDeniedError,
   STAGE_POLICY,
+  ValidationError,
   VetoedError,
   verifyWebhook,
   veto,
 } from '@mlplane/core';
+import { SqliteMetadataStore } from '@mlplane/defaults';
 import { startTestPlatform } from '@mlplane/defaults/testing';
-import { webhookSubscriptionsRef } from '@mlplane/sql';
+import { SqlAuditLog, webhookSubscriptionsRef } from '@mlplane/sql';
 import { describe, expect, it } from 'vitest';
 
 describe('management layer on a started platform (embedded defaults)', () => {
@@ -110,6 +116,50 @@ describe('management layer on a started platform (embedded defaults)', () => {
       expect(verifyWebhook({ secret: 'wrong-secret', body: delivery.body, headers: delivery.headers }).ok).toBe(false);
     } finally {
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('applies management.tokens: the lifetime limit, and failed-check counts written when the platform stops', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mlplane-tokens-'));
+    try {
+      const platform = await startTestPlatform({
+        config: { embedded: { dataDir }, management: { tokens: { maxLifetimeMs: 86_400_000 } } },
+      });
+      const authorizer = await platform.get(authorizerRef);
+      await authorizer.grant('ana', 'default', 'editor');
+      const input = {
+        principal: await authorizer.getPrincipal('ana'),
+        name: 'ci',
+        projects: ['default'],
+        roles: ['viewer'],
+      };
+      const err = await authorizer
+        .createToken({ ...input, expiresAt: new Date(Date.now() + 2 * 86_400_000) })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ValidationError);
+      expect((err as ValidationError).message).toContain('1 day (management.tokens.maxLifetimeMs)');
+      const token = await authorizer.createToken({ ...input, expiresAt: new Date(Date.now() + 3_600_000) });
+      await authorizer.revokeToken(token.id);
+      for (let i = 0; i < 5; i++) {
+        await expect(authorizer.verifyToken(token.secret, { source: '10.1.2.3' })).rejects.toThrow(
+          PermissionDeniedError,
+        );
+      }
+      await platform.stop();
+      // Read back after the stop: the counts still coalescing were written before the store closed.
+      const store = await SqliteMetadataStore.open({ path: join(dataDir, 'metadata.db') });
+      try {
+        const audit = await SqlAuditLog.open({ store });
+        const entries = (await audit.list({ action: 'token.verify', order: 'asc' })).items;
+        expect(entries.map((e) => [e.details.count, e.details.coalesced ?? false])).toEqual([
+          [1, false],
+          [4, true],
+        ]);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -1,13 +1,4 @@
-import {
-  coreServices,
-  definePlugin,
-  eventBusRef,
-  experimentTrackerRef,
-  metadataStoreRef,
-  modelRegistryRef,
-  telemetryRef,
-} from '@mlplane/core';
-import { SqlModelRegistry } from '@mlplane/sql';
+import { coreServices, definePlugin, eventBusRef, modelRegistryRef, telemetryRef } from '@mlplane/core';
 import { z } from 'zod';
 import { subscribeCacheInvalidation } from './cache/cache-invalidation.js';
 import { CachedModelRegistry, modelRegistryInvalidation } from './cache/cached-model-registry.js';
@@ -35,7 +26,8 @@ export const redisStreamsPlugin = definePlugin({
 
 /**
  * Caches hot registry reads (alias -> version -> artifact URI) in Redis, invalidated on writes and by registry
- * events from other processes. It provides the ModelRegistry as the SQL registry behind the cache.
+ * events from other processes. It wraps whichever ModelRegistry is chosen (the SQL registry, MLflow's...), so it
+ * needs that registry's domain events on the EventBus to learn of writes made by other processes.
  *
  * `nearCache` (on by default) also keeps hits in the process, so that a hot alias costs no Redis round trip.
  * Redis tells every process of every change to a cached value (client-side caching, Redis 6 or later), so another
@@ -60,18 +52,14 @@ export const redisCachePlugin = definePlugin({
       .default({ enabled: true, maxEntries: 10_000 }),
   }),
   register(env) {
-    env.provide(modelRegistryRef, {
+    env.decorate(modelRegistryRef, {
       deps: {
-        store: metadataStoreRef,
-        hooks: coreServices.hooks,
-        tracker: experimentTrackerRef,
         bus: eventBusRef,
         telemetry: telemetryRef,
         logger: coreServices.logger,
         lifecycle: coreServices.lifecycle,
       },
-      factory: async ({ config, store, hooks, tracker, bus, telemetry, logger, lifecycle }) => {
-        const registry = await SqlModelRegistry.open({ store, hooks, tracker, logger });
+      decorate: async ({ service: registry, config, bus, telemetry, logger, lifecycle }) => {
         const cache = await RedisCache.connect(config.url, {
           keyPrefix: config.keyPrefix,
           defaultTtlMs: config.ttlMs,

@@ -7,10 +7,17 @@
 export { auditEventHandler, auditFromEvent, DEFAULT_AUDIT_PROJECT, SYSTEM_ACTOR } from './audit/from-event.js';
 export type { SqlAuditLogOptions } from './audit/sql-audit-log.js';
 export { AUDIT_OUTCOMES, SqlAuditLog } from './audit/sql-audit-log.js';
+export type { FailedCheck, FailedCheckAuditOptions, FailedCheckReason } from './authz/failed-checks.js';
+export { FAILED_CHECK_MAX_GROUPS, FAILED_CHECK_WINDOW_MS, FailedCheckAudit } from './authz/failed-checks.js';
 export type { PortOperation } from './authz/port-permissions.js';
 export { PORT_PERMISSIONS, permissionFor } from './authz/port-permissions.js';
 export type { SqlAuthorizerOptions } from './authz/sql-authorizer.js';
-export { PROJECT_PATTERN, SqlAuthorizer } from './authz/sql-authorizer.js';
+export {
+  PRINCIPAL_ID_LENGTH,
+  PROJECT_PATTERN,
+  ROLE_DESCRIPTION_LENGTH,
+  SqlAuthorizer,
+} from './authz/sql-authorizer.js';
 export * from './dialect/dialect.js';
 export * from './dialect/errors.js';
 export * from './dialect/migrator.js';

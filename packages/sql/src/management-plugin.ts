@@ -4,6 +4,7 @@ import {
   authorizerRef,
   coreServices,
   createServiceRef,
+  DEFAULT_MAX_TOKEN_LIFETIME_MS,
   definePlugin,
   eventBusRef,
   experimentTrackerRef,
@@ -15,6 +16,7 @@ import {
 import { z } from 'zod';
 import { auditEventHandler } from './audit/from-event.js';
 import { SqlAuditLog } from './audit/sql-audit-log.js';
+import { FAILED_CHECK_MAX_GROUPS, FAILED_CHECK_WINDOW_MS } from './authz/failed-checks.js';
 import { SqlAuthorizer } from './authz/sql-authorizer.js';
 import { SqlLeaseManager } from './leases/sql-lease.js';
 import { OUTBOX_MIGRATIONS, OUTBOX_OWNER, purgeRelayed } from './outbox/outbox.js';
@@ -31,6 +33,11 @@ export const webhookSubscriptionsRef = createServiceRef<WebhookSubscriptions>({
 });
 
 const DAY_MS = 86_400_000;
+const TOKEN_DEFAULTS = Object.freeze({
+  maxLifetimeMs: DEFAULT_MAX_TOKEN_LIFETIME_MS,
+  failedCheckWindowMs: FAILED_CHECK_WINDOW_MS,
+  failedCheckGroups: FAILED_CHECK_MAX_GROUPS,
+});
 const RETENTION_DEFAULTS = Object.freeze({
   enabled: true,
   sweepIntervalMs: 600_000,
@@ -78,6 +85,17 @@ export const managementPlugin = definePlugin({
         webhookDeliveriesMs: z.number().int().positive().default(RETENTION_DEFAULTS.webhookDeliveriesMs),
       })
       .default(RETENTION_DEFAULTS),
+    /** API tokens issued by the authorizer. */
+    tokens: z
+      .object({
+        /** Longest lifetime a token may be given (expiresAt - now); a longer one is refused. Default 365 days. */
+        maxLifetimeMs: z.number().int().positive().default(TOKEN_DEFAULTS.maxLifetimeMs),
+        /** Failed token checks of one source and reason within this window are written as one audit entry. */
+        failedCheckWindowMs: z.number().int().positive().default(TOKEN_DEFAULTS.failedCheckWindowMs),
+        /** Source/reason groups kept per window; failures beyond are counted per reason, so memory stays bounded. */
+        failedCheckGroups: z.number().int().positive().max(100_000).default(TOKEN_DEFAULTS.failedCheckGroups),
+      })
+      .default(TOKEN_DEFAULTS),
   }),
   register(env) {
     // Defaults for the management ports: they run on whichever MetadataStore is chosen (SQLite, PostgreSQL), and give
@@ -89,13 +107,8 @@ export const managementPlugin = definePlugin({
     });
     env.provide(modelRegistryRef, {
       asDefault: true,
-      deps: {
-        store: metadataStoreRef,
-        hooks: coreServices.hooks,
-        tracker: experimentTrackerRef,
-        logger: coreServices.logger,
-      },
-      factory: ({ store, hooks, tracker, logger }) => SqlModelRegistry.open({ store, hooks, tracker, logger }),
+      deps: { store: metadataStoreRef, tracker: experimentTrackerRef },
+      factory: ({ store, tracker }) => SqlModelRegistry.open({ store, tracker }),
     });
     env.provide(auditLogRef, {
       asDefault: true,
@@ -105,7 +118,17 @@ export const managementPlugin = definePlugin({
     env.provide(authorizerRef, {
       asDefault: true,
       deps: { store: metadataStoreRef, audit: auditLogRef, logger: coreServices.logger },
-      factory: ({ store, audit, logger }) => SqlAuthorizer.open({ store, audit, logger }),
+      factory: ({ store, audit, logger, config }) =>
+        SqlAuthorizer.open({
+          store,
+          audit,
+          logger,
+          maxTokenLifetimeMs: config.tokens.maxLifetimeMs,
+          maxTokenLifetimeSetting: 'management.tokens.maxLifetimeMs',
+          failedChecks: { windowMs: config.tokens.failedCheckWindowMs, maxGroups: config.tokens.failedCheckGroups },
+        }),
+      // Writes the failed-check counts still coalescing, before the audit log and the store are disposed.
+      dispose: (authorizer) => authorizer.close(),
     });
     env.provide(webhookSubscriptionsRef, {
       deps: { store: metadataStoreRef, secrets: secretStoreRef },

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DomainEvent } from '@mlplane/core';
-import { actingAs, createPlatformHooks, currentActor, ValidationError } from '@mlplane/core';
+import { actingAs, currentActor, ValidationError } from '@mlplane/core';
 import { LocalArtifactStore, SqliteMetadataStore } from '@mlplane/defaults';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditFromEvent, SYSTEM_ACTOR } from '../src/audit/from-event.js';
@@ -21,7 +21,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'mlplane-actor-'));
   store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
   tracker = await SqlExperimentTracker.open({ store, artifacts: new LocalArtifactStore({ root: join(dir, 'a') }) });
-  registry = await SqlModelRegistry.open({ store, hooks: createPlatformHooks(), tracker });
+  registry = await SqlModelRegistry.open({ store, tracker });
 });
 
 afterAll(async () => {

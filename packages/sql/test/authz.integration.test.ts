@@ -1,10 +1,11 @@
 import { authorizerConformance } from '@mlplane/core/testing';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
-import { afterAll } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { dropSchema, freshSchema, pgUrl } from '../../../test-support/pg-env.js';
 import { SqlAuditLog } from '../src/audit/sql-audit-log.js';
 import { SqlAuthorizer } from '../src/authz/sql-authorizer.js';
 import { readOutbox } from '../src/outbox/outbox.js';
+import { FLOOD_MAX_GROUPS, floodFailedChecks } from './failed-check-flood.js';
 
 // One schema for this file: principals, projects and roles carry a random tag, so tests share it safely.
 const schema = freshSchema('mlplane_authz');
@@ -31,5 +32,23 @@ authorizerConformance('SqlAuthorizer on PostgreSQL (peer)', async () => {
     authorizer,
     audit,
     events: async () => (await readOutbox(store.db(), { limit: 1_000_000 })).map((e) => e.event),
+    flushAudit: () => authorizer.close(),
   };
+});
+
+describe('SqlAuthorizer failed token checks on PostgreSQL', () => {
+  it('writes a bounded number of audit entries for 10,000 failed checks, whose counts add up', async () => {
+    // A schema of its own: the check counts every token.verify entry in the log.
+    const own = freshSchema('mlplane_authz_flood');
+    const store = await PostgresMetadataStore.connect({ connectionString: pgUrl(), schema: own });
+    try {
+      const audit = await SqlAuditLog.open({ store });
+      const authz = await SqlAuthorizer.open({ store, audit, failedChecks: { maxGroups: FLOOD_MAX_GROUPS } });
+      await floodFailedChecks(authz, audit);
+      expect((await audit.verify()).ok).toBe(true);
+    } finally {
+      await store.close();
+      await dropSchema(own);
+    }
+  }, 180_000);
 });

@@ -10,6 +10,7 @@ import { SqlAuditLog } from '../src/audit/sql-audit-log.js';
 import { PORT_PERMISSIONS, permissionFor } from '../src/authz/port-permissions.js';
 import { SqlAuthorizer } from '../src/authz/sql-authorizer.js';
 import { readOutbox } from '../src/outbox/outbox.js';
+import { FLOOD_MAX_GROUPS, floodFailedChecks } from './failed-check-flood.js';
 
 authorizerConformance('SqlAuthorizer on SQLite (temp dir)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mlplane-authz-'));
@@ -20,6 +21,7 @@ authorizerConformance('SqlAuthorizer on SQLite (temp dir)', async () => {
     authorizer,
     audit,
     events: async () => (await readOutbox(store.db(), { limit: 1_000_000 })).map((e) => e.event),
+    flushAudit: () => authorizer.close(),
     cleanup: async () => {
       await store.close();
       await rm(dir, { recursive: true, force: true });
@@ -50,6 +52,22 @@ describe('SqlAuthorizer storage', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('SqlAuthorizer failed token checks', () => {
+  it('writes a bounded number of audit entries for 10,000 failed checks, whose counts add up', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mlplane-authz-'));
+    const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
+    try {
+      const audit = await SqlAuditLog.open({ store });
+      const authz = await SqlAuthorizer.open({ store, audit, failedChecks: { maxGroups: FLOOD_MAX_GROUPS } });
+      await floodFailedChecks(authz, audit);
+      expect((await audit.verify()).ok).toBe(true);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe('PORT_PERMISSIONS', () => {

@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPlatformHooks } from '@mlplane/core';
 import { modelRegistryConformance } from '@mlplane/core/testing';
 import { LocalArtifactStore } from '@mlplane/defaults';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
@@ -24,7 +23,7 @@ function open() {
       artifacts: new LocalArtifactStore({ root: join(dir, 'artifacts') }),
     });
     // Migrates once; each test then gets a registry with hooks of its own.
-    await SqlModelRegistry.open({ store, hooks: createPlatformHooks(), tracker });
+    await SqlModelRegistry.open({ store, tracker });
     return { store, tracker, dir };
   })();
   return shared;
@@ -41,11 +40,9 @@ afterAll(async () => {
 
 modelRegistryConformance('SqlModelRegistry on PostgreSQL (peer)', async () => {
   const { store, tracker } = await open();
-  const hooks = createPlatformHooks();
-  const registry = new SqlModelRegistry({ store, hooks, tracker });
+  const registry = new SqlModelRegistry({ store, tracker });
   return {
     registry,
-    hooks,
     tracker,
     events: async () => (await readOutbox(store.db(), { limit: 1_000_000 })).map((e) => e.event),
     aliasHistory: (name) => registry.getAliasHistory(name),

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPlatformHooks, MODEL_NAME_LENGTH, ValidationError } from '@mlplane/core';
+import { MODEL_NAME_LENGTH, ValidationError } from '@mlplane/core';
 import { modelRegistryConformance } from '@mlplane/core/testing';
 import { LocalArtifactStore, SqliteMetadataStore } from '@mlplane/defaults';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,11 +16,9 @@ modelRegistryConformance('SqlModelRegistry on SQLite (temp dir)', async () => {
     store,
     artifacts: new LocalArtifactStore({ root: join(dir, 'artifacts') }),
   });
-  const hooks = createPlatformHooks();
-  const registry = await SqlModelRegistry.open({ store, hooks, tracker });
+  const registry = await SqlModelRegistry.open({ store, tracker });
   return {
     registry,
-    hooks,
     tracker,
     events: async () => (await readOutbox(store.db(), { limit: 1_000_000 })).map((e) => e.event),
     aliasHistory: (name) => registry.getAliasHistory(name),
@@ -39,7 +37,7 @@ describe('SqlModelRegistry validation', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mlplane-registry-'));
     store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
-    registry = await SqlModelRegistry.open({ store, hooks: createPlatformHooks() });
+    registry = await SqlModelRegistry.open({ store });
     await registry.createModel({ name: 'm' });
     await registry.createVersion({ name: 'm', source: 's3://x' });
   });

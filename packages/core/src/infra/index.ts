@@ -16,5 +16,8 @@ export type { Token, TokenKind } from './filter/tokenizer.js';
 export { excerpt, syntaxError, tokenize } from './filter/tokenizer.js';
 export * from './locks/lease.js';
 export * from './validation/artifact-key.js';
+export * from './validation/media-type.js';
 export * from './validation/model-registry.js';
+export * from './validation/secret-value.js';
+export * from './validation/text.js';
 export * from './webhooks/signature.js';

@@ -3,6 +3,7 @@ import { extname, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { SECRET_VALUE_MIN_LENGTH } from '../ports/secret-store.js';
 import { ConfigError } from './errors.js';
 import type { Redactor } from './redactor.js';
 
@@ -18,6 +19,11 @@ export const platformConfigSchema = z.object({
   /** Signals that stop the platform gracefully once it is running; `[]` leaves signals to the host. */
   signals: z.array(z.enum(['SIGTERM', 'SIGINT', 'SIGHUP'])).default(['SIGTERM', 'SIGINT']),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /**
+   * Production guard: refuse to start when a port would fall back to a provider that keeps its data on this machine
+   * (artifacts on local disk, secrets in a per-machine file, an in-process event bus) without config choosing it.
+   */
+  strict: z.boolean().default(false),
 });
 export type PlatformConfig = z.output<typeof platformConfigSchema>;
 
@@ -29,6 +35,13 @@ export interface LoadConfigOptions {
   /** Variables `<prefix>S3__BUCKET=x` override `s3.bucket`; default `MLPLANE__`. */
   readonly envPrefix?: string;
 }
+
+/**
+ * How many alias nodes (`*name`) one YAML file may resolve, counting repeats inside expanded aliases. A config file
+ * needs a handful; nested aliases that expand exponentially (the "billion laughs" document) hit this cap at once
+ * instead of exhausting memory.
+ */
+export const YAML_MAX_ALIAS_COUNT = 100;
 
 const ENV_REF = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 const SECRET_REF = /\$\{secret:([A-Za-z0-9][A-Za-z0-9._\-/]*)\}/g;
@@ -61,14 +74,43 @@ async function readConfigFile(file: string): Promise<RawConfig> {
       value = typeof mod.default === 'function' ? await (mod.default as () => unknown)() : mod.default;
     } else {
       const text = await readFile(path, 'utf8');
-      value = ext === '.json' ? JSON.parse(text) : parseYaml(text);
+      value = ext === '.json' ? JSON.parse(text) : parseYaml(text, { maxAliasCount: YAML_MAX_ALIAS_COUNT });
     }
   } catch (cause) {
-    throw new ConfigError(`cannot read config file ${file}: ${(cause as Error).message}`, [], { cause });
+    // The yaml library reports the alias cap as a ReferenceError about an "attack"; say what to change instead.
+    const detail = /alias count/i.test((cause as Error).message)
+      ? `its YAML aliases expand to more than ${YAML_MAX_ALIAS_COUNT} nodes; write the repeated parts out or use fewer nested aliases`
+      : (cause as Error).message;
+    throw new ConfigError(`cannot read config file ${file}: ${detail}`, [], { cause });
   }
   if (value === null || value === undefined) return {};
   if (!isPlainObject(value)) throw new ConfigError(`config file ${file} must hold an object at its top level`);
+  assertConfigTree(value, `config file ${file}`);
   return value;
+}
+
+/**
+ * ConfigError when the config contains itself: a YAML alias inside its own anchor (`a: &a [*a]`) or a cyclic object
+ * from a TS module or the host. Every later step walks the config recursively and would overflow the stack.
+ */
+export function assertConfigTree(value: unknown, where = 'config'): void {
+  const ancestors = new Map<object, string>();
+  const visit = (node: unknown, path: string) => {
+    // Only what the config steps walk: class instances a host passes (clients, agents) are taken as they are.
+    if (!Array.isArray(node) && !isPlainObject(node)) return;
+    const earlier = ancestors.get(node);
+    if (earlier !== undefined) {
+      throw new ConfigError(
+        `${where}: ${path || '(root)'} contains itself (it is the same value as ${earlier || 'the root'}, as with a ` +
+          'YAML alias inside its own anchor); config must be a tree',
+      );
+    }
+    ancestors.set(node, path);
+    if (Array.isArray(node)) for (const [i, v] of node.entries()) visit(v, `${path}[${i}]`);
+    else for (const [k, v] of Object.entries(node)) visit(v, path ? `${path}.${k}` : k);
+    ancestors.delete(node);
+  };
+  visit(value, '');
 }
 
 function applyEnvOverrides(config: RawConfig, env: NodeJS.ProcessEnv, prefix: string): RawConfig {
@@ -131,11 +173,26 @@ export function findSecretRefs(value: unknown, path = ''): { path: string; name:
   return refs;
 }
 
-/** Replaces `${secret:name}` references with values; each resolved value is handed to the redactor. */
-export function resolveSecretRefs(value: unknown, secrets: ReadonlyMap<string, string>, redactor: Redactor): unknown {
-  return mapStrings(value, '', (s) =>
+/**
+ * Replaces `${secret:name}` references with values; each resolved value is handed to the redactor. A value shorter
+ * than SECRET_VALUE_MIN_LENGTH (from a store that does not check, or an environment variable) is a ConfigError:
+ * the redactor could not keep it out of logs.
+ */
+export function resolveSecretRefs(
+  value: unknown,
+  secrets: ReadonlyMap<string, string>,
+  redactor: Redactor,
+  path = '',
+): unknown {
+  return mapStrings(value, path, (s, at) =>
     s.replace(SECRET_REF, (_, name: string) => {
       const v = secrets.get(name)!;
+      if (v.length < SECRET_VALUE_MIN_LENGTH) {
+        throw new ConfigError(
+          `config ${at} references secret '${name}', whose value is ${v.length} characters long; secrets need at ` +
+            `least ${SECRET_VALUE_MIN_LENGTH} so that they can be scrubbed from logs and errors`,
+        );
+      }
       redactor.add(v);
       return v;
     }),

@@ -1,9 +1,7 @@
-import type { JobSpec, JobStatus } from '../ports/compute-backend.js';
-import type { Run } from '../ports/experiment-tracker.js';
-import type { ModelVersion } from '../ports/model-registry.js';
-import type { DeploymentSpec } from '../ports/model-server.js';
-
-export type { JobSpec, ModelVersion, Run };
+export type { ArtifactPutRequest } from '../ports/guards/artifact-store.js';
+export type { JobEvent } from '../ports/guards/compute-backend.js';
+export type { ModelPromotion } from '../ports/guards/model-registry.js';
+export type { DeploymentRollout } from '../ports/guards/model-server.js';
 
 export interface PlatformInfo {
   readonly pluginIds: readonly string[];
@@ -15,33 +13,4 @@ export interface ShutdownInfo {
   readonly signal: string | undefined;
   /** Work still running at this instant is abandoned. */
   readonly deadline: Date;
-}
-
-/** A move of a model version: to a stage (`Production`) or an alias (`champion`). */
-export interface ModelPromotion {
-  readonly kind: 'stage' | 'alias';
-  readonly from: string | undefined;
-  readonly to: string;
-  readonly actor: string | undefined;
-  readonly reason: string | undefined;
-}
-
-export interface JobEvent {
-  readonly spec: JobSpec;
-  readonly status: JobStatus;
-}
-
-export interface DeploymentRollout {
-  readonly spec: DeploymentSpec;
-  /** The spec being replaced, when this is an update. */
-  readonly previous: DeploymentSpec | undefined;
-  readonly actor: string | undefined;
-}
-
-export interface ArtifactPutRequest {
-  readonly key: string;
-  readonly contentType: string | undefined;
-  readonly metadata: Readonly<Record<string, string>>;
-  /** Known up front only for buffered bodies. */
-  readonly size: number | undefined;
 }

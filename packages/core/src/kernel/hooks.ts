@@ -1,16 +1,5 @@
-import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook } from 'tapable';
+import { AsyncSeriesBailHook } from 'tapable';
 import { VetoedError } from '../ports/errors.js';
-import type {
-  ArtifactPutRequest,
-  DeploymentRollout,
-  JobEvent,
-  JobSpec,
-  ModelPromotion,
-  ModelVersion,
-  PlatformInfo,
-  Run,
-  ShutdownInfo,
-} from './hook-types.js';
 
 /**
  * Tap stages: taps run in ascending stage order, registration order breaking ties.
@@ -40,8 +29,9 @@ function isVeto(value: unknown): value is Veto {
   return typeof value === 'object' && value !== null && (value as Veto).$$type === 'mlplane.veto';
 }
 
-/** A bail hook whose answer is a veto; an interceptor stamps each veto with the name of the tap that gave it. */
-function vetoHook<Args extends unknown[]>(argNames: string[]): VetoHook<Args> {
+/**
+ * A bail hook whose answer is a veto (the contract of every `before*` policy gate); an interceptor stamps each veto with the name of the tap that gave it. */
+export function vetoHook<Args extends unknown[]>(argNames: string[]): VetoHook<Args> {
   const hook = new AsyncSeriesBailHook<Args, Veto | undefined>(argNames as never);
   hook.intercept({
     register(tap) {
@@ -69,50 +59,3 @@ export async function callVetoHook<Args extends unknown[]>(hook: VetoHook<Args>,
   const answer = await hook.promise(...(args as never));
   if (isVeto(answer)) throw new VetoedError(action, answer.reason, answer.by);
 }
-
-/**
- * Every hook of the platform, declared once. The hook class is the contract:
- * - AsyncSeriesHook: ordered side effects (lifecycle);
- * - AsyncSeriesBailHook (veto hooks): the first tap that answers with `veto(reason)` stops the action;
- * - AsyncSeriesWaterfallHook: each tap may return a rewritten value for the next;
- * - AsyncParallelHook: independent side effects, run concurrently.
- */
-export function createPlatformHooks() {
-  return Object.freeze({
-    platform: Object.freeze({
-      /** All plugins have run `init`; services are wired. */
-      init: new AsyncSeriesHook<[PlatformInfo]>(['platform']),
-      /** Start hooks have run; the platform serves. */
-      ready: new AsyncSeriesHook<[PlatformInfo]>(['platform']),
-      /** Stop has begun; runs before plugins' shutdown hooks. */
-      shutdown: new AsyncSeriesHook<[ShutdownInfo]>(['shutdown']),
-    }),
-    run: Object.freeze({
-      created: new AsyncParallelHook<[Run]>(['run']),
-      finished: new AsyncParallelHook<[Run]>(['run']),
-    }),
-    model: Object.freeze({
-      registered: new AsyncParallelHook<[ModelVersion]>(['version']),
-      /** Policy gate: veto a stage transition or alias move before it happens. */
-      beforePromote: vetoHook<[ModelVersion, string, ModelPromotion]>(['version', 'to', 'promotion']),
-      promoted: new AsyncParallelHook<[ModelVersion, ModelPromotion]>(['version', 'promotion']),
-    }),
-    job: Object.freeze({
-      /** Transform: each tap may return a rewritten spec (add tolerations, labels, a queue). */
-      beforeSubmit: new AsyncSeriesWaterfallHook<[JobSpec]>(['spec']),
-      started: new AsyncParallelHook<[JobEvent]>(['job']),
-      finished: new AsyncParallelHook<[JobEvent]>(['job']),
-    }),
-    deployment: Object.freeze({
-      /** Policy gate before a deployment (or traffic change) rolls out. */
-      beforeRollout: vetoHook<[DeploymentRollout]>(['rollout']),
-      rolledOut: new AsyncParallelHook<[DeploymentRollout]>(['rollout']),
-    }),
-    artifact: Object.freeze({
-      /** Policy gate before an artifact is stored (size, type, naming rules). */
-      beforePut: vetoHook<[ArtifactPutRequest]>(['request']),
-    }),
-  });
-}
-
-export type PlatformHooks = ReturnType<typeof createPlatformHooks>;

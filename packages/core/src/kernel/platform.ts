@@ -1,9 +1,11 @@
 import 'reflect-metadata';
 import { type DestinationStream, type Logger as PinoLogger, pino } from 'pino';
 import { type DependencyContainer, container as globalContainer } from 'tsyringe';
+import { type SecretStore, secretStoreRef } from '../ports/secret-store.js';
 import type { Logger } from '../ports/telemetry.js';
 import type { PlatformConfig, RawConfig } from './config.js';
 import {
+  assertConfigTree,
   deepMerge,
   findSecretRefs,
   isPlainObject,
@@ -13,8 +15,9 @@ import {
 } from './config.js';
 import { coreServices, type PluginLifecycle } from './core-services.js';
 import { ConfigError, PluginFailedError, WiringError } from './errors.js';
-import { createPlatformHooks, type PlatformHooks } from './hooks.js';
-import type { Deps, Plugin, PluginEnv, ProvideOptions } from './plugin.js';
+import { CORE_PORTS, createPlatformHooks, hooksForPlugin, type PlatformHooks } from './platform-hooks.js';
+import type { DecorateOptions, Deps, Plugin, PluginEnv, ProvideOptions } from './plugin.js';
+import { intercept, type PortDefinition } from './port.js';
 import { Redactor } from './redactor.js';
 import type { ExtensionPoint, ServiceRef } from './service-ref.js';
 
@@ -51,6 +54,11 @@ interface Provision {
   readonly options: ProvideOptions<unknown, unknown, Deps>;
 }
 
+interface Decorator {
+  readonly pluginId: string;
+  readonly options: DecorateOptions<unknown, unknown, Deps>;
+}
+
 interface PluginRecord {
   readonly plugin: Plugin<any>;
   readonly provisions: Provision[];
@@ -75,6 +83,12 @@ class KernelPlatform implements Platform {
   readonly #root: DependencyContainer;
   readonly #records = new Map<string, PluginRecord>();
   readonly #chosen = new Map<string, Provision>();
+  readonly #decorators = new Map<string, Decorator[]>();
+  readonly #explicit = new Set<string>();
+  /** Ports whose providers are guarded so that their hooks fire: the core ports and those plugins register. */
+  readonly #ports = new Map<string, PortDefinition<any, any>>(CORE_PORTS.map((p) => [p.ref.id, p]));
+  /** Aborted at stop: ends background work of the guards (following jobs for their hooks). */
+  readonly #stopSignal = new AbortController();
   readonly #extensionOwners = new Map<string, string>();
   readonly #pending = new Map<string, Promise<unknown>>();
   readonly #created: { label: string; dispose: () => void | Promise<void> }[] = [];
@@ -97,13 +111,15 @@ class KernelPlatform implements Platform {
           logMethod(args, method) {
             method.apply(this, args.map((a) => redactor.value(a)) as Parameters<typeof method>);
           },
+          // The last net: whatever a serializer produced (error stacks, causes, aggregate members) is scrubbed from
+          // the finished line, where a secret appears JSON-escaped.
+          streamWrite: (line) => redactor.text(line),
         },
       },
       options.log?.destination ?? pino.destination({ dest: 1, sync: true }),
     );
     // One root container per platform, never the global one, so two platforms in a process stay apart.
     this.#root = globalContainer.createChildContainer();
-    this.#root.registerInstance(coreServices.hooks.token, this.hooks);
   }
 
   get state() {
@@ -126,6 +142,7 @@ class KernelPlatform implements Platform {
       this.#registerAll();
       this.#wire();
       await this.#configure();
+      this.#announceProviders();
       await this.#initAll();
       const info = { pluginIds: this.pluginIds, startedAt: new Date() };
       await this.hooks.platform.init.promise(info);
@@ -197,6 +214,29 @@ class KernelPlatform implements Platform {
           }
           record.provisions.push({ pluginId: plugin.id, ref, options: options as Provision['options'] });
         },
+        decorate: (ref, options) => {
+          if (!registering) throw new WiringError(`plugin '${plugin.id}' called decorate() after register returned`);
+          if (options.deps && 'config' in options.deps) {
+            throw new WiringError(`plugin '${plugin.id}' names a dependency 'config', which is reserved`);
+          }
+          const list = this.#decorators.get(ref.id) ?? [];
+          if (list.some((d) => d.pluginId === plugin.id)) {
+            throw new WiringError(`plugin '${plugin.id}' decorates '${ref.id}' twice`);
+          }
+          list.push({ pluginId: plugin.id, options: options as unknown as Decorator['options'] });
+          this.#decorators.set(ref.id, list);
+        },
+        registerPort: (port) => {
+          if (!registering)
+            throw new WiringError(`plugin '${plugin.id}' called registerPort() after register returned`);
+          const known = this.#ports.get(port.ref.id);
+          if (known && known !== port) {
+            throw new WiringError(
+              `plugin '${plugin.id}' registers port '${port.ref.id}', which another definition already declares`,
+            );
+          }
+          this.#ports.set(port.ref.id, port);
+        },
         registerExtensionPoint: (point, implementation) => {
           if (!registering) throw new WiringError(`plugin '${plugin.id}' registered an extension point after register`);
           const owner = this.#extensionOwners.get(point.id);
@@ -247,6 +287,7 @@ class KernelPlatform implements Platform {
         );
       }
       this.#chosen.set(refId, pick);
+      this.#explicit.add(refId);
     }
     for (const [refId, candidates] of byRef) {
       if (this.#chosen.has(refId)) continue;
@@ -281,6 +322,14 @@ class KernelPlatform implements Platform {
       for (const p of record.provisions) check(record.plugin.id, `(factory of '${p.ref.id}')`, p.options.deps);
       for (const i of record.inits) check(record.plugin.id, 'init', i.deps);
     }
+    for (const [refId, decorators] of this.#decorators) {
+      for (const d of decorators) {
+        if (!this.#chosen.has(refId)) {
+          throw new WiringError(`plugin '${d.pluginId}' decorates '${refId}', but no installed plugin provides it`);
+        }
+        check(d.pluginId, `(decorator of '${refId}')`, d.options.deps);
+      }
+    }
     this.#checkServiceCycles();
   }
 
@@ -308,6 +357,7 @@ class KernelPlatform implements Platform {
   /** Resolves `${secret:...}` references through the SecretStore, then validates every section. */
   async #configure() {
     const raw = { ...(this.#options.config ?? {}) };
+    assertConfigTree(raw);
     const known = new Set([...this.#records.keys(), 'platform']);
     const problems: string[] = [];
     for (const key of Object.keys(raw)) {
@@ -338,13 +388,19 @@ class KernelPlatform implements Platform {
         );
       }
       const provider = this.#chosen.get(secretsRef)!.pluginId;
-      const own = refs.find((r) => r.path === provider || r.path.startsWith(`${provider}.`));
+      // The SecretStore and every plugin whose service it needs are created before secrets can be read, so their
+      // configs are validated first and may not reference secrets themselves.
+      const needed = this.#providersNeededBy(secretsRef);
+      const own = refs.find((r) => needed.has(r.path.split('.')[0]!));
       if (own) {
+        const owner = own.path.split('.')[0]!;
         throw new ConfigError(
-          `config ${own.path} references a secret, but '${provider}' provides the SecretStore and cannot read secrets to configure itself`,
+          owner === provider
+            ? `config ${own.path} references a secret, but '${provider}' provides the SecretStore and cannot read secrets to configure itself`
+            : `config ${own.path} references a secret, but '${owner}' provides a service the SecretStore (plugin '${provider}') needs, so it is configured before secrets can be read`,
         );
       }
-      this.#validateInto(provider, sections.get(provider), problems);
+      for (const id of needed) this.#validateInto(id, sections.get(id), problems);
       if (problems.length) throw configError(problems);
       const store = (await this.#resolve({ id: secretsRef } as ServiceRef<unknown>, this.#host())) as {
         get(name: string): Promise<string>;
@@ -361,12 +417,64 @@ class KernelPlatform implements Platform {
         }
       }
       if (problems.length) throw configError(problems);
-      for (const [id, section] of sections) sections.set(id, resolveSecretRefs(section, values, this.#redactor));
+      for (const [id, section] of sections) sections.set(id, resolveSecretRefs(section, values, this.#redactor, id));
     }
     for (const [id, section] of sections) {
       if (this.#records.get(id)!.config === undefined) this.#validateInto(id, section, problems);
     }
     if (problems.length) throw configError(problems);
+  }
+
+  /**
+   * One log line per port naming its provider, and whether it is a default that gave way to nothing. With
+   * `platform.strict`, a local default that config did not choose explicitly stops the start: in production a port
+   * silently kept on this machine's disk (artifacts, webhook signing secrets) loses data when the machine goes.
+   */
+  #announceProviders() {
+    const strict = this.#platformConfig?.strict ?? false;
+    const refused: string[] = [];
+    for (const [refId, p] of [...this.#chosen].sort(([a], [b]) => a.localeCompare(b))) {
+      const local = p.options.local === true;
+      const kind = this.#explicit.has(refId)
+        ? 'chosen in config platform.providers'
+        : p.options.asDefault
+          ? local
+            ? 'embedded default, keeps its data on this machine'
+            : 'default'
+          : 'installed plugin';
+      const decorators = (this.#decorators.get(refId) ?? []).map((d) => d.pluginId);
+      this.#rootLogger.info(
+        { port: refId, provider: p.pluginId, default: p.options.asDefault === true, local, decorators },
+        `port ${refId}: plugin '${p.pluginId}' (${kind})${decorators.length ? `, decorated by ${decorators.map((d) => `'${d}'`).join(', ')}` : ''}`,
+      );
+      if (strict && local && !this.#explicit.has(refId)) {
+        refused.push(`${refId} would fall back to '${p.pluginId}', which keeps its data on this machine`);
+      }
+    }
+    if (refused.length) {
+      throw new ConfigError(
+        `platform.strict refuses to start:\n  - ${refused.join('\n  - ')}\n` +
+          'install a plugin that provides each port, or choose the local provider in config platform.providers',
+        refused,
+      );
+    }
+  }
+
+  /** The plugins whose services must exist before `refId` can be created: its provider and, recursively, theirs. */
+  #providersNeededBy(refId: string, out = new Set<string>()): Set<string> {
+    const provision = this.#chosen.get(refId);
+    if (!provision || out.has(provision.pluginId)) return out;
+    out.add(provision.pluginId);
+    for (const dep of Object.values(provision.options.deps ?? {})) {
+      if (dep.$$type === 'mlplane.service-ref') this.#providersNeededBy(dep.id, out);
+    }
+    for (const decorator of this.#decorators.get(refId) ?? []) {
+      out.add(decorator.pluginId);
+      for (const dep of Object.values(decorator.options.deps ?? {})) {
+        if (dep.$$type === 'mlplane.service-ref') this.#providersNeededBy(dep.id, out);
+      }
+    }
+    return out;
   }
 
   #validateInto(id: string, section: unknown, problems: string[]) {
@@ -454,6 +562,7 @@ class KernelPlatform implements Platform {
         clearTimeout(timer);
       }
     };
+    this.#stopSignal.abort();
     if (this.#inited.length > 0 || this.#state === 'stopping') {
       await step('platform.shutdown hook', () =>
         this.hooks.platform.shutdown.promise({ signal: reason.signal, deadline: new Date(deadline) }),
@@ -537,7 +646,16 @@ class KernelPlatform implements Platform {
     if (ref.id === coreServices.lifecycle.id) {
       return this.#pluginService(consumer, coreServices.lifecycle, () => this.#lifecycleFor(consumer));
     }
-    if (ref.id === coreServices.hooks.id) return this.hooks;
+    if (ref.id === coreServices.hooks.id) {
+      return this.#pluginService(consumer, coreServices.hooks, () =>
+        consumer.plugin.id === HOST ? this.hooks : hooksForPlugin(this.hooks, consumer.plugin.id),
+      );
+    }
+    if (ref.id === coreServices.pluginMetadata.id) {
+      return this.#pluginService(consumer, coreServices.pluginMetadata, () =>
+        Object.freeze({ id: consumer.plugin.id, description: consumer.plugin.description }),
+      );
+    }
     const provision = this.#chosen.get(ref.id);
     if (!provision) throw new WiringError(`no installed plugin provides '${ref.id}'`);
     const token = provision.ref.token;
@@ -559,14 +677,48 @@ class KernelPlatform implements Platform {
     const instance = await run(provision.pluginId, `create '${provision.ref.id}'`, () =>
       provision.options.factory({ ...deps, config: provider.config } as never),
     );
-    container.registerInstance(provision.ref.token, instance);
     const dispose = provision.options.dispose;
     if (dispose)
       this.#created.push({
         label: `'${provision.ref.id}' (plugin '${provision.pluginId}')`,
         dispose: () => dispose(instance),
       });
-    return instance;
+    let service: unknown = instance;
+    for (const decorator of this.#decorators.get(provision.ref.id) ?? []) {
+      const owner = this.#records.get(decorator.pluginId)!;
+      const decoratorDeps = await this.#resolveDeps(decorator.options.deps ?? {}, owner);
+      service = await run(decorator.pluginId, `decorate '${provision.ref.id}'`, () =>
+        decorator.options.decorate({ ...decoratorDeps, config: owner.config, service } as never),
+      );
+    }
+    if (provision.ref.id === secretStoreRef.id) service = this.#redacting(service as SecretStore);
+    const port = this.#ports.get(provision.ref.id);
+    if (port) {
+      service = port.guard(service, {
+        hooks: this.hooks.of(port),
+        hooksOf: (other) => this.hooks.of(other),
+        providerId: provision.pluginId,
+        logger: this.#rootLogger.child({ port: provision.ref.id, provider: provision.pluginId }) as unknown as Logger,
+        signal: this.#stopSignal.signal,
+      });
+    }
+    container.registerInstance(provision.ref.token, service);
+    return service;
+  }
+
+  /**
+   * The SecretStore as every consumer sees it: each value it hands out at run time joins the values scrubbed from
+   * logs and startup errors, as the values of `${secret:...}` config references do.
+   */
+  #redacting(store: SecretStore): SecretStore {
+    const redactor = this.#redactor;
+    return intercept(store, {
+      async get(name) {
+        const value = await store.get(name);
+        redactor.add(value);
+        return value;
+      },
+    });
   }
 
   #pluginService<T>(consumer: PluginRecord, ref: ServiceRef<T>, make: () => T): T {

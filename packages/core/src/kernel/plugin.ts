@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { PortDefinition } from './port.js';
 import type { DepsOf, ExtensionPoint, ServiceRef } from './service-ref.js';
 
 export type Deps = Record<string, ServiceRef<any> | ExtensionPoint<any>>;
@@ -16,6 +17,20 @@ export interface ProvideOptions<TConfig, T, D extends Deps> {
   readonly dispose?: (instance: T) => void | Promise<void>;
   /** A default gives way to any other provider of the port without an explicit choice. */
   readonly asDefault?: boolean;
+  /**
+   * The service keeps its data on this machine only (files in a data dir, a process-local bus). With
+   * `platform.strict`, the kernel refuses to start on such a provider unless config `platform.providers` names it.
+   */
+  readonly local?: boolean;
+}
+
+export interface DecorateOptions<TConfig, T, D extends Deps> {
+  readonly deps?: D;
+  /**
+   * Wraps whichever provider of the port is chosen (a cache in front of a registry, say) and returns what every
+   * consumer receives instead. The kernel's own guard wraps the result, so the port's hooks still fire once.
+   */
+  readonly decorate: (ctx: DepsOf<D> & PluginContext<TConfig> & { readonly service: T }) => T | Promise<T>;
 }
 
 export interface InitOptions<TConfig, D extends Deps> {
@@ -28,6 +43,10 @@ export interface PluginEnv<TConfig> {
   readonly pluginId: string;
   /** `I` is the implementation type: `dispose` sees it, so it may call methods beyond the port's. */
   provide<T, I extends T = T, D extends Deps = {}>(ref: ServiceRef<T>, options: ProvideOptions<TConfig, I, D>): void;
+  /** Wraps the chosen provider of `ref`, whichever plugin provides it; decorators apply in plugin order. */
+  decorate<T, D extends Deps = {}>(ref: ServiceRef<T>, options: DecorateOptions<TConfig, T, D>): void;
+  /** Declares a port this plugin defines, so the kernel guards its provider and its hooks fire (`hooks.of(port)`). */
+  registerPort(port: PortDefinition<any, any>): void;
   registerExtensionPoint<T>(point: ExtensionPoint<T>, implementation: T): void;
   registerInit<D extends Deps>(options: InitOptions<TConfig, D>): void;
 }

@@ -1,8 +1,11 @@
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
+import { validateMediaType } from '../infra/validation/media-type.js';
+import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
 import { describeValue } from './errors.js';
-import { integerBetween, limitedString, oneOf } from './input-schemas.js';
+import { createArtifactStoreHooks, guardArtifactStore } from './guards/artifact-store.js';
+import { fromValidator, integerBetween, limitedString, oneOf } from './input-schemas.js';
 import { pageToken } from './paging.js';
 import { type PortInputs, portArg, portInput } from './port-inputs.js';
 
@@ -35,7 +38,7 @@ export interface ArtifactInfo {
 export type ArtifactBody = Readable | AsyncIterable<Uint8Array> | Uint8Array | string;
 
 export interface PutArtifactOptions {
-  /** At most ARTIFACT_CONTENT_TYPE_MAX_LENGTH characters; default `application/octet-stream`. */
+  /** A media type (`validateMediaType`: `type/subtype; name=value`, at most 255 chars); default `application/octet-stream`. */
   readonly contentType?: string;
   /** Names and values together at most ARTIFACT_METADATA_MAX_BYTES bytes in UTF-8 (S3's user-metadata limit). */
   readonly metadata?: Record<string, string>;
@@ -78,19 +81,36 @@ export interface ArtifactStore {
   list(options?: ListArtifactsOptions): Promise<ArtifactPage>;
   /** Idempotent: deleting a missing key succeeds. */
   delete(key: string): Promise<void>;
+  /**
+   * The location of `key` as a URI: `s3://bucket/prefix/key` on S3, `file:///absolute/path` on local disk.
+   * Always absolute with a scheme, so that URIs recorded elsewhere (a run's `artifactUri`, a model version's
+   * `source`) mean the same whichever backend wrote them. It names the object; it is not a credential and
+   * not necessarily something another process can open directly (use `presign` for that). Pure: no I/O, and
+   * the key need not exist. ValidationError for a key that breaks the key rules.
+   */
+  uri(key: string): string;
   /** Needs `capabilities.presignedUrls`; `expiresInSeconds` from 1 to ARTIFACT_PRESIGN_MAX_SECONDS. */
   presign?(key: string, options: { method: 'GET' | 'PUT'; expiresInSeconds: number }): Promise<string>;
 }
 
 export const artifactStoreRef = createServiceRef<ArtifactStore>({ id: 'core.artifactStore' });
 
+/**
+ * The port as the kernel knows it: its hooks (`artifact.beforePut`, under `platform.hooks.artifact`) and the guard that makes
+ * them fire for whichever provider is chosen. Providers never fire these hooks themselves.
+ */
+export const artifactStorePort = definePort({
+  ref: artifactStoreRef,
+  hooksKey: 'artifact',
+  createHooks: createArtifactStoreHooks,
+  guard: guardArtifactStore,
+});
+
 /** Rules every implementation enforces on keys, so keys move between backends unchanged. */
 export const ARTIFACT_KEY_MAX_BYTES = 1024;
 export const ARTIFACT_LIST_MAX_PAGE = 1000;
 /** User metadata of one artifact: names plus values in UTF-8 bytes, S3's limit for user-defined metadata. */
 export const ARTIFACT_METADATA_MAX_BYTES = 2048;
-/** A content type (RFC 6838 allows 127 characters for each of type and subtype). */
-export const ARTIFACT_CONTENT_TYPE_MAX_LENGTH = 255;
 /** Longest life of a presigned URL: seven days, the most an S3 signature (SigV4) allows. */
 export const ARTIFACT_PRESIGN_MAX_SECONDS = 604_800;
 
@@ -141,9 +161,11 @@ export const artifactBody = z.custom<ArtifactBody>(
 
 /** PutArtifactOptions with their limits. */
 export const putArtifactOptions = z.object({
-  contentType: limitedString('ARTIFACT_CONTENT_TYPE_MAX_LENGTH', ARTIFACT_CONTENT_TYPE_MAX_LENGTH, {
-    nonEmpty: true,
-  }).optional(),
+  // A media type within MEDIA_TYPE_MAX_LENGTH (255), as every store checks it: it is served back as a header.
+  contentType: z
+    .string()
+    .check(fromValidator((contentType: string) => validateMediaType(contentType)))
+    .optional(),
   metadata: z
     .record(z.string(), z.string(), { error: (issue) => `must be an object, got ${describeValue(issue.input)}` })
     .check((ctx) => {
@@ -205,6 +227,7 @@ export const artifactStoreInputs = {
     ).optional(),
   ]),
   delete: z.tuple([key]),
+  uri: z.tuple([key]),
   presign: z.tuple([
     key,
     portInput(

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { createServiceRef } from '../kernel/service-ref.js';
 import { describeValue, quoteValue } from './errors.js';
-import { limitedArray, limitedString, oneOf } from './input-schemas.js';
+import { limitedArray, limitedString, oneOf, textCheck } from './input-schemas.js';
 import { type PortInputs, portArg, portInput } from './port-inputs.js';
 
 export { ConflictError, NotFoundError, PermissionDeniedError, UnavailableError, ValidationError } from './errors.js';
@@ -100,6 +100,8 @@ export const AUTHORIZER_LIMITS = Object.freeze({
 export const ROLE_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
 /** API token secrets start with this, so scanners can spot leaked ones. */
 export const TOKEN_SECRET_PREFIX = 'mlp_';
+/** Longest lifetime a token may be given unless an implementation is configured otherwise: 365 days. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_MS = 365 * 86_400_000;
 
 /** Who is acting. Roles are resolved per project at authentication time. */
 export interface Principal {
@@ -133,13 +135,30 @@ export interface RoleDefinition {
 }
 
 export interface CreateTokenInput {
-  /** Whom the token acts for; its roles cannot exceed this principal's in each project. */
+  /**
+   * Whom the token acts for; its roles cannot exceed this principal's in each project. When it is itself a token
+   * (kind `token`), that token becomes the new one's parent: the new token expires no later than its parent and is
+   * revoked with it.
+   */
   readonly principal: Principal;
   readonly name: string;
   readonly projects: readonly string[];
   readonly roles: readonly string[];
-  /** Required: tokens always expire. */
+  /**
+   * Required: tokens always expire, at most the implementation's maximum lifetime from now
+   * (DEFAULT_MAX_TOKEN_LIFETIME_MS unless configured). A later expiry than the parent token's is capped at the
+   * parent's; `TokenInfo.expiresAt` tells the expiry granted.
+   */
   readonly expiresAt: Date;
+}
+
+/** Where a presented secret came from, for the audit log. */
+export interface VerifyTokenContext {
+  /**
+   * The client it came from, as the gateway sees it (an address, or a proxy's forwarded address): failed checks are
+   * coalesced per source and reason. At most 255 chars, no control characters.
+   */
+  readonly source?: string;
 }
 
 /** A token as listed: never its secret nor its hash. */
@@ -152,7 +171,10 @@ export interface TokenInfo {
   readonly createdAt: Date;
   readonly expiresAt: Date;
   readonly lastUsedAt?: Date;
+  /** Set when the token or one of its ancestors was revoked. */
   readonly revokedAt?: Date;
+  /** The token whose principal created this one; revoking it revoked this one too. */
+  readonly parentTokenId?: string;
 }
 
 export interface CreatedToken {
@@ -175,16 +197,24 @@ export interface Authorizer {
   getPrincipal(id: string, kind?: Principal['kind']): Promise<Principal>;
 
   /**
-   * Issues an API token. PermissionDeniedError when a role exceeds what `principal` holds in a project;
-   * ValidationError for a past `expiresAt` or unknown roles.
+   * Issues an API token. PermissionDeniedError when a role exceeds what `principal` holds in a project, or when
+   * `principal` is a token that is unknown, revoked or expired; ValidationError (`field: 'expiresAt'`) for an
+   * `expiresAt` in the past or beyond the maximum lifetime (the message names the limit), and for unknown roles.
+   * Created by a token, the new token records it as parent and its expiry is capped at the parent's.
    */
   createToken(input: CreateTokenInput): Promise<CreatedToken>;
   /**
    * The token's principal (kind `token`, roles limited to its projects). PermissionDeniedError, without
    * saying which, for an unknown, expired or revoked secret; comparison is constant-time on hashes.
+   * Failed checks go to the audit log coalesced: the first of each source and reason in a window at once, the
+   * rest as one entry whose `details.count` says how many, so a flood of bad secrets writes a bounded number of
+   * entries. ValidationError for a malformed `context.source`.
    */
-  verifyToken(secret: string): Promise<Principal>;
-  /** Idempotent; takes effect for the next `verifyToken`. */
+  verifyToken(secret: string, context?: VerifyTokenContext): Promise<Principal>;
+  /**
+   * Revokes the token and every token created through it (its descendants), at once: none of them verifies
+   * afterwards. Idempotent; NotFoundError for an unknown id.
+   */
   revokeToken(id: string): Promise<void>;
   /** Newest first; never secrets. */
   listTokens(filter?: { readonly ownerId?: string; readonly includeRevoked?: boolean }): Promise<readonly TokenInfo[]>;
@@ -221,7 +251,7 @@ export function isPermission(value: string): value is Permission {
 const principalId = limitedString('principalIdLength', AUTHORIZER_LIMITS.principalIdLength, {
   nonEmpty: true,
   blankIsEmpty: true,
-});
+}).check(textCheck('line'));
 const project = z
   .string({ error: (issue) => `must be a project name, got ${describeValue(issue.input)}` })
   .refine((p) => p === ALL_PROJECTS || PROJECT_PATTERN.test(p), {
@@ -243,7 +273,11 @@ const principalKind = oneOf(['user', 'token', 'service']);
 const TOKEN_NAME = `must be a non-empty token name of at most ${AUTHORIZER_LIMITS.tokenNameLength} chars`;
 const tokenName = z
   .string({ error: (issue) => `${TOKEN_NAME}, got ${describeValue(issue.input)}` })
-  .refine((name) => name.trim() !== '' && name.length <= AUTHORIZER_LIMITS.tokenNameLength, { error: TOKEN_NAME });
+  .refine((name) => name.trim() !== '' && name.length <= AUTHORIZER_LIMITS.tokenNameLength, {
+    error: TOKEN_NAME,
+    abort: true,
+  })
+  .check(textCheck('name'));
 
 /**
  * A Principal's shape. Principals come from `getPrincipal` and `verifyToken`, not from callers' input, so their
@@ -301,7 +335,17 @@ export const authorizerInputs = {
       }),
     ),
   ]),
-  verifyToken: z.tuple([portArg('secret', limitedString('tokenSecretLength', AUTHORIZER_LIMITS.tokenSecretLength))]),
+  verifyToken: z.tuple([
+    portArg('secret', limitedString('tokenSecretLength', AUTHORIZER_LIMITS.tokenSecretLength)),
+    portArg(
+      'context',
+      z.object({
+        source: limitedString('principalIdLength', AUTHORIZER_LIMITS.principalIdLength, { nonEmpty: true })
+          .check(textCheck('line'))
+          .optional(),
+      }),
+    ).optional(),
+  ]),
   revokeToken: z.tuple([
     portArg('id', limitedString('principalIdLength', AUTHORIZER_LIMITS.principalIdLength, { nonEmpty: true })),
   ]),

@@ -1,4 +1,7 @@
+import type { Readable } from 'node:stream';
 import { z } from 'zod';
+import { validateNoControlCharacters } from '../infra/validation/text.js';
+import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
 import {
   ARTIFACT_KEY_MAX_BYTES,
@@ -9,7 +12,16 @@ import {
   putArtifactOptions,
 } from './artifact-store.js';
 import { describeValue, quoteValue, ValidationError } from './errors.js';
-import { limitedArray, limitedRecord, limitedString, oneOf, validDate } from './input-schemas.js';
+import { createExperimentTrackerHooks, guardExperimentTracker } from './guards/experiment-tracker.js';
+import {
+  fromValidator,
+  limitedArray,
+  limitedRecord,
+  limitedString,
+  oneOf,
+  textCheck,
+  validDate,
+} from './input-schemas.js';
 import { type Page, type PageLimits, type PageOptions, pageOptions } from './paging.js';
 import { checkInput, type PortInputs, portArg, portInput } from './port-inputs.js';
 import { searchFilter, searchOrderBy } from './search-filter.js';
@@ -74,9 +86,19 @@ export const RUN_ARTIFACTS_PAGE: PageLimits = Object.freeze({ default: 1000, max
 
 /**
  * Metric, param and tag keys: letters, digits, `_ - . / space`, and they must not normalize to another
- * path (`a//b`, `./a`, `..`), because backends may store them as file names. Same rule as MLflow.
+ * path (`a//b`, `./a`, `..`), because backends may store them as file names. Same rule as MLflow, plus: keys are in
+ * Unicode NFC, so two keys that look the same are the same key.
  */
 export const TRACKING_KEY_PATTERN = /^[\p{L}\p{N}_/.\- ]+$/u;
+
+/** Run ids every backend assigns (MLflow: 32 hex chars) fit this; other specs refer to runs by it. */
+export const RUN_ID_PATTERN = /^[a-zA-Z0-9][\w-]{0,255}$/;
+
+/**
+ * An absolute URI: a scheme of two or more characters (so a Windows drive letter is not mistaken for one), a
+ * colon, then something. Every `artifactLocation` and `artifactUri` matches it, whichever backend wrote it.
+ */
+export const ARTIFACT_URI_PATTERN = /^[a-zA-Z][a-zA-Z0-9+.-]+:[^\s]/;
 
 /** Tag keys under this prefix are reserved for the platform and MLflow (`mlflow.parentRunId`, `mlflow.user`). */
 export const SYSTEM_TAG_PREFIX = 'mlflow.';
@@ -101,7 +123,11 @@ export interface Experiment {
   readonly id: string;
   /** Unique among all experiments, deleted ones included. */
   readonly name: string;
-  /** Root under which each run's artifacts live (`<artifactLocation>/<runId>/artifacts`). */
+  /**
+   * Root under which each run's artifacts live (`<artifactLocation>/<runId>/artifacts`): an absolute URI with a
+   * scheme on every backend (`file:///data/artifacts/experiments/1`, `s3://bucket/mlflow/1`,
+   * `mlflow-artifacts:/1`), never a bare path or key. See ARTIFACT_URI_PATTERN.
+   */
   readonly artifactLocation: string;
   readonly lifecycleStage: LifecycleStage;
   readonly tags: Readonly<Record<string, string>>;
@@ -133,7 +159,7 @@ export interface RunTag {
 }
 
 export interface RunInfo {
-  /** Backend-assigned (MLflow: 32 hex chars); `^[a-zA-Z0-9][\w-]{0,255}$`. */
+  /** Backend-assigned (MLflow: 32 hex chars); matches RUN_ID_PATTERN. */
   readonly id: string;
   readonly experimentId: string;
   readonly name: string;
@@ -141,7 +167,7 @@ export interface RunInfo {
   readonly startTime: Date;
   /** Set when the run reaches a terminal status. */
   readonly endTime?: Date;
-  /** `<experiment artifactLocation>/<runId>/artifacts`; fixed at creation. */
+  /** `<experiment artifactLocation>/<runId>/artifacts`: an absolute URI with a scheme; fixed at creation. */
   readonly artifactUri: string;
   readonly lifecycleStage: LifecycleStage;
   /** The enclosing run of a nested run (MLflow keeps it as tag `mlflow.parentRunId`). */
@@ -200,7 +226,11 @@ export interface RunArtifact {
 
 export interface CreateExperimentInput {
   readonly name: string;
-  /** Defaults to the backend's artifact root joined with the experiment id; must not be a `runs:/` URI. */
+  /**
+   * Defaults to the backend's artifact root joined with the experiment id. When given, an absolute URI with a
+   * scheme (`validateArtifactLocation`): ValidationError for a bare path, a `runs:/` or `models:/` URI, or a
+   * location the backend cannot write to (the SQL tracker writes only inside its ArtifactStore).
+   */
   readonly artifactLocation?: string;
   readonly tags?: Readonly<Record<string, string>>;
 }
@@ -349,11 +379,29 @@ export interface ExperimentTracker {
   logArtifact(runId: string, path: string, body: ArtifactBody, options?: PutArtifactOptions): Promise<ArtifactInfo>;
   /** One directory level below `path` (the root when absent), sorted by path; page limits RUN_ARTIFACTS_PAGE. */
   listRunArtifacts(runId: string, options?: PageOptions & { readonly path?: string }): Promise<Page<RunArtifact>>;
+  /**
+   * Streams the file at `path` below the run's artifact root, with its listing entry (`isDir` false, `size` set).
+   * ValidationError (`field: 'path'`) for a path `joinArtifactPath` refuses (absolute, empty, `.` or `..`
+   * segments); NotFoundError when the run does not exist or has no file at `path`: a directory is not a file.
+   * Deleted runs stay readable, as with `getRun` and `listRunArtifacts`. The caller consumes or destroys `body`.
+   */
+  openArtifact(runId: string, path: string): Promise<{ info: RunArtifact; body: Readable }>;
 }
 
 export const experimentTrackerRef = createServiceRef<ExperimentTracker>({ id: 'core.experimentTracker' });
 
-/** ValidationError unless `key` is a valid metric, param or tag key within `keyLength`. */
+/**
+ * The port as the kernel knows it: its hooks (`run.created`, `run.finished`, under `platform.hooks.run`) and the guard that makes
+ * them fire for whichever provider is chosen. Providers never fire these hooks themselves.
+ */
+export const experimentTrackerPort = definePort({
+  ref: experimentTrackerRef,
+  hooksKey: 'run',
+  createHooks: createExperimentTrackerHooks,
+  guard: guardExperimentTracker,
+});
+
+/** ValidationError unless `key` is a valid metric, param or tag key within `keyLength`, in NFC. */
 export function validateTrackingKey(key: string, field = 'key'): void {
   checkInput(trackingKey(), key, field, true);
 }
@@ -381,6 +429,29 @@ export function joinArtifactPath(artifactRoot: string, path: string): string {
   return `${artifactRoot.replace(/\/+$/, '')}/${path}`;
 }
 
+/**
+ * ValidationError unless `location` can be an experiment's artifact location: an absolute URI with a scheme
+ * (ARTIFACT_URI_PATTERN) that names storage, so not a `runs:/` or `models:/` URI, which name other things.
+ */
+export function validateArtifactLocation(location: unknown, field = 'artifactLocation'): asserts location is string {
+  if (typeof location !== 'string' || location.trim() === '') {
+    throw new ValidationError(`${field} must be a non-empty string`, { field });
+  }
+  validateNoControlCharacters(location, field, field);
+  if (/^(runs|models):/i.test(location)) {
+    throw new ValidationError(
+      `${field} must name storage, not a run or a model: got '${location}' (runs:/ and models:/ URIs are resolved, never written to)`,
+      { field },
+    );
+  }
+  if (!ARTIFACT_URI_PATTERN.test(location)) {
+    throw new ValidationError(
+      `${field} must be an absolute URI with a scheme, such as s3://bucket/prefix or file:///data/artifacts, got '${location}'`,
+      { field },
+    );
+  }
+}
+
 // ---------------------------------------------------------------- argument schemas
 
 /** An empty, `.` or `..` segment, or a leading `/`: a key that would normalize to another path. */
@@ -389,7 +460,7 @@ const PATH_LIKE_KEY = /(^|\/)\.{0,2}(\/|$)/;
 /**
  * What is wrong with a metric, param or tag key, as a predicate that follows the field's name; undefined for a
  * valid key: a string within `max` (the `limit` named), of TRACKING_KEY_PATTERN's characters, not normalizing to
- * another path.
+ * another path, in Unicode NFC.
  */
 export function trackingKeyProblem(
   key: unknown,
@@ -402,6 +473,10 @@ export function trackingKeyProblem(
     return `${quoteValue(key)} is not a valid key: use letters, digits, '_', '-', '.', '/' and spaces`;
   }
   if (PATH_LIKE_KEY.test(key)) return `${quoteValue(key)} is not a valid key: it must not resolve to another path`;
+  // Refused rather than normalised: keys are stored as given, and 'Å' (U+212B) beside 'Å' (U+00C5) would be two.
+  if (key.normalize('NFC') !== key) {
+    return `${quoteValue(key)} is not a valid key: write it in Unicode NFC form (key.normalize('NFC'))`;
+  }
   return undefined;
 }
 
@@ -421,8 +496,11 @@ const experimentName = limitedString('experimentNameLength', TRACKER_LIMITS.expe
   blankIsEmpty: true,
 });
 const experimentTagKey = trackingKey('experimentTagKeyLength', TRACKER_LIMITS.experimentTagKeyLength);
-const experimentTagValue = limitedString('experimentTagValueLength', TRACKER_LIMITS.experimentTagValueLength);
-const runTagValue = limitedString('runTagValueLength', TRACKER_LIMITS.runTagValueLength);
+const experimentTagValue = limitedString('experimentTagValueLength', TRACKER_LIMITS.experimentTagValueLength).check(
+  textCheck('text'),
+);
+const runTagValue = limitedString('runTagValueLength', TRACKER_LIMITS.runTagValueLength).check(textCheck('text'));
+const paramValue = limitedString('paramValueLength', TRACKER_LIMITS.paramValueLength).check(textCheck('text'));
 const RUN_STATUS_VALUES = ['RUNNING', 'SCHEDULED', 'FINISHED', 'FAILED', 'KILLED'] as const;
 const viewType = oneOf(['ACTIVE_ONLY', 'DELETED_ONLY', 'ALL']);
 
@@ -468,7 +546,7 @@ const metricList = z
     });
   }) as unknown as z.ZodType<MetricInput[]>;
 const param = z.object(
-  { key: trackingKey(), value: limitedString('paramValueLength', TRACKER_LIMITS.paramValueLength) },
+  { key: trackingKey(), value: paramValue },
   { error: (issue) => `must be a param { key, value }, got ${describeValue(issue.input)}` },
 );
 const runTag = z.object(
@@ -550,7 +628,7 @@ export const experimentTrackerInputs = {
           nonEmpty: true,
           blankIsEmpty: true,
         })
-          .refine((location) => !location.startsWith('runs:'), { error: 'must not be a runs:/ URI' })
+          .check(fromValidator((location: string) => validateArtifactLocation(location)))
           .optional(),
         tags: experimentTags.optional(),
       }),
@@ -647,4 +725,5 @@ export const experimentTrackerInputs = {
     runId,
     portInput('options', pageOptions(RUN_ARTIFACTS_PAGE).extend({ path: artifactPath.optional() })).optional(),
   ]),
+  openArtifact: z.tuple([runId, portArg('path', artifactPath)]),
 } satisfies PortInputs<ExperimentTracker>;

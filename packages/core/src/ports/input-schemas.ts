@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { describeValue } from './errors.js';
+import { textProblem } from '../infra/validation/text.js';
+import { describeValue, ValidationError } from './errors.js';
 
 /**
  * Building blocks of the ports' argument schemas (see port-inputs.ts): strings, arrays and records whose
@@ -180,4 +181,28 @@ export function oneOf<const V extends readonly [string, ...string[]]>(values: V)
 
 function quoteShort(value: unknown): string {
   return typeof value === 'string' && value.length <= 64 ? `'${value}'` : describeValue(value);
+}
+
+/**
+ * A check that applies an existing validator (one that throws ValidationError, like `validateArtifactLocation`), so
+ * a schema and the implementations refuse the same values with the same words. The validator's message is kept
+ * whole; it names the field itself.
+ */
+export function fromValidator<T>(validate: (value: T) => void) {
+  return (ctx: { value: T; issues: unknown[] }): void => {
+    try {
+      validate(ctx.value);
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      ctx.issues.push({ code: 'custom', input: undefined, message: err.message, params: { whole: true } });
+    }
+  };
+}
+
+/** A check refusing text that holds characters its kind refuses (see `textProblem`: free text, one line, a name). */
+export function textCheck(kind: 'text' | 'line' | 'name') {
+  return (ctx: { value: string; issues: unknown[] }): void => {
+    const found = textProblem(ctx.value, kind);
+    if (found) ctx.issues.push({ code: 'custom', input: undefined, message: found });
+  };
 }

@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
 import { describeValue, quoteValue, ValidationError } from './errors.js';
-import { type Run, type RunArtifact, trackingKey } from './experiment-tracker.js';
-import { limitedRecord, limitedString, positiveInteger } from './input-schemas.js';
+import { RUN_ID_PATTERN, type Run, type RunArtifact, trackingKey } from './experiment-tracker.js';
+import { createModelRegistryHooks, guardModelRegistry } from './guards/model-registry.js';
+import { limitedRecord, limitedString, positiveInteger, textCheck } from './input-schemas.js';
 import { type Page, type PageLimits, type PageOptions, pageOptions } from './paging.js';
 import { type PortInputs, portArg, portInput } from './port-inputs.js';
 import { searchFilter, searchOrderBy } from './search-filter.js';
@@ -204,6 +206,12 @@ export interface TransitionStageInput {
   readonly archiveExisting?: boolean;
   readonly reason?: string;
   readonly actor?: string;
+  /**
+   * The version as the `model.beforePromote` policies judged it (the kernel's guard sets it). A provider with
+   * `capabilities.atomicPromotionCheck` applies the move only if the version still equals it (stage, tags, aliases,
+   * description, status...), inside the write's transaction, and raises ConflictError otherwise.
+   */
+  readonly expected?: ModelVersion;
 }
 
 export interface SetAliasInput {
@@ -212,6 +220,10 @@ export interface SetAliasInput {
   readonly version: number;
   readonly actor?: string;
   readonly reason?: string;
+  /** The target version as the policies judged it; see TransitionStageInput.expected. */
+  readonly expected?: ModelVersion;
+  /** The version the alias pointed at when the policies judged the move (null: none); checked like `expected`. */
+  readonly expectedPrevious?: number | null;
 }
 
 export interface SearchModelsOptions extends PageOptions {
@@ -236,6 +248,13 @@ export interface ModelRegistryCapabilities {
   readonly signatures: boolean;
   /** Versions may sit in PENDING_REGISTRATION while files are copied asynchronously. */
   readonly asyncRegistration: boolean;
+  /**
+   * A promotion's `expected` state is compared with the stored one inside the write's transaction, so a change made
+   * while the `model.beforePromote` policies ran (a tag deleted, a stage moved) makes the promotion fail with
+   * ConflictError instead of being applied on a state no policy saw. Without it the check is a read before the
+   * write, and a concurrent change can slip between them.
+   */
+  readonly atomicPromotionCheck: boolean;
 }
 
 /**
@@ -306,7 +325,18 @@ export interface ModelRegistry {
 
 export const modelRegistryRef = createServiceRef<ModelRegistry>({ id: 'core.modelRegistry' });
 
-/** ValidationError (field `alias`) unless `alias` is a usable alias name. */
+/**
+ * The port as the kernel knows it: its hooks (`model.registered`, `model.beforePromote`, `model.promoted`, under `platform.hooks.model`) and the guard that makes
+ * them fire for whichever provider is chosen. Providers never fire these hooks themselves.
+ */
+export const modelRegistryPort = definePort({
+  ref: modelRegistryRef,
+  hooksKey: 'model',
+  createHooks: createModelRegistryHooks,
+  guard: guardModelRegistry,
+});
+
+/** ValidationError (field `alias`) unless `alias` is a usable alias name, in Unicode NFC. */
 export function validateAlias(alias: string): void {
   if (alias.length > REGISTRY_LIMITS.aliasLength) {
     throw new ValidationError(`alias exceeds the aliasLength limit of ${REGISTRY_LIMITS.aliasLength}`, {
@@ -318,6 +348,11 @@ export function validateAlias(alias: string): void {
   }
   if (RESERVED_ALIAS_PATTERN.test(alias)) {
     throw new ValidationError(`alias '${alias}' is reserved ('latest' and 'v<number>' name versions in URIs)`, {
+      field: 'alias',
+    });
+  } // Refused rather than normalised, as tracking keys: 'Å' (U+212B) beside 'Å' (U+00C5) would be two aliases.
+  if (alias.normalize('NFC') !== alias) {
+    throw new ValidationError(`alias '${alias}' must be written in Unicode NFC form (alias.normalize('NFC'))`, {
       field: 'alias',
     });
   }
@@ -373,12 +408,11 @@ export function formatModelUri(name: string, version: number): string {
 export const modelName = limitedString('modelNameLength', REGISTRY_LIMITS.modelNameLength, {
   nonEmpty: true,
   blankIsEmpty: true,
-}).refine((name) => !name.includes('/'), {
-  error: (issue) => `${quoteValue(issue.input)} may not contain '/': models:/ URIs could not name it`,
-});
-
-/** Run ids as the tracker issues them (RunInfo.id). */
-export const RUN_ID_PATTERN = /^[a-zA-Z0-9][\w-]{0,255}$/;
+})
+  .check(textCheck('name'))
+  .refine((name) => !name.includes('/'), {
+    error: (issue) => `${quoteValue(issue.input)} may not contain '/': models:/ URIs could not name it`,
+  });
 
 const stageName = z
   .string({ error: (issue) => `must be a stage name, got ${describeValue(issue.input)}` })
@@ -386,11 +420,11 @@ const stageName = z
     error: (issue) => `names an unknown stage ${quoteValue(issue.input)}; use one of ${MODEL_STAGES.join(', ')}`,
   }) as unknown as z.ZodType<ModelStage>;
 const tagKey = trackingKey('tagKeyLength', REGISTRY_LIMITS.tagKeyLength);
-const tagValue = limitedString('tagValueLength', REGISTRY_LIMITS.tagValueLength);
+const tagValue = limitedString('tagValueLength', REGISTRY_LIMITS.tagValueLength).check(textCheck('text'));
 const tags = limitedRecord(tagKey, tagValue, 'tagsPerCreate', REGISTRY_LIMITS.tagsPerCreate);
-const description = limitedString('descriptionLength', REGISTRY_LIMITS.descriptionLength);
-const userId = limitedString('userIdLength', REGISTRY_LIMITS.userIdLength);
-const reason = limitedString('reasonLength', REGISTRY_LIMITS.reasonLength);
+const description = limitedString('descriptionLength', REGISTRY_LIMITS.descriptionLength).check(textCheck('text'));
+const userId = limitedString('userIdLength', REGISTRY_LIMITS.userIdLength).check(textCheck('line'));
+const reason = limitedString('reasonLength', REGISTRY_LIMITS.reasonLength).check(textCheck('text'));
 const runId = z
   .string({ error: (issue) => `must be a run id, got ${describeValue(issue.input)}` })
   .regex(RUN_ID_PATTERN, { error: (issue) => `${quoteValue(issue.input)} is not a run id` });
@@ -486,9 +520,12 @@ export const modelRegistryInputs = {
       'input',
       z.object({
         name: modelName,
-        source: limitedString('sourceLength', REGISTRY_LIMITS.sourceLength, { nonEmpty: true, blankIsEmpty: true }),
+        source: limitedString('sourceLength', REGISTRY_LIMITS.sourceLength, {
+          nonEmpty: true,
+          blankIsEmpty: true,
+        }).check(textCheck('line')),
         runId: runId.optional(),
-        runLink: limitedString('runLinkLength', REGISTRY_LIMITS.runLinkLength).optional(),
+        runLink: limitedString('runLinkLength', REGISTRY_LIMITS.runLinkLength).check(textCheck('line')).optional(),
         signature: modelSignature.optional(),
         description: description.optional(),
         tags: tags.optional(),
@@ -548,6 +585,10 @@ export const modelRegistryInputs = {
           .regex(ALIAS_PATTERN, { error: "may only contain letters, digits, '_' and '-'", abort: true })
           .refine((alias) => !RESERVED_ALIAS_PATTERN.test(alias), {
             error: (issue) => `${quoteValue(issue.input)} is reserved ('latest' and 'v<number>' name versions in URIs)`,
+            abort: true,
+          })
+          .refine((alias) => alias.normalize('NFC') === alias, {
+            error: "must be written in Unicode NFC form (alias.normalize('NFC'))",
           }),
         version: positiveInteger,
         actor: userId.optional(),

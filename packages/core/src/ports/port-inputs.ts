@@ -59,6 +59,25 @@ export type PortInputs<T> = {
 };
 
 /**
+ * The operations of `T` whose schema in `inputs` takes another number of arguments (optional ones counted) than the
+ * operation: `never` when every schema fits. `PortInputs` cannot see a schema that leaves out an optional trailing
+ * argument (a shorter tuple still fits the parameters), so the ports' type tests assert this is `never`.
+ */
+export type PortInputsArityMismatch<T, I> = {
+  [K in keyof I & PortOperation<T>]: I[K] extends z.ZodType
+    ? [Parameters<Extract<NonNullable<T[K]>, Method>>['length']] extends [
+        z.output<I[K]> extends readonly unknown[] ? z.output<I[K]>['length'] : never,
+      ]
+      ? [z.output<I[K]> extends readonly unknown[] ? z.output<I[K]>['length'] : never] extends [
+          Parameters<Extract<NonNullable<T[K]>, Method>>['length'],
+        ]
+        ? never
+        : K
+      : K
+    : K;
+}[keyof I & PortOperation<T>];
+
+/**
  * `impl` behind a wrapper that checks each call of an operation listed in `inputs` before `impl` sees it. A
  * refused call returns a rejected promise (every checked operation is asynchronous) with a ValidationError and
  * never reaches `impl`. The arguments `impl` receives are the caller's own, unchanged: the check builds nothing
@@ -135,7 +154,9 @@ function toValidationError(
   const first = issues[0]!;
   const { field, message } = locate(first.path, first);
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
-  const text = message ?? (field === undefined ? first.message : `${field} ${first.message}`);
+  // A message taken whole from an existing validator (`fromValidator`) already names its field.
+  const whole = first.code === 'custom' && (first.params as { whole?: boolean } | undefined)?.whole === true;
+  const text = message ?? (field === undefined || whole ? first.message : `${field} ${first.message}`);
   return new ValidationError(`${text}${more}`, field === undefined ? {} : { field });
 }
 

@@ -11,7 +11,9 @@ export {
   gate,
   hashStream,
   readAll,
+  rejects,
   settlesWithin,
   sha256Hex,
   uniqueTag,
 } from './conformance/support.js';
+export { guarded } from './guarded.js';

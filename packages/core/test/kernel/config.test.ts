@@ -105,6 +105,55 @@ describe('loadConfig', () => {
   });
 });
 
+describe('loadConfig on hostile YAML', () => {
+  it('reports a self-referencing anchor as a ConfigError instead of overflowing the stack', async () => {
+    const { path } = await tempFile('self.yaml', 'a: &a [*a]\n');
+    const err = await loadConfig({ files: [path], env: {} }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toBe(
+      `config file ${path}: a[0] contains itself (it is the same value as a, as with a YAML alias inside its own ` +
+        'anchor); config must be a tree',
+    );
+  });
+
+  it('reports a cycle deeper in a mapping, and one in a config given to the platform directly', async () => {
+    const { path } = await tempFile('deep.yaml', 's3:\n  opts: &o\n    inner:\n      back: *o\n');
+    await expect(loadConfig({ files: [path], env: {} })).rejects.toThrow(
+      'config file ' + path + ': s3.opts.inner.back contains itself (it is the same value as s3.opts,',
+    );
+    const section: Record<string, unknown> = {};
+    section.loop = [section];
+    const platform = createKernelPlatform({ plugins: [], config: { x: section }, log: { level: 'silent' } });
+    const err = await platform.start().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toContain('config: x.loop[0] contains itself (it is the same value as x,');
+  });
+
+  it('caps alias expansion: a billion-laughs document is a ConfigError, not exhausted memory', async () => {
+    const lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (let i = 1; i < 9; i++) {
+      const name = String.fromCharCode(97 + i);
+      const prev = String.fromCharCode(96 + i);
+      lines.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`);
+    }
+    const { path } = await tempFile('laughs.yaml', `${lines.join('\n')}\n`);
+    const err = await loadConfig({ files: [path], env: {} }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toBe(
+      `cannot read config file ${path}: its YAML aliases expand to more than 100 nodes; write the repeated parts out ` +
+        'or use fewer nested aliases',
+    );
+  });
+
+  it('still reads ordinary aliases', async () => {
+    const { path } = await tempFile('ok.yaml', 'base: &b { region: eu }\ns3: { opts: *b, again: *b }\n');
+    expect(await loadConfig({ files: [path], env: {} })).toEqual({
+      base: { region: 'eu' },
+      s3: { opts: { region: 'eu' }, again: { region: 'eu' } },
+    });
+  });
+});
+
 describe('secrets in config', () => {
   const secretValue = `s3cr3t-${randomBytes(8).toString('hex')}`;
   const leaky = definePlugin({

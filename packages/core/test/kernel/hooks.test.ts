@@ -79,12 +79,19 @@ describe('hooks', () => {
         contentType: undefined,
         metadata: {},
         size: 1,
+        via: 'put',
       }),
     ).rejects.toThrow('put of a.bin was vetoed by size-policy: too large');
     const other = createPlatformHooks();
     other.artifact.beforePut.tap('sync-policy', () => veto('nope'));
     await expect(
-      callVetoHook(other.artifact.beforePut, 'put', { key: 'a', contentType: undefined, metadata: {}, size: 1 }),
+      callVetoHook(other.artifact.beforePut, 'put', {
+        key: 'a',
+        contentType: undefined,
+        metadata: {},
+        size: 1,
+        via: 'put',
+      }),
     ).rejects.toThrow('put was vetoed by sync-policy: nope');
   });
 
@@ -96,12 +103,20 @@ describe('hooks', () => {
     }));
     hooks.job.beforeSubmit.tapPromise('tolerations', async (spec) => ({
       ...spec,
-      tolerations: [...(spec.tolerations ?? []), { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+      replicaGroups: spec.replicaGroups.map((group) => ({
+        ...group,
+        tolerations: [
+          ...(group.tolerations ?? []),
+          { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' } as const,
+        ],
+      })),
     }));
-    const spec = { name: 'train', project: 'p', command: ['python', 'train.py'] } as unknown as JobSpec;
+    const spec: JobSpec = { name: 'train', project: 'p', replicaGroups: [{ role: 'main', command: ['train'] }] };
     const out = await hooks.job.beforeSubmit.promise(spec);
     expect(out.queue).toBe('gpu');
-    expect(out.tolerations).toEqual([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    expect(out.replicaGroups[0]?.tolerations).toEqual([
+      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+    ]);
     expect(spec).not.toHaveProperty('queue');
   });
 

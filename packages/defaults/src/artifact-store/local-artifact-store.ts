@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, type Dirent } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
 import {
-  ARTIFACT_CONTENT_TYPE_MAX_LENGTH,
   ARTIFACT_LIST_MAX_PAGE,
   ARTIFACT_METADATA_MAX_BYTES,
   type ArtifactBody,
@@ -22,12 +22,14 @@ import {
   UnavailableError,
   ValidationError,
   validateArtifactKey,
+  validateMediaType,
 } from '@mlplane/core';
+import { describeHolder, FileLock, readLockHolder } from '../file-lock.js';
 import { KeyedMutex, SharedExclusiveLock } from './locks.js';
 import { dirPathOf, parseRefName, REF_SUFFIX, refPathOf } from './ref-paths.js';
 
 export interface LocalArtifactStoreOptions {
-  /** Directory the store owns; created on first write. */
+  /** Directory the store owns; created (mode 0700) on first write. */
   readonly root: string;
 }
 
@@ -77,8 +79,13 @@ function messageOf(err: unknown): string {
  * files on the first write or delete, kept in memory, and a blob is unlinked when its count
  * drops to zero. A crash can only leave unreferenced blobs or temp files behind (never a ref
  * without its blob); `gc()` sweeps those and runs once when the counts are first built.
- * The counts live in memory, so one process owns a root at a time (like an embedded database's
- * data directory); readers in other processes are safe.
+ * The counts live in memory, so one store writes to a root at a time: the first write, delete or gc
+ * (or `open`) takes an OS lock on `<root>/owner.lock` and records the process id there; a second store, in
+ * this process or another, gets a ConflictError naming that process until the owner calls `close()` or
+ * exits (the OS drops the lock of a process that dies, so no stale lock is left). Readers (get, head,
+ * exists, list) take no lock and are safe from any process.
+ *
+ * Files are private to the owner: directories are created 0700, blobs 0400 and ref files 0600.
  */
 export class LocalArtifactStore implements ArtifactStore {
   readonly capabilities: ArtifactStoreCapabilities = Object.freeze({
@@ -88,6 +95,9 @@ export class LocalArtifactStore implements ArtifactStore {
     deduplicates: true,
   });
 
+  /** Absolute path of the root, the base of `uri`. */
+  readonly #rootPath: string;
+  readonly #root: string;
   readonly #refs: string;
   readonly #blobs: string;
   readonly #tmp: string;
@@ -98,14 +108,42 @@ export class LocalArtifactStore implements ArtifactStore {
   #refCounts: Map<string, number> | undefined;
   #refCountsLoading: Promise<void> | undefined;
   #tmpReady: Promise<void> | undefined;
+  #owner: Promise<FileLock> | undefined;
 
   constructor(options: LocalArtifactStoreOptions) {
     if (typeof options?.root !== 'string' || options.root === '') {
       throw new ValidationError('LocalArtifactStore needs a root directory', { field: 'root' });
     }
+    // Resolved once, so that URIs stay the same if the process later changes its working directory.
+    this.#rootPath = resolve(options.root);
+    this.#root = options.root;
     this.#refs = join(options.root, 'refs');
     this.#blobs = join(options.root, 'blobs', 'sha256');
     this.#tmp = join(options.root, 'tmp');
+  }
+
+  /**
+   * A store that owns its root from the start, so that a root in use by another store fails here rather than at
+   * the first write: ConflictError naming the process that holds it.
+   */
+  static async open(options: LocalArtifactStoreOptions): Promise<LocalArtifactStore> {
+    const store = new LocalArtifactStore(options);
+    await store.#claim();
+    return store;
+  }
+
+  /**
+   * Gives up ownership of the root (after the writes in flight), so another store may write to it. A later write
+   * through this store claims the root again. Idempotent.
+   */
+  async close(): Promise<void> {
+    await this.#sweepLock.exclusive(async () => {
+      const owner = this.#owner;
+      this.#owner = undefined;
+      this.#refCounts = undefined;
+      this.#refCountsLoading = undefined;
+      if (owner) await (await owner.catch(() => undefined))?.release();
+    });
   }
 
   async put(key: string, body: ArtifactBody, options: PutArtifactOptions = {}): Promise<ArtifactInfo> {
@@ -118,17 +156,8 @@ export class LocalArtifactStore implements ArtifactStore {
       });
     }
     const contentType = options.contentType ?? DEFAULT_CONTENT_TYPE;
-    if (typeof contentType !== 'string' || contentType === '') {
-      throw new ValidationError(`contentType for ${quoteKey(key)} must be a non-empty string`, {
-        field: 'contentType',
-      });
-    }
-    if (contentType.length > ARTIFACT_CONTENT_TYPE_MAX_LENGTH) {
-      throw new ValidationError(
-        `contentType for ${quoteKey(key)} has ${contentType.length} chars; the limit is ${ARTIFACT_CONTENT_TYPE_MAX_LENGTH}`,
-        { field: 'contentType' },
-      );
-    }
+    // A media type, never free text: it is served back as a Content-Type header, where CR/LF would add headers.
+    validateMediaType(contentType);
     const metadata = copyMetadata(key, options.metadata);
     // Fail fast before streaming a large body; the check is repeated under the key lock.
     if (options.ifNotExists && (await this.exists(key))) throw conflict(key);
@@ -212,6 +241,16 @@ export class LocalArtifactStore implements ArtifactStore {
     return (await this.#readRefOrUndefined(key)) !== undefined;
   }
 
+  /**
+   * The `file://` URL of the store's root joined with the key, percent-encoded as Node encodes file URLs
+   * (`file:///data/artifacts/experiments/1/a%20b.txt`). It names the artifact; the bytes live in the
+   * content-addressed `blobs/` directory, so read them with `get`, not from this path.
+   */
+  uri(key: string): string {
+    validateArtifactKey(key);
+    return pathToFileURL(join(this.#rootPath, key)).href;
+  }
+
   async list(options: ListArtifactsOptions = {}): Promise<ArtifactPage> {
     const prefix = options.prefix ?? '';
     if (typeof prefix !== 'string') throw new ValidationError('list prefix must be a string', { field: 'prefix' });
@@ -278,10 +317,31 @@ export class LocalArtifactStore implements ArtifactStore {
    */
   async gc(options: GcOptions = {}): Promise<GcResult> {
     const olderThanMs = options.olderThanMs ?? DEFAULT_GC_AGE_MS;
+    await this.#claim();
     return this.#sweepLock.exclusive(() => this.#sweep(olderThanMs));
   }
 
+  /** Takes the owner lock of the root once; ConflictError naming the holder when another store has it. */
+  #claim(): Promise<FileLock> {
+    this.#owner ??= (async () => {
+      await mkdirOrUnavailable(this.#root);
+      const path = join(this.#root, 'owner.lock');
+      const lock = await FileLock.tryAcquire(path);
+      if (lock) return lock;
+      throw new ConflictError(
+        `local artifact store ${this.#root} is in use by ${describeHolder(await readLockHolder(path))}: one ` +
+          'process writes to it at a time, because it keeps the reference counts of blobs in memory; stop that ' +
+          'process or close its store, or use another directory',
+      );
+    })().catch((err: unknown) => {
+      this.#owner = undefined;
+      throw err;
+    });
+    return this.#owner;
+  }
+
   async #ensureRefCounts(): Promise<void> {
+    await this.#claim();
     if (this.#refCounts) return;
     this.#refCountsLoading ??= this.gc().then(
       () => undefined,
@@ -344,7 +404,7 @@ export class LocalArtifactStore implements ArtifactStore {
           }
         },
         // Blobs are never modified in place, so they are created read-only; `flush` makes them durable before rename.
-        createWriteStream(tempPath, { flags: 'wx', mode: 0o444, flush: true }),
+        createWriteStream(tempPath, { flags: 'wx', mode: 0o400, flush: true }),
       );
     } catch (err) {
       await unlink(tempPath).catch(() => undefined);
@@ -389,7 +449,7 @@ export class LocalArtifactStore implements ArtifactStore {
     const target = refPathOf(this.#refs, key);
     const tempPath = join(this.#tmp, `${randomBytes(12).toString('hex')}.ref`);
     try {
-      await writeFile(tempPath, JSON.stringify(ref), { flag: 'wx', flush: true });
+      await writeFile(tempPath, JSON.stringify(ref), { flag: 'wx', mode: 0o600, flush: true });
       await renameCreatingDir(tempPath, target);
     } catch (err) {
       await unlink(tempPath).catch(() => undefined);
@@ -610,14 +670,14 @@ async function renameCreatingDir(from: string, to: string): Promise<void> {
       if (errorCode(err) !== 'ENOENT' || attempt >= 5) {
         throw new UnavailableError(`cannot move ${from} to ${to}: ${messageOf(err)}`, { cause: err });
       }
-      await mkdir(dirname(to), { recursive: true });
+      await mkdir(dirname(to), { recursive: true, mode: 0o700 });
     }
   }
 }
 
 async function mkdirOrUnavailable(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw new UnavailableError(`cannot create directory ${dir}: ${messageOf(err)}`, { cause: err });
   }

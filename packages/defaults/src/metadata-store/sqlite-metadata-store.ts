@@ -1,4 +1,4 @@
-import { mkdirSync, realpathSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { MetadataStore, Migration, MigrationResult } from '@mlplane/core';
 import { UnavailableError } from '@mlplane/core';
@@ -17,7 +17,10 @@ import {
 } from 'kysely';
 
 export interface SqliteMetadataStoreOptions {
-  /** Database file; its directory is created. `:memory:` gives a private, throwaway database. */
+  /**
+   * Database file, created owner-only (0600, as are its -wal and -shm files), in a directory created 0700.
+   * `:memory:` gives a private, throwaway database.
+   */
   readonly path: string;
   /** How long a write waits for another process's write transaction before UnavailableError (default 10 s). */
   readonly busyTimeoutMs?: number;
@@ -52,7 +55,12 @@ export class SqliteMetadataStore implements MetadataStore {
     const path = memory ? options.path : resolve(options.path);
     let raw: Database.Database;
     try {
-      if (!memory) mkdirSync(dirname(path), { recursive: true });
+      if (!memory) {
+        mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+        // SQLite would create the file 0644 (and its -wal and -shm files with the same mode): create it owner-only
+        // first. An empty file is a new database to SQLite; an existing file keeps its mode.
+        closeSync(openSync(path, 'a', 0o600));
+      }
       raw = new Database(path, { timeout: options.busyTimeoutMs ?? 10_000 });
       raw.pragma('journal_mode = WAL');
       raw.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);

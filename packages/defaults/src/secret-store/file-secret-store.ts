@@ -8,7 +8,9 @@ import {
   type SecretStoreCapabilities,
   UnavailableError,
   ValidationError,
+  validateSecretValue,
 } from '@mlplane/core';
+import { FileLock } from '../file-lock.js';
 
 export interface EnvFileSecretStoreOptions {
   /** The encrypted secrets file; created on the first `set`. */
@@ -33,6 +35,7 @@ interface SecretsFile {
 }
 
 const FORMAT = 'mlplane-secrets';
+const TAG_BYTES = 16;
 const ENV_PREFIX = 'MLPLANE_SECRET_';
 // The header is bound into the tag, so a file cannot be relabelled as another format or version.
 const AAD = Buffer.from(`${FORMAT}/1`, 'utf8');
@@ -53,8 +56,10 @@ export function secretEnvName(name: string): string {
  * the prefix (so every listed name can be read with `get`).
  *
  * The file holds the whole map encrypted with AES-256-GCM under the master key, with a fresh
- * random 12-byte IV per write. Writes replace the file atomically (temp file, mode 0600, rename)
- * and are serialized within the process so concurrent `set`s never lose an update.
+ * random 12-byte IV per write and a full 16-byte tag (a shorter tag in the file is refused, so a forger cannot
+ * shrink the tag until a guess passes). Writes replace the file atomically (temp file, mode 0600, rename) under an
+ * OS lock on `<path>.lock` held from read to rename, so concurrent `set`s never lose an update, whether they come
+ * from one instance, several instances or several processes on the same file.
  */
 export class EnvFileSecretStore implements SecretStore {
   readonly capabilities: SecretStoreCapabilities = Object.freeze({ writable: true });
@@ -100,11 +105,7 @@ export class EnvFileSecretStore implements SecretStore {
 
   async set(name: string, value: string): Promise<void> {
     validateName(name);
-    if (typeof value !== 'string') {
-      throw new ValidationError(`the value of secret '${name}' must be a string, got ${typeof value}`, {
-        field: 'value',
-      });
-    }
+    validateSecretValue(name, value);
     await this.#update((secrets) => {
       secrets.set(name, value);
       return true;
@@ -116,15 +117,34 @@ export class EnvFileSecretStore implements SecretStore {
     await this.#update((secrets) => secrets.delete(name));
   }
 
-  /** Runs read-modify-write after every earlier write of this instance; `change` returns whether to write. */
+  /**
+   * Runs read-modify-write after every earlier write of this instance, holding the file lock that excludes other
+   * instances and processes; `change` returns whether to write.
+   */
   #update(change: (secrets: Map<string, string>) => boolean): Promise<void> {
     const run = this.#writes.then(async () => {
-      const secrets = await this.#read();
-      if (change(secrets)) await this.#write(secrets);
+      await this.#ensureDir();
+      await FileLock.with(`${this.#path}.lock`, async () => {
+        const secrets = await this.#read();
+        if (change(secrets)) await this.#write(secrets);
+      });
     });
     // The chain continues past a failed write; the failure still reaches this caller.
     this.#writes = run.catch(() => undefined);
     return run;
+  }
+
+  async #ensureDir(): Promise<void> {
+    try {
+      await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new UnavailableError(
+        `cannot create the directory of secrets file ${this.#path}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
   }
 
   async #read(): Promise<Map<string, string>> {
@@ -149,7 +169,9 @@ export class EnvFileSecretStore implements SecretStore {
     }
     let plaintext: string;
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.#key, Buffer.from(envelope.iv, 'base64'));
+      const decipher = createDecipheriv('aes-256-gcm', this.#key, Buffer.from(envelope.iv, 'base64'), {
+        authTagLength: TAG_BYTES,
+      });
       decipher.setAAD(AAD);
       decipher.setAuthTag(Buffer.from(envelope.tag, 'base64'));
       plaintext = Buffer.concat([decipher.update(Buffer.from(envelope.data, 'base64')), decipher.final()]).toString(
@@ -183,7 +205,6 @@ export class EnvFileSecretStore implements SecretStore {
     };
     const temp = `${this.#path}.${randomBytes(8).toString('hex')}.tmp`;
     try {
-      await mkdir(dirname(this.#path), { recursive: true, mode: 0o700 });
       await writeFile(temp, `${JSON.stringify(envelope)}\n`, { mode: 0o600, flag: 'wx', flush: true });
       await rename(temp, this.#path);
     } catch (err) {

@@ -5,7 +5,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MetadataStore, ModelRegistry } from '@mlplane/core';
-import { createPlatformHooks } from '@mlplane/core';
 import { SqliteMetadataStore } from '@mlplane/defaults';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { SqlModelRegistry } from '@mlplane/sql';
@@ -52,7 +51,7 @@ async function measure(label: string, registry: ModelRegistry, callers: number):
 }
 
 async function run(label: string, store: MetadataStore, redisUrl: string): Promise<void> {
-  const registry = await SqlModelRegistry.open({ store, hooks: createPlatformHooks() });
+  const registry = await SqlModelRegistry.open({ store });
   await seed(registry);
   const keyPrefix = `mlplane:bench:${Date.now().toString(36)}:`;
   const cache = await RedisCache.connect(redisUrl, { keyPrefix });

@@ -4,7 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelRegistry } from '@mlplane/core';
-import { createPlatformHooks } from '@mlplane/core';
 import { modelRegistryConformance } from '@mlplane/core/testing';
 import { InProcessEventBus, LocalArtifactStore, SqliteMetadataStore } from '@mlplane/defaults';
 import { OutboxRelay, readOutbox, SqlExperimentTracker, SqlModelRegistry } from '@mlplane/sql';
@@ -46,12 +45,10 @@ for (const near of [false, true]) {
         store,
         artifacts: new LocalArtifactStore({ root: join(dir, 'artifacts') }),
       });
-      const hooks = createPlatformHooks();
-      const sql = await SqlModelRegistry.open({ store, hooks, tracker });
+      const sql = await SqlModelRegistry.open({ store, tracker });
       const cache = freshCache(near ? { nearCache: {} } : {});
       return {
         registry: new CachedModelRegistry({ registry: sql, cache }),
-        hooks,
         tracker,
         events: async () => (await readOutbox(store.db(), { limit: 1_000_000 })).map((e) => e.event),
         aliasHistory: (name) => sql.getAliasHistory(name),
@@ -93,7 +90,7 @@ describe('CachedModelRegistry hot reads', () => {
   async function openSql(path: string) {
     const store = await SqliteMetadataStore.open({ path });
     closers.push(() => store.close());
-    const registry = await SqlModelRegistry.open({ store, hooks: createPlatformHooks() });
+    const registry = await SqlModelRegistry.open({ store });
     return { store, registry };
   }
 

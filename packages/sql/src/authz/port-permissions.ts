@@ -47,6 +47,7 @@ export const PORT_PERMISSIONS: Readonly<Record<PortOperation, Permission>> = Obj
   'experimentTracker.searchRuns': 'experiment.read',
   'experimentTracker.logArtifact': 'experiment.write',
   'experimentTracker.listRunArtifacts': 'experiment.read',
+  'experimentTracker.openArtifact': 'experiment.read',
 
   'modelRegistry.createModel': 'model.write',
   'modelRegistry.getModel': 'model.read',

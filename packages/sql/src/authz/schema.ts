@@ -1,12 +1,14 @@
 import type { Migration } from '@mlplane/core';
 import type { Selectable } from 'kysely';
 import * as createAuthz from './migrations/20261127T090000_create_authz.js';
+import * as tokenLineage from './migrations/20261203T090000_token_lineage.js';
 
 /** Owner of the authorizer's tables and migrations. */
 export const AUTHZ_OWNER = 'authz';
 
 export const AUTHZ_MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '20261127T090000_create_authz': createAuthz,
+  '20261203T090000_token_lineage': tokenLineage,
 });
 
 /** Times are epoch milliseconds. */
@@ -40,7 +42,10 @@ export interface TokenTable {
   created_at: number;
   expires_at: number;
   last_used_at: number | null;
+  /** Set by revokeToken on the token and, in the same transaction, on every descendant. */
   revoked_at: number | null;
+  /** The token that created this one (its principal was that token); null when a user or service did. */
+  parent_token_id: string | null;
 }
 
 export interface AuthzDatabase {

@@ -9,9 +9,11 @@ import {
   ConflictError,
   type CreatedToken,
   type CreateTokenInput,
+  DEFAULT_MAX_TOKEN_LIFETIME_MS,
   type Decision,
   isPermission,
   NotFoundError,
+  normalizeName,
   type Permission,
   PermissionDeniedError,
   PROJECT_PATTERN,
@@ -25,9 +27,13 @@ import {
   TOKEN_SECRET_PREFIX,
   type TokenInfo,
   ValidationError,
+  type VerifyTokenContext,
+  validateNoControlCharacters,
+  validateText,
 } from '@mlplane/core';
 import type { Kysely, Transaction } from 'kysely';
 import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, recordEvent } from '../outbox/outbox.js';
+import { FailedCheckAudit, type FailedCheckAuditOptions, type FailedCheckReason } from './failed-checks.js';
 import { AUTHZ_MIGRATIONS, AUTHZ_OWNER, type AuthzDatabase, type RoleRow, type TokenRow } from './schema.js';
 
 export interface SqlAuthorizerOptions {
@@ -38,11 +44,19 @@ export interface SqlAuthorizerOptions {
   readonly auditAllowed?: boolean;
   /** Receives audit append failures, which never turn a decision around. */
   readonly logger?: Logger;
+  /** Longest lifetime `createToken` grants; default DEFAULT_MAX_TOKEN_LIFETIME_MS (365 days). */
+  readonly maxTokenLifetimeMs?: number;
+  /** Where the limit is configured, named in the error that refuses a longer expiry; default `maxTokenLifetimeMs`. */
+  readonly maxTokenLifetimeSetting?: string;
+  /** How failed token checks are coalesced in the audit log (window, groups kept). */
+  readonly failedChecks?: FailedCheckAuditOptions;
 }
 
 export { PROJECT_PATTERN } from '@mlplane/core';
-/** Longest principal id and token name accepted. */
+/** Longest principal id, token name and verification source accepted. */
 export const PRINCIPAL_ID_LENGTH = AUTHORIZER_LIMITS.principalIdLength;
+/** Longest custom role description accepted. */
+export const ROLE_DESCRIPTION_LENGTH = AUTHORIZER_LIMITS.roleDescriptionLength;
 /** A token's last-use time is written at most this often, so busy tokens do not turn every check into a write. */
 export const TOKEN_LAST_USED_RESOLUTION_MS = 60_000;
 
@@ -52,6 +66,7 @@ const TOKEN_SECRET = new RegExp(`^${TOKEN_SECRET_PREFIX}([0-9a-f]{16})_[A-Za-z0-
 /** Compared against when no token row exists, so unknown ids cost the same as wrong secrets. */
 const DUMMY_HASH = Buffer.alloc(32);
 const INVALID_TOKEN = 'the API token is invalid, expired or revoked';
+const DAY_MS = 86_400_000;
 
 type Db = Kysely<AuthzDatabase>;
 type Trx = Transaction<AuthzDatabase>;
@@ -67,6 +82,9 @@ export class SqlAuthorizer implements Authorizer {
   readonly #logger: Logger | undefined;
   /** Row locks exist on Postgres; SQLite's write transactions already exclude each other. */
   readonly #postgres: boolean;
+  readonly #maxTokenLifetimeMs: number;
+  readonly #maxTokenLifetimeSetting: string;
+  readonly #failedChecks: FailedCheckAudit;
 
   constructor(options: SqlAuthorizerOptions) {
     this.#store = options.store;
@@ -74,6 +92,19 @@ export class SqlAuthorizer implements Authorizer {
     this.#auditAllowed = options.auditAllowed ?? false;
     this.#logger = options.logger;
     this.#postgres = options.store.dialect === 'postgres';
+    this.#maxTokenLifetimeMs = options.maxTokenLifetimeMs ?? DEFAULT_MAX_TOKEN_LIFETIME_MS;
+    if (!Number.isSafeInteger(this.#maxTokenLifetimeMs) || this.#maxTokenLifetimeMs <= 0) {
+      throw new ValidationError(`maxTokenLifetimeMs must be a positive integer, got ${options.maxTokenLifetimeMs}`, {
+        field: 'maxTokenLifetimeMs',
+      });
+    }
+    this.#maxTokenLifetimeSetting = options.maxTokenLifetimeSetting ?? 'maxTokenLifetimeMs';
+    this.#failedChecks = new FailedCheckAudit((record) => this.#record(record), options.failedChecks);
+  }
+
+  /** Writes the failed-check counts still coalescing to the audit log; call it at shutdown (the plugin does). */
+  async close(): Promise<void> {
+    await this.#failedChecks.flush();
   }
 
   /** Applies the outbox and authorizer migrations, then returns a ready authorizer. */
@@ -149,11 +180,7 @@ export class SqlAuthorizer implements Authorizer {
 
   async createToken(input: CreateTokenInput): Promise<CreatedToken> {
     validatePrincipal(input?.principal);
-    if (typeof input.name !== 'string' || input.name.trim() === '' || input.name.length > PRINCIPAL_ID_LENGTH) {
-      throw new ValidationError(`token name must be a non-empty string of at most ${PRINCIPAL_ID_LENGTH} chars`, {
-        field: 'name',
-      });
-    }
+    const name = normalizeName(input.name, { field: 'name', what: 'token name', maxLength: PRINCIPAL_ID_LENGTH });
     const projects = validateList(input.projects, 'projects', validateProject, 'projectsPerToken');
     const roles = validateList(
       input.roles,
@@ -178,6 +205,16 @@ export class SqlAuthorizer implements Authorizer {
       throw new ValidationError(`expiresAt (${input.expiresAt.toISOString()}) must be in the future`, {
         field: 'expiresAt',
       });
+    }
+    if (input.expiresAt.getTime() - now > this.#maxTokenLifetimeMs) {
+      throw new ValidationError(
+        `expiresAt (${input.expiresAt.toISOString()}) is beyond the maximum token lifetime of ${describeDuration(
+          this.#maxTokenLifetimeMs,
+        )} (${this.#maxTokenLifetimeSetting}); choose an expiry before ${new Date(
+          now + this.#maxTokenLifetimeMs,
+        ).toISOString()}`,
+        { field: 'expiresAt' },
+      );
     }
     const definitions = await this.#permissionsOf(this.#db, roles);
     const unknown = roles.filter((r) => !definitions.has(r));
@@ -207,21 +244,12 @@ export class SqlAuthorizer implements Authorizer {
     }
     const id = randomBytes(8).toString('hex');
     const secret = `${TOKEN_SECRET_PREFIX}${id}_${randomBytes(32).toString('base64url')}`;
-    const ownerId = principal.kind === 'token' ? (principal.ownerId ?? principal.id) : principal.id;
-    const row: TokenRow = {
-      token_id: id,
-      name: input.name,
-      owner_id: ownerId,
-      secret_hash: sha256Hex(secret),
-      projects: JSON.stringify(projects),
-      roles: JSON.stringify(roles),
-      created_at: now,
-      expires_at: input.expiresAt.getTime(),
-      last_used_at: null,
-      revoked_at: null,
-    };
     const custom = roles.filter((r) => !Object.hasOwn(BUILT_IN_ROLES, r));
-    await this.#transaction(async (trx) => {
+    const row = await this.#transaction(async (trx) => {
+      // A token made by a token is bounded by it: never expires later, and is revoked with it. The share lock makes
+      // a concurrent revokeToken of the parent wait for this insert (and then revoke the new token too), or run
+      // first (and then this check sees the parent revoked).
+      const parent = principal.kind === 'token' ? await this.#liveParent(trx, principal.id, now) : undefined;
       if (custom.length > 0) {
         // Share-lock the custom roles so a concurrent deleteRole either sees this token or ran first.
         let q = trx.selectFrom('authz_roles').select('name').where('name', 'in', custom);
@@ -231,23 +259,59 @@ export class SqlAuthorizer implements Authorizer {
         if (gone.length > 0)
           throw new ValidationError(`unknown role ${gone.map((r) => `'${r}'`).join(', ')}`, { field: 'roles' });
       }
+      const row: TokenRow = {
+        token_id: id,
+        name,
+        owner_id: parent ? parent.owner_id : principal.id,
+        secret_hash: sha256Hex(secret),
+        projects: JSON.stringify(projects),
+        roles: JSON.stringify(roles),
+        created_at: now,
+        expires_at: parent ? Math.min(input.expiresAt.getTime(), Number(parent.expires_at)) : input.expiresAt.getTime(),
+        last_used_at: null,
+        revoked_at: null,
+        parent_token_id: parent ? parent.token_id : null,
+      };
       await trx.insertInto('authz_tokens').values(row).execute();
       await recordEvent(
         trx,
         domainEvent(
           'authz.token.created',
           tokenSubject(id),
-          { tokenId: id, name: input.name, ownerId, projects, roles, expiresAt: input.expiresAt.toISOString() },
+          {
+            tokenId: id,
+            name,
+            ownerId: row.owner_id,
+            projects,
+            roles,
+            expiresAt: new Date(row.expires_at).toISOString(),
+            ...(parent ? { parentTokenId: parent.token_id } : {}),
+          },
           { actor: principal.id },
         ),
       );
+      return row;
     });
     return { id, secret, info: toTokenInfo(row) };
   }
 
-  async verifyToken(secret: string): Promise<Principal> {
+  /** The token acting as `principal`, share-locked; PermissionDeniedError when it is unknown, revoked or expired. */
+  async #liveParent(trx: Trx, tokenId: string, now: number): Promise<TokenRow> {
+    let q = trx.selectFrom('authz_tokens').selectAll().where('token_id', '=', tokenId);
+    if (this.#postgres) q = q.forShare();
+    const parent = await q.executeTakeFirst();
+    if (!parent || parent.revoked_at !== null || Number(parent.expires_at) <= now) {
+      throw new PermissionDeniedError(`API token '${tokenId}' cannot create tokens: it is unknown, revoked or expired`);
+    }
+    return parent;
+  }
+
+  async verifyToken(secret: string, context: VerifyTokenContext = {}): Promise<Principal> {
+    const source = validateVerifySource(context);
     const match = typeof secret === 'string' ? TOKEN_SECRET.exec(secret) : null;
     const id = match?.[1];
+    // One primary-key read is the whole check: revocation cascades to descendants when it happens, and a child's
+    // expiry was capped at its parent's when it was created, so no ancestor needs reading here.
     const row =
       id === undefined
         ? undefined
@@ -258,7 +322,7 @@ export class SqlAuthorizer implements Authorizer {
     const stored = row ? Buffer.from(row.secret_hash, 'hex') : DUMMY_HASH;
     const matches = stored.length === presented.length && timingSafeEqual(stored, presented);
     const now = Date.now();
-    const why = !row
+    const why: FailedCheckReason | undefined = !row
       ? id === undefined
         ? 'malformed'
         : 'unknown'
@@ -270,14 +334,13 @@ export class SqlAuthorizer implements Authorizer {
             ? 'expired'
             : undefined;
     if (why !== undefined || !row) {
-      await this.#record({
-        actor: id === undefined ? 'anonymous' : `token:${id}`,
-        action: 'token.verify',
-        resource: `token:${id ?? 'unknown'}`,
-        project: ALL_PROJECTS,
-        outcome: 'denied',
-        details: { reason: why ?? 'unknown' },
-      });
+      if (this.#audit) {
+        await this.#failedChecks.record({
+          reason: why ?? 'unknown',
+          ...(row ? { tokenId: row.token_id } : {}),
+          ...(source !== undefined ? { source } : {}),
+        });
+      }
       // One message for every failure, so a caller cannot probe which ids exist.
       throw new PermissionDeniedError(INVALID_TOKEN);
     }
@@ -295,14 +358,46 @@ export class SqlAuthorizer implements Authorizer {
     if (typeof id !== 'string' || id === '')
       throw new ValidationError('token id must be a non-empty string', { field: 'id' });
     await this.#transaction(async (trx) => {
-      const row = await trx.selectFrom('authz_tokens').selectAll().where('token_id', '=', id).executeTakeFirst();
+      // The row lock waits for any createToken holding this token as parent, so its child is seen below.
+      let q = trx.selectFrom('authz_tokens').selectAll().where('token_id', '=', id);
+      if (this.#postgres) q = q.forUpdate();
+      const row = await q.executeTakeFirst();
       if (!row) throw new NotFoundError(`API token '${id}' does not exist`);
+      // Already revoked: its descendants were revoked in that transaction and none can have been created since.
       if (row.revoked_at !== null) return;
-      await trx.updateTable('authz_tokens').set({ revoked_at: Date.now() }).where('token_id', '=', id).execute();
+      const now = Date.now();
+      await trx.updateTable('authz_tokens').set({ revoked_at: now }).where('token_id', '=', id).execute();
       await recordEvent(
         trx,
         domainEvent('authz.token.revoked', tokenSubject(id), { tokenId: id, name: row.name, ownerId: row.owner_id }),
       );
+      // Each round reads afresh: on Postgres a grandchild committed while this transaction waited for a child's lock
+      // appears in the next round. Each round revokes at least one token, so the loop ends.
+      for (;;) {
+        const live = await liveDescendants(trx, id);
+        if (live.length === 0) break;
+        await trx
+          .updateTable('authz_tokens')
+          .set({ revoked_at: now })
+          .where(
+            'token_id',
+            'in',
+            live.map((t) => t.token_id),
+          )
+          .where('revoked_at', 'is', null)
+          .execute();
+        for (const t of live) {
+          await recordEvent(
+            trx,
+            domainEvent('authz.token.revoked', tokenSubject(t.token_id), {
+              tokenId: t.token_id,
+              name: t.name,
+              ownerId: t.owner_id,
+              revokedWith: id,
+            }),
+          );
+        }
+      }
     });
   }
 
@@ -337,12 +432,13 @@ export class SqlAuthorizer implements Authorizer {
     if (role.description !== undefined && typeof role.description !== 'string') {
       throw new ValidationError('description must be a string', { field: 'description' });
     }
-    if (role.description !== undefined && role.description.length > AUTHORIZER_LIMITS.roleDescriptionLength) {
+    if (role.description !== undefined && role.description.length > ROLE_DESCRIPTION_LENGTH) {
       throw new ValidationError(
-        `description has ${role.description.length} chars; the roleDescriptionLength limit is ${AUTHORIZER_LIMITS.roleDescriptionLength}`,
+        `description has ${role.description.length} chars; the roleDescriptionLength limit is ${ROLE_DESCRIPTION_LENGTH}`,
         { field: 'description' },
       );
     }
+    if (role.description !== undefined) validateText(role.description, 'description', 'role description');
     const now = Date.now();
     await this.#transaction(async (trx) => {
       const existing = await trx
@@ -538,6 +634,59 @@ function rolesIn(roles: Readonly<Record<string, readonly string[]>>, scope: stri
   return Object.hasOwn(roles, scope) ? (roles[scope] ?? []) : [];
 }
 
+/** Every token descending from `tokenId` (children, their children...) that is not revoked yet, in one query. */
+async function liveDescendants(trx: Trx, tokenId: string): Promise<TokenRow[]> {
+  return trx
+    .withRecursive('lineage(token_id)', (db) =>
+      db
+        .selectFrom('authz_tokens')
+        .select('token_id')
+        .where('parent_token_id', '=', tokenId)
+        // UNION, not UNION ALL: it drops rows already found, so even a corrupted cycle would end the recursion.
+        .union(
+          db
+            .selectFrom('authz_tokens as child')
+            .innerJoin('lineage', 'lineage.token_id', 'child.parent_token_id')
+            .select('child.token_id'),
+        ),
+    )
+    .selectFrom('authz_tokens')
+    .innerJoin('lineage', 'lineage.token_id', 'authz_tokens.token_id')
+    .selectAll('authz_tokens')
+    .where('authz_tokens.revoked_at', 'is', null)
+    .orderBy('authz_tokens.created_at')
+    .orderBy('authz_tokens.token_id')
+    .execute();
+}
+
+/** `365 days`, `12 hours`, `90 minutes`: the largest unit that divides the duration. */
+function describeDuration(ms: number): string {
+  for (const [unit, size] of [
+    ['day', DAY_MS],
+    ['hour', 3_600_000],
+    ['minute', 60_000],
+    ['second', 1000],
+  ] as const) {
+    if (ms % size === 0) return `${ms / size} ${unit}${ms / size === 1 ? '' : 's'}`;
+  }
+  return `${ms} ms`;
+}
+
+function validateVerifySource(context: unknown): string | undefined {
+  if (typeof context !== 'object' || context === null) {
+    throw new ValidationError('context must be an object', { field: 'context' });
+  }
+  const source = (context as VerifyTokenContext).source;
+  if (source === undefined) return undefined;
+  if (typeof source !== 'string' || source === '' || source.length > PRINCIPAL_ID_LENGTH) {
+    throw new ValidationError(`context.source must be a non-empty string of at most ${PRINCIPAL_ID_LENGTH} chars`, {
+      field: 'context.source',
+    });
+  }
+  validateNoControlCharacters(source, 'context.source', 'context.source');
+  return source;
+}
+
 function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
@@ -588,6 +737,7 @@ function toTokenInfo(row: TokenRow): TokenInfo {
     expiresAt: new Date(Number(row.expires_at)),
     ...(row.last_used_at !== null ? { lastUsedAt: new Date(Number(row.last_used_at)) } : {}),
     ...(row.revoked_at !== null ? { revokedAt: new Date(Number(row.revoked_at)) } : {}),
+    ...(row.parent_token_id !== null ? { parentTokenId: row.parent_token_id } : {}),
   };
 }
 
@@ -604,6 +754,8 @@ function validatePrincipalId(id: unknown, field: string): asserts id is string {
   if (typeof id !== 'string' || id.trim() === '' || id.length > PRINCIPAL_ID_LENGTH) {
     throw new ValidationError(`${field} must be a non-empty string of at most ${PRINCIPAL_ID_LENGTH} chars`, { field });
   }
+  // Principal ids land in audit entries and error messages; an escape sequence there would reach terminals.
+  validateNoControlCharacters(id, field, field);
 }
 
 function validatePrincipal(principal: unknown): asserts principal is Principal {

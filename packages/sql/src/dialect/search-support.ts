@@ -33,6 +33,16 @@ export function compareColumn(
   }
 }
 
+/**
+ * A filter value compared with a name column, in the form names are stored in (NFC, see normalizeName), so
+ * `name = 'café'` finds the model whichever encoding of `é` either side used. Other fields compare as written.
+ */
+export function asStoredName(value: Comparison['value']): Comparison['value'] {
+  if (typeof value === 'string') return value.normalize('NFC');
+  if (Array.isArray(value)) return value.map((v) => v.normalize('NFC'));
+  return value;
+}
+
 /** A short fingerprint of a query, stored in its page tokens so a token cannot be replayed against another query. */
 export function queryHash(parts: unknown): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 16);

@@ -17,6 +17,7 @@ import {
 } from 'kysely';
 import type { SqlDialect } from '../dialect/dialect.js';
 import {
+  asStoredName,
   compareColumn,
   NUMERIC_OPS,
   offsetPageToken,
@@ -36,16 +37,18 @@ interface FieldSpec {
   readonly column: string;
   readonly kind: 'string' | 'number';
   readonly ops: readonly Comparator[];
+  /** A name column: values are stored NFC, so filter values are compared in that form. */
+  readonly name?: true;
 }
 
 /** Filterable attributes of registered models (MLflow's search_registered_models). */
 const MODEL_FIELDS: Readonly<Record<string, FieldSpec>> = Object.freeze({
-  name: { column: 'm.name', kind: 'string', ops: STRING_OPS },
+  name: { column: 'm.name', kind: 'string', ops: STRING_OPS, name: true },
 });
 
 /** Filterable attributes of model versions (MLflow's search_model_versions). */
 const VERSION_FIELDS: Readonly<Record<string, FieldSpec>> = Object.freeze({
-  name: { column: 'm.name', kind: 'string', ops: STRING_OPS },
+  name: { column: 'm.name', kind: 'string', ops: STRING_OPS, name: true },
   version_number: { column: 'v.version', kind: 'number', ops: NUMERIC_OPS },
   run_id: { column: 'v.run_id', kind: 'string', ops: ID_OPS },
   source_path: { column: 'v.source', kind: 'string', ops: STRING_OPS },
@@ -99,7 +102,7 @@ function clause(
   const spec = c.entity === 'attribute' ? fields[c.key] : undefined;
   if (!spec) fail(source, c, `cannot be filtered on: use ${Object.keys(fields).join(', ')} or tags.<key>`);
   check(source, c, spec.kind, spec.ops);
-  return compareColumn(eb, dialect, eb.ref(spec.column), c.comparator, c.value);
+  return compareColumn(eb, dialect, eb.ref(spec.column), c.comparator, spec.name ? asStoredName(c.value) : c.value);
 }
 
 function applyOrder(

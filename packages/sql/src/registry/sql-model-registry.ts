@@ -1,9 +1,8 @@
-import type { DomainEvent, ExperimentTracker, Logger, MetadataStore, ModelPromotion, RunArtifact } from '@mlplane/core';
+import type { DomainEvent, ExperimentTracker, MetadataStore, RunArtifact } from '@mlplane/core';
 import {
   ConflictError,
   type CreateModelInput,
   type CreateVersionInput,
-  callVetoHook,
   currentActor,
   decodePageToken,
   encodePageToken,
@@ -15,10 +14,10 @@ import {
   type ModelVersion,
   malformedPageToken,
   NotFoundError,
+  normalizeModelName,
   normalizeStage,
   type Page,
   type PageOptions,
-  type PlatformHooks,
   parseModelUri,
   type RegisteredModel,
   resolveMaxResults,
@@ -33,7 +32,7 @@ import {
   type TransitionStageInput,
   ValidationError,
   validateAlias,
-  validateModelName,
+  validateOptionalLine,
   validateOptionalString,
   validateRunId,
   validateSignature,
@@ -64,15 +63,11 @@ import { searchModelIds, searchVersionKeys } from './search.js';
 
 export interface SqlModelRegistryOptions {
   readonly store: MetadataStore;
-  /** The platform's hooks: `model.beforePromote` gates promotions; `model.registered` and `model.promoted` follow commits. */
-  readonly hooks: PlatformHooks;
   /**
    * The tracker holding the runs that versions come from. With it, createVersion refuses unknown run ids and
    * getLineage returns the run's params, metrics, tags, dataset inputs and artifacts.
    */
   readonly tracker?: ExperimentTracker;
-  /** Receives failures of after-commit hook taps, which never fail the call whose change already committed. */
-  readonly logger?: Logger;
 }
 
 /** One move of an alias, kept by the SQL registry beside the stage history. */
@@ -104,21 +99,18 @@ export class SqlModelRegistry implements ModelRegistry {
     transitionHistory: true,
     signatures: true,
     asyncRegistration: false,
+    atomicPromotionCheck: true,
   });
 
   readonly #store: MetadataStore;
-  readonly #hooks: PlatformHooks;
   readonly #tracker: ExperimentTracker | undefined;
-  readonly #logger: Logger | undefined;
   readonly #dialect: SqlDialect;
   /** Whether promotions lock the model row: Postgres only, since SQLite's SELECT has no FOR UPDATE and needs none. */
   readonly #lockRows: boolean;
 
   constructor(options: SqlModelRegistryOptions) {
     this.#store = options.store;
-    this.#hooks = options.hooks;
     this.#tracker = options.tracker;
-    this.#logger = options.logger;
     this.#dialect = sqlDialect(options.store.dialect);
     this.#lockRows = options.store.dialect === 'postgres';
   }
@@ -141,7 +133,7 @@ export class SqlModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- models
 
   async createModel(input: CreateModelInput): Promise<RegisteredModel> {
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     validateOptionalString(input.description, 'description', 'descriptionLength');
     const tags = validateTags(input.tags);
     const now = Date.now();
@@ -185,13 +177,13 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async getModel(name: string): Promise<RegisteredModel> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     const row = await requireModel(this.#db, name);
     return this.#modelById(Number(row.model_id), name);
   }
 
   async updateModel(name: string, changes: { readonly description: string }): Promise<RegisteredModel> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateDescription(changes?.description);
     const modelId = await this.#transaction(async (trx) => {
       const row = await requireModel(trx, name);
@@ -211,8 +203,8 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async renameModel(name: string, newName: string): Promise<RegisteredModel> {
-    validateModelName(name);
-    validateModelName(newName, 'newName');
+    name = normalizeModelName(name);
+    newName = normalizeModelName(newName, 'newName');
     try {
       const modelId = await this.#transaction(async (trx) => {
         const row = await requireModel(trx, name);
@@ -238,7 +230,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async deleteModel(name: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     await this.#transaction(async (trx) => {
       const row = await requireModel(trx, name);
       const id = Number(row.model_id);
@@ -273,14 +265,14 @@ export class SqlModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- versions
 
   async createVersion(input: CreateVersionInput): Promise<ModelVersion> {
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     if (typeof input.source !== 'string' || input.source.trim() === '') {
       throw new ValidationError('source must be a non-empty artifact URI', { field: 'source' });
     }
-    validateOptionalString(input.source, 'source', 'sourceLength');
-    validateOptionalString(input.runLink, 'runLink', 'runLinkLength');
+    validateOptionalLine(input.source, 'source', 'sourceLength');
+    validateOptionalLine(input.runLink, 'runLink', 'runLinkLength');
     validateOptionalString(input.description, 'description', 'descriptionLength');
-    validateOptionalString(input.userId, 'userId', 'userIdLength');
+    validateOptionalLine(input.userId, 'userId', 'userIdLength');
     validateSignature(input.signature);
     const tags = validateTags(input.tags);
     let runId = input.runId;
@@ -346,12 +338,11 @@ export class SqlModelRegistry implements ModelRegistry {
       return { modelId, version };
     });
     const created = await this.#versionByKey(key.modelId, key.version, input.name);
-    await this.#afterCommit('model.registered', () => this.#hooks.model.registered.promise(created));
     return created;
   }
 
   async getVersion(name: string, version: number): Promise<ModelVersion> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     const found = await findVersionByName(this.#db, this.#dialect, name, { version });
     if (found) return found;
@@ -360,7 +351,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async updateVersion(name: string, version: number, changes: { readonly description: string }): Promise<ModelVersion> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     validateDescription(changes?.description);
     const modelId = await this.#transaction(async (trx) => {
@@ -382,7 +373,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async deleteVersion(name: string, version: number): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     await this.#transaction(async (trx) => {
       const { modelId, row } = await requireVersion(trx, name, version, this.#lockRows);
@@ -439,7 +430,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async getLatestVersions(name: string, stages?: readonly ModelStage[]): Promise<readonly ModelVersion[]> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (stages !== undefined && !Array.isArray(stages)) {
       throw new ValidationError('stages must be an array of stage names', { field: 'stages' });
     }
@@ -453,12 +444,12 @@ export class SqlModelRegistry implements ModelRegistry {
   async transitionStage(input: TransitionStageInput): Promise<ModelVersion> {
     // An actor named in the input wins; otherwise whoever the work is done for (actingAs).
     const actor = input?.actor ?? currentActor()?.actor;
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     validateVersionNumber(input.version);
     if (typeof input.to !== 'string') throw new ValidationError('to must be a stage name', { field: 'stage' });
     const to = normalizeStage(input.to);
     validateOptionalString(input.reason, 'reason', 'reasonLength');
-    validateOptionalString(actor, 'actor', 'userIdLength');
+    validateOptionalLine(actor, 'actor', 'userIdLength');
     const archiveExisting = input.archiveExisting ?? false;
     if (typeof archiveExisting !== 'boolean') {
       throw new ValidationError('archiveExisting must be a boolean', { field: 'archiveExisting' });
@@ -469,22 +460,7 @@ export class SqlModelRegistry implements ModelRegistry {
       });
     }
     const current = await this.getVersion(input.name, input.version);
-    // A no-op changes nothing, so there is nothing for a policy to judge.
     if (current.stage === to) return current;
-    const promotion: ModelPromotion = {
-      kind: 'stage',
-      from: current.stage,
-      to,
-      actor,
-      reason: input.reason,
-    };
-    await callVetoHook(
-      this.#hooks.model.beforePromote,
-      `promotion of ${input.name} v${input.version} to ${to}`,
-      current,
-      to,
-      promotion,
-    );
     const modelId = await this.#transaction(async (trx) => {
       const { modelId, row } = await requireVersion(trx, input.name, input.version, this.#lockRows);
       if (row.stage !== current.stage) {
@@ -492,6 +468,7 @@ export class SqlModelRegistry implements ModelRegistry {
           `${input.name} v${input.version} moved from ${current.stage} to ${row.stage} while the promotion was being checked; retry`,
         );
       }
+      await this.#requireUnchanged(trx, modelId, input.expected);
       const now = Date.now();
       const moves: { version: number; from: string; causedBy: number | null }[] = [
         { version: input.version, from: row.stage, causedBy: null },
@@ -549,9 +526,7 @@ export class SqlModelRegistry implements ModelRegistry {
       await recordEvent(trx, events);
       return modelId;
     });
-    const promoted = await this.#versionByKey(modelId, input.version, input.name);
-    await this.#afterCommit('model.promoted', () => this.#hooks.model.promoted.promise(promoted, promotion));
-    return promoted;
+    return this.#versionByKey(modelId, input.version, input.name);
   }
 
   async getTransitionHistory(
@@ -559,7 +534,7 @@ export class SqlModelRegistry implements ModelRegistry {
     version?: number,
     options: PageOptions = {},
   ): Promise<Page<StageTransition>> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (version !== undefined) validateVersionNumber(version);
     const maxResults = resolveMaxResults(options.maxResults, TRANSITION_HISTORY_PAGE);
     const model = await requireModel(this.#db, name);
@@ -606,35 +581,23 @@ export class SqlModelRegistry implements ModelRegistry {
   async setAlias(input: SetAliasInput): Promise<void> {
     // An actor named in the input wins; otherwise whoever the work is done for (actingAs).
     const actor = input?.actor ?? currentActor()?.actor;
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     if (typeof input.alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     validateAlias(input.alias);
     validateVersionNumber(input.version);
-    validateOptionalString(actor, 'actor', 'userIdLength');
+    validateOptionalLine(actor, 'actor', 'userIdLength');
     validateOptionalString(input.reason, 'reason', 'reasonLength');
-    const target = await this.getVersion(input.name, input.version);
+    await this.getVersion(input.name, input.version);
     const model = await requireModel(this.#db, input.name);
     const previous = await findAlias(this.#db, Number(model.model_id), input.alias);
     if (previous === input.version) return;
-    const promotion: ModelPromotion = {
-      kind: 'alias',
-      from: previous === undefined ? undefined : String(previous),
-      to: input.alias,
-      actor,
-      reason: input.reason,
-    };
-    await callVetoHook(
-      this.#hooks.model.beforePromote,
-      `promotion of ${input.name} v${input.version} to @${input.alias}`,
-      target,
-      input.alias,
-      promotion,
-    );
     const modelId = await this.#transaction(async (trx) => {
       const { modelId } = await requireVersion(trx, input.name, input.version, this.#lockRows);
       const now = Date.now();
       const current = await findAlias(trx, modelId, input.alias);
-      if (current !== previous) {
+      await this.#requireUnchanged(trx, modelId, input.expected);
+      const judged = input.expectedPrevious === undefined ? previous : (input.expectedPrevious ?? undefined);
+      if (current !== previous || current !== judged) {
         throw new ConflictError(
           `alias '${input.alias}' of model '${input.name}' moved while the promotion was being checked; retry`,
         );
@@ -674,12 +637,11 @@ export class SqlModelRegistry implements ModelRegistry {
       );
       return modelId;
     });
-    const promoted = await this.#versionByKey(modelId, input.version, input.name);
-    await this.#afterCommit('model.promoted', () => this.#hooks.model.promoted.promise(promoted, promotion));
+    void modelId;
   }
 
   async deleteAlias(name: string, alias: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (typeof alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     await this.#transaction(async (trx) => {
       const model = await requireModel(trx, name, this.#lockRows);
@@ -710,7 +672,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async getVersionByAlias(name: string, alias: string): Promise<ModelVersion> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (typeof alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     const found = await findVersionByName(this.#db, this.#dialect, name, { alias });
     if (found) return found;
@@ -724,7 +686,7 @@ export class SqlModelRegistry implements ModelRegistry {
 
   /** Every move of the model's aliases (or of one alias), oldest first: who pointed it where, when and why. */
   async getAliasHistory(name: string, alias?: string): Promise<readonly AliasMove[]> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateOptionalString(alias, 'alias');
     const model = await requireModel(this.#db, name);
     let q = this.#db.selectFrom('model_alias_moves').selectAll().where('model_id', '=', Number(model.model_id));
@@ -744,7 +706,7 @@ export class SqlModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- tags
 
   async setModelTag(name: string, key: string, value: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateTag(key, value);
     await this.#transaction(async (trx) => {
       const modelId = Number((await requireModel(trx, name)).model_id);
@@ -759,7 +721,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async deleteModelTag(name: string, key: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (typeof key !== 'string') throw new ValidationError('tag key must be a string', { field: 'key' });
     await this.#transaction(async (trx) => {
       const modelId = Number((await requireModel(trx, name)).model_id);
@@ -775,7 +737,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async setVersionTag(name: string, version: number, key: string, value: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     validateTag(key, value);
     await this.#transaction(async (trx) => {
@@ -791,7 +753,7 @@ export class SqlModelRegistry implements ModelRegistry {
   }
 
   async deleteVersionTag(name: string, version: number, key: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     if (typeof key !== 'string') throw new ValidationError('tag key must be a string', { field: 'key' });
     await this.#transaction(async (trx) => {
@@ -813,7 +775,7 @@ export class SqlModelRegistry implements ModelRegistry {
   async getLineage(name: string, version: number): Promise<ModelLineage> {
     const v = await this.getVersion(name, version);
     const lineage: ModelLineage = {
-      name,
+      name: v.name,
       version: v.version,
       source: v.source,
       ...(v.runId !== undefined ? { runId: v.runId } : {}),
@@ -838,8 +800,8 @@ export class SqlModelRegistry implements ModelRegistry {
 
   async resolve(modelUri: string): Promise<ModelVersion> {
     if (typeof modelUri !== 'string') throw new ValidationError('modelUri must be a string', { field: 'modelUri' });
-    const uri = parseModelUri(modelUri);
-    validateModelName(uri.name);
+    const parsed = parseModelUri(modelUri);
+    const uri = { ...parsed, name: normalizeModelName(parsed.name) };
     switch (uri.kind) {
       case 'version':
         return this.getVersion(uri.name, uri.version);
@@ -879,12 +841,19 @@ export class SqlModelRegistry implements ModelRegistry {
     return found;
   }
 
-  /** Runs a parallel hook after a commit; a failing tap is logged, since the change it reacts to already happened. */
-  async #afterCommit(hook: string, run: () => Promise<void>): Promise<void> {
-    try {
-      await run();
-    } catch (err) {
-      this.#logger?.warn({ err, hook }, `a ${hook} hook tap failed after the change committed`);
+  /**
+   * The promotion check: inside the write's transaction (the version row locked on PostgreSQL, the database on
+   * SQLite), the version must still be what the `model.beforePromote` policies judged, or nothing is applied.
+   */
+  async #requireUnchanged(trx: Trx, modelId: number, expected: ModelVersion | undefined): Promise<void> {
+    if (!expected) return;
+    const now = await loadVersion(trx, modelId, expected.version);
+    if (!now) throw versionNotFound(expected.name, expected.version);
+    const drift = changedFields(expected, now);
+    if (drift.length > 0) {
+      throw new ConflictError(
+        `${expected.name} v${expected.version} changed (${drift.join(', ')}) while the promotion policies were judging it; nothing was applied, retry`,
+      );
     }
   }
 }
@@ -960,4 +929,19 @@ async function listArtifacts(tracker: ExperimentTracker, runId: string): Promise
     } while (pageToken);
   }
   return out;
+}
+
+/** What a promotion policy may have based its judgement on, compared between the judged and the stored version. */
+function changedFields(a: ModelVersion, b: ModelVersion): string[] {
+  const sortedTags = (v: ModelVersion) => JSON.stringify(Object.entries(v.tags).sort(([x], [y]) => (x < y ? -1 : 1)));
+  const checks: [string, unknown, unknown][] = [
+    ['stage', a.stage, b.stage],
+    ['status', a.status, b.status],
+    ['description', a.description, b.description],
+    ['source', a.source, b.source],
+    ['runId', a.runId, b.runId],
+    ['tags', sortedTags(a), sortedTags(b)],
+    ['aliases', [...a.aliases].sort().join(','), [...b.aliases].sort().join(',')],
+  ];
+  return checks.filter(([, x, y]) => x !== y).map(([name]) => name);
 }

@@ -23,6 +23,7 @@ import {
 } from 'kysely';
 import type { SqlDialect } from '../dialect/dialect.js';
 import {
+  asStoredName,
   compareColumn,
   NUMERIC_OPS,
   offsetPageToken,
@@ -44,12 +45,14 @@ interface AttributeSpec {
   readonly ops: readonly Comparator[];
   /** Whether the column can be NULL; NOT NULL columns sort without the nulls-last term, so indexes can order. */
   readonly nullable?: boolean;
+  /** A name column: values are stored NFC, so filter values are compared in that form. */
+  readonly name?: true;
 }
 
 /** `attributes.<name>` of runs, mapped to columns; the keys are `capabilities.filterAttributes`. */
 export const RUN_ATTRIBUTES: Readonly<Record<string, AttributeSpec>> = Object.freeze({
   run_id: { column: 'runs.run_id', kind: 'string', ops: STRING_LIST_OPS },
-  run_name: { column: 'runs.name', kind: 'string', ops: STRING_LIST_OPS },
+  run_name: { column: 'runs.name', kind: 'string', ops: STRING_LIST_OPS, name: true },
   status: { column: 'runs.status', kind: 'string', ops: STRING_LIST_OPS },
   user_id: { column: 'runs.user_id', kind: 'string', ops: STRING_LIST_OPS, nullable: true },
   artifact_uri: { column: 'runs.artifact_uri', kind: 'string', ops: STRING_LIST_OPS },
@@ -58,7 +61,7 @@ export const RUN_ATTRIBUTES: Readonly<Record<string, AttributeSpec>> = Object.fr
 });
 
 const EXPERIMENT_ATTRIBUTES: Readonly<Record<string, AttributeSpec>> = Object.freeze({
-  name: { column: 'experiments.name', kind: 'string', ops: STRING_LIST_OPS },
+  name: { column: 'experiments.name', kind: 'string', ops: STRING_LIST_OPS, name: true },
   experiment_id: { column: 'experiments.experiment_id', kind: 'number', ops: NUMERIC_OPS },
   creation_time: { column: 'experiments.creation_time', kind: 'number', ops: NUMERIC_OPS },
   last_update_time: { column: 'experiments.last_update_time', kind: 'number', ops: NUMERIC_OPS },
@@ -136,7 +139,7 @@ function runClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Comparison
         throw clauseError(source, c, `is not a run attribute: use ${Object.keys(RUN_ATTRIBUTES).join(', ')}`);
       }
       checkClause(source, c, spec.kind, spec.ops);
-      return compareColumn(eb, dialect, eb.ref(spec.column), c.comparator, c.value);
+      return compareColumn(eb, dialect, eb.ref(spec.column), c.comparator, spec.name ? asStoredName(c.value) : c.value);
     }
   }
 }
@@ -162,7 +165,7 @@ function experimentClause(eb: AnyEb, dialect: SqlDialect, source: string, c: Com
     );
   }
   checkClause(source, c, spec.kind, spec.ops);
-  return compareColumn(eb, dialect, eb.ref(spec.column), c.comparator, c.value);
+  return compareColumn(eb, dialect, eb.ref(spec.column), c.comparator, spec.name ? asStoredName(c.value) : c.value);
 }
 
 function lifecycleStages(view: ViewType | undefined, field: string): readonly ('active' | 'deleted')[] {

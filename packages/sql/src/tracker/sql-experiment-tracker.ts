@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type {
   ArtifactBody,
   ArtifactInfo,
@@ -8,6 +9,7 @@ import type {
   PutArtifactOptions,
 } from '@mlplane/core';
 import {
+  ARTIFACT_URI_PATTERN,
   argumentsError,
   ConflictError,
   type CreateExperimentInput,
@@ -28,6 +30,7 @@ import {
   type MetricInput,
   malformedPageToken,
   NotFoundError,
+  normalizeName,
   type Page,
   type PageOptions,
   type Param,
@@ -45,7 +48,10 @@ import {
   TRACKER_LIMITS,
   type UpdateRunInput,
   ValidationError,
+  validateArtifactLocation,
   validateLogBatch,
+  validateNoControlCharacters,
+  validateText,
   validateTrackingKey,
 } from '@mlplane/core';
 import type { Kysely, Transaction } from 'kysely';
@@ -75,7 +81,10 @@ import { RUN_ATTRIBUTES, searchExperimentIds, searchRunIds } from './search.js';
 export interface SqlExperimentTrackerOptions {
   readonly store: MetadataStore;
   readonly artifacts: ArtifactStore;
-  /** Key prefix in the ArtifactStore under which experiments get their default artifact location (`experiments`). */
+  /**
+   * Key prefix in the ArtifactStore under which experiments get their default artifact location (`experiments`):
+   * experiment 7's location is then `artifacts.uri('experiments/7')`.
+   */
   readonly artifactRoot?: string;
 }
 
@@ -87,9 +96,15 @@ const EXPERIMENT_ID_PATTERN = /^[1-9][0-9]{0,15}$/;
 
 type Trx = Transaction<TrackerDatabase>;
 
+/** The key `uri` is asked about to learn what it puts before a key; any valid key would do. */
+const URI_PROBE_KEY = 'mlplane-uri-probe';
+
 /**
  * The ExperimentTracker on a MetadataStore (SQLite or PostgreSQL), with run artifacts in an ArtifactStore.
  * Each write is one transaction that also records its domain events in the outbox.
+ *
+ * Artifact locations are stored as the ArtifactStore's URIs (`file:///…/experiments/7`, `s3://bucket/…`), the
+ * same meaning an MLflow-backed tracker gives them; reads and writes map a URI back to its key (`#keyOf`).
  */
 export class SqlExperimentTracker implements ExperimentTracker {
   readonly capabilities: ExperimentTrackerCapabilities = Object.freeze({
@@ -102,20 +117,100 @@ export class SqlExperimentTracker implements ExperimentTracker {
   readonly #store: MetadataStore;
   readonly #artifacts: ArtifactStore;
   readonly #artifactRoot: string;
+  /** What the store's `uri` puts before every key (`file:///data/artifacts/`, `s3://bucket/prefix/`). */
+  readonly #artifactBase: string;
   readonly #dialect: SqlDialect;
 
   private constructor(options: SqlExperimentTrackerOptions) {
     this.#store = options.store;
     this.#artifacts = options.artifacts;
     this.#artifactRoot = (options.artifactRoot ?? 'experiments').replace(/\/+$/, '');
+    this.#artifactBase = uriBaseOf(options.artifacts);
     this.#dialect = sqlDialect(options.store.dialect);
   }
 
-  /** Applies the outbox and tracker migrations, then returns a ready tracker. */
+  /**
+   * Applies the outbox and tracker migrations, turns artifact locations recorded as bare keys (before locations
+   * became URIs) into the store's URIs, then returns a ready tracker.
+   */
   static async open(options: SqlExperimentTrackerOptions): Promise<SqlExperimentTracker> {
     await options.store.migrate(OUTBOX_OWNER, OUTBOX_MIGRATIONS);
     await options.store.migrate(TRACKER_OWNER, TRACKER_MIGRATIONS);
-    return new SqlExperimentTracker(options);
+    const tracker = new SqlExperimentTracker(options);
+    await tracker.#adoptKeyLocations();
+    return tracker;
+  }
+
+  /**
+   * Rows written before artifact locations were URIs hold the ArtifactStore key itself. A valid key never holds
+   * `//` (empty segments are refused), so `NOT LIKE '%://%'` narrows the scan to them and to URIs without `//`,
+   * which the scheme test then skips; each bare key becomes the store's URI for it. Idempotent; once done, it
+   * costs one scan of each table per open.
+   */
+  async #adoptKeyLocations(): Promise<void> {
+    await this.#transaction(async (trx) => {
+      const experiments = await trx
+        .selectFrom('experiments')
+        .select(['experiment_id', 'artifact_location'])
+        .where('artifact_location', 'not like', '%://%')
+        .execute();
+      for (const row of experiments) {
+        if (ARTIFACT_URI_PATTERN.test(row.artifact_location)) continue;
+        const uri = this.#uriOrUndefined(row.artifact_location);
+        if (uri === undefined) continue;
+        await trx
+          .updateTable('experiments')
+          .set({ artifact_location: uri })
+          .where('experiment_id', '=', row.experiment_id)
+          .execute();
+      }
+      const runs = await trx
+        .selectFrom('runs')
+        .select(['run_id', 'artifact_uri'])
+        .where('artifact_uri', 'not like', '%://%')
+        .execute();
+      for (const row of runs) {
+        if (ARTIFACT_URI_PATTERN.test(row.artifact_uri)) continue;
+        const uri = this.#uriOrUndefined(row.artifact_uri);
+        if (uri === undefined) continue;
+        await trx.updateTable('runs').set({ artifact_uri: uri }).where('run_id', '=', row.run_id).execute();
+      }
+    });
+  }
+
+  /** The store's URI for `key`, or undefined when `key` breaks the key rules (the store's `uri` refuses it). */
+  #uriOrUndefined(key: string): string | undefined {
+    try {
+      return this.#artifacts.uri(key);
+    } catch (err) {
+      if (err instanceof ValidationError) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * The ArtifactStore key an artifact URI names, or undefined when it names a place outside the store. The part
+   * after the store's base is tried as is (S3-style URIs) and percent-decoded (file URLs); a candidate counts only
+   * if the store maps it back to exactly `uri`, so no encoding guess can name the wrong key.
+   */
+  #keyOf(uri: string): string | undefined {
+    if (!uri.startsWith(this.#artifactBase)) return undefined;
+    const rest = uri.slice(this.#artifactBase.length);
+    for (const candidate of new Set([rest, decodeOrUndefined(rest)])) {
+      if (candidate !== undefined && this.#uriOrUndefined(candidate) === uri) return candidate;
+    }
+    return undefined;
+  }
+
+  /** The key prefix of a run's artifacts; ConflictError when its URI lies outside this tracker's store. */
+  #runArtifactKey(run: RunRow): string {
+    const key = this.#keyOf(run.artifact_uri);
+    if (key === undefined) {
+      throw new ConflictError(
+        `run '${run.run_id}' keeps its artifacts at '${run.artifact_uri}', outside this tracker's artifact store (${this.#artifactBase}): the store's root changed since the run was created; open the tracker on the store that holds them`,
+      );
+    }
+    return key;
   }
 
   get #db(): Kysely<TrackerDatabase> {
@@ -129,22 +224,23 @@ export class SqlExperimentTracker implements ExperimentTracker {
   // ---------------------------------------------------------------- experiments
 
   async createExperiment(input: CreateExperimentInput): Promise<Experiment> {
-    validateExperimentName(input.name);
+    // Stored and looked up NFC, so a name equal to a taken one after normalisation is taken too.
+    input = { ...input, name: experimentName(input?.name) };
     const tags = validateExperimentTags(input.tags ?? {});
     if (input.artifactLocation !== undefined) {
-      if (typeof input.artifactLocation !== 'string' || input.artifactLocation.trim() === '') {
-        throw new ValidationError('artifactLocation must be a non-empty string', { field: 'artifactLocation' });
-      }
+      validateArtifactLocation(input.artifactLocation);
       if (input.artifactLocation.length > TRACKER_LIMITS.artifactLocationLength) {
         throw new ValidationError(
           `artifactLocation has ${input.artifactLocation.length} chars; the artifactLocationLength limit is ${TRACKER_LIMITS.artifactLocationLength}`,
           { field: 'artifactLocation' },
         );
       }
-      if (input.artifactLocation.startsWith('runs:')) {
-        throw new ValidationError(`artifactLocation must not be a runs:/ URI, got '${input.artifactLocation}'`, {
-          field: 'artifactLocation',
-        });
+      // This tracker writes artifacts only through its ArtifactStore, so a location elsewhere could never be written.
+      if (this.#keyOf(input.artifactLocation.replace(/\/+$/, '')) === undefined) {
+        throw new ValidationError(
+          `artifactLocation '${input.artifactLocation}' is outside this tracker's artifact store: use a URI under ${this.#artifactBase}`,
+          { field: 'artifactLocation' },
+        );
       }
     }
     const now = Date.now();
@@ -163,7 +259,8 @@ export class SqlExperimentTracker implements ExperimentTracker {
           .returning('experiment_id')
           .executeTakeFirstOrThrow();
         const id = Number(inserted.experiment_id);
-        const artifactLocation = input.artifactLocation ?? `${this.#artifactRoot}/${id}`;
+        const artifactLocation =
+          input.artifactLocation?.replace(/\/+$/, '') ?? this.#artifacts.uri(`${this.#artifactRoot}/${id}`);
         if (input.artifactLocation === undefined) {
           await trx
             .updateTable('experiments')
@@ -210,7 +307,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
   }
 
   async getExperimentByName(name: string): Promise<Experiment> {
-    if (typeof name !== 'string') throw new ValidationError('name must be a string', { field: 'name' });
+    name = experimentName(name);
     const row = await findExperimentByName(this.#db, name);
     if (!row) throw new NotFoundError(`experiment named '${name}' does not exist`);
     return this.getExperiment(String(row.experiment_id));
@@ -232,7 +329,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
 
   async updateExperiment(experimentId: string, changes: { readonly name: string }): Promise<Experiment> {
     const id = parseExperimentId(experimentId);
-    validateExperimentName(changes?.name);
+    changes = { ...changes, name: experimentName(changes?.name) };
     try {
       await this.#transaction(async (trx) => {
         const row = await requireExperiment(trx, id, experimentId);
@@ -347,8 +444,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
       }
       parentRunId = parentTag;
     }
-    const name = input.name ?? generateRunName();
-    validateRunName(name);
+    const name = runName(input.name ?? generateRunName());
     const status = input.status ?? 'RUNNING';
     if (status !== 'RUNNING' && status !== 'SCHEDULED') {
       throw new ValidationError(`a run is created RUNNING or SCHEDULED, got '${status}'`, { field: 'status' });
@@ -365,6 +461,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
         field: 'userId',
       });
     }
+    if (input.userId !== undefined) validateNoControlCharacters(input.userId, 'userId', 'userId');
     const runId = randomUUID().replaceAll('-', '');
     if (parentRunId !== undefined && !tags.some((t) => t.key === PARENT_RUN_TAG)) {
       tags.push({ key: PARENT_RUN_TAG, value: parentRunId });
@@ -435,7 +532,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
     if (input.endTime !== undefined && (!(input.endTime instanceof Date) || Number.isNaN(input.endTime.getTime()))) {
       throw new ValidationError('endTime must be a valid Date', { field: 'endTime' });
     }
-    if (input.name !== undefined) validateRunName(input.name);
+    if (input.name !== undefined) input = { ...input, name: runName(input.name) };
     return this.#transaction(async (trx) => {
       const row = await requireActiveRun(trx, input.runId);
       const changes: Partial<RunRow> = {};
@@ -713,7 +810,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
     options?: PutArtifactOptions,
   ): Promise<ArtifactInfo> {
     const run = await requireActiveRun(this.#db, runId);
-    const key = joinArtifactPath(run.artifact_uri, path);
+    const key = joinArtifactPath(this.#runArtifactKey(run), path);
     const info = await this.#artifacts.put(key, body, options);
     // The artifact store is not transactional with the database: the event follows a successful put.
     await this.#transaction(async (trx) => {
@@ -731,7 +828,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
   ): Promise<Page<RunArtifact>> {
     const pageSize = resolveMaxResults(options.maxResults, RUN_ARTIFACTS_PAGE);
     const run = await requireRun(this.#db, runId);
-    const root = `${run.artifact_uri.replace(/\/+$/, '')}/`;
+    const root = `${this.#runArtifactKey(run)}/`;
     const dir = options.path === undefined || options.path === '' ? root : `${joinArtifactPath(root, options.path)}/`;
     let storeToken: string | undefined;
     if (options.pageToken !== undefined) {
@@ -760,6 +857,27 @@ export class SqlExperimentTracker implements ExperimentTracker {
       ? { items, nextPageToken: encodePageToken({ r: runId, p: options.path ?? '', a: page.nextPageToken }) }
       : { items };
   }
+
+  async openArtifact(runId: string, path: string): Promise<{ info: RunArtifact; body: Readable }> {
+    if (typeof path !== 'string') throw new ValidationError('path must be a string', { field: 'path' });
+    const run = await requireRun(this.#db, runId);
+    const key = joinArtifactPath(this.#runArtifactKey(run), path);
+    try {
+      const { info, body } = await this.#artifacts.get(key);
+      return { info: { path, isDir: false, size: info.size }, body };
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      // Directories exist only as key prefixes: say so rather than claim nothing is there.
+      const below = await this.#artifacts.list({ prefix: `${key}/`, delimiter: '/', pageSize: 1 });
+      const isDir = below.items.length > 0 || below.prefixes.length > 0;
+      throw new NotFoundError(
+        isDir
+          ? `'${path}' in run '${runId}' is a directory, not a file: list it with listRunArtifacts`
+          : `run '${runId}' has no artifact file '${path}'`,
+        { cause: err },
+      );
+    }
+  }
 }
 
 // ---------------------------------------------------------------- helpers
@@ -787,6 +905,29 @@ function metricsLoggedEvent(runId: string, points: readonly NewMetric[]): Domain
 function refuseArguments(operation: 'logMetric' | 'logParam' | 'setTag', args: readonly unknown[]): void {
   const refused = argumentsError(experimentTrackerInputs[operation], args, operation);
   if (refused) throw refused;
+}
+
+/**
+ * What `store.uri` puts before a key, learned from one probe key. The tracker maps URIs back to keys by it, so a
+ * store whose URIs do not end with the key cannot back the tracker: it says so at once.
+ */
+function uriBaseOf(store: ArtifactStore): string {
+  const uri = store.uri(URI_PROBE_KEY);
+  if (!uri.endsWith(`/${URI_PROBE_KEY}`) || !ARTIFACT_URI_PATTERN.test(uri)) {
+    throw new ValidationError(
+      `the ArtifactStore's uri('${URI_PROBE_KEY}') gave '${uri}', not an absolute URI ending with '/${URI_PROBE_KEY}': the tracker cannot map its artifact URIs back to keys`,
+      { field: 'artifacts' },
+    );
+  }
+  return uri.slice(0, -URI_PROBE_KEY.length);
+}
+
+function decodeOrUndefined(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function experimentNotFound(id: string): NotFoundError {
@@ -841,27 +982,27 @@ async function requireActiveRun(db: Kysely<TrackerDatabase>, runId: string, lock
   return row;
 }
 
-function validateExperimentName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.trim() === '') {
-    throw new ValidationError('experiment name must be a non-empty string', { field: 'name' });
-  }
-  if (name.length > TRACKER_LIMITS.experimentNameLength) {
-    throw new ValidationError(
-      `experiment name has ${name.length} chars; the experimentNameLength limit is ${TRACKER_LIMITS.experimentNameLength}`,
-      { field: 'name' },
-    );
-  }
+/** The stored form of an experiment name (NFC; no control or bidi characters); ValidationError naming `name`. */
+function experimentName(name: unknown): string {
+  return normalizeName(name, {
+    field: 'name',
+    what: 'experiment name',
+    maxLength: TRACKER_LIMITS.experimentNameLength,
+    limitName: 'experimentNameLength',
+  });
 }
 
-function validateRunName(name: unknown): void {
+/** The stored form of a run name, as experimentName; run names may be empty, as in MLflow. */
+function runName(name: unknown): string {
   if (typeof name !== 'string') throw new ValidationError('run name must be a string', { field: 'name' });
   // MLflow keeps the run name in the mlflow.runName tag, so the tag value limit applies.
-  if (name.length > TRACKER_LIMITS.runTagValueLength) {
-    throw new ValidationError(
-      `run name has ${name.length} chars; the runTagValueLength limit is ${TRACKER_LIMITS.runTagValueLength}`,
-      { field: 'name' },
-    );
-  }
+  return normalizeName(name, {
+    field: 'name',
+    what: 'run name',
+    maxLength: TRACKER_LIMITS.runTagValueLength,
+    limitName: 'runTagValueLength',
+    allowEmpty: true,
+  });
 }
 
 function validateExperimentTags(tags: Readonly<Record<string, string>>): [string, string][] {
@@ -886,6 +1027,7 @@ function validateExperimentTags(tags: Readonly<Record<string, string>>): [string
     if (typeof value !== 'string') {
       throw new ValidationError(`experiment tag '${key}' value must be a string`, { field: `tags.${key}` });
     }
+    validateText(value, `tags.${key}`, `experiment tag '${key}' value`);
     if (value.length > TRACKER_LIMITS.experimentTagValueLength) {
       throw new ValidationError(
         `experiment tag '${key}' value has ${value.length} chars; the experimentTagValueLength limit is ${TRACKER_LIMITS.experimentTagValueLength}`,
@@ -909,6 +1051,7 @@ function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
     if (typeof value !== 'string' || (required && value === '')) {
       throw new ValidationError(`${field} must be a non-empty string`, { field });
     }
+    validateText(value, field, field);
     if (value.length > TRACKER_LIMITS[name]) {
       throw new ValidationError(`${field} has ${value.length} chars; the ${name} limit is ${TRACKER_LIMITS[name]}`, {
         field,
@@ -931,6 +1074,7 @@ function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
         { field: `inputs[${i}].tags` },
       );
     }
+    validateNoControlCharacters(d.sourceType, `inputs[${i}].dataset.sourceType`, 'dataset sourceType');
     tags.forEach((t, j) => {
       limit(`inputs[${i}].tags[${j}].key`, t?.key, 'inputTagKeyLength');
       limit(`inputs[${i}].tags[${j}].value`, t?.value, 'inputTagValueLength');

@@ -1,6 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { MetadataStore } from '@mlplane/core';
-import { NotFoundError, SECRET_NAME_PATTERN, type SecretStore, ValidationError } from '@mlplane/core';
+import {
+  NotFoundError,
+  SECRET_NAME_PATTERN,
+  type SecretStore,
+  ValidationError,
+  validateNoControlCharacters,
+  validateText,
+} from '@mlplane/core';
 import type { Kysely } from 'kysely';
 import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, recordEvent } from '../outbox/outbox.js';
 import { WEBHOOKS_MIGRATIONS, WEBHOOKS_OWNER, type WebhookSubscriptionTable, type WebhooksDatabase } from './schema.js';
@@ -123,13 +130,19 @@ export class WebhookSubscriptions {
       created_at: now,
       updated_at: now,
     };
-    await this.#store.transaction<void, WebhooksDatabase>(async (trx) => {
-      await trx.insertInto('webhook_subscriptions').values(row).execute();
-      await recordEvent(
-        trx,
-        domainEvent('webhook.subscription.created', subject(id), summary(row), { actor: actor ?? undefined }),
-      );
-    });
+    try {
+      await this.#store.transaction<void, WebhooksDatabase>(async (trx) => {
+        await trx.insertInto('webhook_subscriptions').values(row).execute();
+        await recordEvent(
+          trx,
+          domainEvent('webhook.subscription.created', subject(id), summary(row), { actor: actor ?? undefined }),
+        );
+      });
+    } catch (err) {
+      // A generated secret without its subscription would be a signing credential nothing owns or deletes.
+      if (secret !== undefined) await this.#secrets.delete?.(secretName).catch(() => undefined);
+      throw err;
+    }
     this.#changed();
     const subscription = toSubscription(row);
     return secret === undefined ? { subscription } : { subscription, secret };
@@ -305,11 +318,17 @@ export function validateUrl(url: unknown): string {
   if (typeof url !== 'string' || url.length === 0 || url.length > MAX_URL_LENGTH) {
     throw new ValidationError(`url must be a string of 1 to ${MAX_URL_LENGTH} characters`, { field: 'url' });
   }
+  // The URL parser silently drops tabs and line breaks and trims outer spaces, so the URL stored and shown would
+  // not be the one events are sent to.
+  validateNoControlCharacters(url, 'url', 'url');
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch (cause) {
     throw new ValidationError(`url '${url}' is not an absolute URL`, { field: 'url', cause });
+  }
+  if (url.includes(' ')) {
+    throw new ValidationError("url must not contain spaces: percent-encode them as '%20'", { field: 'url' });
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new ValidationError(`url must use http or https, not '${parsed.protocol.replace(/:$/, '')}'`, {
@@ -348,5 +367,6 @@ function validateDescription(description: unknown): string {
       field: 'description',
     });
   }
+  validateText(description, 'description', 'description');
   return description;
 }

@@ -11,7 +11,6 @@ import {
   AUDIT_LIMITS,
   type AuditLog,
   auditLogInputs,
-  createPlatformHooks,
   type ExperimentTracker,
   experimentTrackerInputs,
   type LogBatchInput,
@@ -90,7 +89,7 @@ export function limitsSuite(name: string, open: () => Promise<{ store: MetadataS
       ({ store, close } = await open());
       dir = await mkdtemp(join(tmpdir(), 'mlplane-limits-'));
       const tracker = await SqlExperimentTracker.open({ store, artifacts: new LocalArtifactStore({ root: dir }) });
-      const registry = await SqlModelRegistry.open({ store, hooks: createPlatformHooks(), tracker });
+      const registry = await SqlModelRegistry.open({ store, tracker });
       const audit = await SqlAuditLog.open({ store });
       ports = { tracker, registry, audit };
       experimentId = (await tracker.createExperiment({ name: unique('limits') })).id;

@@ -87,6 +87,16 @@ describe('webhook subscriptions', () => {
     expect(JSON.stringify(events)).not.toContain(secret!);
   });
 
+  it('leaves no generated secret behind when the subscription cannot be stored', async () => {
+    const other = await SqliteMetadataStore.open({ path: join(dir, 'other.sqlite') });
+    const orphaned = await WebhookSubscriptions.open({ store: other, secrets });
+    await other.close();
+    const err = await orphaned.create({ url: receiver.url, eventTypes: ['*'] }).catch((e: unknown) => e);
+    // The store was closed, so the insert failed after the secret had been written.
+    expect(err).toBeInstanceOf(Error);
+    expect(await secrets.list()).toEqual([]);
+  });
+
   it('uses a named existing secret, updates fields and deletes only generated secrets', async () => {
     await secrets.set('team/hook-secret', 'shared-secret');
     const { subscription, secret } = await subscriptions.create({
@@ -140,6 +150,11 @@ describe('webhook subscriptions', () => {
       /is not a valid secret name/,
     ],
     [{ url: 'https://example.com/', eventTypes: ['*'], description: 'x'.repeat(1001) }, 'description', /at most 1000/],
+    // The URL parser would drop these and deliver to https://example.com/hook, not the URL shown.
+    [{ url: 'https://exa\tmple.com/hook', eventTypes: ['*'] }, 'url', /control character \(U\+0009/],
+    [{ url: 'https://example.com/hook\r\n', eventTypes: ['*'] }, 'url', /control character \(U\+000D/],
+    [{ url: ' https://example.com/hook', eventTypes: ['*'] }, 'url', /must not contain spaces/],
+    [{ url: 'https://example.com/', eventTypes: ['*'], description: 'ok\u001b[2J' }, 'description', /U\+001B/],
   ])('rejects %j with ValidationError on %s', async (input, field, message) => {
     const err = await subscriptions.create(input as never).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);

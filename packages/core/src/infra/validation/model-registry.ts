@@ -1,21 +1,30 @@
 import { quoteValue, ValidationError } from '../../ports/errors.js';
-import { validateTrackingKey } from '../../ports/experiment-tracker.js';
-import { type ModelSignature, REGISTRY_LIMITS, RUN_ID_PATTERN } from '../../ports/model-registry.js';
+import { RUN_ID_PATTERN, validateTrackingKey } from '../../ports/experiment-tracker.js';
+import { type ModelSignature, REGISTRY_LIMITS } from '../../ports/model-registry.js';
+import { normalizeName, validateNoControlCharacters, validateText } from './text.js';
 
 /** MLflow's registered_models.name column is VARCHAR(256); the same as REGISTRY_LIMITS.modelNameLength. */
 export const MODEL_NAME_LENGTH = REGISTRY_LIMITS.modelNameLength;
 const RUNS_URI = /^runs:\/([^/]+)(\/.*)?$/;
 
+/**
+ * The stored form of a model name: NFC-normalised (see normalizeName), so names that differ only in their Unicode
+ * encoding are one model. ValidationError naming `field` for a non-string or empty name, control and bidi
+ * characters, '/', or more than MODEL_NAME_LENGTH chars. Registries store and look up this form.
+ */
+export function normalizeModelName(name: unknown, field = 'name'): string {
+  const normalized = normalizeName(name, { field, what: 'model name', maxLength: MODEL_NAME_LENGTH });
+  if (normalized.includes('/')) {
+    throw new ValidationError(`model name '${normalized}' may not contain '/': models:/ URIs could not name it`, {
+      field,
+    });
+  }
+  return normalized;
+}
+
+/** ValidationError unless `name` is acceptable to normalizeModelName (which registries use to store and look up). */
 export function validateModelName(name: unknown, field = 'name'): asserts name is string {
-  if (typeof name !== 'string' || name.trim() === '') {
-    throw new ValidationError('model name must be a non-empty string', { field });
-  }
-  if (name.length > MODEL_NAME_LENGTH) {
-    throw new ValidationError(`model name has ${name.length} chars; the limit is ${MODEL_NAME_LENGTH}`, { field });
-  }
-  if (name.includes('/')) {
-    throw new ValidationError(`model name '${name}' may not contain '/': models:/ URIs could not name it`, { field });
-  }
+  normalizeModelName(name, field);
 }
 
 export function validateVersionNumber(version: unknown, field = 'version'): asserts version is number {
@@ -35,6 +44,7 @@ export function validateTag(key: unknown, value: unknown, field = 'key'): void {
   }
   validateTrackingKey(key, field);
   if (typeof value !== 'string') throw new ValidationError(`tag '${key}' value must be a string`, { field });
+  validateText(value, field, `tag '${key}' value`);
   if (value.length > REGISTRY_LIMITS.tagValueLength) {
     throw new ValidationError(
       `tag '${key}' value has ${value.length} chars; the tagValueLength limit is ${REGISTRY_LIMITS.tagValueLength}`,
@@ -60,8 +70,8 @@ export function validateTags(tags: unknown): [string, string][] {
 }
 
 /**
- * ValidationError unless `value` is absent or a string; with `limit` (a REGISTRY_LIMITS entry), also when it is
- * longer than that limit.
+ * ValidationError unless `value` is absent or a string of free text (no control characters but tab, LF, CR); with
+ * `limit` (a REGISTRY_LIMITS entry), also when it is longer than that limit.
  */
 export function validateOptionalString(
   value: unknown,
@@ -76,6 +86,17 @@ export function validateOptionalString(
       field,
     });
   }
+  if (value !== undefined) validateText(value, field, field);
+}
+
+/** As validateOptionalString, but without any control character (URIs, user ids). */
+export function validateOptionalLine(
+  value: unknown,
+  field: string,
+  limit?: keyof typeof REGISTRY_LIMITS,
+): asserts value is string | undefined {
+  validateOptionalString(value, field, limit);
+  if (value !== undefined) validateNoControlCharacters(value, field, field);
 }
 
 export function validateRunId(runId: unknown, field = 'runId'): asserts runId is string {

@@ -22,11 +22,14 @@ export interface AuthorizerFixture {
   readonly audit?: AuditLog;
   /** The domain events the authorizer recorded (its outbox), oldest first; event cases need it. */
   readonly events?: () => Promise<readonly DomainEvent[]>;
+  /** Writes failed-check counts the authorizer is still coalescing to the audit log; coalescing cases need it. */
+  readonly flushAudit?: () => Promise<void>;
   /** Releases what the fixture created; runs after each test. */
   readonly cleanup?: () => Promise<void>;
 }
 
 const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 
 /**
  * The contract every Authorizer meets: default deny, built-in and custom roles granted per project, API tokens that
@@ -38,6 +41,7 @@ export function authorizerConformance(name: string, factory: () => Promise<Autho
     const probe = await factory();
     const hasAudit = probe.audit !== undefined;
     const hasEvents = probe.events !== undefined;
+    const canFlushAudit = hasAudit && probe.flushAudit !== undefined;
     await probe.cleanup?.();
 
     let fixture: AuthorizerFixture;
@@ -59,6 +63,11 @@ export function authorizerConformance(name: string, factory: () => Promise<Autho
 
     async function allowed(principal: Principal, permission: Permission, resource: ResourceRef): Promise<boolean> {
       return (await authz.authorize(principal, permission, resource)).allowed;
+    }
+
+    /** A viewer token on `p` for an hour; the caller sets the principal. */
+    function grandchildInput(p: string) {
+      return { name: 't', projects: [p], roles: ['viewer'], expiresAt: new Date(Date.now() + HOUR) };
     }
 
     async function userWith(base: string, grants: readonly [string, string][]): Promise<Principal> {
@@ -335,6 +344,27 @@ export function authorizerConformance(name: string, factory: () => Promise<Autho
       });
     });
 
+    describe('tokens under concurrency', () => {
+      it('never leaves a live token whose parent was revoked when createToken and revokeToken race', async () => {
+        const p = project();
+        const owner = await userWith('wade', [[p, 'editor']]);
+        for (let round = 0; round < 5; round++) {
+          const parent = await authz.createToken({ ...grandchildInput(p), principal: owner, name: `p${round}` });
+          const asParent = await authz.verifyToken(parent.secret);
+          const [created] = await Promise.allSettled([
+            authz.createToken({ ...grandchildInput(p), principal: asParent, name: `c${round}` }),
+            authz.revokeToken(parent.id),
+          ]);
+          if (created.status === 'fulfilled') {
+            await rejects(authz.verifyToken(created.value.secret), PermissionDeniedError, /./);
+          } else {
+            expect(created.reason).toBeInstanceOf(PermissionDeniedError);
+          }
+        }
+        expect(await authz.listTokens({ ownerId: id('wade') })).toEqual([]);
+      });
+    });
+
     // ------------------------------------------------------------------ tokens
     describe('API tokens', () => {
       it('issues a token shown once and verifies it to a principal limited to its projects and roles', async () => {
@@ -504,6 +534,116 @@ export function authorizerConformance(name: string, factory: () => Promise<Autho
         expect(await allowed(narrowed, 'model.write', model(p))).toBe(false);
       });
 
+      it('bounds a token made through a token by it: expiry capped at the parent, revoked with it', async () => {
+        const p = project();
+        const owner = await userWith('quinn', [[p, 'editor']]);
+        const parent = await authz.createToken({
+          principal: owner,
+          name: 'session',
+          projects: [p],
+          roles: ['editor'],
+          expiresAt: new Date(Date.now() + 60_000),
+        });
+        const asParent = await authz.verifyToken(parent.secret);
+        const child = await authz.createToken({
+          principal: asParent,
+          name: 'ci',
+          projects: [p],
+          roles: ['editor'],
+          expiresAt: new Date(Date.now() + 300 * DAY),
+        });
+        expect(child.info.expiresAt.getTime()).toBe(parent.info.expiresAt.getTime());
+        expect(child.info.parentTokenId).toBe(parent.id);
+        expect(child.info.ownerId).toBe(id('quinn'));
+        const asChild = await authz.verifyToken(child.secret);
+        const grandchild = await authz.createToken({
+          principal: asChild,
+          name: 'nightly',
+          projects: [p],
+          roles: ['viewer'],
+          expiresAt: new Date(Date.now() + 30_000),
+        });
+        expect(grandchild.info.expiresAt.getTime()).toBeLessThan(parent.info.expiresAt.getTime());
+        expect(grandchild.info.parentTokenId).toBe(child.id);
+        await authz.verifyToken(grandchild.secret);
+
+        await authz.revokeToken(parent.id);
+        for (const token of [parent, child, grandchild]) {
+          await rejects(authz.verifyToken(token.secret), PermissionDeniedError, /./);
+          expect(await authz.getPrincipal(token.id, 'token')).toEqual({ id: token.id, kind: 'token', roles: {} });
+        }
+        expect(await authz.listTokens({ ownerId: id('quinn') })).toEqual([]);
+        const listed = await authz.listTokens({ ownerId: id('quinn'), includeRevoked: true });
+        expect(listed.map((t) => [t.name, t.revokedAt instanceof Date])).toEqual([
+          ['nightly', true],
+          ['ci', true],
+          ['session', true],
+        ]);
+        // A principal read before the revocation cannot mint a way back in.
+        await rejects(
+          authz.createToken({ ...grandchildInput(p), principal: asChild }),
+          PermissionDeniedError,
+          'revoked or expired',
+        );
+      });
+
+      it('revokes only the descendants of the token revoked', async () => {
+        const p = project();
+        const owner = await userWith('rosa', [[p, 'editor']]);
+        const root = await authz.createToken({ ...grandchildInput(p), principal: owner, name: 'root' });
+        const asRoot = await authz.verifyToken(root.secret);
+        const left = await authz.createToken({ ...grandchildInput(p), principal: asRoot, name: 'left' });
+        const right = await authz.createToken({ ...grandchildInput(p), principal: asRoot, name: 'right' });
+        const below = await authz.createToken({
+          ...grandchildInput(p),
+          principal: await authz.verifyToken(left.secret),
+          name: 'below-left',
+        });
+        await authz.revokeToken(left.id);
+        await rejects(authz.verifyToken(left.secret), PermissionDeniedError, /./);
+        await rejects(authz.verifyToken(below.secret), PermissionDeniedError, /./);
+        await authz.verifyToken(root.secret);
+        await authz.verifyToken(right.secret);
+        expect((await authz.listTokens({ ownerId: id('rosa') })).map((t) => t.name).sort()).toEqual(['right', 'root']);
+      });
+
+      it('refuses an expiry beyond the maximum token lifetime, naming the limit', async () => {
+        const p = project();
+        const owner = await userWith('sam', [[p, 'editor']]);
+        for (const expiresAt of [new Date(8.64e15), new Date(Date.now() + 10 * 366 * DAY)]) {
+          const err = await rejects(
+            authz.createToken({ ...grandchildInput(p), principal: owner, expiresAt }),
+            ValidationError,
+            'maximum token lifetime',
+          );
+          expect(err.field).toBe('expiresAt');
+        }
+        expect(await authz.listTokens({ ownerId: id('sam'), includeRevoked: true })).toEqual([]);
+      });
+
+      it('validates token names and principal ids: no control or bidi characters; names NFC', async () => {
+        const p = project();
+        const owner = await userWith('tess', [[p, 'editor']]);
+        for (const name of ['ci\u0007', 'ci\nbuild', 'ci\u202Eetad', 'ci\u0085']) {
+          const err = await rejects(
+            authz.createToken({ ...grandchildInput(p), principal: owner, name }),
+            ValidationError,
+            /control/,
+          );
+          expect(err.field).toBe('name');
+        }
+        const created = await authz.createToken({ ...grandchildInput(p), principal: owner, name: 'cafe\u0301' });
+        expect(created.info.name).toBe('caf\u00e9');
+        await rejects(authz.grant(`${id('ursula')}\u001b[2J`, p, 'viewer'), ValidationError, 'control character');
+        await rejects(authz.getPrincipal(`${id('ursula')}\r\n`), ValidationError, 'control character');
+        await rejects(
+          authz.verifyToken(created.secret, { source: '10.0.0.1\r\nX-Forwarded-For: 1.2.3.4' }),
+          ValidationError,
+          'context.source',
+        );
+        await authz.verifyToken(created.secret, { source: '10.0.0.1' });
+      });
+
       it.runIf(hasAudit)('records failed token checks in the audit log', async () => {
         const p = project();
         const owner = await userWith('mia', [[p, 'editor']]);
@@ -521,6 +661,30 @@ export function authorizerConformance(name: string, factory: () => Promise<Autho
           ['token.verify', 'denied', 'revoked'],
         ]);
       });
+
+      it.runIf(hasAudit)(
+        'coalesces repeated failed checks: the first is written at once, the rest counted',
+        async () => {
+          const p = project();
+          const owner = await userWith('vera', [[p, 'editor']]);
+          const token = await authz.createToken({ ...grandchildInput(p), principal: owner });
+          await authz.revokeToken(token.id);
+          const source = `10.9.${tag}`;
+          for (let i = 0; i < 50; i++) {
+            await rejects(authz.verifyToken(token.secret, { source }), PermissionDeniedError, /./);
+          }
+          const now = (await fixture.audit!.list({ actor: `token:${token.id}` })).items;
+          expect(now.map((e) => [e.details.reason, e.details.count, e.details.source])).toEqual([
+            ['revoked', 1, source],
+          ]);
+          if (!canFlushAudit) return;
+          await fixture.flushAudit!();
+          const entries = (await fixture.audit!.list({ actor: `token:${token.id}`, order: 'asc' })).items;
+          expect(entries).toHaveLength(2);
+          expect(entries[1]!.details).toMatchObject({ reason: 'revoked', count: 49, coalesced: true, source });
+          expect(entries.reduce((n, e) => n + Number(e.details.count), 0)).toBe(50);
+        },
+      );
     });
 
     // ------------------------------------------------------------------ events
@@ -558,6 +722,30 @@ export function authorizerConformance(name: string, factory: () => Promise<Autho
         const text = JSON.stringify(mine);
         expect(text).not.toContain(token.secret);
         expect(text).not.toContain(token.secret.slice(-20));
+      });
+
+      it('records the revocation of every token revoked with its parent, naming the parent', async () => {
+        const p = project();
+        const owner = await userWith('xena', [[p, 'editor']]);
+        const parent = await authz.createToken({ ...grandchildInput(p), principal: owner, name: 'parent' });
+        const child = await authz.createToken({
+          ...grandchildInput(p),
+          principal: await authz.verifyToken(parent.secret),
+          name: 'child',
+        });
+        await authz.revokeToken(parent.id);
+        await authz.revokeToken(parent.id);
+        await authz.revokeToken(child.id);
+        const about = (tokenId: string) => (e: DomainEvent) => e.subject === `token:${tokenId}`;
+        const events = await fixture.events!();
+        expect(events.filter(about(child.id)).map((e) => [e.type, e.payload])).toEqual([
+          ['authz.token.created', expect.objectContaining({ tokenId: child.id, parentTokenId: parent.id })],
+          ['authz.token.revoked', expect.objectContaining({ tokenId: child.id, revokedWith: parent.id })],
+        ]);
+        expect(events.filter(about(parent.id)).map((e) => e.type)).toEqual([
+          'authz.token.created',
+          'authz.token.revoked',
+        ]);
       });
     });
   });

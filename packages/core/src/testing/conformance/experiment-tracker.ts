@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConflictError, NotFoundError, ValidationError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
 import {
+  ARTIFACT_URI_PATTERN,
   type DatasetInput,
   type ExperimentTracker,
   experimentTrackerInputs,
@@ -15,7 +16,7 @@ import {
 } from '../../ports/experiment-tracker.js';
 import { validatePortInputs } from '../../ports/port-inputs.js';
 import { SEARCH_FILTER_LIMITS } from '../../ports/search-filter.js';
-import { rejects, uniqueTag } from './support.js';
+import { readAll, rejects, sha256Hex, uniqueTag } from './support.js';
 
 export interface ExperimentTrackerFixture {
   readonly tracker: ExperimentTracker;
@@ -118,17 +119,23 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
         expect(created.name).toBe(uname('create'));
         expect(created.lifecycleStage).toBe('active');
         expect(created.tags).toEqual({ team: 'vision' });
-        expect(created.artifactLocation).not.toBe('');
+        expect(created.artifactLocation).toMatch(ARTIFACT_URI_PATTERN);
         expect(created.createdAt.getTime()).toBeGreaterThanOrEqual(before - 1000);
         expect(await tracker.getExperiment(created.id)).toEqual(created);
         expect(await tracker.getExperimentByName(uname('create'))).toEqual(created);
       });
 
       it('assigns distinct ids and keeps an explicit artifact location', async () => {
-        const a = await tracker.createExperiment({ name: uname('a'), artifactLocation: `custom/${tag}` });
         const b = await tracker.createExperiment({ name: uname('b') });
+        // A sibling of a location the backend chose itself is one it can write to, whatever its scheme.
+        const custom = `${b.artifactLocation.replace(/\/+$/, '')}-custom-${tag}`;
+        const a = await tracker.createExperiment({ name: uname('a'), artifactLocation: custom });
         expect(a.id).not.toBe(b.id);
-        expect(a.artifactLocation).toBe(`custom/${tag}`);
+        expect(a.artifactLocation).toBe(custom);
+        const run = await tracker.createRun({ experimentId: a.id });
+        expect(run.info.artifactUri).toBe(`${custom}/${run.info.id}/artifacts`);
+        await tracker.logArtifact(run.info.id, 'model.txt', 'custom');
+        expect((await readAll((await tracker.openArtifact(run.info.id, 'model.txt')).body)).toString()).toBe('custom');
       });
 
       it('refuses a taken name with ConflictError, even when the holder is deleted', async () => {
@@ -178,6 +185,81 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
           ValidationError,
           'runs:/',
         );
+        for (const location of ['relative/dir', '/absolute/path', 'C:\\artifacts']) {
+          const err = await rejects(
+            tracker.createExperiment({ name: uname('l'), artifactLocation: location }),
+            ValidationError,
+            'absolute URI with a scheme',
+          );
+          expect(err.field).toBe('artifactLocation');
+        }
+        await rejects(tracker.getExperimentByName(uname('l')), NotFoundError, 'does not exist');
+      });
+
+      it('stores names in NFC: names equal after normalisation collide, and either spelling finds one', async () => {
+        const composed = uname('caf\u00e9');
+        const decomposed = uname('cafe\u0301');
+        expect(composed).not.toBe(decomposed);
+        const created = await tracker.createExperiment({ name: decomposed });
+        expect(created.name).toBe(composed);
+        await rejects(tracker.createExperiment({ name: composed }), ConflictError, 'already exists');
+        expect((await tracker.getExperimentByName(composed)).id).toBe(created.id);
+        expect((await tracker.getExperimentByName(decomposed)).id).toBe(created.id);
+        const found = await tracker.searchExperiments({ filter: `name = '${decomposed}'` });
+        expect(found.items.map((e) => e.id)).toEqual([created.id]);
+        const other = await newExperiment('other');
+        await rejects(tracker.updateExperiment(other, { name: decomposed }), ConflictError, 'already exists');
+        // The Angstrom sign and the letter Å are one character after NFC.
+        const angstrom = await tracker.updateExperiment(other, { name: uname('\u212b') });
+        expect(angstrom.name).toBe(uname('\u00c5'));
+      });
+
+      it('refuses control and bidi characters in names, naming the field', async () => {
+        const id = await newExperiment();
+        for (const bad of ['\u0000', '\n', '\u001b[31m', '\u0085', '\u202e', '\u2066', '\ud800']) {
+          const created = await rejects(tracker.createExperiment({ name: uname(`x${bad}y`) }), ValidationError, /./);
+          expect(created.field).toBe('name');
+          expect(created.message).toMatch(/control character|lone surrogate/);
+          await rejects(tracker.updateExperiment(id, { name: uname(`x${bad}y`) }), ValidationError, /./);
+          const run = await rejects(tracker.createRun({ experimentId: id, name: `run${bad}` }), ValidationError, /./);
+          expect(run.field).toBe('name');
+        }
+        const run = await tracker.createRun({ experimentId: id, name: 'cafe\u0301' });
+        expect(run.info.name).toBe('caf\u00e9');
+        await rejects(tracker.updateRun({ runId: run.info.id, name: 'a\u202eb' }), ValidationError, 'bidirectional');
+        expect((await tracker.updateRun({ runId: run.info.id, name: 'nai\u0308ve' })).name).toBe('na\u00efve');
+        expect((await tracker.searchExperiments({ filter: `name LIKE '%${tag}%'` })).items).toHaveLength(1);
+      });
+
+      it('keeps tabs and line breaks in tag and param values but refuses other control characters', async () => {
+        const id = await newExperiment();
+        const run = await newRun(id);
+        await tracker.setTag(run.info.id, { key: 'note', value: 'line one\nline two\ttabbed\r\n' });
+        await tracker.setExperimentTag(id, 'note', 'first\nsecond');
+        for (const bad of ['\u0000', '\u0007', '\u001b[2J', '\u009b', '\udfff']) {
+          const tag = await rejects(tracker.setTag(run.info.id, { key: 'k', value: `v${bad}` }), ValidationError, /./);
+          // A single write names its own field (`value`), as the port boundary does; batches say `tags[0].value`.
+          expect(tag.field).toBe('value');
+          const param = await rejects(
+            tracker.logParam(run.info.id, { key: 'p', value: `v${bad}` }),
+            ValidationError,
+            /./,
+          );
+          expect(param.field).toBe('value');
+          const batch = await rejects(
+            tracker.logBatch(run.info.id, { tags: [{ key: 'k', value: `v${bad}` }] }),
+            ValidationError,
+            /./,
+          );
+          expect(batch.field).toBe('tags[0].value');
+          await rejects(tracker.setExperimentTag(id, 'k', `v${bad}`), ValidationError, /control character|surrogate/);
+        }
+        // Keys are refused unless NFC, so two keys never look the same.
+        await rejects(tracker.logParam(run.info.id, { key: '\u212b', value: '1' }), ValidationError, 'NFC');
+        const read = await tracker.getRun(run.info.id);
+        expect(read.data.tags.note).toBe('line one\nline two\ttabbed\r\n');
+        expect(read.data.params).toEqual({});
+        expect((await tracker.getExperiment(id)).tags).toEqual({ note: 'first\nsecond' });
       });
 
       it('renames, and refuses a taken name', async () => {
@@ -266,6 +348,9 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
         expect(run.info.startTime.getTime()).toBeGreaterThanOrEqual(before - 1000);
         expect(run.info.endTime).toBeUndefined();
         expect(run.info.artifactUri).toMatch(new RegExp(`${run.info.id}/artifacts$`));
+        expect(run.info.artifactUri).toMatch(ARTIFACT_URI_PATTERN);
+        const experiment = await tracker.getExperiment(experimentId);
+        expect(run.info.artifactUri).toBe(`${experiment.artifactLocation}/${run.info.id}/artifacts`);
         expect(run.data).toEqual({ metrics: {}, params: {}, tags: { team: 'x' } });
         expect(await tracker.getRun(run.info.id)).toEqual(run);
       });
@@ -1114,6 +1199,44 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
           await rejects(tracker.logArtifact(run.info.id, path, 'x'), ValidationError, 'must be relative');
         }
         await rejects(tracker.listRunArtifacts(run.info.id, { maxResults: 1001 }), ValidationError, 'maxResults');
+      });
+
+      it('opens a logged file as a stream with its listing entry', async () => {
+        const run = await newRun();
+        const big = Buffer.alloc(3 * 1024 * 1024 + 7, 'mlplane');
+        await tracker.logArtifact(run.info.id, 'model/weights.bin', big);
+        await tracker.logArtifact(run.info.id, 'notes/a b.txt', 'spaced');
+        const opened = await tracker.openArtifact(run.info.id, 'model/weights.bin');
+        expect(opened.info).toEqual({ path: 'model/weights.bin', isDir: false, size: big.length });
+        expect(sha256Hex(await readAll(opened.body))).toBe(sha256Hex(big));
+        const spaced = await tracker.openArtifact(run.info.id, 'notes/a b.txt');
+        expect(spaced.info).toEqual({ path: 'notes/a b.txt', isDir: false, size: 6 });
+        expect((await readAll(spaced.body)).toString()).toBe('spaced');
+        // A replaced file reads back as its latest content.
+        await tracker.logArtifact(run.info.id, 'notes/a b.txt', 'replaced');
+        expect((await readAll((await tracker.openArtifact(run.info.id, 'notes/a b.txt')).body)).toString()).toBe(
+          'replaced',
+        );
+      });
+
+      it('refuses to open a missing file, a directory, a bad path or an unknown run', async () => {
+        const run = await newRun();
+        await tracker.logArtifact(run.info.id, 'model/weights.bin', 'w');
+        await rejects(tracker.openArtifact(run.info.id, 'model/missing.bin'), NotFoundError, 'missing.bin');
+        await rejects(tracker.openArtifact(run.info.id, 'model'), NotFoundError, 'model');
+        const unknown = '0123456789abcdef0123456789abcdef';
+        await rejects(tracker.openArtifact(unknown, 'model/weights.bin'), NotFoundError, unknown);
+        for (const path of ['../escape.txt', '/abs.txt', 'a//b', './a', '']) {
+          const err = await rejects(tracker.openArtifact(run.info.id, path), ValidationError, 'must be relative');
+          expect(err.field).toBe('path');
+        }
+      });
+
+      it('still opens the artifacts of a deleted run', async () => {
+        const run = await newRun();
+        await tracker.logArtifact(run.info.id, 'kept.txt', 'kept');
+        await tracker.deleteRun(run.info.id);
+        expect((await readAll((await tracker.openArtifact(run.info.id, 'kept.txt')).body)).toString()).toBe('kept');
       });
     });
 

@@ -3,6 +3,7 @@ export { type AuditLogFixture, type AuditTamper, auditLogConformance } from './a
 export { type AuthorizerFixture, authorizerConformance } from './authorizer.js';
 export { type EventBusConformanceOptions, type EventBusFixture, eventBusConformance } from './event-bus.js';
 export { type ExperimentTrackerFixture, experimentTrackerConformance } from './experiment-tracker.js';
+export { type HooksFixture, type HooksPlatform, platformHooksConformance } from './hooks.js';
 export { type MetadataStoreFixture, metadataStoreConformance } from './metadata-store.js';
 export { type AliasMoveRecord, type ModelRegistryFixture, modelRegistryConformance } from './model-registry.js';
 export { type SecretStoreFixture, secretStoreConformance } from './secret-store.js';

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ModelPromotion } from '../../kernel/hook-types.js';
-import { type PlatformHooks, STAGE_POLICY, veto } from '../../kernel/hooks.js';
+import { STAGE_POLICY, veto } from '../../kernel/hooks.js';
+import { createPlatformHooks, type PlatformHooks } from '../../kernel/platform-hooks.js';
 import { ConflictError, NotFoundError, ValidationError, VetoedError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
 import type { ExperimentTracker } from '../../ports/experiment-tracker.js';
@@ -9,6 +10,7 @@ import {
   type ModelSignature,
   type ModelVersion,
   modelRegistryInputs,
+  modelRegistryPort,
   REGISTRY_LIMITS,
   SEARCH_MODELS_PAGE,
   type SearchVersionsOptions,
@@ -16,6 +18,7 @@ import {
 } from '../../ports/model-registry.js';
 import { validatePortInputs } from '../../ports/port-inputs.js';
 import { SEARCH_FILTER_LIMITS } from '../../ports/search-filter.js';
+import { guarded } from '../guarded.js';
 import { rejects, uniqueTag } from './support.js';
 
 /** One alias move as a backend that keeps them reports it. */
@@ -28,9 +31,8 @@ export interface AliasMoveRecord {
 }
 
 export interface ModelRegistryFixture {
+  /** The provider under test, unwrapped: the suite wraps it in the port's guard (as a platform does) with fresh hooks. */
   readonly registry: ModelRegistry;
-  /** The hooks the registry was built with; the veto and after-commit cases tap them, so give each fixture fresh ones. */
-  readonly hooks: PlatformHooks;
   /** The tracker whose runs the registry's versions link to; lineage cases need it. */
   readonly tracker?: ExperimentTracker;
   /** The domain events the registry recorded (its outbox), oldest first; event cases need it. */
@@ -71,8 +73,8 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
 
     beforeEach(async () => {
       fixture = await factory();
-      registry = fixture.registry;
-      hooks = fixture.hooks;
+      hooks = createPlatformHooks();
+      registry = guarded(modelRegistryPort, fixture.registry, hooks);
       tag = uniqueTag();
     });
     afterEach(async () => {
@@ -191,6 +193,49 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         );
         // Nothing was created by the refused calls.
         await rejects(registry.getModel(uname('t')), NotFoundError, 'does not exist');
+      });
+
+      it('stores model names in NFC: names equal after normalisation collide, and either spelling finds one', async () => {
+        const composed = uname('caf\u00e9');
+        const decomposed = uname('cafe\u0301');
+        const created = await registry.createModel({ name: decomposed });
+        expect(created.name).toBe(composed);
+        await rejects(registry.createModel({ name: composed }), ConflictError, 'already exists');
+        expect((await registry.getModel(decomposed)).name).toBe(composed);
+        const v1 = await registry.createVersion({ name: decomposed, source: 's3://bucket/model' });
+        expect(v1.name).toBe(composed);
+        expect((await registry.resolve(`models:/${decomposed}/1`)).version).toBe(1);
+        await registry.setAlias({ name: decomposed, alias: 'champion', version: 1 });
+        expect((await registry.getVersionByAlias(composed, 'champion')).version).toBe(1);
+        await rejects(
+          registry.setAlias({ name: composed, alias: '\u212bngstrom', version: 1 }),
+          ValidationError,
+          'NFC',
+        );
+        const found = await registry.searchModels({ filter: `name = '${decomposed}'` });
+        expect(found.items.map((m) => m.name)).toEqual([composed]);
+        const other = await newModel('other');
+        await rejects(registry.renameModel(other, decomposed), ConflictError, 'already exists');
+      });
+
+      it('refuses control and bidi characters in model names, and control characters in free text', async () => {
+        for (const bad of ['\u0000', '\r\n', '\u001b[1m', '\u0085', '\u202e', '\u2069', '\ud800']) {
+          const err = await rejects(registry.createModel({ name: uname(`m${bad}x`) }), ValidationError, /./);
+          expect(err.field).toBe('name');
+          expect(err.message).toMatch(/control character|lone surrogate/);
+        }
+        const model = await newModel();
+        await rejects(registry.renameModel(model, `${model}\u202e`), ValidationError, 'bidirectional');
+        await rejects(registry.updateModel(model, { description: 'a\u0000b' }), ValidationError, 'control character');
+        await rejects(registry.setModelTag(model, 'k', 'v\u001b[0m'), ValidationError, 'control character');
+        await rejects(
+          registry.createVersion({ name: model, source: 's3://bucket/model\r\nX: 1' }),
+          ValidationError,
+          'control character',
+        );
+        const updated = await registry.updateModel(model, { description: 'line one\n\tline two' });
+        expect(updated.description).toBe('line one\n\tline two');
+        expect((await registry.getModel(model)).tags).toEqual({});
       });
 
       it('updates the description and sets tags, last write wins; deleting a tag is idempotent', async () => {

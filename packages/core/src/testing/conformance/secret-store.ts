@@ -3,6 +3,7 @@ import { validatePortInputs } from '../../ports/port-inputs.js';
 import {
   NotFoundError,
   SECRET_VALUE_MAX_BYTES,
+  SECRET_VALUE_MIN_LENGTH,
   type SecretStore,
   secretStoreInputs,
   ValidationError,
@@ -94,8 +95,8 @@ export function secretStoreConformance(name: string, factory: () => Promise<Secr
     });
 
     it.skipIf(!caps.writable)('sets, gets, overwrites and deletes a secret', async () => {
-      await store.set!(secret('db/password'), 'hunter2');
-      expect(await store.get(secret('db/password'))).toBe('hunter2');
+      await store.set!(secret('db/password'), 'hunter2-hunter2');
+      expect(await store.get(secret('db/password'))).toBe('hunter2-hunter2');
       await store.set!(secret('db/password'), 'correct horse battery staple');
       expect(await store.get(secret('db/password'))).toBe('correct horse battery staple');
       await store.delete!(secret('db/password'));
@@ -104,7 +105,7 @@ export function secretStoreConformance(name: string, factory: () => Promise<Secr
 
     it.skipIf(!caps.writable)('delete is idempotent', async () => {
       await store.delete!(secret('never-set'));
-      await store.set!(secret('once'), 'v');
+      await store.set!(secret('once'), 'value-once');
       await store.delete!(secret('once'));
       await store.delete!(secret('once'));
       expect(await ours()).toEqual([]);
@@ -126,10 +127,10 @@ export function secretStoreConformance(name: string, factory: () => Promise<Secr
 
     it.skipIf(!caps.writable)('keeps every one of many concurrent sets', async () => {
       const names = Array.from({ length: 40 }, (_, i) => secret(`concurrent-${String(i).padStart(2, '0')}`));
-      await Promise.all(names.map((n, i) => store.set!(n, `value ${i}`)));
+      await Promise.all(names.map((n, i) => store.set!(n, `concurrent value ${i}`)));
       expect(await ours()).toEqual(names);
       const got = await Promise.all(names.map((n) => store.get(n)));
-      expect(got).toEqual(names.map((_, i) => `value ${i}`));
+      expect(got).toEqual(names.map((_, i) => `concurrent value ${i}`));
     });
 
     it.skipIf(!caps.writable)('round-trips unicode, control characters and a 64 KiB value', async () => {
@@ -137,11 +138,27 @@ export function secretStoreConformance(name: string, factory: () => Promise<Secr
       const large = Array.from({ length: 64 * 1024 }, (_, i) => String.fromCharCode(33 + (i % 90))).join('');
       await store.set!(secret('unicode'), unicode);
       await store.set!(secret('large'), large);
-      await store.set!(secret('empty'), '');
       expect(await store.get(secret('unicode'))).toBe(unicode);
       expect(await store.get(secret('large'))).toBe(large);
-      expect(await store.get(secret('empty'))).toBe('');
     });
+
+    it.skipIf(!caps.writable)(
+      `refuses values shorter than ${SECRET_VALUE_MIN_LENGTH} characters, naming the secret, and keeps the old value`,
+      async () => {
+        await store.set!(secret('pin'), 'long-enough-value');
+        for (const bad of ['', '1234', 'x'.repeat(SECRET_VALUE_MIN_LENGTH - 1)]) {
+          const err = await store.set!(secret('pin'), bad).catch((e: unknown) => e);
+          expect(err, JSON.stringify(bad)).toBeInstanceOf(ValidationError);
+          expect((err as ValidationError).field).toBe('value');
+          expect((err as Error).message).toContain(secret('pin'));
+          expect((err as Error).message).toContain(`at least ${SECRET_VALUE_MIN_LENGTH}`);
+          if (bad) expect((err as Error).message).not.toContain(bad);
+        }
+        expect(await store.get(secret('pin'))).toBe('long-enough-value');
+        await store.set!(secret('pin'), 'x'.repeat(SECRET_VALUE_MIN_LENGTH));
+        expect(await store.get(secret('pin'))).toBe('x'.repeat(SECRET_VALUE_MIN_LENGTH));
+      },
+    );
 
     it.skipIf(!caps.writable)('never includes a value in a NotFoundError, even of a deleted secret', async () => {
       await store.set!(secret('gone'), 'the-old-value-3f9a');
