@@ -44,7 +44,7 @@ export function portInput<T extends z.ZodType>(name: string, schema: T): T {
 
 type Method = (...args: any[]) => any;
 /** The operations of a port: its function-valued members, optional ones included. */
-export type PortOperation<T> = {
+export type OperationOf<T> = {
   [K in keyof T]-?: NonNullable<T[K]> extends Method ? K : never;
 }[keyof T] &
   string;
@@ -55,7 +55,7 @@ export type PortOperation<T> = {
  * schema cannot drift from its interface unnoticed.
  */
 export type PortInputs<T> = {
-  readonly [K in PortOperation<T>]?: z.ZodType<Parameters<Extract<NonNullable<T[K]>, Method>>>;
+  readonly [K in OperationOf<T>]?: z.ZodType<Parameters<Extract<NonNullable<T[K]>, Method>>>;
 };
 
 /**
@@ -64,7 +64,7 @@ export type PortInputs<T> = {
  * argument (a shorter tuple still fits the parameters), so the ports' type tests assert this is `never`.
  */
 export type PortInputsArityMismatch<T, I> = {
-  [K in keyof I & PortOperation<T>]: I[K] extends z.ZodType
+  [K in keyof I & OperationOf<T>]: I[K] extends z.ZodType
     ? [Parameters<Extract<NonNullable<T[K]>, Method>>['length']] extends [
         z.output<I[K]> extends readonly unknown[] ? z.output<I[K]>['length'] : never,
       ]
@@ -75,7 +75,7 @@ export type PortInputsArityMismatch<T, I> = {
         : K
       : K
     : K;
-}[keyof I & PortOperation<T>];
+}[keyof I & OperationOf<T>];
 
 /**
  * `impl` behind a wrapper that checks each call of an operation listed in `inputs` before `impl` sees it. A

@@ -11,13 +11,13 @@ import type {
   experimentTrackerInputs,
   ModelRegistry,
   modelRegistryInputs,
+  OperationOf,
   PortInputsArityMismatch,
-  PortOperation,
   SecretStore,
   secretStoreInputs,
 } from '../../src/index.js';
 
-type Unchecked<T, I> = Exclude<PortOperation<T>, keyof I>;
+type Unchecked<T, I> = Exclude<OperationOf<T>, keyof I>;
 
 describe('port input schemas', () => {
   it('give every operation with arguments a schema of the same arity', () => {
