@@ -1,7 +1,7 @@
 // Figure 3: resolving `models:/<name>@champion` at 32 concurrent callers, on the SQL registry (embedded SQLite and
 // PostgreSQL) and through CachedModelRegistry over each, with the Redis read-through cache alone (a Redis round trip
 // per hit) and with its near cache (hits served in process, kept coherent by Redis). The contenders alternate in
-// rounds, so the shared machine's changing load hits them alike.
+// rounds, their order rotated each round, so the shared machine's changing load hits them alike.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { SqliteMetadataStore } from '@mlplane/defaults';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { CachedModelRegistry, RedisCache, registryCacheKeys } from '@mlplane/plugin-redis';
 import { SqlModelRegistry } from '@mlplane/sql';
-import { figure, type Measured, percentile } from './lib.js';
+import { figure, type Measured, percentile, rotated } from './lib.js';
 
 export interface AliasSizes {
   readonly callers: number;
@@ -154,7 +154,8 @@ export async function aliasBench(
     // Warm-up (connections, plans, the cache fill), untimed.
     for (const c of contenders) await round(c, { ...sizes, callsPerCaller: 5 });
     for (const c of contenders) c.samples.length = 0;
-    for (let r = 0; r < sizes.rounds; r++) for (const c of contenders) await round(c, sizes);
+    // The order rotates each round, so that no contender always runs first (after the warm-up) or last.
+    for (let r = 0; r < sizes.rounds; r++) for (const c of rotated(contenders, r)) await round(c, sizes);
 
     for (const c of contenders) {
       const p50 = percentile(c.samples, 0.5);

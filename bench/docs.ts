@@ -1,5 +1,6 @@
 // Renders docs/benchmarks.md from one run's figures; the file is rewritten by every full `pnpm bench`.
 import type { AliasSizes } from './alias.js';
+import { GOAL_CHANGES, type JudgedRun } from './goals.js';
 import type { IngestSizes } from './ingest.js';
 import type { Machine, Measured } from './lib.js';
 import type { SearchSizes } from './search.js';
@@ -13,6 +14,8 @@ export interface DocsInput {
   readonly sizes: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes };
   /** The commit measured and whether its measured files had uncommitted changes. */
   readonly source: string;
+  /** The judged figures of every recorded run, this one last. */
+  readonly judged: readonly JudgedRun[];
 }
 
 const n = (x: number | null) => (x === null ? '–' : x.toLocaleString('en-US', { maximumFractionDigits: 3 }));
@@ -27,6 +30,42 @@ function table(rows: readonly Measured[]): string {
     lines.push(`| ${f.name} | ${n(f.ours)} | ${f.unit} | ${n(f.peer)} | ${f.peerIs ?? ''} | ${n(f.ratio)} | ${goal} |`);
   }
   return lines.join('\n');
+}
+
+function goalHistory(judged: readonly JudgedRun[]): string {
+  const changes = [
+    '| date | figure judged until then | goal | judged instead | reason |',
+    '|---|---|---|---|---|',
+    ...GOAL_CHANGES.map(
+      (c) =>
+        `| ${c.date}${c.commit ? ` (${c.commit})` : ''} | ${c.figure} | ${c.goal} | ${c.replacedBy ?? '– (reported without a goal)'} | ${c.reason} |`,
+    ),
+  ];
+  const runs = [
+    '| recorded | code measured | machine | load at start | figure | ours | unit | peer | ratio | goal |',
+    '|---|---|---|---|---|---:|---|---:|---:|---|',
+    ...judged.flatMap((run) =>
+      run.figures.map(
+        (f) =>
+          `| ${run.recordedAt.slice(0, 16).replace('T', ' ')} | ${run.source} | ${run.machine} | ${run.loadavg.start[0]} | ${f.name} | ${n(f.ours)} | ${f.unit} | ${n(f.peer)} | ${n(f.ratio)} | ${f.goal}: ${f.met ? '**met**' : '**missed**'} |`,
+      ),
+    ),
+  ];
+  return `## Goal history
+
+Every figure judged against a goal of issue 4 in a recorded run stays here, with its goal and result, also after it
+stopped being judged. What is judged changes only with a note in \`bench/goals.ts\` (date and reason): \`pnpm bench\`
+refuses to record a run in which a figure judged before is judged no more, or against another goal, without one.
+Machine-readable: [bench/results/judged.json](../bench/results/judged.json).
+
+### Changes of what is judged
+
+${changes.join('\n')}
+
+### Judged figures of every recorded run
+
+${runs.join('\n')}
+`;
 }
 
 export function renderDocs(input: DocsInput): string {
@@ -73,26 +112,30 @@ of 4 and 7 to 8 minutes at 12.
 
 **Load**: this machine has ${m.cores} cores, shared with the peers (PostgreSQL and Redis run on it) and with whatever
 else ran (a 1-minute load average of ${m.loadavg.start[0]} at the start: about ${(m.loadavg.start[0]! / m.cores).toFixed(1)} runnable tasks per core). Absolute figures
-move from run to run; ratios of contenders measured in the same run, alternating in rounds, are the meaningful part.
+move from run to run; ratios of contenders measured in the same rounds, their order rotated, are the meaningful part.
 
 ## Goals (issue 4)
 
 ${met} of ${goals.length} figures with a goal meet it.
 
 ${table(goals)}
+
+Figures judged in earlier runs, and changes of what is judged, are in the [goal history](#goal-history) below.
 ${input.skipped.length ? `\n## Skipped\n\n${input.skipped.map((s) => `- ${s}`).join('\n')}\n` : ''}
 ## 1. Ingest: logBatch vs PostgreSQL COPY
 
 Library-level \`SqlExperimentTracker.logBatch\` (validation, run lock, metrics insert, latest-value upsert, outbox event
 per batch, committed before the call returns; on PostgreSQL a metrics-only batch does all of it in one statement, one
-round trip; the cases live in \`packages/core/bench/tracker-ingest.ts\`), ${sizes.ingest.rows10.toLocaleString('en-US')} rows per contender
-in 10-metric batches and ${sizes.ingest.rows500.toLocaleString('en-US')} in 500-metric batches, ${sizes.ingest.rounds} rounds in which the contenders alternate. The
-peer is PostgreSQL \`COPY … FROM STDIN\` of the same rows into the same \`metrics\` table, measured in the same run: once
-as one COPY per batch (the same commit granularity as one \`logBatch\` call) and once as each round's rows in a single
-stream (the bulk ceiling). The 50% goal is judged against COPY of the same batches for one writer, and against the
-single stream for 4 concurrent writers (each on its own run, as a tracking server's clients are); one writer against
-the single stream is shown for context: it waits for every commit, the stream commits once. Embedded rows are compared
-with the per-batch COPY too (a different engine: context, not a contest).
+round trip; the cases live in \`packages/sql/bench/tracker-ingest.ts\`), ${sizes.ingest.rows10.toLocaleString('en-US')} rows per contender
+in 10-metric batches and ${sizes.ingest.rows500.toLocaleString('en-US')} in 500-metric batches, in ${sizes.ingest.rounds} rounds. In every round each contender
+writes the same rows, one after the other, and the order rotates by one each round, so that none always writes first
+into the smaller table. The peer is PostgreSQL \`COPY … FROM STDIN\` of the same rows into the same \`metrics\` table,
+in the same rounds and on as many connections as \`logBatch\` has writers: once as one COPY per batch (the same commit
+granularity as one \`logBatch\` call) and once as each connection's share of the round in a single stream (the bulk
+ceiling). Every writer and every COPY connection appends to a run of its own, as a tracking server's clients do. The
+50% goal is judged against COPY of the same batches for one writer, and against 4 COPY streams for 4 concurrent
+writers; the other COPY figure of each case is context. Embedded rows are compared with the per-batch COPY of one
+writer (a different engine, measured in another case's rounds: context, not a contest).
 
 ${table(section('ingest'))}
 
@@ -112,14 +155,15 @@ after a load: statistics, and the visibility map that index-only scans need; a V
 half the pages unmarked while some snapshot is open, and index-only scans then read the heap). The PostgreSQL store runs its sessions without parallel workers or JIT (its defaults, see
 docs/ports/metadata-store.md), and page tokens are keyset cursors, so page 5 costs about what page 1 does. Each
 query returns a page of 100 whole runs
-(metrics, params, tags); ${sizes.search.samples} timed samples per query and store, the stores and queries alternating sample by sample.
+(metrics, params, tags); ${sizes.search.samples} timed samples per query and store, the stores and queries alternating sample by sample
+(the stores' order rotated each sample).
 
 ${table(section('search'))}
 
 ## 3. Alias resolution at ${sizes.alias.callers} concurrent callers
 
 \`resolve('models:/<name>@champion')\` from ${sizes.alias.callers} concurrent async callers in one Node process, each making
-${sizes.alias.callsPerCaller} sequential calls per round, ${sizes.alias.rounds} rounds alternating the contenders: \`SqlModelRegistry\` on each store, and
+${sizes.alias.callsPerCaller} sequential calls per round, ${sizes.alias.rounds} rounds alternating the contenders (their order rotated each round): \`SqlModelRegistry\` on each store, and
 \`CachedModelRegistry\` over it, twice: with the Redis read-through cache alone (one Redis round trip per hit), and
 with its near cache (hits served from process memory, kept coherent by Redis client-side caching: invalidation
 messages for every change to a cached key, the near tier emptied and bypassed while that link is down; see
@@ -132,5 +176,6 @@ judged on the near-cache rows, the cache as the Redis cache plugin ships it; the
 it, whose every hit is a network read with the reference row's tail.
 
 ${table(section('alias'))}
-`;
+
+${goalHistory(input.judged)}`;
 }

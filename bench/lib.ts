@@ -2,6 +2,9 @@
 // percentiles, and the load average (the machine is shared, so every report carries it).
 import { cpus, loadavg, release, totalmem, type } from 'node:os';
 
+// Every section runs its contenders in an order rotated each round (or sample), as the ingest cases do.
+export { rotated } from '../packages/sql/bench/tracker-ingest.js';
+
 /** One measured figure, as written to bench/results/latest.json. */
 export interface Figure {
   readonly name: string;

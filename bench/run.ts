@@ -3,20 +3,28 @@
 //   1. logBatch ingest (10 and 500 metrics per batch) on embedded SQLite and PostgreSQL vs PostgreSQL COPY
 //   2. searchRuns p50/p95 over 25,000 runs with 20 metrics each, on embedded SQLite and PostgreSQL
 //   3. alias resolution p50/p99 at 32 concurrent callers, with and without the Redis cache
+//   4. metrics/s logged through plugin-mlflow vs MLflow's Python client, 1 and 8 callers (MLPLANE_MLFLOW_URL)
 // PostgreSQL and Redis come from MLPLANE_PG_URL / MLPLANE_REDIS_URL (scripts/peers); without them the figures that
 // need them are skipped, and said to be. BENCH_QUICK=1 runs small sizes into bench/results/quick.json and leaves
 // latest.json and the docs alone, since the recorded figures must be the full sizes; BENCH_ONLY=search (or ingest,
 // alias, comma-separated) runs only those sections, into quick.json as well, since a record has every figure.
+// Every run checks that no figure judged in a recorded run (bench/results/judged.json) stopped being judged, or is
+// judged against another goal, without the change written down in bench/goals.ts; a recorded run refuses to write
+// then, and otherwise appends its judged figures to judged.json.
+// BENCH_ONLY=mlflow at full size merges its figures into latest.json (other entries kept) and its section into
+// docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { RedisCache } from '@mlplane/plugin-redis';
 import { type AliasSizes, aliasBench } from './alias.js';
 import { renderDocs } from './docs.js';
+import { type JudgedRun, judgedFigures, silentGoalChanges } from './goals.js';
 import { type IngestSizes, ingest } from './ingest.js';
 import { type Figure, load, type Measured, machine, seconds } from './lib.js';
+import { type MlflowSizes, mlflowBench, withMlflowSection } from './mlflow.js';
 import { type SearchSizes, searchBench } from './search.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -26,13 +34,16 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const RECORD = !QUICK && ONLY === undefined;
 const runs = (section: string) => ONLY === undefined || ONLY.has(section);
 
-const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes } = QUICK
+const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlflow: MlflowSizes } = QUICK
   ? {
       ingest: { rows10: 2_000, rows500: 10_000, rounds: 2 },
       search: { runs: 1_000, samples: 10 },
       alias: { callers: 32, callsPerCaller: 20, rounds: 2 },
+      mlflow: { batches: 4, metricsPerBatch: 500, rounds: 1 },
     }
   : {
+      // 20,000 metrics per caller and round, in 500-metric batches (the size PEERS.md measured the client with).
+      mlflow: { batches: 40, metricsPerBatch: 500, rounds: 5 },
       // 20,000 rows are 2,000 ten-metric batches per contender: enough samples, without minutes of round trips.
       ingest: { rows10: 20_000, rows500: 100_000, rounds: 5 },
       search: { runs: 25_000, samples: 40 },
@@ -64,6 +75,10 @@ const pg = await reachable('MLPLANE_PG_URL', process.env.MLPLANE_PG_URL || undef
 const redis = await reachable('MLPLANE_REDIS_URL', process.env.MLPLANE_REDIS_URL || undefined, async (url) => {
   await (await RedisCache.connect(url)).close();
 });
+const mlflow = await reachable('MLPLANE_MLFLOW_URL', process.env.MLPLANE_MLFLOW_URL || undefined, async (url) => {
+  const res = await fetch(new URL('/health', url));
+  if (!res.ok) throw new Error(`/health answered ${res.status}`);
+});
 const pgUrl = pg.url;
 const redisUrl = redis.url;
 const skipped: string[] = [];
@@ -72,6 +87,8 @@ if (!pgUrl)
     `PostgreSQL (${pg.why}): ingest on PostgreSQL and the COPY ceiling, search on PostgreSQL, alias resolution on PostgreSQL`,
   );
 if (!redisUrl) skipped.push(`Redis (${redis.why}): alias resolution with the Redis cache`);
+if (!mlflow.url && runs('mlflow'))
+  skipped.push(`MLflow (${mlflow.why}): ingest through plugin-mlflow vs the Python client`);
 
 /** The commit measured, and whether the measured code had uncommitted changes (others work in this tree). */
 function provenance(): string {
@@ -85,8 +102,9 @@ function provenance(): string {
       '-z',
       '--untracked-files=no',
       '--',
-      'packages/core/src',
-      'packages/core/bench',
+      ':(glob)packages/*/src/**',
+      'packages/sql/bench',
+      'packages/plugin-mlflow/src',
       'bench',
       ':!bench/results',
     );
@@ -105,7 +123,7 @@ const started = performance.now();
 const loadStart = load();
 const startedAt = new Date();
 console.log(
-  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: not recorded)` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
+  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: ${!QUICK && ONLY.size === 1 && ONLY.has('mlflow') ? 'merged into the record' : 'not recorded'})` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
 );
 for (const s of skipped) console.log(`SKIPPED: ${s}`);
 
@@ -113,6 +131,8 @@ const measured: Measured[] = [];
 if (runs('ingest')) measured.push(...(await ingest(SIZES.ingest, pgUrl)));
 if (runs('search')) measured.push(...(await searchBench(SIZES.search, pgUrl)));
 if (runs('alias')) measured.push(...(await aliasBench(SIZES.alias, pgUrl, redisUrl)));
+const mlflowFigures = runs('mlflow') && mlflow.url ? await mlflowBench(SIZES.mlflow, mlflow.url) : [];
+measured.push(...mlflowFigures);
 
 const loadEnd = load();
 const took = seconds(started);
@@ -138,15 +158,53 @@ for (const f of measured) {
 for (const s of skipped) console.log(`SKIPPED: ${s}`);
 console.log(`load average at end ${loadEnd.join(' ')}; took ${(took / 60).toFixed(1)} min`);
 
-const out = join(ROOT, 'bench', 'results', RECORD ? 'latest.json' : 'quick.json');
-await mkdir(dirname(out), { recursive: true });
-await writeFile(out, `${JSON.stringify(figures, null, 2)}\n`);
-console.log(`wrote ${out}`);
-if (RECORD) {
-  const docs = join(ROOT, 'docs', 'benchmarks.md');
-  await writeFile(
-    docs,
-    renderDocs({ measured, machine: m, skipped, startedAt, minutes: took / 60, sizes: SIZES, source }),
+const judgedPath = join(ROOT, 'bench', 'results', 'judged.json');
+const history = JSON.parse(await readFile(judgedPath, 'utf8')) as JudgedRun[];
+const silent = silentGoalChanges(history, measured, ONLY === undefined && skipped.length === 0);
+for (const s of silent) console.log(`GOAL CHANGED SILENTLY: ${s}`);
+if (RECORD && silent.length > 0) {
+  throw new Error(
+    `not recorded: ${silent.length} judged figure(s) changed without a note; write each change, its date and reason, in bench/goals.ts`,
   );
+}
+
+/** Only the MLflow section at full size: a record of its own figures, merged into the others'. */
+const MLFLOW_RECORD = !QUICK && ONLY?.size === 1 && ONLY.has('mlflow') && mlflowFigures.length > 0;
+const out = join(ROOT, 'bench', 'results', RECORD || MLFLOW_RECORD ? 'latest.json' : 'quick.json');
+await mkdir(dirname(out), { recursive: true });
+let written = figures;
+if (MLFLOW_RECORD) {
+  const previous = JSON.parse(await readFile(out, 'utf8').catch(() => '[]')) as Figure[];
+  const names = new Set(figures.map((f) => f.name));
+  written = [...previous.filter((f) => !names.has(f.name)), ...figures];
+}
+await writeFile(out, `${JSON.stringify(written, null, 2)}\n`);
+console.log(`wrote ${out}`);
+const docs = join(ROOT, 'docs', 'benchmarks.md');
+const mlflowContext = {
+  sizes: SIZES.mlflow,
+  machine: `${m.cpu}, ${m.cores} cores, Node ${m.node}`,
+  source,
+  at: startedAt,
+};
+if (RECORD) {
+  const judged: JudgedRun[] = [
+    ...history,
+    {
+      recordedAt: startedAt.toISOString(),
+      source,
+      machine: `${m.cpu}, ${m.cores} cores`,
+      loadavg: m.loadavg,
+      figures: judgedFigures(measured),
+    },
+  ];
+  await writeFile(judgedPath, `${JSON.stringify(judged, null, 2)}\n`);
+  console.log(`wrote ${judgedPath}`);
+  let text = renderDocs({ measured, machine: m, skipped, startedAt, minutes: took / 60, sizes: SIZES, source, judged });
+  if (mlflowFigures.length > 0) text = withMlflowSection(text, mlflowFigures, mlflowContext);
+  await writeFile(docs, text);
+  console.log(`wrote ${docs}`);
+} else if (MLFLOW_RECORD) {
+  await writeFile(docs, withMlflowSection(await readFile(docs, 'utf8'), mlflowFigures, mlflowContext));
   console.log(`wrote ${docs}`);
 }

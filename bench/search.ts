@@ -1,7 +1,8 @@
 // Figure 2: searchRuns latency over many runs (25,000 runs with 20 metrics, 3 params and 2 tags each) on embedded
 // SQLite and on PostgreSQL. Seeding goes through the library (createRun with tags, one logBatch with the run's
 // metrics and params), once per benchmark run into a fresh temp dir and a fresh schema; the queries then
-// alternate between stores and filters sample by sample, so the shared machine's changing load hits all alike.
+// alternate between stores and filters sample by sample (the stores' order rotated each sample), so the shared
+// machine's changing load hits all alike.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,7 @@ import { sql } from 'kysely';
 // The raw seeding path writes the tracker's own tables, so it reads their schema from the source (not an export).
 import { insertMetrics } from '../packages/sql/src/tracker/repository.js';
 import type { NewMetric, RunRow, TrackerDatabase } from '../packages/sql/src/tracker/schema.js';
-import { figure, fmtNumber, type Measured, percentile, seconds } from './lib.js';
+import { figure, fmtNumber, type Measured, percentile, rotated, seconds } from './lib.js';
 
 export interface SearchSizes {
   readonly runs: number;
@@ -373,7 +374,7 @@ export async function searchBench(sizes: SearchSizes, pgUrl: string | undefined)
     }
     for (let i = 0; i < sizes.samples; i++) {
       for (const q of QUERIES) {
-        for (const c of contenders) {
+        for (const c of rotated(contenders, i)) {
           const t = performance.now();
           await search(c, q, c.tokens.get(q));
           c.samples.get(q)!.push(performance.now() - t);

@@ -128,6 +128,8 @@ function memoryRegistry(): ModelRegistry {
       signatures: false,
       asyncRegistration: false,
       atomicPromotionCheck: false,
+      modelOrderBy: ['name'],
+      changeEvents: false,
     },
     async createModel(input) {
       return { name: input.name } as never;

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { PeerAddress } from './outage.js';
 
 const peersScript = fileURLToPath(new URL('../scripts/peers', import.meta.url));
 
@@ -20,13 +21,26 @@ async function freePort(): Promise<number> {
 export interface PrivatePeers {
   /** Connection variables as `scripts/peers env` prints them (MLPLANE_PG_URL, MLPLANE_KAFKA_BROKERS...). */
   readonly env: Readonly<Record<string, string>>;
-  /** `scripts/peers restart <name>`; KILL is a crash, TERM a clean shutdown. Resolves once healthy again. */
-  restart(name: string, signal: 'TERM' | 'KILL'): Promise<void>;
+  /**
+   * `scripts/peers restart <name>`; KILL is a crash, TERM a clean shutdown. Resolves once healthy again.
+   * `downSeconds` keeps it stopped that long before it starts again, so that clients surely meet the outage.
+   */
+  restart(name: string, signal: 'TERM' | 'KILL', options?: { readonly downSeconds?: number }): Promise<void>;
+  /** Where the peer listens, for an OutageWatch. */
+  address(name: PeerName): PeerAddress;
   /** Stops one peer (its data is removed) until `start` brings it back on the same port. */
   stop(name: string): Promise<void>;
   start(name: string): Promise<void>;
   down(): Promise<void>;
 }
+
+export type PeerName = 'postgres' | 'kafka' | 'redis';
+
+const PORT_VARIABLES: Readonly<Record<PeerName, string>> = {
+  postgres: 'MLPLANE_PG_PORT',
+  kafka: 'MLPLANE_KAFKA_PORT',
+  redis: 'MLPLANE_REDIS_PORT',
+};
 
 function run(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -65,9 +79,15 @@ export async function startPrivatePeers(names: readonly string[]): Promise<Priva
   }
   return {
     env: vars,
-    restart: async (name, signal) => {
-      await run(['restart', name], { ...env, MLPLANE_PEERS_RESTART_SIGNAL: signal }, 300_000);
+    restart: async (name, signal, options = {}) => {
+      const pause = String(options.downSeconds ?? 0);
+      await run(
+        ['restart', name],
+        { ...env, MLPLANE_PEERS_RESTART_SIGNAL: signal, MLPLANE_PEERS_RESTART_PAUSE_S: pause },
+        300_000,
+      );
     },
+    address: (name) => ({ host: '127.0.0.1', port: Number(env[PORT_VARIABLES[name]]) }),
     stop: async (name) => {
       await run(['down', name], env, 120_000);
     },

@@ -100,7 +100,8 @@ peers_up() {
 }
 
 # peers_restart <name...>: stop a peer's tracked processes and start it again on the same data dir and port,
-# as a crash and recovery would. MLPLANE_PEERS_RESTART_SIGNAL=KILL stops it without a clean shutdown.
+# as a crash and recovery would. MLPLANE_PEERS_RESTART_SIGNAL=KILL stops it without a clean shutdown;
+# MLPLANE_PEERS_RESTART_PAUSE_S keeps it stopped that many seconds first (a longer outage, default none).
 peers_restart() {
   [ $# -gt 0 ] || { echo "usage: scripts/peers restart <name...>" >&2; return 2; }
   local n p d rc=0 t0 sig="${MLPLANE_PEERS_RESTART_SIGNAL:-TERM}"
@@ -114,6 +115,7 @@ peers_restart() {
     for _ in $(seq 1 60); do peer_alive "$n" || break; sleep 0.5; done
     for p in $(peer_pids "$n"); do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; done
     rm -f "$MLPLANE_PEERS_STATE/$n.pids"
+    sleep "${MLPLANE_PEERS_RESTART_PAUSE_S:-0}"
     if "${n}_start"; then echo "peers: $n restarted in $(( $(date +%s) - t0 ))s"; else rc=1; fi
   done
   return $rc

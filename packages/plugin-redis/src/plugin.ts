@@ -14,6 +14,7 @@ export const redisStreamsPlugin = definePlugin({
     url: redisUrl,
     stream: z.string().min(1).default('mlplane:events'),
     maxLen: z.number().int().positive().default(100_000),
+    publishTimeoutMs: z.number().int().positive().default(10_000),
   }),
   register(env) {
     env.provide(eventBusRef, {

@@ -1,15 +1,16 @@
 // RedisStreamsEventBus against the Redis peer: the EventBus conformance suite, Redis-specific guarantees
-// (leases, pending-entry recovery, durable dedupe), and a Redis restart in the middle of publishing. The
-// restart test stops the peer for everyone using it: run it on a private peer set (MLPLANE_PEERS_STATE and
-// MLPLANE_REDIS_PORT) when others share the machine's peers.
+// (leases, pending-entry recovery, durable dedupe), a Redis restart in the middle of publishing, and publishes that
+// Redis refuses or never answers. The fault tests run on a Redis of their own (private-peers.ts): restarting,
+// pausing or filling the shared one would break the other test files using it at the same time.
 import { randomUUID } from 'node:crypto';
 import type { DomainEvent } from '@mlplane/core';
 import { UnavailableError, ValidationError } from '@mlplane/core';
 import { delay, eventBusConformance, eventually, uniqueTag } from '@mlplane/core/testing';
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishThroughRestart } from '../../../test-support/broker-restart.js';
 import { redisUrl, uniqueName } from '../../../test-support/peers-env.js';
+import { type PrivatePeers, startPrivatePeers } from '../../../test-support/private-peers.js';
 import { RedisStreamsEventBus, type RedisStreamsEventBusOptions } from '../src/streams/redis-streams-event-bus.js';
 
 const streams: string[] = [];
@@ -42,8 +43,8 @@ function event(ns: string, subject: string, payload: unknown = {}): DomainEvent 
   };
 }
 
-async function withRedis<T>(use: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = new Redis(redisUrl(), { lazyConnect: true, protocol: 2 });
+async function withRedis<T>(use: (redis: Redis) => Promise<T>, url = redisUrl()): Promise<T> {
+  const redis = new Redis(url, { lazyConnect: true, protocol: 2 });
   await redis.connect();
   try {
     return await use(redis);
@@ -61,6 +62,7 @@ describe('RedisStreamsEventBus specifics', () => {
     expect(() => new RedisStreamsEventBus({ url: 'localhost:6379' })).toThrow(ValidationError);
     expect(() => new RedisStreamsEventBus({ url: redisUrl(), maxLen: 0 })).toThrow(/maxLen/);
     expect(() => new RedisStreamsEventBus({ url: redisUrl(), leaseMs: 1.5 })).toThrow(/leaseMs/);
+    expect(() => new RedisStreamsEventBus({ url: redisUrl(), publishTimeoutMs: 0 })).toThrow(/publishTimeoutMs/);
   });
 
   it('appends a batch in one transaction and trims the stream to about maxLen', async () => {
@@ -196,28 +198,120 @@ describe('RedisStreamsEventBus specifics', () => {
   });
 });
 
-describe('RedisStreamsEventBus through a Redis restart', () => {
+describe('RedisStreamsEventBus through Redis faults (private Redis peer)', () => {
+  let peers: PrivatePeers;
+  let url: string;
+  beforeAll(async () => {
+    peers = await startPrivatePeers(['redis']);
+    url = peers.env.MLPLANE_REDIS_URL!;
+  }, 120_000);
+  afterAll(async () => {
+    await peers?.down();
+  }, 120_000);
+  const privateBus = (options: Partial<RedisStreamsEventBusOptions> = {}) =>
+    new RedisStreamsEventBus({ url, stream: uniqueName('mlplane:it:events'), ...options });
+  /** Runs `publish` and returns how long it took to reject, with its error. */
+  const rejection = async (publish: Promise<void>) => {
+    const started = Date.now();
+    const err = await publish.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err, 'the publish resolved').toBeInstanceOf(UnavailableError);
+    return { err: err as UnavailableError, ms: Date.now() - started };
+  };
+
   for (const signal of ['KILL', 'TERM'] as const) {
     it(`loses no acknowledged event when Redis is ${signal === 'KILL' ? 'killed' : 'stopped'} mid-batch`, async () => {
-      const appendonly = await withRedis((r) => r.config('GET', 'appendonly') as Promise<string[]>);
-      expect(appendonly[1], 'the redis peer must run with appendonly yes (scripts/peers restart redis)').toBe('yes');
-      const bus = redisBus();
+      const appendonly = await withRedis((r) => r.config('GET', 'appendonly') as Promise<string[]>, url);
+      expect(appendonly[1], 'the redis peer must run with appendonly yes (scripts/peers.d/redis.sh)').toBe('yes');
+      // Redis stays down 2 s, four publish deadlines: publishes reject and are retried, rather than waiting it out.
+      const bus = privateBus({ publishTimeoutMs: 500 });
       try {
         await publishThroughRestart({
           bus,
+          peers,
           peer: 'redis',
           signal,
+          downSeconds: 2,
+          expectRejections: true,
           readLog: () =>
             withRedis(async (r) => {
               const entries = (await r.call('XRANGE', bus.stream, '-', '+')) as [string, string[]][];
               return entries.map(([, fields]) => (JSON.parse(fields[1]!) as DomainEvent).id);
-            }),
+            }, url),
         });
       } finally {
         await bus.close();
       }
     }, 420_000);
   }
+
+  it('rejects a publish at its deadline while Redis is down, and publishes again once it is back', async () => {
+    await peers.stop('redis');
+    // Created while Redis is down: its first connect fails too, and ioredis must keep trying.
+    const bus = privateBus({ publishTimeoutMs: 1_000 });
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const { err, ms } = await rejection(bus.publish(event('r', 'down')));
+        expect(err.message).toMatch(/not connected .*within publishTimeoutMs \(1000 ms\)/);
+        expect(ms).toBeGreaterThanOrEqual(950);
+        expect(ms).toBeLessThan(3_000);
+      }
+      await peers.start('redis');
+      const back = event('r', 'back');
+      // ioredis reconnects with a growing delay (up to 2 s), so the first publishes may still meet its wait.
+      await eventually(() => bus.publish(back), 30_000, 100);
+      const ids = await withRedis(async (r) => {
+        const entries = (await r.call('XRANGE', bus.stream, '-', '+')) as [string, string[]][];
+        return entries.map(([, fields]) => (JSON.parse(fields[1]!) as DomainEvent).id);
+      }, url);
+      expect(ids).toContain(back.id);
+    } finally {
+      await bus.close();
+    }
+  }, 120_000);
+
+  it('rejects a publish that Redis does not answer within its deadline', async () => {
+    const bus = privateBus({ publishTimeoutMs: 500 });
+    try {
+      await bus.publish(event('r', 'warm'));
+      // Redis holds every write command of every client for 3 s: connected, but no answer.
+      await withRedis((r) => r.call('CLIENT', 'PAUSE', '3000', 'WRITE'), url);
+      const { err, ms } = await rejection(bus.publish(event('r', 'held')));
+      expect(err.message).toMatch(/no answer within publishTimeoutMs \(500 ms\)/);
+      expect(ms).toBeGreaterThanOrEqual(450);
+      expect(ms).toBeLessThan(2_500);
+    } finally {
+      await withRedis((r) => r.call('CLIENT', 'UNPAUSE'), url);
+      await bus.close();
+    }
+  }, 60_000);
+
+  it('rejects a batch Redis refuses, and appends none of it', async () => {
+    const bus = privateBus();
+    const batch = [event('r', 'a'), event('r', 'b')];
+    try {
+      // Refused when queued: the transaction is aborted (EXECABORT) with the OOM of the first XADD.
+      await withRedis((r) => r.config('SET', 'maxmemory', '1'), url);
+      try {
+        const { err } = await rejection(bus.publish(batch));
+        expect(err.message).toMatch(/OOM|EXECABORT/);
+      } finally {
+        await withRedis((r) => r.config('SET', 'maxmemory', '0'), url);
+      }
+      expect(await withRedis((r) => r.exists(bus.stream), url)).toBe(0);
+
+      // Refused when run: EXEC answers with an error per XADD (the key holds a string, not a stream).
+      await withRedis((r) => r.set(bus.stream, 'not a stream'), url);
+      const { err } = await rejection(bus.publish(batch));
+      expect(err.message).toMatch(/WRONGTYPE/);
+      expect(await withRedis((r) => r.get(bus.stream), url)).toBe('not a stream');
+      expect(bus.stats().published).toBe(0);
+    } finally {
+      await bus.close();
+    }
+  }, 60_000);
 });
 
 afterAll(async () => {

@@ -1,6 +1,7 @@
 // Library-level logBatch throughput of SqlExperimentTracker on the embedded store (SQLite) and on PostgreSQL,
-// against PostgreSQL's COPY of the same rows into the same table (the ceiling).
-// Run from packages/core: node --import tsx bench/tracker-ingest.ts   (PostgreSQL parts need MLPLANE_PG_URL)
+// against PostgreSQL's COPY of the same rows into the same table (the ceiling), on as many connections as writers.
+// Run from packages/sql: node --conditions=@mlplane/source --import tsx bench/tracker-ingest.ts
+// (PostgreSQL parts need MLPLANE_PG_URL)
 // Env: BENCH_ROWS (metric rows per case, default 100000), BENCH_ROUNDS (default 5).
 // The cases are exported too: the root `pnpm bench` (bench/ingest.ts) runs them in its side-by-side report.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -51,6 +52,15 @@ export class Meter {
 
 export const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
+/**
+ * The contenders in the order they run in round `round`: rotated by one each round, so that none always goes first
+ * (into the smaller table, before the others' garbage) or last.
+ */
+export function rotated<T>(contenders: readonly T[], round: number): T[] {
+  const k = round % contenders.length;
+  return [...contenders.slice(k), ...contenders.slice(0, k)];
+}
+
 /** Runs `all` through logBatch with `writers` concurrent callers, one run each. */
 export async function logBatches(
   tracker: SqlExperimentTracker,
@@ -82,9 +92,10 @@ export async function openTracker(store: MetadataStore, dir: string, writers: nu
     Array.from({ length: writers }, () => tracker.createRun({ experimentId: experiment.id })),
   );
   const runIds = runs.map((r) => r.info.id);
-  // Warm-up: plans, statement cache, pool connections.
-  await tracker.logBatch(runIds[0]!, { metrics: batches(10, 1, 0)[0]!.map((m) => ({ ...m, step: -1 })) });
-  return { tracker, runIds };
+  // Warm-up, every writer at once: plans, statement cache, one pool connection per writer.
+  const warmUp = batches(10, 1, 0)[0]!.map((m) => ({ ...m, step: -1 }));
+  await Promise.all(runIds.map((runId) => tracker.logBatch(runId, { metrics: warmUp })));
+  return { tracker, runIds, experimentId: experiment.id };
 }
 
 export const SYNCHRONOUS_MODES = ['FULL', 'NORMAL'] as const;
@@ -110,7 +121,7 @@ export async function embeddedCase(
     const perRound = Math.max(writers, Math.floor(rows / size / rounds));
     for (let round = 0; round < rounds; round++) {
       const all = batches(size, perRound, round * perRound);
-      for (const s of stores) await logBatches(s.tracker, s.runIds, all, s.meter);
+      for (const s of rotated(stores, round)) await logBatches(s.tracker, s.runIds, all, s.meter);
     }
     return stores.map(({ synchronous, meter }) => ({ synchronous, meter }));
   } finally {
@@ -119,20 +130,26 @@ export async function embeddedCase(
   }
 }
 
-/** A throwaway schema on the PostgreSQL server at `url`, with a tracker's store and a raw client for COPY. */
+/** Most writers a case may have: the COPY contenders get one connection each. */
+export const MAX_WRITERS = 4;
+
+/** A throwaway schema on the PostgreSQL server at `url`, with a tracker's store and raw clients for COPY. */
 export async function openPostgres(url: string) {
   const schema = `mlplane_bench_${Date.now().toString(36)}`;
   const store = await PostgresMetadataStore.connect({ connectionString: url, schema });
-  const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
-  await client.connect();
+  const clients = Array.from(
+    { length: MAX_WRITERS },
+    () => new pg.Client({ connectionString: url, options: `-c search_path=${schema}` }),
+  );
+  await Promise.all(clients.map((c) => c.connect()));
   const dir = await mkdtemp(join(tmpdir(), 'mlplane-bench-art-'));
   return {
     store,
-    client,
+    clients,
     dir,
     async close() {
       try {
-        await client.end();
+        await Promise.all(clients.map((c) => c.end()));
         await store.db().schema.dropSchema(schema).cascade().execute();
         await store.close();
       } finally {
@@ -142,9 +159,20 @@ export async function openPostgres(url: string) {
   };
 }
 
+/** Meters of one PostgreSQL case: logBatch and the two COPY ceilings, each with as many connections as writers. */
+export interface PostgresCaseResult {
+  readonly ours: Meter;
+  /** One COPY per batch on each connection: the commit granularity of one logBatch call. */
+  readonly copyPerBatch: Meter;
+  /** Each connection's share of the round in one COPY: the bulk ceiling. */
+  readonly copyStream: Meter;
+}
+
 /**
- * PostgreSQL: logBatch, and (with one writer) COPY of the same rows, alternating per round: one COPY per batch
- * (the same commit granularity) and each round's rows in one stream (the bulk ceiling).
+ * PostgreSQL: logBatch with `writers` concurrent callers, and COPY of the same rows into the same table on as many
+ * connections, in the same rounds, in an order rotated every round: one COPY per batch, and each connection's share
+ * of the round (every `writers`-th batch) in one stream. Every writer and every COPY connection appends to a run of
+ * its own, as a tracking server's clients do.
  */
 export async function postgresCase(
   ctx: Awaited<ReturnType<typeof openPostgres>>,
@@ -152,57 +180,78 @@ export async function postgresCase(
   writers: number,
   rows: number,
   rounds: number,
-): Promise<{ ours: Meter; copyPerBatch: Meter; copyStream: Meter }> {
-  const { store, dir, client } = ctx;
-  const { tracker, runIds } = await openTracker(store, dir, writers);
-  const ours = new Meter();
-  const copyPerBatch = new Meter();
-  const copyStream = new Meter();
-  // COPY goes into the tracker's own metrics table, for a run of its own, with the same rows.
-  const copyRun = (await tracker.createRun({ experimentId: (await tracker.getRun(runIds[0]!)).info.experimentId })).info
-    .id;
-  const lines = (batch: MetricInput[]) =>
-    batch.map((m) => `${copyRun}\t${m.key}\t${m.value}\t0\t${m.step}\t${m.timestamp}\n`).join('');
-  const copy = (text: string) =>
-    pipeline(
-      Readable.from([text]),
-      client.query(copyFrom('COPY metrics (run_id, key, value, is_nan, step, timestamp) FROM STDIN')),
-    );
-  await copy(lines(batches(size, 1, 0)[0]!));
+): Promise<PostgresCaseResult> {
+  if (writers > ctx.clients.length) throw new Error(`at most ${ctx.clients.length} writers, got ${writers}`);
+  const { store, dir } = ctx;
+  const { tracker, runIds, experimentId } = await openTracker(store, dir, writers);
+  const result: PostgresCaseResult = { ours: new Meter(), copyPerBatch: new Meter(), copyStream: new Meter() };
+  const copiers = await Promise.all(
+    ctx.clients.slice(0, writers).map(async (client) => {
+      // COPY goes into the tracker's own metrics table, for a run of its own, with the same rows.
+      const runId = (await tracker.createRun({ experimentId })).info.id;
+      const lines = (batch: MetricInput[]) =>
+        batch.map((m) => `${runId}\t${m.key}\t${m.value}\t0\t${m.step}\t${m.timestamp}\n`).join('');
+      const copy = (text: string) =>
+        pipeline(
+          Readable.from([text]),
+          client.query(copyFrom('COPY metrics (run_id, key, value, is_nan, step, timestamp) FROM STDIN')),
+        );
+      await copy(lines(batches(size, 1, 0)[0]!.map((m) => ({ ...m, step: -1 }))));
+      return { lines, copy };
+    }),
+  );
+
+  const contenders: ((all: MetricInput[][]) => Promise<void>)[] = [
+    (all) => logBatches(tracker, runIds, all, result.ours),
+    async (all) => {
+      const meter = result.copyPerBatch;
+      let next = 0;
+      const started = performance.now();
+      await Promise.all(
+        copiers.map(async ({ lines, copy }) => {
+          while (next < all.length) {
+            const batch = all[next++]!;
+            const t = performance.now();
+            await copy(lines(batch));
+            meter.latencies.push(performance.now() - t);
+          }
+        }),
+      );
+      meter.seconds += (performance.now() - started) / 1000;
+      meter.rows += all.length * size;
+      meter.batches += all.length;
+    },
+    async (all) => {
+      const meter = result.copyStream;
+      const texts = copiers.map(({ lines }, c) =>
+        all
+          .filter((_, b) => b % writers === c)
+          .map(lines)
+          .join(''),
+      );
+      const started = performance.now();
+      await Promise.all(copiers.map(({ copy }, c) => copy(texts[c]!)));
+      meter.seconds += (performance.now() - started) / 1000;
+      meter.rows += all.length * size;
+      meter.batches += writers;
+    },
+  ];
   const perRound = Math.max(writers, Math.floor(rows / size / rounds));
   for (let round = 0; round < rounds; round++) {
     const all = batches(size, perRound, round * perRound);
-    await logBatches(tracker, runIds, all, ours);
-    if (writers === 1) {
-      let t = performance.now();
-      const started = t;
-      for (const batch of all) {
-        await copy(lines(batch));
-        const now = performance.now();
-        copyPerBatch.latencies.push(now - t);
-        t = now;
-      }
-      copyPerBatch.seconds += (performance.now() - started) / 1000;
-      copyPerBatch.rows += perRound * size;
-      copyPerBatch.batches += perRound;
-      const text = all.map(lines).join('');
-      const s = performance.now();
-      await copy(text);
-      copyStream.seconds += (performance.now() - s) / 1000;
-      copyStream.rows += perRound * size;
-      copyStream.batches += 1;
-    }
+    for (const contender of rotated(contenders, round)) await contender(all);
   }
-  return { ours, copyPerBatch, copyStream };
+  return result;
 }
 
 async function main() {
   const ROWS = Number(process.env.BENCH_ROWS ?? 100_000);
-  // Each case alternates its contenders in rounds, so that a shared machine's changing load hits all of them alike.
+  // Each case runs its contenders in rounds, in an order rotated every round, so that a shared machine's changing
+  // load and the growing table hit all of them alike.
   const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
   console.log(
-    `tracker-ingest: ${ROWS} metric rows per case in ${ROUNDS} alternating rounds, ${KEYS} keys; ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg()
+    `tracker-ingest: ${ROWS} metric rows per case in ${ROUNDS} rotating rounds, ${KEYS} keys; ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg()
       .map((l) => l.toFixed(2))
       .join(' ')}, Node ${process.version}`,
   );
@@ -227,13 +276,11 @@ async function main() {
       for (const [size, writers] of cases) {
         const { ours, copyPerBatch, copyStream } = await postgresCase(ctx, size, writers, ROWS, ROUNDS);
         console.log(ours.line(`PostgreSQL logBatch ${size}-metric batches x${writers}`));
-        if (writers === 1) {
-          console.log(copyPerBatch.line(`PostgreSQL COPY, one COPY per ${size}-row batch`));
-          console.log(copyStream.line(`PostgreSQL COPY, each round's rows in one stream`));
-          console.log(
-            `  ratio logBatch(${size}) / COPY per batch: ${(ours.rowsPerSec / copyPerBatch.rowsPerSec).toFixed(2)}; / COPY one stream: ${(ours.rowsPerSec / copyStream.rowsPerSec).toFixed(2)}`,
-          );
-        }
+        console.log(copyPerBatch.line(`PostgreSQL COPY x${writers}, one COPY per ${size}-row batch`));
+        console.log(copyStream.line(`PostgreSQL COPY x${writers}, one stream each`));
+        console.log(
+          `  ratio logBatch(${size}) x${writers} / COPY per batch: ${(ours.rowsPerSec / copyPerBatch.rowsPerSec).toFixed(2)}; / COPY streams: ${(ours.rowsPerSec / copyStream.rowsPerSec).toFixed(2)}`,
+        );
       }
     } finally {
       await ctx.close();

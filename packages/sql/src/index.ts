@@ -4,9 +4,18 @@
  * speaks only kysely, so it loads no driver: the store's plugin brings one.
  */
 
+export type { AuditCheckpoint } from './audit/checkpoints.js';
+export { DEFAULT_CHECKPOINT_PREFIX } from './audit/checkpoints.js';
 export { auditEventHandler, auditFromEvent, DEFAULT_AUDIT_PROJECT, SYSTEM_ACTOR } from './audit/from-event.js';
 export type { SqlAuditLogOptions } from './audit/sql-audit-log.js';
-export { AUDIT_OUTCOMES, SqlAuditLog } from './audit/sql-audit-log.js';
+export {
+  AUDIT_CHAIN_KEYED,
+  AUDIT_LOSS_ACCEPTED,
+  AUDIT_OUTCOMES,
+  DEFAULT_AUDIT_KEY_SECRET,
+  DEFAULT_CHECKPOINT_INTERVAL_MS,
+  SqlAuditLog,
+} from './audit/sql-audit-log.js';
 export type { FailedCheck, FailedCheckAuditOptions, FailedCheckReason } from './authz/failed-checks.js';
 export { FAILED_CHECK_MAX_GROUPS, FAILED_CHECK_WINDOW_MS, FailedCheckAudit } from './authz/failed-checks.js';
 export type { PortOperation } from './authz/port-permissions.js';

@@ -14,8 +14,9 @@ import {
   telemetryRef,
 } from '@mlplane/core';
 import { z } from 'zod';
+import { DEFAULT_CHECKPOINT_PREFIX } from './audit/checkpoints.js';
 import { auditEventHandler } from './audit/from-event.js';
-import { SqlAuditLog } from './audit/sql-audit-log.js';
+import { DEFAULT_AUDIT_KEY_SECRET, DEFAULT_CHECKPOINT_INTERVAL_MS, SqlAuditLog } from './audit/sql-audit-log.js';
 import { FAILED_CHECK_MAX_GROUPS, FAILED_CHECK_WINDOW_MS } from './authz/failed-checks.js';
 import { SqlAuthorizer } from './authz/sql-authorizer.js';
 import { SqlLeaseManager } from './leases/sql-lease.js';
@@ -37,6 +38,11 @@ const TOKEN_DEFAULTS = Object.freeze({
   maxLifetimeMs: DEFAULT_MAX_TOKEN_LIFETIME_MS,
   failedCheckWindowMs: FAILED_CHECK_WINDOW_MS,
   failedCheckGroups: FAILED_CHECK_MAX_GROUPS,
+});
+const AUDIT_CHECKPOINT_DEFAULTS = Object.freeze({
+  enabled: true,
+  intervalMs: DEFAULT_CHECKPOINT_INTERVAL_MS,
+  prefix: DEFAULT_CHECKPOINT_PREFIX,
 });
 const RETENTION_DEFAULTS = Object.freeze({
   enabled: true,
@@ -66,6 +72,33 @@ export const managementPlugin = definePlugin({
     defaultProject: z.string().min(1).default('default'),
     /** Consumer group that writes events into the audit log; every process joins it, each event is audited once. */
     auditGroup: z.string().min(1).default('audit'),
+    /** The audit log's tamper evidence; docs/security.md says what each setting protects against. */
+    audit: z
+      .object({
+        /**
+         * Secret in the SecretStore holding the key the audit chain is written with (HMAC). Created on first use when
+         * the SecretStore is writable; with a read-only one, create it first (32 random bytes, base64).
+         */
+        keySecret: z.string().min(1).default(DEFAULT_AUDIT_KEY_SECRET),
+        /** Signed checkpoints of the audit head in the ArtifactStore, compared with the database at every start. */
+        checkpoints: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** Entries appended within the last interval can be lost or cut off unnoticed; 0: only on stop. */
+            intervalMs: z.number().int().nonnegative().default(DEFAULT_CHECKPOINT_INTERVAL_MS),
+            prefix: z.string().min(1).default(DEFAULT_CHECKPOINT_PREFIX),
+          })
+          .default(AUDIT_CHECKPOINT_DEFAULTS),
+        /**
+         * Accepts that exactly these audit entries are gone, when a start refused because the database lost them
+         * (the refusal names the range). The loss is recorded in the log; any other loss still refuses.
+         */
+        acceptLoss: z
+          .object({ fromSeq: z.number().int().positive(), toSeq: z.number().int().positive() })
+          .refine((r) => r.fromSeq <= r.toSeq, { message: 'fromSeq must not exceed toSeq' })
+          .optional(),
+      })
+      .default({ keySecret: DEFAULT_AUDIT_KEY_SECRET, checkpoints: AUDIT_CHECKPOINT_DEFAULTS }),
     webhooks: z
       .object({
         enabled: z.boolean().default(true),
@@ -112,8 +145,32 @@ export const managementPlugin = definePlugin({
     });
     env.provide(auditLogRef, {
       asDefault: true,
-      deps: { store: metadataStoreRef },
-      factory: ({ store, config }) => SqlAuditLog.open({ store, defaultProject: config.defaultProject }),
+      deps: {
+        store: metadataStoreRef,
+        secrets: secretStoreRef,
+        artifacts: artifactStoreRef,
+        logger: coreServices.logger,
+      },
+      factory: ({ store, secrets, artifacts, logger, config }) =>
+        SqlAuditLog.open({
+          store,
+          secrets,
+          keySecret: config.audit.keySecret,
+          defaultProject: config.defaultProject,
+          ...(config.audit.checkpoints.enabled
+            ? {
+                checkpoints: {
+                  artifacts,
+                  prefix: config.audit.checkpoints.prefix,
+                  intervalMs: config.audit.checkpoints.intervalMs,
+                },
+              }
+            : {}),
+          ...(config.audit.acceptLoss ? { acceptLoss: config.audit.acceptLoss } : {}),
+          logger,
+        }),
+      // Runs after every plugin's shutdown hooks (the audit consumer has stopped), so the last checkpoint covers all.
+      dispose: (log) => (log instanceof SqlAuditLog ? log.close() : undefined),
     });
     env.provide(authorizerRef, {
       asDefault: true,

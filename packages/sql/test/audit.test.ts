@@ -1,49 +1,61 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { MetadataStore } from '@mlplane/core';
-import { type AuditEntry, auditEntryHash, canonicalJson, ValidationError } from '@mlplane/core';
+import {
+  type AuditEntry,
+  AuditIntegrityError,
+  auditEntryHash,
+  auditKeys,
+  canonicalJson,
+  ValidationError,
+} from '@mlplane/core';
 import { auditLogConformance } from '@mlplane/core/testing';
 import { SqliteMetadataStore } from '@mlplane/defaults';
 import { describe, expect, it } from 'vitest';
 import { auditEventHandler, auditFromEvent } from '../src/audit/from-event.js';
-import { AUDIT_FIELD_LENGTH, SqlAuditLog } from '../src/audit/sql-audit-log.js';
+import { AUDIT_FIELD_LENGTH, type SqlAuditLog } from '../src/audit/sql-audit-log.js';
+import { type AuditSurroundings, auditSurroundings, sqlAuditFixture } from './audit-fixture.js';
+
+/** A SqlAuditLog on a fresh SQLite file with its own SecretStore and ArtifactStore, removed afterwards. */
+async function withLog(
+  fn: (ctx: { log: SqlAuditLog; store: SqliteMetadataStore; env: AuditSurroundings; path: string }) => Promise<void>,
+  options: { defaultProject?: string } = {},
+): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'mlplane-audit-'));
+  const path = join(dir, 'metadata.sqlite');
+  const store = await SqliteMetadataStore.open({ path });
+  const env = await auditSurroundings();
+  try {
+    const log = await env.open(store, options);
+    try {
+      await fn({ log, store, env, path });
+    } finally {
+      await log.close().catch(() => undefined);
+    }
+  } finally {
+    await store.close();
+    await env.remove();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const entry = (i: number) => ({
+  actor: 'a',
+  action: 'x.y',
+  resource: 'r:1',
+  project: 'p',
+  outcome: 'allowed' as const,
+  details: { i },
+});
 
 auditLogConformance('SqlAuditLog on SQLite (temp dir)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mlplane-audit-'));
   const path = join(dir, 'metadata.sqlite');
-  const store = await SqliteMetadataStore.open({ path });
-  const stores: MetadataStore[] = [store];
-  const log = await SqlAuditLog.open({ store });
-  return {
-    log,
-    openAnother: async () => {
-      const other = await SqliteMetadataStore.open({ path });
-      stores.push(other);
-      return SqlAuditLog.open({ store: other });
-    },
-    tamper: {
-      edit: async (seq, change) => {
-        await store
-          .db()
-          .updateTable('audit_log')
-          .set({
-            ...(change.details !== undefined ? { details: JSON.stringify(change.details) } : {}),
-            ...(change.actor !== undefined ? { actor: change.actor } : {}),
-          })
-          .where('seq', '=', seq)
-          .execute();
-      },
-      remove: async (seq) => {
-        await store.db().deleteFrom('audit_log').where('seq', '=', seq).execute();
-      },
-    },
-    appendEvent: (event) => log.appendEvent(event),
-    cleanup: async () => {
-      for (const s of stores) await s.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
+  return sqlAuditFixture({
+    store: await SqliteMetadataStore.open({ path }),
+    openStore: () => SqliteMetadataStore.open({ path }),
+    dropDatabase: () => rm(dir, { recursive: true, force: true }),
+  });
 });
 
 describe('auditFromEvent and auditEventHandler', () => {
@@ -74,73 +86,117 @@ describe('auditFromEvent and auditEventHandler', () => {
   });
 
   it('feeds a log from an event handler, once per event id on a SqlAuditLog', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mlplane-audit-'));
-    const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
-    try {
-      const log = await SqlAuditLog.open({ store, defaultProject: 'ml' });
-      const handler = auditEventHandler(log);
-      await handler(event);
-      await handler(event);
-      const items = (await log.list()).items;
-      expect(items.map((e) => [e.seq, e.action, e.project])).toEqual([[1, 'run.created', 'ml']]);
-      // Any other AuditLog gets one append per delivery.
-      const appended: string[] = [];
-      const plain = { append: async (r: { action: string }) => appended.push(r.action) } as never;
-      await auditEventHandler(plain)(event);
-      expect(appended).toEqual(['run.created']);
-    } finally {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+    await withLog(
+      async ({ log }) => {
+        const handler = auditEventHandler(log);
+        await handler(event);
+        await handler(event);
+        const items = (await log.list()).items;
+        expect(items.map((e) => [e.seq, e.action, e.project])).toEqual([[1, 'run.created', 'ml']]);
+        // Any other AuditLog gets one append per delivery.
+        const appended: string[] = [];
+        const plain = { append: async (r: { action: string }) => appended.push(r.action) } as never;
+        await auditEventHandler(plain)(event);
+        expect(appended).toEqual(['run.created']);
+      },
+      { defaultProject: 'ml' },
+    );
+  });
+});
+
+describe('SqlAuditLog against the issue-1 tampering: head deleted, a row edited, another deleted', () => {
+  it('never verifies ok, for the whole log or {fromSeq: 1, toSeq: 6}, and append throws a typed error', async () => {
+    await withLog(async ({ log, store, env }) => {
+      for (let i = 0; i < 6; i++) await log.append(entry(i));
+      await store.db().deleteFrom('audit_head').execute();
+      await store.db().updateTable('audit_log').set({ details: '{"i":99}' }).where('seq', '=', 3).execute();
+      await store.db().deleteFrom('audit_log').where('seq', '=', 5).execute();
+      for (const range of [undefined, { fromSeq: 1, toSeq: 6 }]) {
+        const result = await log.verify(range);
+        expect(result).toMatchObject({ ok: false, firstBrokenSeq: 3, checkedEntries: 2 });
+        expect(result.reason).toContain('head record');
+      }
+      const err = await log.append(entry(7)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuditIntegrityError);
+      expect(err).toMatchObject({ code: 'INTEGRITY', problem: 'missing-head' });
+      // A fresh process on that database does not start either.
+      const again = await env.open(store).catch((e: unknown) => e);
+      expect(again).toBeInstanceOf(AuditIntegrityError);
+    });
   });
 });
 
 describe('SqlAuditLog against an editor who also rewrites hashes', () => {
-  it('reports the next entry for a re-hashed middle entry and the head for a re-hashed last one', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mlplane-audit-'));
-    const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
-    try {
-      const log = await SqlAuditLog.open({ store });
+  it('catches a re-hashed entry at once when the editor lacks the key', async () => {
+    await withLog(async ({ log, store }) => {
       const entries: AuditEntry[] = [];
-      for (let i = 0; i < 4; i++) {
-        entries.push(
-          await log.append({
-            actor: 'a',
-            action: 'x.y',
-            resource: 'r:1',
-            project: 'p',
-            outcome: 'allowed',
-            details: { i },
-          }),
-        );
-      }
-      const rewrite = async (seq: number) => {
-        const entry = entries[seq - 1]!;
-        const details = { i: 99 };
-        const hash = auditEntryHash(entry.prevHash, { ...entry, details });
-        await store
-          .db()
-          .updateTable('audit_log')
-          .set({ details: canonicalJson(details), hash })
-          .where('seq', '=', seq)
-          .execute();
-      };
-      await rewrite(4);
+      for (let i = 0; i < 4; i++) entries.push(await log.append(entry(i)));
+      // sha256 is the chain rule's public, unkeyed form; without the key it forges nothing.
+      const target = entries[1]!;
+      const details = { i: 99 };
+      const hash = auditEntryHash(target.prevHash, { ...target, details });
+      await store
+        .db()
+        .updateTable('audit_log')
+        .set({ details: canonicalJson(details), hash })
+        .where('seq', '=', 2)
+        .execute();
       expect(await log.verify()).toMatchObject({
         ok: false,
-        firstBrokenSeq: 4,
-        reason: expect.stringContaining("head's"),
+        firstBrokenSeq: 2,
+        reason: expect.stringContaining("entry 2's hash does not match its contents"),
       });
-      await rewrite(2);
-      expect(await log.verify()).toMatchObject({
-        ok: false,
-        firstBrokenSeq: 3,
-        reason: expect.stringContaining("entry 3's prevHash"),
-      });
-    } finally {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
+    });
+  });
+
+  /** Rewrites entries `from`.. of `entries` under the real key (entry `from` gets new details) and moves the head. */
+  async function rewriteWithKey(store: SqliteMetadataStore, secret: string, entries: AuditEntry[], from: number) {
+    const { chainKey } = auditKeys(secret);
+    let prev = entries[from - 1]!.prevHash;
+    for (const e of entries.slice(from - 1)) {
+      const details = e.seq === from ? { i: 99 } : e.details;
+      const hash = auditEntryHash(prev, { ...e, details }, chainKey);
+      await store
+        .db()
+        .updateTable('audit_log')
+        .set({ details: canonicalJson(details), prev_hash: prev, hash })
+        .where('seq', '=', e.seq)
+        .execute();
+      prev = hash;
     }
+    await store.db().updateTable('audit_head').set({ hash: prev }).where('id', '=', 1).execute();
+  }
+
+  it('with the key, is caught at or below the newest checkpoint', async () => {
+    await withLog(async ({ log, store, env }) => {
+      const entries: AuditEntry[] = [];
+      for (let i = 0; i < 6; i++) entries.push(await log.append(entry(i)));
+      await log.checkpoint(); // anchors entry 6
+      for (let i = 6; i < 8; i++) entries.push(await log.append(entry(i)));
+      await rewriteWithKey(store, env.secret, entries, 5);
+      const result = await log.verify();
+      // The chain itself is valid; the checkpoint (entry 6) and this process's own appends (entry 8) disagree.
+      expect(result).toMatchObject({ ok: false, firstBrokenSeq: 6, checkedEntries: 8 });
+      expect(result.reason).toContain('checkpoint 1');
+      const err = await env.open(store).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuditIntegrityError);
+      expect(err).toMatchObject({ problem: 'broken-chain', firstBrokenSeq: 6 });
+    });
+  });
+
+  it('with the key, escapes a fresh process above the newest checkpoint (what the interval bounds)', async () => {
+    await withLog(async ({ log, store, env }) => {
+      const entries: AuditEntry[] = [];
+      for (let i = 0; i < 6; i++) entries.push(await log.append(entry(i)));
+      await log.checkpoint();
+      for (let i = 6; i < 8; i++) entries.push(await log.append(entry(i)));
+      await rewriteWithKey(store, env.secret, entries, 7);
+      const fresh = await env.open(store);
+      expect(await fresh.verify()).toEqual({ ok: true, checkedEntries: 8 });
+      await fresh.close();
+      // The process that appended entry 8 still knows its hash.
+      expect(await log.verify()).toMatchObject({ ok: false, firstBrokenSeq: 8 });
+    });
   });
 });
 
@@ -149,10 +205,7 @@ describe('SqlAuditLog validation', () => {
   const bad = (value: unknown) => value as never;
 
   it('refuses every malformed input with ValidationError naming the field', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mlplane-audit-'));
-    const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
-    try {
-      const log = await SqlAuditLog.open({ store });
+    await withLog(async ({ log }) => {
       const cases: [string, () => Promise<unknown>, string | undefined, string][] = [
         ['record not an object', () => log.append(bad(null)), undefined, 'record must be an object'],
         [
@@ -177,9 +230,23 @@ describe('SqlAuditLog validation', () => {
         expect((err as Error).message, label).toContain(message);
       }
       expect(await log.head()).toBeUndefined();
-    } finally {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
+  });
+
+  it('refuses bad options before touching the database', async () => {
+    await withLog(async ({ store, env }) => {
+      const cases: [string, Parameters<AuditSurroundings['open']>[1], string][] = [
+        ['keySecret', { keySecret: '../key' }, 'not a valid secret name'],
+        ['checkpoints.intervalMs', { intervalMs: -1 }, 'non-negative integer'],
+        ['acceptLoss', { acceptLoss: { fromSeq: 5, toSeq: 4 } }, 'fromSeq <= toSeq'],
+        ['secrets', { secrets: undefined as never }, 'needs a SecretStore'],
+      ];
+      for (const [field, options, message] of cases) {
+        const err = await env.open(store, options).catch((e: unknown) => e);
+        expect(err, field).toBeInstanceOf(ValidationError);
+        expect((err as ValidationError).field, field).toBe(field);
+        expect((err as Error).message, field).toContain(message);
+      }
+    });
   });
 });

@@ -2,27 +2,39 @@ import { authorizerConformance } from '@mlplane/core/testing';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dropSchema, freshSchema, pgUrl } from '../../../test-support/pg-env.js';
-import { SqlAuditLog } from '../src/audit/sql-audit-log.js';
+import type { SqlAuditLog } from '../src/audit/sql-audit-log.js';
 import { SqlAuthorizer } from '../src/authz/sql-authorizer.js';
 import { readOutbox } from '../src/outbox/outbox.js';
+import { type AuditSurroundings, auditSurroundings } from './audit-fixture.js';
 import { FLOOD_MAX_GROUPS, floodFailedChecks } from './failed-check-flood.js';
 
 // One schema for this file: principals, projects and roles carry a random tag, so tests share it safely.
 const schema = freshSchema('mlplane_authz');
-let shared: Promise<{ store: PostgresMetadataStore; audit: SqlAuditLog; authorizer: SqlAuthorizer }> | undefined;
+let shared:
+  | Promise<{
+      store: PostgresMetadataStore;
+      surroundings: AuditSurroundings;
+      audit: SqlAuditLog;
+      authorizer: SqlAuthorizer;
+    }>
+  | undefined;
 
 function open() {
   shared ??= (async () => {
     const store = await PostgresMetadataStore.connect({ connectionString: pgUrl(), schema });
-    const audit = await SqlAuditLog.open({ store });
+    const surroundings = await auditSurroundings();
+    const audit = await surroundings.open(store);
     const authorizer = await SqlAuthorizer.open({ store, audit });
-    return { store, audit, authorizer };
+    return { store, surroundings, audit, authorizer };
   })();
   return shared;
 }
 
 afterAll(async () => {
-  await (await shared)?.store.close();
+  const opened = await shared;
+  await opened?.audit.close();
+  await opened?.store.close();
+  await opened?.surroundings.remove();
   await dropSchema(schema);
 });
 
@@ -42,10 +54,13 @@ describe('SqlAuthorizer failed token checks on PostgreSQL', () => {
     const own = freshSchema('mlplane_authz_flood');
     const store = await PostgresMetadataStore.connect({ connectionString: pgUrl(), schema: own });
     try {
-      const audit = await SqlAuditLog.open({ store });
+      const surroundings = await auditSurroundings();
+      const audit = await surroundings.open(store);
       const authz = await SqlAuthorizer.open({ store, audit, failedChecks: { maxGroups: FLOOD_MAX_GROUPS } });
       await floodFailedChecks(authz, audit);
       expect((await audit.verify()).ok).toBe(true);
+      await audit.close();
+      await surroundings.remove();
     } finally {
       await store.close();
       await dropSchema(own);

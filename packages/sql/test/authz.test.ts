@@ -6,16 +6,17 @@ import { isPermission, ValidationError } from '@mlplane/core';
 import { authorizerConformance } from '@mlplane/core/testing';
 import { SqliteMetadataStore } from '@mlplane/defaults';
 import { describe, expect, it } from 'vitest';
-import { SqlAuditLog } from '../src/audit/sql-audit-log.js';
 import { PORT_PERMISSIONS, permissionFor } from '../src/authz/port-permissions.js';
 import { SqlAuthorizer } from '../src/authz/sql-authorizer.js';
 import { readOutbox } from '../src/outbox/outbox.js';
+import { auditSurroundings } from './audit-fixture.js';
 import { FLOOD_MAX_GROUPS, floodFailedChecks } from './failed-check-flood.js';
 
 authorizerConformance('SqlAuthorizer on SQLite (temp dir)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mlplane-authz-'));
   const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
-  const audit = await SqlAuditLog.open({ store });
+  const surroundings = await auditSurroundings();
+  const audit = await surroundings.open(store);
   const authorizer = await SqlAuthorizer.open({ store, audit });
   return {
     authorizer,
@@ -23,7 +24,9 @@ authorizerConformance('SqlAuthorizer on SQLite (temp dir)', async () => {
     events: async () => (await readOutbox(store.db(), { limit: 1_000_000 })).map((e) => e.event),
     flushAudit: () => authorizer.close(),
     cleanup: async () => {
+      await audit.close();
       await store.close();
+      await surroundings.remove();
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -59,10 +62,13 @@ describe('SqlAuthorizer failed token checks', () => {
     const dir = await mkdtemp(join(tmpdir(), 'mlplane-authz-'));
     const store = await SqliteMetadataStore.open({ path: join(dir, 'metadata.sqlite') });
     try {
-      const audit = await SqlAuditLog.open({ store });
+      const surroundings = await auditSurroundings();
+      const audit = await surroundings.open(store);
       const authz = await SqlAuthorizer.open({ store, audit, failedChecks: { maxGroups: FLOOD_MAX_GROUPS } });
       await floodFailedChecks(authz, audit);
       expect((await audit.verify()).ok).toBe(true);
+      await audit.close();
+      await surroundings.remove();
     } finally {
       await store.close();
       await rm(dir, { recursive: true, force: true });

@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import { z } from 'zod';
 import { createServiceRef } from '../kernel/service-ref.js';
-import { describeValue, ValidationError } from './errors.js';
+import { describeValue, IntegrityError, ValidationError } from './errors.js';
 import { limitedString, oneOf, positiveInteger, validDate } from './input-schemas.js';
 import { type Page, type PageLimits, type PageOptions, pageOptions } from './paging.js';
 import { type PortInputs, portInput } from './port-inputs.js';
 
-export { UnavailableError, ValidationError } from './errors.js';
+export { IntegrityError, UnavailableError, ValidationError } from './errors.js';
 export type { Page, PageOptions } from './paging.js';
 
 export const AUDIT_LIST_PAGE: PageLimits = Object.freeze({ default: 100, max: 1000 });
@@ -55,7 +55,7 @@ export interface AuditEntryFields extends Required<AuditRecord> {
 /** A stored entry. `hash` chains it to its predecessor, so changing, removing or reordering entries is detectable. */
 export interface AuditEntry extends AuditEntryFields {
   readonly prevHash: string;
-  /** `auditEntryHash(prevHash, fields)`. */
+  /** `auditEntryHash(prevHash, fields, chainKey)`: keyed, so only a holder of the key can write a valid chain. */
   readonly hash: string;
 }
 
@@ -77,27 +77,84 @@ export interface AuditQuery extends PageOptions {
 export interface AuditVerification {
   readonly ok: boolean;
   readonly checkedEntries: number;
-  /** The first entry whose `prevHash` or `hash` does not match, or where `seq` skips. */
+  /**
+   * The first entry that cannot be vouched for: its `prevHash` or `hash` does not match, `seq` skips, it lies past
+   * the head, or (when the record of the head is gone or behind an anchor) the first entry after the last one known.
+   */
   readonly firstBrokenSeq?: number;
+  /** Every problem found, lowest seq first, separated by `; `. */
   readonly reason?: string;
+}
+
+/** What an AuditIntegrityError found. */
+export type AuditIntegrityProblem =
+  /** The record of the chain's end is gone, so nothing shows whether entries were removed from the end. */
+  | 'missing-head'
+  /** Entries an anchor (a checkpoint, or this process's own appends) knows of are gone: `lost` names them. */
+  | 'lost-entries'
+  /** An entry was changed, removed or added outside the log: `firstBrokenSeq` names the first. */
+  | 'broken-chain'
+  /** The chain key at hand is not the one the log was written with. */
+  | 'wrong-key'
+  /** A checkpoint of the head is not signed with the log's key. */
+  | 'bad-checkpoint';
+
+/**
+ * The stored log fails an integrity check, so the log refuses to open or to append (appending would extend, and a
+ * later checkpoint would vouch for, a chain that cannot be trusted). The message names what was found and how to
+ * proceed; `verify()` reports the extent.
+ */
+export class AuditIntegrityError extends IntegrityError {
+  readonly problem: AuditIntegrityProblem;
+  readonly firstBrokenSeq: number | undefined;
+  /** The entries an anchor knows of that the storage no longer holds (inclusive). */
+  readonly lost: { readonly fromSeq: number; readonly toSeq: number } | undefined;
+  constructor(
+    problem: AuditIntegrityProblem,
+    message: string,
+    details: {
+      readonly firstBrokenSeq?: number;
+      readonly lost?: { readonly fromSeq: number; readonly toSeq: number };
+      readonly cause?: unknown;
+    } = {},
+  ) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.problem = problem;
+    this.firstBrokenSeq = details.firstBrokenSeq ?? details.lost?.fromSeq;
+    this.lost = details.lost;
+  }
 }
 
 /**
  * Append-only, hash-chained record of security-relevant actions (who did what to which resource, and
  * whether it was allowed). Entries are never updated or deleted through this port.
+ *
+ * A log never moves its head backwards: an implementation remembers the furthest head it has appended, read or
+ * anchored (SqlAuditLog also signs checkpoints of it outside its database), and treats a head behind that as lost
+ * entries.
  */
 export interface AuditLog {
   /**
    * Appends one entry after the current head, serialized across processes so the chain never forks, and
    * returns it as stored. ValidationError for details that are not JSON or exceed AUDIT_LIMITS.detailsBytes, a
    * field beyond AUDIT_LIMITS.fieldLength, or an `at` that is not ISO-8601 UTC.
+   * AuditIntegrityError, writing nothing, when the chain's end cannot be trusted: the head record is missing, the
+   * entry it names was removed or changed, an entry lies past it, or it is behind a head already known.
    */
   append(record: AuditRecord): Promise<AuditEntry>;
   /** Page limits AUDIT_LIST_PAGE. */
   list(query?: AuditQuery): Promise<Page<AuditEntry>>;
-  /** The latest entry's seq and hash (for anchoring elsewhere); absent when the log is empty. */
+  /**
+   * The latest entry's seq and hash (for anchoring elsewhere); absent when the log is empty.
+   * AuditIntegrityError (`missing-head`) when the storage lost its record of the head.
+   */
   head(): Promise<{ readonly seq: number; readonly hash: string } | undefined>;
-  /** Recomputes the chain over [fromSeq, toSeq] (whole log by default) and reports the first break. */
+  /**
+   * Recomputes the chain over [fromSeq, toSeq] (whole log by default) and reports the first break. Never ok when the
+   * record of the head is missing, whatever the range; entries an anchor knows of count as written, so a range over
+   * them that the storage lost reports them missing. AuditIntegrityError (`bad-checkpoint`) when an anchor it would
+   * compare with is itself not genuine.
+   */
   verify(range?: { readonly fromSeq?: number; readonly toSeq?: number }): Promise<AuditVerification>;
 }
 
@@ -130,10 +187,15 @@ export function canonicalJson(value: unknown): string {
   }
 }
 
-/** The chain rule: hex sha256 of `prevHash` followed by the canonical JSON of the entry's fields. */
-export function auditEntryHash(prevHash: string, fields: AuditEntryFields): string {
+/**
+ * The chain rule: hex HMAC-SHA256 under `chainKey` (see `auditKeys`) of `prevHash` followed by the canonical JSON of
+ * the entry's fields. Without a key it is plain sha256, which anyone can recompute: a chain of that kind shows
+ * accidental damage, not an editor who re-hashes what they changed.
+ */
+export function auditEntryHash(prevHash: string, fields: AuditEntryFields, chainKey?: Uint8Array): string {
   const { seq, id, at, actor, action, resource, project, outcome, details } = fields;
-  return createHash('sha256')
+  const digest = chainKey === undefined ? createHash('sha256') : createHmac('sha256', chainKey);
+  return digest
     .update(prevHash)
     .update(canonicalJson({ seq, id, at, actor, action, resource, project, outcome, details }))
     .digest('hex');
@@ -247,3 +309,37 @@ export const auditLogInputs = {
     portInput('range', z.object({ fromSeq: positiveInteger.optional(), toSeq: positiveInteger.optional() })).optional(),
   ]),
 } satisfies PortInputs<AuditLog>;
+
+/** Shortest audit key secret accepted, in characters; a generated one is 32 random bytes in base64 (44). */
+export const AUDIT_KEY_MIN_LENGTH = 32;
+
+/** The keys an audit log derives from its secret; separate keys so a chain hash can never pass as a signature. */
+export interface AuditKeys {
+  /** Keys the chain rule (`auditEntryHash`). */
+  readonly chainKey: Uint8Array;
+  /** Signs checkpoints of the head written outside the log's storage. */
+  readonly checkpointKey: Uint8Array;
+  /** 16 hex chars naming the key without revealing it: recorded beside the chain and in checkpoints. */
+  readonly keyId: string;
+}
+
+/**
+ * Derives the audit keys from a secret with HKDF-SHA256 (salt `mlplane-audit`, info `chain`, `checkpoint` and
+ * `key-id`), so a verifier outside the platform holding the secret can recompute every hash and signature.
+ * ValidationError for a secret shorter than AUDIT_KEY_MIN_LENGTH characters.
+ */
+export function auditKeys(secret: string): AuditKeys {
+  if (typeof secret !== 'string' || secret.length < AUDIT_KEY_MIN_LENGTH) {
+    throw new ValidationError(
+      `the audit key secret must be at least ${AUDIT_KEY_MIN_LENGTH} characters (for example \`openssl rand -base64 32\`)`,
+      { field: 'secret' },
+    );
+  }
+  const derive = (info: string, length: number) =>
+    new Uint8Array(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'mlplane-audit', info, length));
+  return Object.freeze({
+    chainKey: derive('chain', 32),
+    checkpointKey: derive('checkpoint', 32),
+    keyId: Buffer.from(derive('key-id', 8)).toString('hex'),
+  });
+}

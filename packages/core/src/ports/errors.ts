@@ -9,6 +9,7 @@ export type MlplaneErrorCode =
   | 'UNAVAILABLE'
   | 'PERMISSION_DENIED'
   | 'VETOED'
+  | 'INTEGRITY'
   | 'WIRING'
   | 'CONFIG'
   | 'PLUGIN_FAILED';
@@ -50,6 +51,16 @@ export class ValidationError extends MlplaneError {
 export class UnavailableError extends MlplaneError {
   readonly code = 'UNAVAILABLE' as const;
   readonly httpStatus = 503;
+}
+
+/**
+ * Stored data fails an integrity check: it was changed outside the platform, or writes the platform acknowledged were
+ * lost (a restored backup, a crash that took the database's log with it). Retrying does not help; the message says
+ * what was found and how to proceed.
+ */
+export class IntegrityError extends MlplaneError {
+  readonly code = 'INTEGRITY' as const;
+  readonly httpStatus = 500;
 }
 
 /** The caller lacks the permission the operation declares. */

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
-import { validateNoControlCharacters } from '../infra/validation/text.js';
+import { validateNoControlCharacters, validateText } from '../infra/validation/text.js';
 import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
 import {
@@ -75,6 +75,12 @@ export const TRACKER_LIMITS = Object.freeze({
   inputTagsPerDataset: 100,
   /** searchRuns: experiment ids per search. */
   experimentIdsPerSearch: 1000,
+  /**
+   * logBatch on a backend with `capabilities.unboundedBatches`, which splits a batch into calls within the per-call
+   * counts: metrics + params + tags per call. Also what the port boundary lets through to any backend, which then
+   * applies its own per-call counts.
+   */
+  entitiesPerSplitBatch: 100_000,
 });
 
 /** searchRuns and searchExperiments page sizes (MLflow's SEARCH_MAX_RESULTS_DEFAULT / _THRESHOLD). */
@@ -316,6 +322,36 @@ export interface ExperimentTrackerCapabilities {
   readonly filterAttributes: readonly string[];
   /** `logBatch` writes all or nothing (SQL stores); otherwise a failure may leave a prefix written. */
   readonly atomicBatch: boolean;
+  /**
+   * `logBatch` takes any number of metrics, params and tags and sends them in as many backend calls as the
+   * backend's own limits need (MLflow: 1000 metrics, 100 params, 100 tags, 1 MB a call); every entry is still
+   * checked first. False: the per-call counts of TRACKER_LIMITS apply and a breach raises ValidationError.
+   */
+  readonly unboundedBatches: boolean;
+  /** Logging a point identical to one already stored (key, value, step, timestamp) stores it again; MLflow keeps one. */
+  readonly duplicateMetricPoints: boolean;
+  /**
+   * NaN ranks above every number: it wins a key's latest value among points of equal step and timestamp, and sorts
+   * first in `metrics.<key> DESC` and last in ASC. False (MLflow): a NaN point ranks as 0 for the latest value and
+   * sorts after every number in both directions (before runs lacking the metric).
+   */
+  readonly nanRanksHighest: boolean;
+  /**
+   * `searchRuns` pages resume after the last run returned (keyset), so runs created while paging shift nothing
+   * already seen. False (MLflow): pages are offsets, and a run inserted ahead of the cursor repeats one.
+   */
+  readonly stablePaging: boolean;
+  /**
+   * `restoreExperiment` restores only the runs deleted with the experiment. False (MLflow): it restores every
+   * run of the experiment, those deleted on their own before included.
+   */
+  readonly selectiveRestore: boolean;
+  /**
+   * Every change records its domain event in the same transaction (the outbox), which feeds the audit log and
+   * webhooks. False (MLflow): the server keeps no outbox, and clients writing to it directly bypass mlplane,
+   * so changes are not audited.
+   */
+  readonly changeEvents: boolean;
 }
 
 /**
@@ -407,12 +443,13 @@ export function validateTrackingKey(key: string, field = 'key'): void {
 }
 
 /**
- * Checks a logBatch's types, counts, keys and value lengths against TRACKER_LIMITS (the `logBatch` schema of
- * `experimentTrackerInputs`); throws ValidationError naming the first problem. Backends call it before writing
- * anything.
+ * Checks a logBatch's types, keys, values and counts against TRACKER_LIMITS (the `logBatch` schema of
+ * `experimentTrackerInputs`, plus the per-call counts); throws ValidationError naming the first problem. Backends call
+ * it before writing anything; one that splits batches itself (`capabilities.unboundedBatches`) passes
+ * `{ counts: false }` to check every entry but not the per-call counts (`entitiesPerSplitBatch` still applies).
  */
-export function validateLogBatch(batch: LogBatchInput): void {
-  checkInput(logBatchInput, batch, 'batch');
+export function validateLogBatch(batch: LogBatchInput, options: { readonly counts?: boolean } = {}): void {
+  checkInput(options.counts === false ? logBatchEntries : logBatchInput, batch, 'batch');
 }
 
 /**
@@ -532,19 +569,22 @@ const metricInput = z.unknown().check((ctx) => {
   const problem = metricProblem(ctx.value);
   if (problem) ctx.issues.push({ code: 'custom', input: undefined, path: problem[0], message: problem[1] });
 }) as unknown as z.ZodType<MetricInput>;
-const metricList = z
-  .array(z.unknown())
-  .max(TRACKER_LIMITS.metricsPerBatch, {
-    error: (issue) =>
-      `holds ${(issue.input as unknown[]).length} items; the metricsPerBatch limit is ${TRACKER_LIMITS.metricsPerBatch}: split the call`,
-    abort: true,
-  })
-  .check((ctx) => {
-    ctx.value.forEach((metric, i) => {
-      const problem = metricProblem(metric);
-      if (problem) ctx.issues.push({ code: 'custom', input: undefined, path: [i, ...problem[0]], message: problem[1] });
-    });
-  }) as unknown as z.ZodType<MetricInput[]>;
+function metricList(limit: string, max: number) {
+  return z
+    .array(z.unknown())
+    .max(max, {
+      error: (issue) =>
+        `holds ${(issue.input as unknown[]).length} items; the ${limit} limit is ${max}: split the call`,
+      abort: true,
+    })
+    .check((ctx) => {
+      ctx.value.forEach((metric, i) => {
+        const problem = metricProblem(metric);
+        if (problem)
+          ctx.issues.push({ code: 'custom', input: undefined, path: [i, ...problem[0]], message: problem[1] });
+      });
+    }) as unknown as z.ZodType<MetricInput[]>;
+}
 const param = z.object(
   { key: trackingKey(), value: paramValue },
   { error: (issue) => `must be a param { key, value }, got ${describeValue(issue.input)}` },
@@ -554,37 +594,67 @@ const runTag = z.object(
   { error: (issue) => `must be a tag { key, value }, got ${describeValue(issue.input)}` },
 );
 
-/** The `batch` of logBatch: TRACKER_LIMITS' counts, valid keys, typed values, no param twice with two values. */
-export const logBatchInput = z
-  .object({
-    metrics: metricList.optional(),
-    params: limitedArray(param, 'paramsPerBatch', TRACKER_LIMITS.paramsPerBatch).optional(),
-    tags: limitedArray(runTag, 'tagsPerBatch', TRACKER_LIMITS.tagsPerBatch).optional(),
-  })
-  .check((ctx) => {
-    const { metrics = [], params = [], tags = [] } = ctx.value;
-    const total = metrics.length + params.length + tags.length;
-    if (total > TRACKER_LIMITS.entitiesPerBatch) {
-      ctx.issues.push({
-        code: 'custom',
-        input: ctx.value,
-        message: `holds ${total} metrics, params and tags; the entitiesPerBatch limit is ${TRACKER_LIMITS.entitiesPerBatch}: split the call`,
-      });
-    }
-    const seen = new Map<string, string>();
-    params.forEach((p, i) => {
-      const previous = seen.get(p.key);
-      if (previous !== undefined && previous !== p.value) {
+/**
+ * A logBatch `batch` whose lists and total are bounded by the given limits: valid keys, typed values, no param twice
+ * with two values.
+ */
+function logBatchSchema(bounds: {
+  readonly metrics: readonly [string, number];
+  readonly params: readonly [string, number];
+  readonly tags: readonly [string, number];
+  readonly total: readonly [string, number];
+}) {
+  return z
+    .object({
+      metrics: metricList(...bounds.metrics).optional(),
+      params: limitedArray(param, ...bounds.params).optional(),
+      tags: limitedArray(runTag, ...bounds.tags).optional(),
+    })
+    .check((ctx) => {
+      const { metrics = [], params = [], tags = [] } = ctx.value;
+      const total = metrics.length + params.length + tags.length;
+      const [limit, max] = bounds.total;
+      if (total > max) {
         ctx.issues.push({
           code: 'custom',
-          input: p.key,
-          path: ['params', i, 'key'],
-          message: `names param '${p.key}' a second time with a different value: a batch may repeat a param only with the same value`,
+          input: undefined,
+          message: `holds ${total} metrics, params and tags; the ${limit} limit is ${max}: split the call`,
         });
       }
-      seen.set(p.key, p.value);
+      const seen = new Map<string, string>();
+      params.forEach((p, i) => {
+        const previous = seen.get(p.key);
+        if (previous !== undefined && previous !== p.value) {
+          ctx.issues.push({
+            code: 'custom',
+            input: undefined,
+            path: ['params', i, 'key'],
+            message: `names param '${p.key}' a second time with a different value: a batch may repeat a param only with the same value`,
+          });
+        }
+        seen.set(p.key, p.value);
+      });
     });
-  });
+}
+
+/** The `batch` of logBatch within the per-call counts of TRACKER_LIMITS (what `validateLogBatch` checks by default). */
+export const logBatchInput = logBatchSchema({
+  metrics: ['metricsPerBatch', TRACKER_LIMITS.metricsPerBatch],
+  params: ['paramsPerBatch', TRACKER_LIMITS.paramsPerBatch],
+  tags: ['tagsPerBatch', TRACKER_LIMITS.tagsPerBatch],
+  total: ['entitiesPerBatch', TRACKER_LIMITS.entitiesPerBatch],
+});
+
+/**
+ * The `batch` of logBatch at the port boundary: every entry checked, at most `entitiesPerSplitBatch` of them. The
+ * per-call counts depend on the backend (`capabilities.unboundedBatches`), so each implementation checks those.
+ */
+export const logBatchEntries = logBatchSchema({
+  metrics: ['entitiesPerSplitBatch', TRACKER_LIMITS.entitiesPerSplitBatch],
+  params: ['entitiesPerSplitBatch', TRACKER_LIMITS.entitiesPerSplitBatch],
+  tags: ['entitiesPerSplitBatch', TRACKER_LIMITS.entitiesPerSplitBatch],
+  total: ['entitiesPerSplitBatch', TRACKER_LIMITS.entitiesPerSplitBatch],
+});
 
 const runTags = limitedRecord(trackingKey(), runTagValue, 'tagsPerBatch', TRACKER_LIMITS.tagsPerBatch);
 const experimentTags = limitedRecord(experimentTagKey, experimentTagValue, 'tagsPerBatch', TRACKER_LIMITS.tagsPerBatch);
@@ -686,7 +756,7 @@ export const experimentTrackerInputs = {
   logParam: z.tuple([runId, portInput('param', param)]),
   setTag: z.tuple([runId, portInput('tag', runTag)]),
   deleteTag: z.tuple([runId, portArg('key', trackingKey())]),
-  logBatch: z.tuple([runId, portInput('batch', logBatchInput)]),
+  logBatch: z.tuple([runId, portInput('batch', logBatchEntries)]),
   getMetricHistory: z.tuple([
     runId,
     portArg('key', trackingKey()),
@@ -727,3 +797,107 @@ export const experimentTrackerInputs = {
   ]),
   openArtifact: z.tuple([runId, portArg('path', artifactPath)]),
 } satisfies PortInputs<ExperimentTracker>;
+
+/** ValidationError (field `name`) unless `name` is a non-empty experiment name within `experimentNameLength`. */
+export function validateExperimentName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.trim() === '') {
+    throw new ValidationError('experiment name must be a non-empty string', { field: 'name' });
+  }
+  if (name.length > TRACKER_LIMITS.experimentNameLength) {
+    throw new ValidationError(
+      `experiment name has ${name.length} chars; the experimentNameLength limit is ${TRACKER_LIMITS.experimentNameLength}`,
+      { field: 'name' },
+    );
+  }
+}
+
+/** ValidationError (field `name`) unless `name` is a string within `runTagValueLength` (MLflow keeps it in a tag). */
+export function validateRunName(name: unknown): void {
+  if (typeof name !== 'string') throw new ValidationError('run name must be a string', { field: 'name' });
+  // MLflow keeps the run name in the mlflow.runName tag, so the tag value limit applies.
+  if (name.length > TRACKER_LIMITS.runTagValueLength) {
+    throw new ValidationError(
+      `run name has ${name.length} chars; the runTagValueLength limit is ${TRACKER_LIMITS.runTagValueLength}`,
+      { field: 'name' },
+    );
+  }
+}
+
+/** Checks experiment tags (keys as tracking keys, `experimentTagKeyLength`, `experimentTagValueLength`); returns the entries. */
+export function validateExperimentTags(tags: Readonly<Record<string, string>>): [string, string][] {
+  if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) {
+    throw new ValidationError('tags must be an object of string values', { field: 'tags' });
+  }
+  const entries = Object.entries(tags);
+  if (entries.length > TRACKER_LIMITS.tagsPerBatch) {
+    throw new ValidationError(
+      `tags holds ${entries.length} entries; the tagsPerBatch limit is ${TRACKER_LIMITS.tagsPerBatch}: set the rest one by one`,
+      { field: 'tags' },
+    );
+  }
+  for (const [key, value] of entries) {
+    validateTrackingKey(key, `tags.${key}`);
+    if (key.length > TRACKER_LIMITS.experimentTagKeyLength) {
+      throw new ValidationError(
+        `experiment tag key '${key.slice(0, 50)}...' exceeds the experimentTagKeyLength limit of ${TRACKER_LIMITS.experimentTagKeyLength}`,
+        { field: `tags.${key}` },
+      );
+    }
+    if (typeof value !== 'string') {
+      throw new ValidationError(`experiment tag '${key}' value must be a string`, { field: `tags.${key}` });
+    }
+    validateText(value, `tags.${key}`, `experiment tag '${key}' value`);
+    if (value.length > TRACKER_LIMITS.experimentTagValueLength) {
+      throw new ValidationError(
+        `experiment tag '${key}' value has ${value.length} chars; the experimentTagValueLength limit is ${TRACKER_LIMITS.experimentTagValueLength}`,
+        { field: `tags.${key}` },
+      );
+    }
+  }
+  return entries;
+}
+
+/** Checks a logInputs call against TRACKER_LIMITS; ValidationError naming the field and the limit. */
+export function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
+  if (!Array.isArray(inputs as unknown)) throw new ValidationError('inputs must be an array', { field: 'inputs' });
+  if (inputs.length > TRACKER_LIMITS.datasetsPerBatch) {
+    throw new ValidationError(
+      `a logInputs call holds ${inputs.length} datasets; the datasetsPerBatch limit is ${TRACKER_LIMITS.datasetsPerBatch}: split it`,
+      { field: 'inputs' },
+    );
+  }
+  const limit = (field: string, value: string | undefined, name: keyof typeof TRACKER_LIMITS, required = true) => {
+    if (value === undefined && !required) return;
+    if (typeof value !== 'string' || (required && value === '')) {
+      throw new ValidationError(`${field} must be a non-empty string`, { field });
+    }
+    validateText(value, field, field);
+    if (value.length > TRACKER_LIMITS[name]) {
+      throw new ValidationError(`${field} has ${value.length} chars; the ${name} limit is ${TRACKER_LIMITS[name]}`, {
+        field,
+      });
+    }
+  };
+  inputs.forEach((input, i) => {
+    const d = input?.dataset;
+    if (!d) throw new ValidationError(`inputs[${i}].dataset is required`, { field: `inputs[${i}].dataset` });
+    limit(`inputs[${i}].dataset.name`, d.name, 'datasetNameLength');
+    limit(`inputs[${i}].dataset.digest`, d.digest, 'datasetDigestLength');
+    limit(`inputs[${i}].dataset.source`, d.source, 'datasetSourceLength');
+    limit(`inputs[${i}].dataset.schema`, d.schema, 'datasetSchemaLength', false);
+    limit(`inputs[${i}].dataset.profile`, d.profile, 'datasetProfileLength', false);
+    limit(`inputs[${i}].dataset.sourceType`, d.sourceType, 'datasetSourceTypeLength');
+    validateNoControlCharacters(d.sourceType, `inputs[${i}].dataset.sourceType`, 'dataset sourceType');
+    const tags = input.tags ?? [];
+    if (!Array.isArray(tags) || tags.length > TRACKER_LIMITS.inputTagsPerDataset) {
+      throw new ValidationError(
+        `inputs[${i}].tags must be an array of at most ${TRACKER_LIMITS.inputTagsPerDataset} tags (the inputTagsPerDataset limit)`,
+        { field: `inputs[${i}].tags` },
+      );
+    }
+    tags.forEach((t, j) => {
+      limit(`inputs[${i}].tags[${j}].key`, t?.key, 'inputTagKeyLength');
+      limit(`inputs[${i}].tags[${j}].value`, t?.value, 'inputTagValueLength');
+    });
+  });
+}

@@ -255,6 +255,14 @@ export interface ModelRegistryCapabilities {
    * write, and a concurrent change can slip between them.
    */
   readonly atomicPromotionCheck: boolean;
+  /** The `searchModels` order keys the backend understands (MLflow cannot order models by creation_timestamp). */
+  readonly modelOrderBy: readonly string[];
+  /**
+   * Every change records its domain event in the same transaction (the outbox), which feeds the audit log and
+   * webhooks. False (MLflow): the server keeps no outbox, and clients writing to it directly bypass mlplane,
+   * so changes are not audited.
+   */
+  readonly changeEvents: boolean;
 }
 
 /**

@@ -137,6 +137,17 @@ export function argumentsError(
 }
 
 /**
+ * Throws the ValidationError the port boundary would raise for a call of `operation` with `args`; nothing when
+ * `inputs` has no schema for it. An implementation calls it where it wants its own errors to match the boundary's
+ * (e.g. single writes delegating to a batch: `value`, not `params[0].value`).
+ */
+export function assertArguments<T>(inputs: PortInputs<T>, operation: OperationOf<T>, args: readonly unknown[]): void {
+  const schema = (inputs as Readonly<Record<string, z.ZodType | undefined>>)[operation];
+  const refused = schema ? argumentsError(schema, args, operation) : undefined;
+  if (refused) throw refused;
+}
+
+/**
  * Checks one value (an input object, a key) with `schema`; throws a ValidationError naming the first issue. Fields
  * inside it are named as they are, or under `name` when `prefixed`; the value itself is `name`. Implementations use
  * it to apply a port's schema themselves (e.g. `validateLogBatch`).

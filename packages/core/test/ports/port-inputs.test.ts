@@ -2,7 +2,12 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ValidationError } from '../../src/ports/errors.js';
-import { experimentTrackerInputs, type LogBatchInput, TRACKER_LIMITS } from '../../src/ports/experiment-tracker.js';
+import {
+  experimentTrackerInputs,
+  type LogBatchInput,
+  TRACKER_LIMITS,
+  validateLogBatch,
+} from '../../src/ports/experiment-tracker.js';
 import { modelRegistryInputs, REGISTRY_LIMITS } from '../../src/ports/model-registry.js';
 import {
   argumentsError,
@@ -173,10 +178,10 @@ describe('experimentTrackerInputs.logBatch', () => {
     ['a numeric tag value', { tags: [{ key: 't', value: 3 }] }, 'tags[0].value', /must be a string, got the number 3/],
     ['a null batch', null, 'batch', /must be an object, got null/],
     [
-      'too many metrics',
-      { metrics: Array.from({ length: 1001 }, (_, i) => ({ key: `m${i}`, value: i })) },
+      'more entries than any backend takes',
+      { metrics: Array.from({ length: TRACKER_LIMITS.entitiesPerSplitBatch + 1 }, (_, i) => ({ key: 'm', value: i })) },
       'metrics',
-      /holds 1001 items; the metricsPerBatch limit is 1000/,
+      /holds 100001 items; the entitiesPerSplitBatch limit is 100000/,
     ],
     [
       'a long key',
@@ -194,6 +199,21 @@ describe('experimentTrackerInputs.logBatch', () => {
       expect(err!.message.startsWith(`${field} `)).toBe(true);
     });
   }
+
+  it('leaves the per-call counts to the backend, which may split batches (capabilities.unboundedBatches)', () => {
+    const batch = { metrics: Array.from({ length: 1001 }, (_, i) => ({ key: `m${i}`, value: i })) };
+    expect(check(batch)).toBeUndefined();
+    const counted = (() => {
+      try {
+        validateLogBatch(batch);
+      } catch (err) {
+        return err as ValidationError;
+      }
+    })();
+    expect(counted?.field).toBe('metrics');
+    expect(counted?.message).toContain('holds 1001 items; the metricsPerBatch limit is 1000');
+    expect(() => validateLogBatch(batch, { counts: false })).not.toThrow();
+  });
 
   it('accepts NaN and ±Infinity metric values, as the tracker stores them', () => {
     expect(

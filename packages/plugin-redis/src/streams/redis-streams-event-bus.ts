@@ -35,6 +35,11 @@ export interface RedisStreamsEventBusOptions {
   readonly stream?: string;
   /** Approximate length the event stream is trimmed to on publish (default 100,000): the replay window. */
   readonly maxLen?: number;
+  /**
+   * How long a publish waits for Redis, reconnecting included, before it rejects with UnavailableError
+   * (default 10 s): a dead or unresponsive Redis fails the publish instead of holding its caller.
+   */
+  readonly publishTimeoutMs?: number;
   /** How long a group remembers an event id as handled in Redis (default 24 h). */
   readonly dedupeTtlMs?: number;
   /** Event ids per group this process also remembers in memory (default 100,000). */
@@ -77,7 +82,11 @@ export class RedisStreamsEventBus implements EventBus {
   readonly #url: string;
   readonly #redisOptions: RedisOptions;
   readonly #commands: Redis;
+  readonly #publisher: Redis;
+  /** The last connection error of the publisher, to say why a publish timed out. */
+  #publisherError: Error | undefined;
   readonly #maxLen: number;
+  readonly #publishTimeoutMs: number;
   readonly #dedupeTtlMs: number;
   readonly #groups: GroupMembers<RedisGroupMember>;
   readonly #leaseMs: number;
@@ -101,6 +110,7 @@ export class RedisStreamsEventBus implements EventBus {
     if (this.stream === '') throw new ValidationError('stream must be a non-empty key', { field: 'stream' });
     this.#keys = streamKeys(this.stream);
     this.#maxLen = positiveInteger(options.maxLen ?? 100_000, 'maxLen');
+    this.#publishTimeoutMs = positiveInteger(options.publishTimeoutMs ?? 10_000, 'publishTimeoutMs');
     this.#dedupeTtlMs = positiveInteger(options.dedupeTtlMs ?? 24 * 3600_000, 'dedupeTtlMs');
     this.#groups = new GroupMembers({
       dedupeWindow: positiveInteger(options.dedupeWindow ?? 100_000, 'dedupeWindow'),
@@ -116,6 +126,15 @@ export class RedisStreamsEventBus implements EventBus {
     // RESP2 keeps stream replies in their documented nested-array shape; lazy so a bus never used never connects.
     this.#redisOptions = { ...options.redis, protocol: 2, lazyConnect: true };
     this.#commands = this.#connection('commands', {});
+    // Publishes have a connection without an offline queue: a batch is written only while Redis is connected, so
+    // one whose publish gave up at its deadline is not sent later from a queue, behind its caller's back.
+    this.#publisher = this.#connection('publisher', { enableOfflineQueue: false });
+    this.#publisher.on('error', (err: Error) => {
+      this.#publisherError = err;
+    });
+    this.#publisher.on('ready', () => {
+      this.#publisherError = undefined;
+    });
   }
 
   /** Counters since this bus was created. */
@@ -123,22 +142,32 @@ export class RedisStreamsEventBus implements EventBus {
     return { ...this.#stats };
   }
 
+  /**
+   * Appends the batch in one MULTI. Rejects with UnavailableError when Redis refuses any of it, or when Redis is not
+   * connected or does not answer within `publishTimeoutMs`; a batch whose answer was lost may still have been
+   * appended, so publishing it again can duplicate it (groups drop duplicates by event id).
+   */
   async publish(events: DomainEvent | readonly DomainEvent[]): Promise<void> {
     if (this.#state === 'closed') {
       throw new UnavailableError('the event bus is closed; events can no longer be published');
     }
     const batch = acceptBatch(events);
     if (batch.length === 0) return;
-    const tx = this.#commands.multi();
-    for (const event of batch) {
-      tx.xadd(this.stream, 'MAXLEN', '~', String(this.#maxLen), '*', 'event', encodeEvent(event));
-    }
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.#publishTimeoutMs);
     let failure: unknown;
     try {
-      const results = await tx.exec();
+      await untilReady(this.#publisher, deadline.signal);
+      const tx = this.#publisher.multi();
+      for (const event of batch) {
+        tx.xadd(this.stream, 'MAXLEN', '~', String(this.#maxLen), '*', 'event', encodeEvent(event));
+      }
+      const results = await untilAborted(tx.exec(), deadline.signal);
       failure = results ? results.find(([err]) => err)?.[0] : new Error('the transaction was discarded');
     } catch (err) {
-      failure = err;
+      failure = deadline.signal.aborted ? this.#timedOut() : err;
+    } finally {
+      clearTimeout(timer);
     }
     if (failure) {
       throw new UnavailableError(
@@ -147,6 +176,16 @@ export class RedisStreamsEventBus implements EventBus {
       );
     }
     this.#stats.published += batch.length;
+  }
+
+  #timedOut(): Error {
+    const connected = this.#publisher.status === 'ready';
+    const why = connected
+      ? 'no answer'
+      : `not connected (${this.#publisherError ? messageOf(this.#publisherError) : this.#publisher.status})`;
+    return new Error(`${why} within publishTimeoutMs (${this.#publishTimeoutMs} ms)`, {
+      cause: connected ? undefined : this.#publisherError,
+    });
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
@@ -216,11 +255,14 @@ export class RedisStreamsEventBus implements EventBus {
       await this.#groups.closeAll();
       this.#state = 'closed';
       // QUIT waits for Redis while it is away; a closing bus does not, so it falls back to dropping the socket.
-      const quit = this.#commands.quit().catch(() => {});
+      // A publisher that never connected has nothing to quit (a command would only start a connection).
+      const publisherQuit = this.#publisher.status === 'ready' ? this.#publisher.quit() : undefined;
+      const quit = Promise.all([this.#commands.quit(), publisherQuit]).catch(() => {});
       const gaveUp = new AbortController();
       await Promise.race([quit, sleep(2000, gaveUp.signal)]);
       gaveUp.abort();
       this.#commands.disconnect();
+      this.#publisher.disconnect();
     })();
     return this.#closing;
   }
@@ -270,6 +312,40 @@ export class RedisStreamsEventBus implements EventBus {
       start = `(${entries[entries.length - 1]![0]}`;
     }
   }
+}
+
+/** Resolves once `redis` is connected (connecting a lazy one); rejects when `signal` aborts first or it was closed. */
+function untilReady(redis: Redis, signal: AbortSignal): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  if (redis.status === 'end') return Promise.reject(new Error('the connection is closed'));
+  // A failed first connect is retried by ioredis like a lost connection; the caller's deadline bounds the wait.
+  if (redis.status === 'wait') redis.connect().catch(() => {});
+  return untilAborted(
+    new Promise<void>((resolve) => {
+      redis.once('ready', resolve);
+      signal.addEventListener('abort', () => redis.off('ready', resolve), { once: true });
+    }),
+    signal,
+  );
+}
+
+/** `promise`, or a rejection once `signal` aborts (the promise itself keeps running). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 function parseDeadLetter(group: string, fields: readonly string[]): DeadLetter | undefined {

@@ -43,7 +43,10 @@ describe('RedisCache through Redis outages', () => {
       await cache.getOrLoad(key, load);
       expect(await hitting()).toBe(true);
 
-      // A crash while a reader loops: whether a read lands in the gap depends on timing; none may fail.
+      // A crash while a reader loops every 5 ms: reads meet the gap until this client reconnects (Redis down, then
+      // 100 ms between reconnects), and none may fail.
+      const unreachable = () => logger.lines.filter((l) => l.msg?.startsWith('Redis cache unreachable')).length;
+      const loadsBeforeCrash = loads;
       let reads = 0;
       let failures = 0;
       let reading = true;
@@ -61,9 +64,12 @@ describe('RedisCache through Redis outages', () => {
       reading = false;
       await reader;
       expect(failures).toBe(0);
+      // The crash was met: a read found Redis unreachable (logged) and was answered by the loader.
+      expect(unreachable(), 'no read met the crash').toBeGreaterThanOrEqual(1);
+      const loadsDuringCrash = loads - loadsBeforeCrash;
+      expect(loadsDuringCrash).toBeGreaterThan(0);
 
       // A longer outage: Redis stopped. It is logged once, however many reads it affects.
-      const unreachable = () => logger.lines.filter((l) => l.msg?.startsWith('Redis cache unreachable')).length;
       const loggedBefore = unreachable();
       await peers.stop('redis');
       const before = loads;
@@ -77,7 +83,7 @@ describe('RedisCache through Redis outages', () => {
       await waitFor('hits after Redis is back', hitting, 30_000);
       expect(logger.lines.some((l) => l.msg === 'Redis cache reachable again')).toBe(true);
       console.log(
-        `redis cache outage report: ${JSON.stringify({ readsDuringCrash: reads, failures, loadsWhileDown })}`,
+        `redis cache outage report: ${JSON.stringify({ readsDuringCrash: reads, failures, loadsDuringCrash, loadsWhileDown })}`,
       );
     } finally {
       await cache.close();

@@ -1,12 +1,14 @@
 import type { Migration } from '@mlplane/core';
 import type { Insertable, Selectable } from 'kysely';
 import * as createAuditLog from './migrations/20261127T090000_create_audit_log.js';
+import * as auditChainKey from './migrations/20261201T090000_audit_chain_key.js';
 
 /** Owner of the audit log's tables and migrations. */
 export const AUDIT_OWNER = 'audit';
 
 export const AUDIT_MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '20261127T090000_create_audit_log': createAuditLog,
+  '20261201T090000_audit_chain_key': auditChainKey,
 });
 
 export interface AuditLogTable {
@@ -33,6 +35,8 @@ export interface AuditHeadTable {
   id: number;
   seq: number;
   hash: string;
+  /** Id of the key the chain is written with (`auditKeys(secret).keyId`); null until first opened with a key. */
+  key_id: string | null;
 }
 
 export interface AuditDatabase {

@@ -359,6 +359,7 @@ export class SqlAuthorizer implements Authorizer {
       throw new ValidationError('token id must be a non-empty string', { field: 'id' });
     await this.#transaction(async (trx) => {
       // The row lock waits for any createToken holding this token as parent, so its child is seen below.
+      // Also locked so that two revocations racing each other record one event, not two.
       let q = trx.selectFrom('authz_tokens').selectAll().where('token_id', '=', id);
       if (this.#postgres) q = q.forUpdate();
       const row = await q.executeTakeFirst();

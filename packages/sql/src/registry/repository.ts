@@ -51,15 +51,18 @@ export async function findAlias(db: Db, modelId: number, alias: string): Promise
   return row === undefined ? undefined : Number(row.version);
 }
 
-/** Allocates the model's next version number; the row update serializes concurrent callers on Postgres. */
-export async function nextVersionNumber(trx: Trx, modelId: number, now: number): Promise<number> {
+/**
+ * Allocates the model's next version number; the row update serializes concurrent callers on Postgres. Undefined
+ * when the model row is gone (the caller says which model), rather than kysely's untyped NoResultError.
+ */
+export async function nextVersionNumber(trx: Trx, modelId: number, now: number): Promise<number | undefined> {
   const row = await trx
     .updateTable('registered_models')
     .set((eb) => ({ last_version: eb('last_version', '+', 1), last_update_time: now }))
     .where('model_id', '=', modelId)
     .returning('last_version')
-    .executeTakeFirstOrThrow();
-  return Number(row.last_version);
+    .executeTakeFirst();
+  return row === undefined ? undefined : Number(row.last_version);
 }
 
 export function touchModel(trx: Trx, modelId: number, now: number): Promise<unknown> {

@@ -100,12 +100,18 @@ export class SqlModelRegistry implements ModelRegistry {
     signatures: true,
     asyncRegistration: false,
     atomicPromotionCheck: true,
+    modelOrderBy: Object.freeze(['name', 'creation_timestamp', 'last_updated_timestamp', 'timestamp']),
+    changeEvents: true,
   });
 
   readonly #store: MetadataStore;
   readonly #tracker: ExperimentTracker | undefined;
   readonly #dialect: SqlDialect;
-  /** Whether promotions lock the model row: Postgres only, since SQLite's SELECT has no FOR UPDATE and needs none. */
+  /**
+   * Whether every change locks its model row (Postgres only: SQLite's write transactions already exclude each other).
+   * Changes of one model then run one at a time, so one racing a delete of the model finds it gone (NotFoundError)
+   * instead of hitting a foreign key, a missing row or committing an event for a change that did not happen.
+   */
   readonly #lockRows: boolean;
 
   constructor(options: SqlModelRegistryOptions) {
@@ -186,7 +192,7 @@ export class SqlModelRegistry implements ModelRegistry {
     name = normalizeModelName(name);
     validateDescription(changes?.description);
     const modelId = await this.#transaction(async (trx) => {
-      const row = await requireModel(trx, name);
+      const row = await requireModel(trx, name, this.#lockRows);
       const id = Number(row.model_id);
       await trx
         .updateTable('registered_models')
@@ -207,7 +213,7 @@ export class SqlModelRegistry implements ModelRegistry {
     newName = normalizeModelName(newName, 'newName');
     try {
       const modelId = await this.#transaction(async (trx) => {
-        const row = await requireModel(trx, name);
+        const row = await requireModel(trx, name, this.#lockRows);
         const id = Number(row.model_id);
         if (name === newName) return id;
         if (await findModelByName(trx, newName)) throw modelNameTaken(newName);
@@ -232,7 +238,7 @@ export class SqlModelRegistry implements ModelRegistry {
   async deleteModel(name: string): Promise<void> {
     name = normalizeModelName(name);
     await this.#transaction(async (trx) => {
-      const row = await requireModel(trx, name);
+      const row = await requireModel(trx, name, this.#lockRows);
       const id = Number(row.model_id);
       const versions = await trx
         .selectFrom('model_versions')
@@ -291,9 +297,10 @@ export class SqlModelRegistry implements ModelRegistry {
     if (runId !== undefined && input.runLink === undefined && this.#tracker) await this.#tracker.getRun(runId);
     const now = Date.now();
     const key = await this.#transaction(async (trx) => {
-      const model = await requireModel(trx, input.name);
+      const model = await requireModel(trx, input.name, this.#lockRows);
       const modelId = Number(model.model_id);
       const version = await nextVersionNumber(trx, modelId, now);
+      if (version === undefined) throw modelNotFound(input.name);
       await trx
         .insertInto('model_versions')
         .values({
@@ -355,7 +362,7 @@ export class SqlModelRegistry implements ModelRegistry {
     validateVersionNumber(version);
     validateDescription(changes?.description);
     const modelId = await this.#transaction(async (trx) => {
-      const { modelId } = await requireVersion(trx, name, version);
+      const { modelId } = await requireVersion(trx, name, version, this.#lockRows);
       const now = Date.now();
       await trx
         .updateTable('model_versions')
@@ -709,7 +716,7 @@ export class SqlModelRegistry implements ModelRegistry {
     name = normalizeModelName(name);
     validateTag(key, value);
     await this.#transaction(async (trx) => {
-      const modelId = Number((await requireModel(trx, name)).model_id);
+      const modelId = Number((await requireModel(trx, name, this.#lockRows)).model_id);
       await trx
         .insertInto('registered_model_tags')
         .values({ model_id: modelId, key, value })
@@ -724,7 +731,7 @@ export class SqlModelRegistry implements ModelRegistry {
     name = normalizeModelName(name);
     if (typeof key !== 'string') throw new ValidationError('tag key must be a string', { field: 'key' });
     await this.#transaction(async (trx) => {
-      const modelId = Number((await requireModel(trx, name)).model_id);
+      const modelId = Number((await requireModel(trx, name, this.#lockRows)).model_id);
       const deleted = await trx
         .deleteFrom('registered_model_tags')
         .where('model_id', '=', modelId)
@@ -741,7 +748,7 @@ export class SqlModelRegistry implements ModelRegistry {
     validateVersionNumber(version);
     validateTag(key, value);
     await this.#transaction(async (trx) => {
-      const { modelId } = await requireVersion(trx, name, version);
+      const { modelId } = await requireVersion(trx, name, version, this.#lockRows);
       await trx
         .insertInto('model_version_tags')
         .values({ model_id: modelId, version, key, value })
@@ -757,7 +764,7 @@ export class SqlModelRegistry implements ModelRegistry {
     validateVersionNumber(version);
     if (typeof key !== 'string') throw new ValidationError('tag key must be a string', { field: 'key' });
     await this.#transaction(async (trx) => {
-      const { modelId } = await requireVersion(trx, name, version);
+      const { modelId } = await requireVersion(trx, name, version, this.#lockRows);
       const deleted = await trx
         .deleteFrom('model_version_tags')
         .where('model_id', '=', modelId)

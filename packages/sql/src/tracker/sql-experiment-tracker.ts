@@ -10,7 +10,7 @@ import type {
 } from '@mlplane/core';
 import {
   ARTIFACT_URI_PATTERN,
-  argumentsError,
+  assertArguments,
   ConflictError,
   type CreateExperimentInput,
   type CreateRunInput,
@@ -49,9 +49,10 @@ import {
   type UpdateRunInput,
   ValidationError,
   validateArtifactLocation,
+  validateDatasetInputs,
+  validateExperimentTags,
   validateLogBatch,
   validateNoControlCharacters,
-  validateText,
   validateTrackingKey,
 } from '@mlplane/core';
 import type { Kysely, Transaction } from 'kysely';
@@ -112,6 +113,12 @@ export class SqlExperimentTracker implements ExperimentTracker {
     datasetFilters: true,
     filterAttributes: Object.freeze(Object.keys(RUN_ATTRIBUTES)),
     atomicBatch: true,
+    unboundedBatches: false,
+    duplicateMetricPoints: true,
+    nanRanksHighest: true,
+    stablePaging: true,
+    selectiveRestore: true,
+    changeEvents: true,
   });
 
   readonly #store: MetadataStore;
@@ -606,17 +613,17 @@ export class SqlExperimentTracker implements ExperimentTracker {
   // Single writes are one-item batches, checked first as themselves so that errors name `value`, not `params[0].value`.
 
   async logMetric(runId: string, metric: MetricInput): Promise<void> {
-    refuseArguments('logMetric', [runId, metric]);
+    assertArguments(experimentTrackerInputs, 'logMetric', [runId, metric]);
     return this.logBatch(runId, { metrics: [metric] });
   }
 
   async logParam(runId: string, param: Param): Promise<void> {
-    refuseArguments('logParam', [runId, param]);
+    assertArguments(experimentTrackerInputs, 'logParam', [runId, param]);
     return this.logBatch(runId, { params: [param] });
   }
 
   async setTag(runId: string, tag: RunTag): Promise<void> {
-    refuseArguments('setTag', [runId, tag]);
+    assertArguments(experimentTrackerInputs, 'setTag', [runId, tag]);
     return this.logBatch(runId, { tags: [tag] });
   }
 
@@ -901,12 +908,6 @@ function metricsLoggedEvent(runId: string, points: readonly NewMetric[]): Domain
   });
 }
 
-/** Throws the port schema's ValidationError for a call of `operation` with `args`, as the port boundary would. */
-function refuseArguments(operation: 'logMetric' | 'logParam' | 'setTag', args: readonly unknown[]): void {
-  const refused = argumentsError(experimentTrackerInputs[operation], args, operation);
-  if (refused) throw refused;
-}
-
 /**
  * What `store.uri` puts before a key, learned from one probe key. The tracker maps URIs back to keys by it, so a
  * store whose URIs do not end with the key cannot back the tracker: it says so at once.
@@ -1002,83 +1003,6 @@ function runName(name: unknown): string {
     maxLength: TRACKER_LIMITS.runTagValueLength,
     limitName: 'runTagValueLength',
     allowEmpty: true,
-  });
-}
-
-function validateExperimentTags(tags: Readonly<Record<string, string>>): [string, string][] {
-  if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) {
-    throw new ValidationError('tags must be an object of string values', { field: 'tags' });
-  }
-  const entries = Object.entries(tags);
-  if (entries.length > TRACKER_LIMITS.tagsPerBatch) {
-    throw new ValidationError(
-      `tags holds ${entries.length} entries; the tagsPerBatch limit is ${TRACKER_LIMITS.tagsPerBatch}: set the rest one by one`,
-      { field: 'tags' },
-    );
-  }
-  for (const [key, value] of entries) {
-    validateTrackingKey(key, `tags.${key}`);
-    if (key.length > TRACKER_LIMITS.experimentTagKeyLength) {
-      throw new ValidationError(
-        `experiment tag key '${key.slice(0, 50)}...' exceeds the experimentTagKeyLength limit of ${TRACKER_LIMITS.experimentTagKeyLength}`,
-        { field: `tags.${key}` },
-      );
-    }
-    if (typeof value !== 'string') {
-      throw new ValidationError(`experiment tag '${key}' value must be a string`, { field: `tags.${key}` });
-    }
-    validateText(value, `tags.${key}`, `experiment tag '${key}' value`);
-    if (value.length > TRACKER_LIMITS.experimentTagValueLength) {
-      throw new ValidationError(
-        `experiment tag '${key}' value has ${value.length} chars; the experimentTagValueLength limit is ${TRACKER_LIMITS.experimentTagValueLength}`,
-        { field: `tags.${key}` },
-      );
-    }
-  }
-  return entries;
-}
-
-function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
-  if (!Array.isArray(inputs as unknown)) throw new ValidationError('inputs must be an array', { field: 'inputs' });
-  if (inputs.length > TRACKER_LIMITS.datasetsPerBatch) {
-    throw new ValidationError(
-      `a logInputs call holds ${inputs.length} datasets; the datasetsPerBatch limit is ${TRACKER_LIMITS.datasetsPerBatch}: split it`,
-      { field: 'inputs' },
-    );
-  }
-  const limit = (field: string, value: string | undefined, name: keyof typeof TRACKER_LIMITS, required = true) => {
-    if (value === undefined && !required) return;
-    if (typeof value !== 'string' || (required && value === '')) {
-      throw new ValidationError(`${field} must be a non-empty string`, { field });
-    }
-    validateText(value, field, field);
-    if (value.length > TRACKER_LIMITS[name]) {
-      throw new ValidationError(`${field} has ${value.length} chars; the ${name} limit is ${TRACKER_LIMITS[name]}`, {
-        field,
-      });
-    }
-  };
-  inputs.forEach((input, i) => {
-    const d = input?.dataset;
-    if (!d) throw new ValidationError(`inputs[${i}].dataset is required`, { field: `inputs[${i}].dataset` });
-    limit(`inputs[${i}].dataset.name`, d.name, 'datasetNameLength');
-    limit(`inputs[${i}].dataset.digest`, d.digest, 'datasetDigestLength');
-    limit(`inputs[${i}].dataset.source`, d.source, 'datasetSourceLength');
-    limit(`inputs[${i}].dataset.schema`, d.schema, 'datasetSchemaLength', false);
-    limit(`inputs[${i}].dataset.profile`, d.profile, 'datasetProfileLength', false);
-    limit(`inputs[${i}].dataset.sourceType`, d.sourceType, 'datasetSourceTypeLength');
-    const tags = input.tags ?? [];
-    if (!Array.isArray(tags) || tags.length > TRACKER_LIMITS.inputTagsPerDataset) {
-      throw new ValidationError(
-        `inputs[${i}].tags must be an array of at most ${TRACKER_LIMITS.inputTagsPerDataset} tags (the inputTagsPerDataset limit)`,
-        { field: `inputs[${i}].tags` },
-      );
-    }
-    validateNoControlCharacters(d.sourceType, `inputs[${i}].dataset.sourceType`, 'dataset sourceType');
-    tags.forEach((t, j) => {
-      limit(`inputs[${i}].tags[${j}].key`, t?.key, 'inputTagKeyLength');
-      limit(`inputs[${i}].tags[${j}].value`, t?.value, 'inputTagValueLength');
-    });
   });
 }
 

@@ -8,7 +8,7 @@ import {
   validateNoControlCharacters,
   validateText,
 } from '@mlplane/core';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, recordEvent } from '../outbox/outbox.js';
 import { WEBHOOKS_MIGRATIONS, WEBHOOKS_OWNER, type WebhookSubscriptionTable, type WebhooksDatabase } from './schema.js';
 
@@ -88,6 +88,16 @@ export class WebhookSubscriptions {
 
   get #db(): Kysely<WebhooksDatabase> {
     return this.#store.db<WebhooksDatabase>();
+  }
+
+  /**
+   * The subscription's row, locked until the transaction ends on Postgres (SQLite's write transactions already
+   * exclude each other): an update or delete racing a delete then finds it gone, instead of changing nothing and
+   * still recording an event.
+   */
+  #lockRow(trx: Transaction<WebhooksDatabase>, id: string): Promise<WebhookSubscriptionTable | undefined> {
+    const q = trx.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id);
+    return (this.#store.dialect === 'postgres' ? q.forUpdate() : q).executeTakeFirst();
   }
 
   /** Calls `listener` after every change made through this instance; returns the unsubscribe function. */
@@ -177,7 +187,7 @@ export class WebhookSubscriptions {
       { row: WebhookSubscriptionTable; replacedSecret: string | undefined },
       WebhooksDatabase
     >(async (trx) => {
-      const before = await trx.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
+      const before = await this.#lockRow(trx, id);
       if (!before) throw notFound(id);
       const after: WebhookSubscriptionTable = { ...before, ...set, updated_at: Date.now() };
       await trx
@@ -238,7 +248,7 @@ export class WebhookSubscriptions {
   async delete(id: string, actor?: string): Promise<void> {
     const removed = await this.#store.transaction<WebhookSubscriptionTable | undefined, WebhooksDatabase>(
       async (trx) => {
-        const row = await trx.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
+        const row = await this.#lockRow(trx, id);
         if (!row) return undefined;
         await trx.deleteFrom('webhook_deliveries').where('subscription_id', '=', id).execute();
         await trx.deleteFrom('webhook_subscriptions').where('id', '=', id).execute();

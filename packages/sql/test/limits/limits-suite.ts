@@ -26,10 +26,10 @@ import {
 import { LocalArtifactStore } from '@mlplane/defaults';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditFromEvent } from '../../src/audit/from-event.js';
-import { SqlAuditLog } from '../../src/audit/sql-audit-log.js';
 import { domainEvent } from '../../src/outbox/outbox.js';
 import { SqlModelRegistry } from '../../src/registry/sql-model-registry.js';
 import { SqlExperimentTracker } from '../../src/tracker/sql-experiment-tracker.js';
+import { type AuditSurroundings, auditSurroundings } from '../audit-fixture.js';
 
 interface Ports {
   readonly tracker: ExperimentTracker;
@@ -78,6 +78,7 @@ export function limitsSuite(name: string, open: () => Promise<{ store: MetadataS
     let close: () => Promise<void>;
     let dir: string;
     let ports: Ports;
+    let surroundings: AuditSurroundings;
     /** Holds the three searched runs only; tests that write make their runs in `experimentId`. */
     let searched: string;
     let experimentId: string;
@@ -90,7 +91,8 @@ export function limitsSuite(name: string, open: () => Promise<{ store: MetadataS
       dir = await mkdtemp(join(tmpdir(), 'mlplane-limits-'));
       const tracker = await SqlExperimentTracker.open({ store, artifacts: new LocalArtifactStore({ root: dir }) });
       const registry = await SqlModelRegistry.open({ store, tracker });
-      const audit = await SqlAuditLog.open({ store });
+      surroundings = await auditSurroundings();
+      const audit = await surroundings.open(store);
       ports = { tracker, registry, audit };
       experimentId = (await tracker.createExperiment({ name: unique('limits') })).id;
       searched = (await tracker.createExperiment({ name: unique('searched') })).id;
@@ -109,6 +111,7 @@ export function limitsSuite(name: string, open: () => Promise<{ store: MetadataS
     });
     afterAll(async () => {
       await close();
+      await surroundings.remove();
       await rm(dir, { recursive: true, force: true });
     });
 

@@ -2,7 +2,7 @@
 // and relayed, then check that a consumer group received every committed event, none lost, duplicates absorbed.
 // They run on private peers (see private-peers.ts) and print a report line with the figures.
 import { randomUUID } from 'node:crypto';
-import type { DomainEvent } from '@mlplane/core';
+import { type DomainEvent, UnavailableError } from '@mlplane/core';
 import { createEmbeddedTelemetry } from '@mlplane/defaults';
 import { KafkaEventBus } from '@mlplane/plugin-kafka';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
@@ -44,12 +44,24 @@ afterAll(async () => {
   await peers.down();
 }, 180_000);
 
-async function retrying<T>(fn: () => Promise<T>): Promise<T> {
+/** How long one step is retried through an outage before the test gives up on it and shows the error. */
+const RETRY_FOR_MS = 120_000;
+
+/**
+ * Runs `fn` until it succeeds, retrying only UnavailableError (the outage) and for RETRY_FOR_MS at most: any other
+ * error, or an outage that does not end, fails the test with that error rather than a timeout with no diagnosis.
+ */
+async function retrying<T>(what: string, fn: () => Promise<T>, onRetry: () => void = () => {}): Promise<T> {
+  const started = Date.now();
   for (;;) {
     try {
       return await fn();
     } catch (err) {
-      if (isUniqueViolation(err)) throw err;
+      if (!(err instanceof UnavailableError)) throw err;
+      if (Date.now() - started > RETRY_FOR_MS) {
+        throw new Error(`${what}: still unavailable after ${RETRY_FOR_MS} ms`, { cause: err });
+      }
+      onRetry();
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -62,17 +74,24 @@ async function writeAll(store: PostgresMetadataStore, relay: OutboxRelay, writte
     const events = Array.from({ length: PER_TRANSACTION }, (_, i) =>
       domainEvent('model.tag.set', `model:m${(t * PER_TRANSACTION + i) % 17}`, { t, i }),
     );
-    for (;;) {
-      try {
-        await store.transaction((trx) => recordEvent(trx, events));
-        break;
-      } catch (err) {
-        // A commit whose answer was lost may have landed: the same ids then violate the unique key.
-        if (isUniqueViolation(err)) break;
+    let failedBefore = false;
+    await retrying(
+      `transaction ${t}`,
+      async () => {
+        try {
+          await store.transaction((trx) => recordEvent(trx, events));
+        } catch (err) {
+          // After a failed attempt, a commit whose answer was lost may have landed: the same ids then violate the
+          // unique key. On a first attempt that violation would be a real bug, and fails the test.
+          if (failedBefore && isUniqueViolation(err)) return;
+          throw err;
+        }
+      },
+      () => {
+        failedBefore = true;
         retries++;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+      },
+    );
     written.push(...events);
     relay.notify();
     // Spread the writes so that the restart lands in the middle of relaying.
@@ -158,7 +177,7 @@ async function relayThroughRestart(peer: 'postgres' | 'kafka', signal: 'TERM' | 
       },
     );
     const catchUpSeconds = (performance.now() - restartStarted) / 1000;
-    const outbox = await retrying(() => readOutbox(store.db(), { limit: 1_000_000 }));
+    const outbox = await retrying('reading the outbox', () => readOutbox(store.db(), { limit: 1_000_000 }));
     const calls = [...deliveries.values()].reduce((a, b) => a + b, 0);
     const report = {
       peer,

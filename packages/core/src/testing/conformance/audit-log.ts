@@ -4,6 +4,7 @@ import {
   AUDIT_LIMITS,
   AUDIT_LIST_PAGE,
   type AuditEntry,
+  AuditIntegrityError,
   type AuditLog,
   type AuditQuery,
   type AuditRecord,
@@ -18,10 +19,20 @@ import { rejects } from './support.js';
 
 /** Raw changes to stored entries that bypass the port, as someone with write access to the storage could make. */
 export interface AuditTamper {
-  /** Rewrites fields of the stored entry `seq` without touching its hashes. */
-  edit(seq: number, change: { readonly details?: Record<string, JsonValue>; readonly actor?: string }): Promise<void>;
+  /** Rewrites fields of the stored entry `seq`; its hashes only when `hash` or `prevHash` is given. */
+  edit(
+    seq: number,
+    change: {
+      readonly details?: Record<string, JsonValue>;
+      readonly actor?: string;
+      readonly hash?: string;
+      readonly prevHash?: string;
+    },
+  ): Promise<void>;
   /** Deletes the stored entry `seq`. */
   remove(seq: number): Promise<void>;
+  /** Overwrites the stored record of the chain's end (seq and hash of the last entry), or deletes it (`undefined`). */
+  setHead?(head: { readonly seq: number; readonly hash: string } | undefined): Promise<void>;
 }
 
 export interface AuditLogFixture {
@@ -31,6 +42,13 @@ export interface AuditLogFixture {
   readonly openAnother?: () => Promise<AuditLog>;
   /** Tampering cases need it. */
   readonly tamper?: AuditTamper;
+  /**
+   * The key a keyed chain is written with (`auditEntryHash`'s third argument); absent for an unkeyed chain. The
+   * suite recomputes hashes with it, and checks that the public, unkeyed rule cannot forge an entry.
+   */
+  readonly chainKey?: Uint8Array;
+  /** Anchors the current head outside the log's storage (a signed checkpoint); cases about lost entries need it. */
+  readonly checkpoint?: () => Promise<void>;
   /** Appends the audit entry of a domain event, once per event id; event cases need it. */
   readonly appendEvent?: (event: DomainEvent) => Promise<AuditEntry>;
   /** Releases what the fixture created; runs after each test. */
@@ -57,6 +75,9 @@ export function auditLogConformance(name: string, factory: () => Promise<AuditLo
     const hasAnother = probe.openAnother !== undefined;
     const hasTamper = probe.tamper !== undefined;
     const hasEvents = probe.appendEvent !== undefined;
+    const canSetHead = probe.tamper?.setHead !== undefined;
+    const keyed = probe.chainKey !== undefined;
+    const hasCheckpoint = probe.checkpoint !== undefined;
     await probe.cleanup?.();
 
     let fixture: AuditLogFixture;
@@ -108,7 +129,8 @@ export function auditLogConformance(name: string, factory: () => Promise<AuditLo
         expect(b!.prevHash).toBe(a!.hash);
         expect(c!.prevHash).toBe(b!.hash);
         for (const e of [a!, b!, c!]) {
-          expect(e.hash).toBe(auditEntryHash(e.prevHash, e));
+          expect(e.hash).toBe(auditEntryHash(e.prevHash, e, fixture.chainKey));
+          if (keyed) expect(e.hash).not.toBe(auditEntryHash(e.prevHash, e));
           expect(e.id).toMatch(/^[0-9a-f-]{36}$/);
         }
         expect(Date.parse(a!.at)).toBeGreaterThanOrEqual(before - 1000);
@@ -133,7 +155,7 @@ export function auditLogConformance(name: string, factory: () => Promise<AuditLo
         expect(entry.details).toEqual({ a: { y: [1, 'two', null, true] }, z: 1 });
         const [stored] = (await log.list()).items;
         expect(stored).toEqual(entry);
-        expect(auditEntryHash(stored!.prevHash, stored!)).toBe(stored!.hash);
+        expect(auditEntryHash(stored!.prevHash, stored!, fixture.chainKey)).toBe(stored!.hash);
       });
 
       it('records denied and failed actions like any other', async () => {
@@ -329,15 +351,108 @@ export function auditLogConformance(name: string, factory: () => Promise<AuditLo
         expect(result.reason).toContain('missing');
       });
 
-      it.runIf(hasTamper)('reports a deleted first or last entry', async () => {
-        await appendMany(3);
-        await fixture.tamper!.remove(3);
-        expect(await log.verify()).toMatchObject({ ok: false, firstBrokenSeq: 3 });
-        await fixture.tamper!.remove(1);
-        expect(await log.verify()).toMatchObject({ ok: false, firstBrokenSeq: 1 });
-        // Appending continues the chain from the recorded head, not from what is left.
-        expect((await log.append(record())).seq).toBe(4);
-      });
+      it.runIf(hasTamper)(
+        'reports a deleted first or last entry, and refuses to append after a deleted last one',
+        async () => {
+          await appendMany(3);
+          await fixture.tamper!.remove(3);
+          expect(await log.verify()).toMatchObject({ ok: false, firstBrokenSeq: 3 });
+          await fixture.tamper!.remove(1);
+          expect(await log.verify()).toMatchObject({ ok: false, firstBrokenSeq: 1 });
+          // The head names entry 3, which is gone: appending would chain onto an entry nobody can check.
+          const err = await rejects(log.append(record()), AuditIntegrityError, 'entry 3');
+          expect(err).toMatchObject({ code: 'INTEGRITY', problem: 'broken-chain', firstBrokenSeq: 3 });
+          expect((await log.list()).items.map((e) => e.seq)).toEqual([2]);
+        },
+      );
+
+      it.runIf(hasTamper && canSetHead)(
+        'never verifies ok without the head record, for any range, and appends nothing after it is gone',
+        async () => {
+          await appendMany(6);
+          await fixture.tamper!.setHead!(undefined);
+          // The chain alone still verifies, so only the missing head shows that the end may have been cut.
+          const alone = await log.verify();
+          expect(alone).toMatchObject({ ok: false, firstBrokenSeq: 7 });
+          expect(alone.reason).toContain('head');
+          await fixture.tamper!.edit(3, { details: { i: 99 } });
+          await fixture.tamper!.remove(5);
+          for (const range of [{}, { fromSeq: 1, toSeq: 6 }]) {
+            const result = await log.verify(range);
+            expect(result, JSON.stringify(range)).toMatchObject({ ok: false, firstBrokenSeq: 3, checkedEntries: 2 });
+            expect(result.reason).toContain('head');
+          }
+          expect(await log.verify({ toSeq: 2 })).toMatchObject({ ok: false });
+          expect(await log.verify({ fromSeq: 6 })).toMatchObject({ ok: false, firstBrokenSeq: 5 });
+          const err = await rejects(log.append(record()), AuditIntegrityError, 'head');
+          expect(err.problem).toBe('missing-head');
+          await rejects(log.head(), AuditIntegrityError, 'head');
+          if (hasAnother) await rejects(fixture.openAnother!(), AuditIntegrityError, 'head');
+          expect((await log.list({ order: 'asc' })).items.map((e) => e.seq)).toEqual([1, 2, 3, 4, 6]);
+        },
+      );
+
+      it.runIf(hasTamper && canSetHead)(
+        'refuses a head moved back behind entries it appended, whether they were deleted or left past it',
+        async () => {
+          const entries = await appendMany(6);
+          await fixture.tamper!.setHead!({ seq: 5, hash: entries[4]!.hash });
+          const past = await log.verify();
+          expect(past).toMatchObject({ ok: false, firstBrokenSeq: 6 });
+          expect(past.reason).toContain('past the head');
+          await fixture.tamper!.remove(6);
+          await fixture.tamper!.remove(5);
+          await fixture.tamper!.setHead!({ seq: 4, hash: entries[3]!.hash });
+          const cut = await log.verify();
+          expect(cut).toMatchObject({ ok: false, firstBrokenSeq: 5 });
+          expect(cut.reason).toMatch(/missing|behind/);
+          expect(await log.verify({ toSeq: 4 })).toEqual({ ok: true, checkedEntries: 4 });
+          const err = await rejects(log.append(record()), AuditIntegrityError, 'entries 5 to 6');
+          expect(err).toMatchObject({ problem: 'lost-entries', lost: { fromSeq: 5, toSeq: 6 } });
+          await rejects(log.head(), AuditIntegrityError, 'entries 5 to 6');
+          expect((await log.list()).items.map((e) => e.seq)).toEqual([4, 3, 2, 1]);
+        },
+      );
+
+      it.runIf(hasTamper && canSetHead && hasCheckpoint && hasAnother)(
+        'a log opened after entries were cut below a checkpoint refuses, naming them and how to proceed',
+        async () => {
+          const entries = await appendMany(6);
+          await fixture.checkpoint!();
+          await fixture.tamper!.remove(6);
+          await fixture.tamper!.remove(5);
+          await fixture.tamper!.setHead!({ seq: 4, hash: entries[3]!.hash });
+          const err = await rejects(fixture.openAnother!(), AuditIntegrityError, 'entries 5 to 6');
+          expect(err).toMatchObject({ problem: 'lost-entries', lost: { fromSeq: 5, toSeq: 6 }, firstBrokenSeq: 5 });
+          expect(err.message).toContain('acceptLoss');
+        },
+      );
+
+      it.runIf(hasTamper && canSetHead && keyed)(
+        'catches an entry edited with the chain and head recomputed by the public, unkeyed rule',
+        async () => {
+          const entries = await appendMany(5);
+          let prev = entries[1]!.hash;
+          for (const e of entries.slice(2)) {
+            const details = e.seq === 3 ? { i: 2, reason: 'nothing to see' } : e.details;
+            const hash = auditEntryHash(prev, { ...e, details });
+            await fixture.tamper!.edit(e.seq, { details, prevHash: prev, hash });
+            prev = hash;
+          }
+          await fixture.tamper!.setHead!({ seq: 5, hash: prev });
+          const result = await log.verify();
+          expect(result).toMatchObject({ ok: false, firstBrokenSeq: 3, checkedEntries: 2 });
+          expect(result.reason).toContain('entry 3');
+          await rejects(log.append(record()), AuditIntegrityError, 'entry 5');
+          if (hasAnother) {
+            const other = await fixture.openAnother!().catch((e: unknown) => e);
+            // Opened elsewhere, a log either refuses at once or reports the edit when verified.
+            if (!(other instanceof AuditIntegrityError)) {
+              expect(await (other as AuditLog).verify()).toMatchObject({ ok: false, firstBrokenSeq: 3 });
+            }
+          }
+        },
+      );
     });
 
     // ------------------------------------------------------------------ events

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { expect } from 'vitest';
+import { expect, it } from 'vitest';
 
 /** A short random tag that keeps each test's keys, names and groups apart on a shared backend. */
 export function uniqueTag(): string {
@@ -89,4 +89,13 @@ export async function rejects<E extends Error>(
   if (typeof message === 'string') expect((err as Error).message).toContain(message);
   else expect((err as Error).message).toMatch(message);
   return err as E;
+}
+
+/**
+ * `it` where the backend under test has a capability; elsewhere the case is skipped with the reason in its name,
+ * so a run's report shows what was not checked and why.
+ */
+export function itWhen(capable: boolean, reason: string) {
+  return (name: string, fn: () => Promise<void>) =>
+    capable ? it(name, fn) : it.skip(`${name} [skipped: ${reason}]`, fn);
 }
