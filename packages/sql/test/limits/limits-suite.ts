@@ -26,6 +26,7 @@ import {
 import { LocalArtifactStore } from '@mlplane/defaults';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditFromEvent } from '../../src/audit/from-event.js';
+import type { SqlAuditLog } from '../../src/audit/sql-audit-log.js';
 import { domainEvent } from '../../src/outbox/outbox.js';
 import { SqlModelRegistry } from '../../src/registry/sql-model-registry.js';
 import { SqlExperimentTracker } from '../../src/tracker/sql-experiment-tracker.js';
@@ -79,6 +80,7 @@ export function limitsSuite(name: string, open: () => Promise<{ store: MetadataS
     let dir: string;
     let ports: Ports;
     let surroundings: AuditSurroundings;
+    let audit: SqlAuditLog;
     /** Holds the three searched runs only; tests that write make their runs in `experimentId`. */
     let searched: string;
     let experimentId: string;
@@ -92,7 +94,7 @@ export function limitsSuite(name: string, open: () => Promise<{ store: MetadataS
       const tracker = await SqlExperimentTracker.open({ store, artifacts: new LocalArtifactStore({ root: dir }) });
       const registry = await SqlModelRegistry.open({ store, tracker });
       surroundings = await auditSurroundings();
-      const audit = await surroundings.open(store);
+      audit = await surroundings.open(store);
       ports = { tracker, registry, audit };
       experimentId = (await tracker.createExperiment({ name: unique('limits') })).id;
       searched = (await tracker.createExperiment({ name: unique('searched') })).id;
@@ -110,6 +112,7 @@ export function limitsSuite(name: string, open: () => Promise<{ store: MetadataS
       await registry.createVersion({ name: model, source: `runs:/${runIds[0]}/model` });
     });
     afterAll(async () => {
+      await audit.close();
       await close();
       await surroundings.remove();
       await rm(dir, { recursive: true, force: true });
