@@ -3,6 +3,7 @@ import type { AliasSizes } from './alias.js';
 import { GOAL_CHANGES, type JudgedRun } from './goals.js';
 import type { IngestSizes } from './ingest.js';
 import type { Machine, Measured } from './lib.js';
+import { S3_GOAL_RATIO, S3_GOAL_RSS_MIB, type S3Sizes } from './s3.js';
 import type { SearchSizes } from './search.js';
 
 export interface DocsInput {
@@ -178,4 +179,70 @@ it, whose every hit is a network read with the reference row's tail.
 ${table(section('alias'))}
 
 ${goalHistory(input.judged)}`;
+}
+
+const S3_BEGIN = '<!-- s3 section: written by `BENCH_ONLY=s3 pnpm bench` or a full run; the rest of the file stays -->';
+const S3_END = '<!-- end of s3 section -->';
+
+export interface S3DocsInput {
+  readonly measured: readonly Measured[];
+  /** Per-round MiB/s of each contender, one line per size and direction. */
+  readonly rounds: readonly string[];
+  readonly machine: Machine;
+  readonly startedAt: Date;
+  readonly minutes: number;
+  readonly sizes: S3Sizes;
+  readonly source: string;
+}
+
+/** The S3 section with its own run's date and machine, since it may be recorded apart from the sections above. */
+export function renderS3Section(input: S3DocsInput): string {
+  const { measured, machine: m, sizes } = input;
+  const goals = measured.filter((f) => f.goal);
+  const met = goals.filter((f) => f.goal!.met).length;
+  const rounds = sizes.objects
+    .map((o) => `${o.mib >= 1024 ? `${o.mib / 1024} GiB` : `${o.mib} MiB`}: ${o.rounds}`)
+    .join(', ');
+  return `${S3_BEGIN}
+## 5. plugin-s3 vs the raw AWS SDK
+
+Recorded on ${input.startedAt.toISOString()} (${input.minutes.toFixed(1)} min), ${m.cpu}, ${m.cores} cores, Node ${m.node},
+load average ${m.loadavg.start.join(', ')} at the start and ${m.loadavg.end.join(', ')} at the end; ${input.source}.
+Reproduce with \`BENCH_ONLY=s3 pnpm bench\` (S3 server from \`MLPLANE_S3_*\`, e.g. \`scripts/peers up s3\`), which merges these
+figures into bench/results/latest.json and rewrites only this section.
+
+Both contenders talk to the same server, the S3 peer (versitygw 1.8.0, posix backend on the local disk, on this
+machine), with the same part size and concurrency (plugin-s3's defaults). plugin-s3: \`S3ArtifactStore.put\` and
+\`get\` (the whole body hashed with SHA-256 on the way, a SHA-256 checksum per part that the server verifies, and after
+an upload in parts a copy of the object onto itself that records the hash in its metadata). Raw SDK: lib-storage's
+\`Upload\` with the SDK's defaults (a CRC32 checksum per part) and \`GetObject\`. Downloads read the same object, the
+one plugin-s3 wrote, with both. MiB/s is the median over the rounds (${rounds}), in which the contenders alternate
+which goes first. RSS growth is the peak resident set size during one transfer over the RSS after a warm-up
+transfer, each contender and direction in a fresh Node process, sampled every 10 ms.
+
+${met} of ${goals.length} figures with a goal meet it (≥ ${S3_GOAL_RATIO} of the raw SDK's MiB/s with hashing on; RSS growth < ${S3_GOAL_RSS_MIB} MiB).
+
+${table(measured)}
+
+MiB/s of every round, in order (the machine is shared: single rounds vary several-fold at this load, so read the
+medians and their ratios, not one round):
+
+${input.rounds.map((r) => `- ${r}`).join('\n')}
+${S3_END}
+`;
+}
+
+/** The S3 section of a docs file, markers included, or '' when it has none. */
+export function extractS3Section(doc: string): string {
+  const begin = doc.indexOf(S3_BEGIN);
+  const end = doc.indexOf(S3_END);
+  return begin === -1 || end === -1 ? '' : `${doc.slice(begin, end + S3_END.length)}\n`;
+}
+
+/** Puts `section` in place of the doc's S3 section, or after its end when it has none. */
+export function spliceS3Section(doc: string, section: string): string {
+  const begin = doc.indexOf(S3_BEGIN);
+  const end = doc.indexOf(S3_END);
+  if (begin !== -1 && end !== -1) return `${doc.slice(0, begin)}${section}${doc.slice(end + S3_END.length + 1)}`;
+  return section ? `${doc.trimEnd()}\n\n${section}` : doc;
 }

@@ -13,18 +13,22 @@
 // then, and otherwise appends its judged figures to judged.json.
 // BENCH_ONLY=mlflow at full size merges its figures into latest.json (other entries kept) and its section into
 // docs/benchmarks.md.
+//   5. plugin-s3 vs the raw AWS SDK: upload and download MiB/s of 8 MiB, 256 MiB and 1 GiB, client RSS growth
+//      (MLPLANE_S3_*); BENCH_ONLY=s3 merges its figures into latest.json and rewrites only its docs section.
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { RedisCache } from '@mlplane/plugin-redis';
+import { S3ArtifactStore } from '@mlplane/plugin-s3';
 import { type AliasSizes, aliasBench } from './alias.js';
-import { renderDocs } from './docs.js';
+import { extractS3Section, renderDocs, renderS3Section, spliceS3Section } from './docs.js';
 import { type JudgedRun, judgedFigures, silentGoalChanges } from './goals.js';
 import { type IngestSizes, ingest } from './ingest.js';
 import { type Figure, load, type Measured, machine, seconds } from './lib.js';
 import { type MlflowSizes, mlflowBench, withMlflowSection } from './mlflow.js';
+import { type S3Sizes, s3Bench, s3ConfigFromEnv } from './s3.js';
 import { type SearchSizes, searchBench } from './search.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,14 +36,23 @@ const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').
 const QUICK = process.env.BENCH_QUICK === '1';
 /** Whether this run makes the record: full sizes and every section. */
 const RECORD = !QUICK && ONLY === undefined;
+/** The S3 section alone at full size: recorded into its own part of latest.json and of the docs. */
+const RECORD_S3 = !QUICK && ONLY?.size === 1 && ONLY.has('s3');
 const runs = (section: string) => ONLY === undefined || ONLY.has(section);
 
-const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlflow: MlflowSizes } = QUICK
+const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlflow: MlflowSizes; s3: S3Sizes } = QUICK
   ? {
       ingest: { rows10: 2_000, rows500: 10_000, rounds: 2 },
       search: { runs: 1_000, samples: 10 },
       alias: { callers: 32, callsPerCaller: 20, rounds: 2 },
       mlflow: { batches: 4, metricsPerBatch: 500, rounds: 1 },
+      s3: {
+        objects: [
+          { mib: 8, rounds: 3 },
+          { mib: 64, rounds: 1 },
+        ],
+        rssMiB: 128,
+      },
     }
   : {
       // 20,000 metrics per caller and round, in 500-metric batches (the size PEERS.md measured the client with).
@@ -48,6 +61,15 @@ const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlfl
       ingest: { rows10: 20_000, rows500: 100_000, rounds: 5 },
       search: { runs: 25_000, samples: 40 },
       alias: { callers: 32, callsPerCaller: 50, rounds: 5 },
+      // Rounds per size so that each contender moves at least 2 GiB per direction over the 1 GiB rounds.
+      s3: {
+        objects: [
+          { mib: 8, rounds: 10 },
+          { mib: 256, rounds: 3 },
+          { mib: 1024, rounds: 2 },
+        ],
+        rssMiB: 1024,
+      },
     };
 
 /** The URL when its server answers now; otherwise why not, so the figures needing it are skipped, not failed. */
@@ -79,14 +101,20 @@ const mlflow = await reachable('MLPLANE_MLFLOW_URL', process.env.MLPLANE_MLFLOW_
   const res = await fetch(new URL('/health', url));
   if (!res.ok) throw new Error(`/health answered ${res.status}`);
 });
+const s3Config = s3ConfigFromEnv();
+const s3 = await reachable('MLPLANE_S3_ENDPOINT', s3Config?.endpoint, async () => {
+  (await S3ArtifactStore.connect({ ...s3Config!, maxAttempts: 1, connectTimeoutMs: 3_000 })).close();
+});
 const pgUrl = pg.url;
 const redisUrl = redis.url;
 const skipped: string[] = [];
-if (!pgUrl)
+const sqlSections = runs('ingest') || runs('search') || runs('alias');
+if (!pgUrl && sqlSections)
   skipped.push(
     `PostgreSQL (${pg.why}): ingest on PostgreSQL and the COPY ceiling, search on PostgreSQL, alias resolution on PostgreSQL`,
   );
-if (!redisUrl) skipped.push(`Redis (${redis.why}): alias resolution with the Redis cache`);
+if (!redisUrl && runs('alias')) skipped.push(`Redis (${redis.why}): alias resolution with the Redis cache`);
+if (!s3.url && runs('s3')) skipped.push(`S3 (${s3.why}, or MLPLANE_S3_* incomplete): plugin-s3 vs the raw SDK`);
 if (!mlflow.url && runs('mlflow'))
   skipped.push(`MLflow (${mlflow.why}): ingest through plugin-mlflow vs the Python client`);
 
@@ -105,6 +133,7 @@ function provenance(): string {
       ':(glob)packages/*/src/**',
       'packages/sql/bench',
       'packages/plugin-mlflow/src',
+      'packages/plugin-s3/src',
       'bench',
       ':!bench/results',
     );
@@ -123,7 +152,7 @@ const started = performance.now();
 const loadStart = load();
 const startedAt = new Date();
 console.log(
-  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: ${!QUICK && ONLY.size === 1 && ONLY.has('mlflow') ? 'merged into the record' : 'not recorded'})` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
+  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: ${(!QUICK && ONLY.size === 1 && ONLY.has('mlflow')) || RECORD_S3 ? 'merged into the record' : 'not recorded'})` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
 );
 for (const s of skipped) console.log(`SKIPPED: ${s}`);
 
@@ -133,6 +162,9 @@ if (runs('search')) measured.push(...(await searchBench(SIZES.search, pgUrl)));
 if (runs('alias')) measured.push(...(await aliasBench(SIZES.alias, pgUrl, redisUrl)));
 const mlflowFigures = runs('mlflow') && mlflow.url ? await mlflowBench(SIZES.mlflow, mlflow.url) : [];
 measured.push(...mlflowFigures);
+const s3Results = runs('s3') && s3.url ? await s3Bench(SIZES.s3, s3Config!) : { figures: [], rounds: [] };
+const s3Measured = s3Results.figures;
+measured.push(...s3Measured);
 
 const loadEnd = load();
 const took = seconds(started);
@@ -170,11 +202,28 @@ if (RECORD && silent.length > 0) {
 
 /** Only the MLflow section at full size: a record of its own figures, merged into the others'. */
 const MLFLOW_RECORD = !QUICK && ONLY?.size === 1 && ONLY.has('mlflow') && mlflowFigures.length > 0;
-const out = join(ROOT, 'bench', 'results', RECORD || MLFLOW_RECORD ? 'latest.json' : 'quick.json');
+const out = join(ROOT, 'bench', 'results', RECORD || MLFLOW_RECORD || RECORD_S3 ? 'latest.json' : 'quick.json');
+const isS3 = (f: { name: string }) => f.name.startsWith('s3 ');
+const previousDocs = await readFile(join(ROOT, 'docs', 'benchmarks.md'), 'utf8').catch(() => '');
+const s3Section = () =>
+  renderS3Section({
+    measured: s3Measured,
+    rounds: s3Results.rounds,
+    machine: m,
+    startedAt,
+    minutes: took / 60,
+    sizes: SIZES.s3,
+    source,
+  });
 await mkdir(dirname(out), { recursive: true });
 let written = figures;
-if (MLFLOW_RECORD) {
-  const previous = JSON.parse(await readFile(out, 'utf8').catch(() => '[]')) as Figure[];
+const previousFigures = JSON.parse(await readFile(out, 'utf8').catch(() => '[]')) as Figure[];
+if (RECORD && !s3Measured.length) {
+  // S3 figures this run skipped (no S3 peer) stay as they were recorded, with their own date and machine.
+  written = [...figures, ...previousFigures.filter(isS3)];
+}
+if (MLFLOW_RECORD || RECORD_S3) {
+  const previous = previousFigures;
   const names = new Set(figures.map((f) => f.name));
   written = [...previous.filter((f) => !names.has(f.name)), ...figures];
 }
@@ -200,11 +249,24 @@ if (RECORD) {
   ];
   await writeFile(judgedPath, `${JSON.stringify(judged, null, 2)}\n`);
   console.log(`wrote ${judgedPath}`);
-  let text = renderDocs({ measured, machine: m, skipped, startedAt, minutes: took / 60, sizes: SIZES, source, judged });
+  let text = renderDocs({
+    measured: measured.filter((f) => !isS3(f)),
+    machine: m,
+    skipped,
+    startedAt,
+    minutes: took / 60,
+    sizes: SIZES,
+    source,
+    judged,
+  });
+  text = spliceS3Section(text, s3Measured.length ? s3Section() : extractS3Section(previousDocs));
   if (mlflowFigures.length > 0) text = withMlflowSection(text, mlflowFigures, mlflowContext);
   await writeFile(docs, text);
   console.log(`wrote ${docs}`);
 } else if (MLFLOW_RECORD) {
   await writeFile(docs, withMlflowSection(await readFile(docs, 'utf8'), mlflowFigures, mlflowContext));
   console.log(`wrote ${docs}`);
+} else if (RECORD_S3 && s3Measured.length) {
+  await writeFile(docs, spliceS3Section(previousDocs, s3Section()));
+  console.log(`merged the S3 figures into ${out} and ${docs}`);
 }

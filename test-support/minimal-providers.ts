@@ -27,6 +27,7 @@ import {
   type Rollout,
   type RolloutOptions,
   type Run,
+  type StoredArtifact,
 } from '@mlplane/core';
 
 const now = () => new Date();
@@ -45,13 +46,14 @@ function memoryArtifacts(): ArtifactStore {
       if (typeof body === 'string' || body instanceof Uint8Array) chunks.push(Buffer.from(body));
       else for await (const c of body) chunks.push(Buffer.from(c));
       const data = Buffer.concat(chunks);
-      const stored: ArtifactInfo = {
+      const stored: StoredArtifact = {
         key,
         size: data.length,
         sha256: '',
         contentType: options?.contentType ?? 'application/octet-stream',
         metadata: options?.metadata ?? {},
-        createdAt: now(),
+        etag: `"${data.length}"`,
+        lastModified: now(),
       };
       blobs.set(key, { body: data, info: stored });
       return stored;

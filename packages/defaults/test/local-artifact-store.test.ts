@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConflictError, ValidationError } from '@mlplane/core';
 import { artifactStoreConformance, readAll } from '@mlplane/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -43,8 +43,40 @@ describe('LocalArtifactStore specifics', () => {
       multipart: false,
       rangeReads: true,
       deduplicates: true,
+      maxKeyBytes: 1024,
     });
     expect('presign' in store).toBe(false);
+    expect('createMultipartUpload' in store).toBe(false);
+  });
+
+  it('gives file URIs under the resolved root', () => {
+    const relativeStore = new LocalArtifactStore({ root: 'relative/artifacts' });
+    expect(relativeStore.uri('models/a b/m.onnx')).toBe(
+      pathToFileURL(join(process.cwd(), 'relative/artifacts', 'models/a b/m.onnx')).href,
+    );
+    expect(store.uri('x/y')).toBe(`file://${root}/x/y`);
+  });
+
+  it('a copy shares the blob: no bytes are written, and deleting either key keeps the other', async () => {
+    await store.put('a', 'shared by copy');
+    await store.copy('a', 'b');
+    expect(await files(join(root, 'blobs'))).toHaveLength(1);
+    await store.delete('a');
+    expect((await readAll((await store.get('b')).body)).toString()).toBe('shared by copy');
+    await store.delete('b');
+    expect(await files(join(root, 'blobs'))).toEqual([]);
+  });
+
+  it('an aborted put leaves no temp file behind', async () => {
+    const controller = new AbortController();
+    async function* slow() {
+      yield Buffer.alloc(1024 * 1024, 1);
+      controller.abort(new Error('stop'));
+      yield Buffer.alloc(1024 * 1024, 2);
+    }
+    await expect(store.put('k', slow(), { signal: controller.signal })).rejects.toThrow('stop');
+    expect(await files(join(root, 'tmp'))).toEqual([]);
+    expect(await files(join(root, 'blobs'))).toEqual([]);
   });
 
   it('names each key by the file:// URL of the root joined with the key, percent-encoded', () => {
@@ -184,6 +216,7 @@ describe('LocalArtifactStore specifics', () => {
 
   it('rejects an unknown page token', async () => {
     await expect(store.list({ pageToken: '!!not-a-token' })).rejects.toThrow(/pageToken/);
+    await expect(store.list({ pageToken: Buffer.from('last-key').toString('base64url') })).rejects.toThrow(/pageToken/);
   });
 });
 

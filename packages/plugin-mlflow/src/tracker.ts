@@ -633,7 +633,9 @@ export class MlflowExperimentTracker implements ExperimentTracker {
       sha256,
       contentType: options.contentType ?? 'application/octet-stream',
       metadata: {},
-      createdAt: new Date(),
+      // MLflow's proxy answers an upload with no entity tag; the content hash names this content as well.
+      etag: `"${sha256}"`,
+      lastModified: new Date(),
     };
   }
 

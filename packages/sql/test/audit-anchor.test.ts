@@ -341,6 +341,8 @@ describe('checkpoints of the head', () => {
       exists: (key) => env.artifacts.exists(key),
       list: (options) => env.artifacts.list(options),
       delete: (key) => env.artifacts.delete(key),
+      copy: (from, to) => env.artifacts.copy(from, to),
+      deleteMany: (keys) => env.artifacts.deleteMany(keys),
       uri: (key) => env.artifacts.uri(key),
     };
     const a = await openLog(await openStore(), { checkpoints: { artifacts, intervalMs: 0 } });

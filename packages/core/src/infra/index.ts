@@ -15,7 +15,6 @@ export { parseFilter, parseOrderBy, parseOrderTerm } from './filter/parser.js';
 export type { Token, TokenKind } from './filter/tokenizer.js';
 export { excerpt, syntaxError, tokenize } from './filter/tokenizer.js';
 export * from './locks/lease.js';
-export * from './validation/artifact-key.js';
 export * from './validation/media-type.js';
 export * from './validation/model-registry.js';
 export * from './validation/secret-value.js';

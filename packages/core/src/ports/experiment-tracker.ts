@@ -10,6 +10,7 @@ import {
   artifactBody,
   type PutArtifactOptions,
   putArtifactOptions,
+  validateWriteOptions,
 } from './artifact-store.js';
 import { describeValue, quoteValue, ValidationError } from './errors.js';
 import { createExperimentTrackerHooks, guardExperimentTracker } from './guards/experiment-tracker.js';
@@ -785,12 +786,18 @@ export const experimentTrackerInputs = {
     ),
   ]),
 
-  logArtifact: z.tuple([
-    runId,
-    portArg('path', artifactPath),
-    portArg('body', artifactBody),
-    portInput('options', putArtifactOptions).optional(),
-  ]),
+  logArtifact: z
+    .tuple([
+      runId,
+      portArg('path', artifactPath),
+      portArg('body', artifactBody),
+      portInput('options', putArtifactOptions).optional(),
+    ])
+    .check(
+      fromValidator(([, path, , options]: readonly [string, string, unknown, PutArtifactOptions?]) =>
+        validateWriteOptions(path, options),
+      ),
+    ),
   listRunArtifacts: z.tuple([
     runId,
     portInput('options', pageOptions(RUN_ARTIFACTS_PAGE).extend({ path: artifactPath.optional() })).optional(),

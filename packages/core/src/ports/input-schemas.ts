@@ -186,15 +186,17 @@ function quoteShort(value: unknown): string {
 /**
  * A check that applies an existing validator (one that throws ValidationError, like `validateArtifactLocation`), so
  * a schema and the implementations refuse the same values with the same words. The validator's message is kept
- * whole; it names the field itself.
+ * whole (it names what is wrong itself), and so is its `field`, unless `field: 'path'` asks for the field of where
+ * the schema sits (an artifact key checked as `from` or `to`).
  */
-export function fromValidator<T>(validate: (value: T) => void) {
+export function fromValidator<T>(validate: (value: T) => unknown, options: { readonly field?: 'own' | 'path' } = {}) {
   return (ctx: { value: T; issues: unknown[] }): void => {
     try {
       validate(ctx.value);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
-      ctx.issues.push({ code: 'custom', input: undefined, message: err.message, params: { whole: true } });
+      const field = options.field === 'path' ? undefined : err.field;
+      ctx.issues.push({ code: 'custom', input: undefined, message: err.message, params: { whole: true, field } });
     }
   };
 }

@@ -42,6 +42,18 @@ export function portInput<T extends z.ZodType>(name: string, schema: T): T {
   return named;
 }
 
+const synchronousOperations = z.registry<{ readonly synchronous: true }>();
+
+/**
+ * Marks the arguments schema of an operation that returns its result directly (ArtifactStore.uri): a refused call
+ * throws its ValidationError instead of returning a rejected promise.
+ */
+export function synchronous<T extends z.ZodType>(schema: T): T {
+  const marked = schema.clone() as T;
+  synchronousOperations.add(marked, { synchronous: true });
+  return marked;
+}
+
 type Method = (...args: any[]) => any;
 /** The operations of a port: its function-valued members, optional ones included. */
 export type OperationOf<T> = {
@@ -79,8 +91,8 @@ export type PortInputsArityMismatch<T, I> = {
 
 /**
  * `impl` behind a wrapper that checks each call of an operation listed in `inputs` before `impl` sees it. A
- * refused call returns a rejected promise (every checked operation is asynchronous) with a ValidationError and
- * never reaches `impl`. The arguments `impl` receives are the caller's own, unchanged: the check builds nothing
+ * refused call returns a rejected promise with a ValidationError (or throws it, for operations marked
+ * `synchronous`) and never reaches `impl`. The arguments `impl` receives are the caller's own, unchanged: the check builds nothing
  * (streams and bodies are never read, Dates and class instances keep their identity). Operations without a schema,
  * and every other member, pass through; methods run with `impl` as `this`, so private fields keep working.
  */
@@ -98,10 +110,16 @@ export function validatePortInputs<T extends object>(impl: T, inputs: PortInputs
       const wrapper =
         schema === undefined
           ? method.bind(target)
-          : (...args: unknown[]) => {
-              const refused = argumentsError(schema, args, String(property));
-              return refused ? Promise.reject(refused) : method.apply(target, args);
-            };
+          : synchronousOperations.has(schema)
+            ? (...args: unknown[]) => {
+                const refused = argumentsError(schema, args, String(property));
+                if (refused) throw refused;
+                return method.apply(target, args);
+              }
+            : (...args: unknown[]) => {
+                const refused = argumentsError(schema, args, String(property));
+                return refused ? Promise.reject(refused) : method.apply(target, args);
+              };
       wrappers.set(property, { original: value, wrapper });
       return wrapper;
     },
@@ -118,6 +136,8 @@ export function argumentsError(
   if (result.success) return undefined;
   return toValidationError(result.error.issues, (path, issue) => {
     const [index, ...inner] = path;
+    // A check over the whole argument list (one rule relating two arguments) names its own field.
+    if (typeof index !== 'number' && issue.code !== 'too_small' && issue.code !== 'too_big') return {};
     if (typeof index !== 'number') {
       // The argument list itself: too few arguments (name the first one missing) or too many.
       const count = args.length;
@@ -128,8 +148,8 @@ export function argumentsError(
           message: `${missing} is missing: ${operation} takes at least ${issue.minimum} arguments, got ${count}`,
         };
       }
-      const bound = issue.code === 'too_big' ? `at most ${issue.maximum}` : 'other';
-      return { message: `${operation} takes ${bound} arguments, got ${count}` };
+      const maximum = issue.code === 'too_big' ? issue.maximum : args.length;
+      return { message: `${operation} takes at most ${maximum} arguments, got ${count}` };
     }
     const naming = argumentNamingAt(schema, index) ?? { name: `argument ${index + 1}`, prefixed: true };
     return { field: fieldOf(naming, inner) };
@@ -163,10 +183,15 @@ function toValidationError(
   locate: (path: readonly PropertyKey[], issue: z.core.$ZodIssue) => { field?: string; message?: string },
 ): ValidationError {
   const first = issues[0]!;
-  const { field, message } = locate(first.path, first);
+  const located = locate(first.path, first);
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more problem${issues.length > 2 ? 's' : ''})` : '';
-  // A message taken whole from an existing validator (`fromValidator`) already names its field.
-  const whole = first.code === 'custom' && (first.params as { whole?: boolean } | undefined)?.whole === true;
+  // A message taken whole from an existing validator (`fromValidator`) names what is wrong itself, and its own
+  // field, when it gives one, is more precise than where the check sits (`metadata.note` rather than `options`).
+  const params =
+    first.code === 'custom' ? (first.params as { whole?: boolean; field?: string } | undefined) : undefined;
+  const whole = params?.whole === true;
+  const field = whole && params?.field !== undefined ? params.field : located.field;
+  const message = located.message;
   const text = message ?? (field === undefined || whole ? first.message : `${field} ${first.message}`);
   return new ValidationError(`${text}${more}`, field === undefined ? {} : { field });
 }

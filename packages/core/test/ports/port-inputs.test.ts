@@ -14,6 +14,7 @@ import {
   type PortInputs,
   portArg,
   portInput,
+  synchronous,
   validatePortInputs,
 } from '../../src/ports/port-inputs.js';
 
@@ -122,6 +123,13 @@ describe('validatePortInputs', () => {
     const extra = await rejection((mailer.stamp as (...args: unknown[]) => Promise<Date>)(new Date(), 'more'));
     expect(extra.field).toBeUndefined();
     expect(extra.message).toBe('stamp takes at most 1 arguments, got 2');
+  });
+
+  it('throws at once for an operation marked synchronous (it returns its result, not a promise)', () => {
+    const store = { uri: (key: string) => `file:///${key}` };
+    const checked = validatePortInputs(store, { uri: synchronous(z.tuple([portArg('key', z.string().min(1))])) });
+    expect(checked.uri('a')).toBe('file:///a');
+    expect(() => checked.uri('')).toThrow(ValidationError);
   });
 
   it('lets members without a schema through: other methods, properties, absent optional methods', async () => {

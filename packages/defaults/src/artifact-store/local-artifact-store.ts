@@ -2,26 +2,38 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, type Dirent } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import {
-  ARTIFACT_LIST_MAX_PAGE,
-  ARTIFACT_METADATA_MAX_BYTES,
+  ARTIFACT_KEY_MAX_BYTES,
   type ArtifactBody,
   type ArtifactInfo,
-  type ArtifactPage,
+  type ArtifactListing,
   type ArtifactStore,
   type ArtifactStoreCapabilities,
+  type ArtifactSummary,
+  artifactBodyChunks,
   ConflictError,
+  decodePageToken,
+  encodePageToken,
+  foreignPageToken,
   type GetArtifactOptions,
   type ListArtifactsOptions,
+  malformedPageToken,
   NotFoundError,
+  normalizeSha256,
   type PutArtifactOptions,
-  quoteKey,
+  quoteArtifactKey as quoteKey,
+  resolveListOptions,
+  type StoredArtifact,
   UnavailableError,
   ValidationError,
   validateArtifactKey,
+  validateArtifactMetadata,
+  validateByteRange,
+  validateContentType,
+  validateKeyBatch,
   validateMediaType,
 } from '@mlplane/core';
 import { describeHolder, FileLock, readLockHolder } from '../file-lock.js';
@@ -55,7 +67,6 @@ interface RefFile {
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
-const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 const DEFAULT_GC_AGE_MS = 60 * 60 * 1000;
 
 function errorCode(err: unknown): string | undefined {
@@ -86,6 +97,9 @@ function messageOf(err: unknown): string {
  * exists, list) take no lock and are safe from any process.
  *
  * Files are private to the owner: directories are created 0700, blobs 0400 and ref files 0600.
+ *
+ * `uri(key)` is `file://<root>/<key>`: the key's place in the store's namespace. Content lives once per hash
+ * under `blobs/`, so no file sits at that path; read through the store.
  */
 export class LocalArtifactStore implements ArtifactStore {
   readonly capabilities: ArtifactStoreCapabilities = Object.freeze({
@@ -93,10 +107,9 @@ export class LocalArtifactStore implements ArtifactStore {
     multipart: false,
     rangeReads: true,
     deduplicates: true,
+    maxKeyBytes: ARTIFACT_KEY_MAX_BYTES,
   });
 
-  /** Absolute path of the root, the base of `uri`. */
-  readonly #rootPath: string;
   readonly #root: string;
   readonly #refs: string;
   readonly #blobs: string;
@@ -114,9 +127,7 @@ export class LocalArtifactStore implements ArtifactStore {
     if (typeof options?.root !== 'string' || options.root === '') {
       throw new ValidationError('LocalArtifactStore needs a root directory', { field: 'root' });
     }
-    // Resolved once, so that URIs stay the same if the process later changes its working directory.
-    this.#rootPath = resolve(options.root);
-    this.#root = options.root;
+    this.#root = resolve(options.root);
     this.#refs = join(options.root, 'refs');
     this.#blobs = join(options.root, 'blobs', 'sha256');
     this.#tmp = join(options.root, 'tmp');
@@ -146,26 +157,30 @@ export class LocalArtifactStore implements ArtifactStore {
     });
   }
 
-  async put(key: string, body: ArtifactBody, options: PutArtifactOptions = {}): Promise<ArtifactInfo> {
+  uri(key: string): string {
+    validateArtifactKey(key);
+    return pathToFileURL(join(this.#root, key)).href;
+  }
+
+  async put(key: string, body: ArtifactBody, options: PutArtifactOptions = {}): Promise<StoredArtifact> {
     validateArtifactKey(key);
     const expected =
-      typeof options.expectedSha256 === 'string' ? options.expectedSha256.toLowerCase() : options.expectedSha256;
-    if (expected !== undefined && !SHA256_HEX.test(expected)) {
-      throw new ValidationError(`expectedSha256 for ${quoteKey(key)} must be 64 hex characters`, {
-        field: 'expectedSha256',
-      });
-    }
-    const contentType = options.contentType ?? DEFAULT_CONTENT_TYPE;
+      options.expectedSha256 === undefined
+        ? undefined
+        : normalizeSha256(options.expectedSha256, 'expectedSha256', quoteKey(key));
+    const contentType = validateContentType(key, options.contentType);
     // A media type, never free text: it is served back as a Content-Type header, where CR/LF would add headers.
     validateMediaType(contentType);
-    const metadata = copyMetadata(key, options.metadata);
+    const metadata = validateArtifactMetadata(key, options.metadata);
+    const chunks = artifactBodyChunks(key, body);
+    options.signal?.throwIfAborted();
     // Fail fast before streaming a large body; the check is repeated under the key lock.
     if (options.ifNotExists && (await this.exists(key))) throw conflict(key);
 
     await this.#ensureRefCounts();
     // The whole upload holds the shared lock so that gc never mistakes its temp file for a leftover.
     return this.#sweepLock.shared(async () => {
-      const upload = await this.#receive(key, body);
+      const upload = await this.#receive(key, chunks, options.signal);
       try {
         if (expected !== undefined && upload.sha256 !== expected) {
           throw new ValidationError(
@@ -185,6 +200,8 @@ export class LocalArtifactStore implements ArtifactStore {
             metadata,
             createdAt: new Date().toISOString(),
           };
+          // Past this point the put completes: an abort now would leave the caller unsure what is stored.
+          options.signal?.throwIfAborted();
           await this.#adoptBlob(upload.tempPath!, upload.sha256);
           upload.tempPath = undefined;
           try {
@@ -194,7 +211,7 @@ export class LocalArtifactStore implements ArtifactStore {
             throw err;
           }
           if (previous) await this.#releaseBlob(previous.sha256);
-          return toInfo(ref);
+          return toStored(ref);
         });
       } finally {
         if (upload.tempPath !== undefined) await unlink(upload.tempPath).catch(() => undefined);
@@ -204,15 +221,19 @@ export class LocalArtifactStore implements ArtifactStore {
 
   async get(key: string, options: GetArtifactOptions = {}): Promise<{ info: ArtifactInfo; body: Readable }> {
     validateArtifactKey(key);
+    const range = validateByteRange(key, options.range);
+    options.signal?.throwIfAborted();
     // A concurrent overwrite may reclaim the blob between reading the ref and opening the blob; the ref is then re-read.
     let missing: string | undefined;
     for (;;) {
       const ref = await this.#readRef(key);
-      const span = resolveRange(key, ref.size, options.range);
+      const span = clampRange(key, ref.size, range);
       const path = this.#blobPath(ref.sha256);
       try {
         const handle = await open(path, 'r');
-        return { info: toInfo(ref), body: handle.createReadStream(span) };
+        const body = handle.createReadStream(span);
+        if (options.signal) destroyOnAbort(body, options.signal);
+        return { info: toInfo(ref), body };
       } catch (err) {
         if (errorCode(err) !== 'ENOENT') {
           throw new UnavailableError(`cannot open the content of artifact ${quoteKey(key)}: ${messageOf(err)}`, {
@@ -241,53 +262,56 @@ export class LocalArtifactStore implements ArtifactStore {
     return (await this.#readRefOrUndefined(key)) !== undefined;
   }
 
-  /**
-   * The `file://` URL of the store's root joined with the key, percent-encoded as Node encodes file URLs
-   * (`file:///data/artifacts/experiments/1/a%20b.txt`). It names the artifact; the bytes live in the
-   * content-addressed `blobs/` directory, so read them with `get`, not from this path.
-   */
-  uri(key: string): string {
-    validateArtifactKey(key);
-    return pathToFileURL(join(this.#rootPath, key)).href;
-  }
+  async list(options?: ListArtifactsOptions): Promise<ArtifactListing> {
+    const { prefix, delimiter, maxResults, pageToken, withSha256, withMetadata } = resolveListOptions(options);
+    const after = pageToken === undefined ? undefined : decodeListToken(pageToken, prefix, delimiter);
 
-  async list(options: ListArtifactsOptions = {}): Promise<ArtifactPage> {
-    const prefix = options.prefix ?? '';
-    if (typeof prefix !== 'string') throw new ValidationError('list prefix must be a string', { field: 'prefix' });
-    if (options.delimiter !== undefined && options.delimiter !== '/') {
-      throw new ValidationError(`list delimiter must be '/', got ${JSON.stringify(options.delimiter)}`, {
-        field: 'delimiter',
-      });
-    }
-    const pageSize = options.pageSize ?? ARTIFACT_LIST_MAX_PAGE;
-    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > ARTIFACT_LIST_MAX_PAGE) {
-      throw new ValidationError(
-        `list pageSize must be an integer from 1 to ${ARTIFACT_LIST_MAX_PAGE}, got ${pageSize}`,
-        {
-          field: 'pageSize',
-        },
-      );
-    }
-    const after = options.pageToken === undefined ? undefined : decodePageToken(options.pageToken);
-
-    const entries = await this.#collect(prefix, options.delimiter === '/');
+    const entries = await this.#collect(prefix, delimiter === '/');
     const remaining = after === undefined ? entries : entries.filter((e) => Buffer.compare(e.bytes, after) > 0);
-    const page = remaining.slice(0, pageSize);
+    const page = remaining.slice(0, maxResults);
     const refs = await Promise.all(
       page.map((e) => (e.refPath === undefined ? undefined : this.#readRefFile(e.refPath, e.key))),
     );
-    const items: ArtifactInfo[] = [];
+    const items: ArtifactSummary[] = [];
     const prefixes: string[] = [];
     page.forEach((entry, i) => {
       const ref = refs[i];
       if (entry.refPath === undefined) prefixes.push(entry.key);
       // A key deleted between the directory walk and the read is simply absent from the page.
-      else if (ref !== undefined) items.push(toInfo(ref));
+      else if (ref !== undefined) items.push(toSummary(ref, withSha256, withMetadata));
     });
     const last = page.at(-1);
-    return remaining.length > pageSize && last
-      ? { items, prefixes, nextPageToken: last.bytes.toString('base64url') }
-      : { items, prefixes };
+    if (remaining.length <= maxResults || !last) return { items, prefixes };
+    const nextPageToken = encodePageToken({ p: prefix, d: delimiter ?? '', a: last.bytes.toString('base64url') });
+    return { items, prefixes, nextPageToken };
+  }
+
+  /** A new ref to the same blob: no bytes move, whatever the size. */
+  async copy(from: string, to: string): Promise<ArtifactInfo> {
+    validateArtifactKey(from);
+    validateArtifactKey(to);
+    await this.#ensureRefCounts();
+    return this.#sweepLock.shared(async () => {
+      for (;;) {
+        const source = await this.#readRef(from);
+        const done = await this.#keyLocks.run(to, async () => {
+          // Counting the blob first keeps it alive even if `from` is overwritten or deleted meanwhile.
+          if (!(await this.#retainBlob(source.sha256))) return undefined;
+          const previous = await this.#readRefOrUndefined(to);
+          const ref: RefFile = { ...source, key: to, createdAt: new Date().toISOString() };
+          try {
+            await this.#writeRef(to, ref);
+          } catch (err) {
+            await this.#releaseBlob(source.sha256);
+            throw err;
+          }
+          if (previous) await this.#releaseBlob(previous.sha256);
+          return toInfo(ref);
+        });
+        // The source's blob was reclaimed between reading its ref and counting it: read the ref again.
+        if (done) return done;
+      }
+    });
   }
 
   async delete(key: string): Promise<void> {
@@ -308,6 +332,13 @@ export class LocalArtifactStore implements ArtifactStore {
         await this.#releaseBlob(previous.sha256);
       }),
     );
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    const unique = validateKeyBatch(keys, this.capabilities.maxKeyBytes);
+    for (let i = 0; i < unique.length; i += 16) {
+      await Promise.all(unique.slice(i, i + 16).map((key) => this.delete(key)));
+    }
   }
 
   /**
@@ -379,12 +410,23 @@ export class LocalArtifactStore implements ArtifactStore {
     return { blobsRemoved, tempFilesRemoved };
   }
 
+  /** Counts one more ref of an existing blob; false when the blob is gone (its last ref was released meanwhile). */
+  async #retainBlob(sha256: string): Promise<boolean> {
+    return this.#blobLocks.run(sha256, async () => {
+      const counts = this.#refCounts!;
+      const current = counts.get(sha256) ?? 0;
+      if (current === 0) return false;
+      counts.set(sha256, current + 1);
+      return true;
+    });
+  }
+
   /** Streams the body through sha256 into a fresh temp file; nothing is buffered beyond one chunk. */
   async #receive(
     key: string,
-    body: ArtifactBody,
+    source: AsyncIterable<Uint8Array>,
+    signal: AbortSignal | undefined,
   ): Promise<{ tempPath: string | undefined; sha256: string; size: number }> {
-    const source = toChunks(key, body);
     this.#tmpReady ??= mkdirOrUnavailable(this.#tmp).catch((err: unknown) => {
       this.#tmpReady = undefined;
       throw err;
@@ -393,21 +435,22 @@ export class LocalArtifactStore implements ArtifactStore {
     const tempPath = join(this.#tmp, `${randomBytes(12).toString('hex')}.upload`);
     const hash = createHash('sha256');
     let size = 0;
+    // Blobs are never modified in place, so they are created read-only; `flush` makes them durable before rename.
+    const file = createWriteStream(tempPath, { flags: 'wx', mode: 0o400, flush: true });
     try {
-      await pipeline(
-        source,
-        async function* (chunks: AsyncIterable<Uint8Array>) {
-          for await (const chunk of chunks) {
-            hash.update(chunk);
-            size += chunk.byteLength;
-            yield chunk;
-          }
-        },
-        // Blobs are never modified in place, so they are created read-only; `flush` makes them durable before rename.
-        createWriteStream(tempPath, { flags: 'wx', mode: 0o400, flush: true }),
-      );
+      const hashing = async function* (chunks: AsyncIterable<Uint8Array>) {
+        for await (const chunk of chunks) {
+          hash.update(chunk);
+          size += chunk.byteLength;
+          yield chunk;
+        }
+      };
+      await (signal ? pipeline(source, hashing, file, { signal }) : pipeline(source, hashing, file));
     } catch (err) {
+      // An abort settles the pipeline before the file is closed (and maybe before it is created): wait, then remove.
+      if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
       await unlink(tempPath).catch(() => undefined);
+      if (signal?.aborted) throw signal.reason;
       if (err instanceof ValidationError) throw err;
       if (errorCode(err)?.startsWith('E') && (err as { syscall?: unknown }).syscall !== undefined) {
         throw new UnavailableError(`cannot store the content of artifact ${quoteKey(key)}: ${messageOf(err)}`, {
@@ -560,89 +603,63 @@ function conflict(key: string): ConflictError {
   return new ConflictError(`artifact ${quoteKey(key)} already exists; put without ifNotExists to replace it`);
 }
 
-function toInfo(ref: RefFile): ArtifactInfo {
+function toSummary(ref: RefFile, withSha256: boolean, withMetadata: boolean): ArtifactSummary {
   return {
     key: ref.key,
     size: ref.size,
-    sha256: ref.sha256,
-    contentType: ref.contentType,
-    metadata: { ...ref.metadata },
-    createdAt: new Date(ref.createdAt),
+    etag: `"${ref.sha256}"`,
+    lastModified: new Date(ref.createdAt),
+    ...(withSha256 ? { sha256: ref.sha256 } : {}),
+    ...(withMetadata ? { contentType: ref.contentType, metadata: { ...ref.metadata } } : {}),
   };
 }
 
-function copyMetadata(key: string, metadata: Record<string, string> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  let bytes = 0;
-  for (const [name, value] of Object.entries(metadata ?? {})) {
-    if (typeof value !== 'string') {
-      throw new ValidationError(
-        `metadata ${quoteKey(name)} of ${quoteKey(key)} must be a string, got ${typeof value}`,
-        { field: `metadata.${name}` },
-      );
-    }
-    bytes += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(value, 'utf8');
-    out[name] = value;
-  }
-  // The same bound as S3's user metadata, so an artifact stored here can move to any backend.
-  if (bytes > ARTIFACT_METADATA_MAX_BYTES) {
-    throw new ValidationError(
-      `metadata of ${quoteKey(key)} holds ${bytes} bytes of names and values; the ARTIFACT_METADATA_MAX_BYTES limit is ${ARTIFACT_METADATA_MAX_BYTES}`,
-      { field: 'metadata' },
-    );
-  }
-  return out;
+function toInfo(ref: RefFile): ArtifactInfo {
+  return toStored(ref);
 }
 
-function resolveRange(key: string, size: number, range: GetArtifactOptions['range']): { start?: number; end?: number } {
+function toStored(ref: RefFile): StoredArtifact {
+  return {
+    key: ref.key,
+    size: ref.size,
+    etag: `"${ref.sha256}"`,
+    lastModified: new Date(ref.createdAt),
+    sha256: ref.sha256,
+    contentType: ref.contentType,
+    metadata: { ...ref.metadata },
+  };
+}
+
+/** Ends the body with the signal's reason when the caller aborts while it flows. */
+function destroyOnAbort(body: Readable, signal: AbortSignal): void {
+  const abort = () => body.destroy(signal.reason);
+  signal.addEventListener('abort', abort, { once: true });
+  body.once('close', () => signal.removeEventListener('abort', abort));
+}
+
+/** The read span of a validated range; a start past the end is the caller's error, an end past it is clamped. */
+function clampRange(
+  key: string,
+  size: number,
+  range: { start: number; end: number | undefined } | undefined,
+): { start?: number; end?: number } {
   if (range === undefined) return {};
-  const { start, end } = range;
-  if (!Number.isInteger(start) || start < 0 || (end !== undefined && (!Number.isInteger(end) || end < start))) {
-    throw new ValidationError(
-      `range for ${quoteKey(key)} must have an integer start >= 0 and an inclusive end >= start, got ${JSON.stringify(range)}`,
-      { field: 'range' },
-    );
-  }
-  if (start >= size) {
-    throw new ValidationError(`range start ${start} is beyond the end of ${quoteKey(key)} (${size} bytes)`, {
+  if (range.start >= size) {
+    throw new ValidationError(`range start ${range.start} is beyond the end of ${quoteKey(key)} (${size} bytes)`, {
       field: 'range',
     });
   }
-  return { start, end: Math.min(end ?? size - 1, size - 1) };
+  return { start: range.start, end: Math.min(range.end ?? size - 1, size - 1) };
 }
 
-function decodePageToken(token: string): Buffer {
-  const bytes = typeof token === 'string' ? Buffer.from(token, 'base64url') : Buffer.alloc(0);
-  if (bytes.length === 0 || bytes.toString('base64url') !== token) {
-    throw new ValidationError('pageToken is not one this store returned; pass nextPageToken from the previous page', {
-      field: 'pageToken',
-    });
-  }
+/** The last key of the previous page, from a token issued for the same prefix and delimiter. */
+function decodeListToken(token: string, prefix: string, delimiter: '/' | undefined): Buffer {
+  const state = decodePageToken<{ p?: unknown; d?: unknown; a?: unknown }>(token);
+  if (!state || typeof state !== 'object' || typeof state.a !== 'string' || state.a === '') throw malformedPageToken();
+  if (state.p !== prefix || state.d !== (delimiter ?? '')) throw foreignPageToken('prefix and delimiter');
+  const bytes = Buffer.from(state.a, 'base64url');
+  if (bytes.toString('base64url') !== state.a) throw malformedPageToken();
   return bytes;
-}
-
-/** Normalizes every accepted body shape into an async iterable of byte chunks. */
-function toChunks(key: string, body: ArtifactBody): AsyncIterable<Uint8Array> {
-  if (typeof body === 'string') return Readable.from([Buffer.from(body, 'utf8')]);
-  if (body instanceof Uint8Array) return Readable.from([body]);
-  if (body === null || typeof body !== 'object' || !(Symbol.asyncIterator in body)) {
-    throw new ValidationError(
-      `body for ${quoteKey(key)} must be a Readable, an async iterable of Uint8Array, a Uint8Array or a string`,
-      { field: 'body' },
-    );
-  }
-  const iterable = body as AsyncIterable<unknown>;
-  return (async function* () {
-    for await (const chunk of iterable) {
-      if (chunk instanceof Uint8Array) yield chunk;
-      else if (typeof chunk === 'string') yield Buffer.from(chunk, 'utf8');
-      else {
-        throw new ValidationError(`body for ${quoteKey(key)} yielded a ${typeof chunk}; chunks must be Uint8Array`, {
-          field: 'body',
-        });
-      }
-    }
-  })();
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]>;

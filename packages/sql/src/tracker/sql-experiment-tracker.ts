@@ -853,7 +853,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
     const page = await this.#artifacts.list({
       prefix: dir,
       delimiter: '/',
-      pageSize,
+      maxResults: pageSize,
       ...(storeToken !== undefined ? { pageToken: storeToken } : {}),
     });
     const items: RunArtifact[] = [
@@ -875,7 +875,7 @@ export class SqlExperimentTracker implements ExperimentTracker {
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
       // Directories exist only as key prefixes: say so rather than claim nothing is there.
-      const below = await this.#artifacts.list({ prefix: `${key}/`, delimiter: '/', pageSize: 1 });
+      const below = await this.#artifacts.list({ prefix: `${key}/`, delimiter: '/', maxResults: 1 });
       const isDir = below.items.length > 0 || below.prefixes.length > 0;
       throw new NotFoundError(
         isDir

@@ -46,18 +46,10 @@ export function sizeOf(body: ArtifactBody): number | undefined {
   return undefined;
 }
 
-type GuardableStore = ArtifactStore & {
-  copy?(from: string, to: string, ...rest: unknown[]): Promise<unknown>;
-  createMultipartUpload?(
-    key: string,
-    options?: { contentType?: string; metadata?: Record<string, string> },
-  ): Promise<unknown>;
-};
-
 /** Fires `artifact.beforePut` before every way content can land in the store. */
 export function guardArtifactStore(store: ArtifactStore, { hooks }: GuardContext<ArtifactStoreHooks>): ArtifactStore {
-  const s = store as GuardableStore;
-  return intercept<GuardableStore>(s, {
+  const s = store;
+  return intercept<ArtifactStore>(s, {
     async put(key, body, options) {
       await judgePut(hooks, {
         key,
@@ -68,7 +60,7 @@ export function guardArtifactStore(store: ArtifactStore, { hooks }: GuardContext
       });
       return s.put(key, body, options);
     },
-    async copy(from, to, ...rest) {
+    async copy(from, to) {
       const source = await s.head(from);
       await judgePut(hooks, {
         key: to,
@@ -77,7 +69,7 @@ export function guardArtifactStore(store: ArtifactStore, { hooks }: GuardContext
         size: source.size,
         via: 'copy',
       });
-      return s.copy!(from, to, ...rest);
+      return s.copy(from, to);
     },
     async createMultipartUpload(key, options) {
       await judgePut(hooks, {
@@ -91,12 +83,11 @@ export function guardArtifactStore(store: ArtifactStore, { hooks }: GuardContext
     },
     async presign(key, options) {
       if (options.method === 'PUT') {
-        const conditions = options as { contentType?: string; contentLength?: number };
         await judgePut(hooks, {
           key,
-          contentType: conditions.contentType,
+          contentType: options.contentType,
           metadata: {},
-          size: conditions.contentLength,
+          size: options.contentLength,
           via: 'presign',
         });
       }
