@@ -1,15 +1,16 @@
 import { existsSync } from 'node:fs';
 import { artifactStoreRef, eventBusRef, loadConfig, secretStoreRef, telemetryRef } from '@mlplane/core';
-import { createPlatform } from '@mlplane/defaults';
+import { createReferencePlatform } from './reference-distribution.js';
 
 /**
- * The reference distribution: the whole platform on embedded defaults, on one machine, no servers.
- * Config comes from $MLPLANE_CONFIG or ./mlplane.yaml when present, plus MLPLANE__* environment overrides.
- * It runs until SIGTERM or SIGINT, then stops gracefully.
+ * The reference distribution: the whole platform on embedded defaults, on one machine, no servers; a `postgres`,
+ * `kafka`, `redis-streams`, `redis-cache` or `mlflow` section in the config installs that production plugin
+ * (mlplane.yaml.example lists every key). Config comes from $MLPLANE_CONFIG or ./mlplane.yaml when present, plus
+ * MLPLANE__* environment overrides. It runs until SIGTERM or SIGINT, then stops gracefully.
  */
 const file = process.env.MLPLANE_CONFIG ?? (existsSync('mlplane.yaml') ? 'mlplane.yaml' : undefined);
 const config = await loadConfig({ files: file ? [file] : [] });
-const platform = createPlatform({ plugins: [], config });
+const platform = createReferencePlatform(config);
 
 try {
   await platform.start();

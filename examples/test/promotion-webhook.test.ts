@@ -1,21 +1,20 @@
-import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ModelPromotion, ModelVersion } from '@mlplane/core';
-import { startTestPlatform } from '@mlplane/defaults/testing';
+import { modelRegistryRef, verifyWebhook, WEBHOOK_HEADERS } from '@mlplane/core';
+import { startTestPlatform, type TestPlatform } from '@mlplane/defaults/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { promotionWebhookPlugin } from '../src/promotion-webhook.js';
+import { PROMOTION_EVENT_TYPE, promotionNotifierRef, promotionWebhookPlugin } from '../src/promotion-webhook.js';
 
 const signingKey = 'a-webhook-signing-key-of-32-chars';
 
-/** A real HTTP receiver on loopback that records each delivery. */
+/** A real HTTP receiver on loopback that records each delivery with its raw body and headers. */
 async function receiver(status = 200) {
-  const deliveries: { body: string; signature: string | undefined }[] = [];
-  const server: Server = createServer(async (req: IncomingMessage, res) => {
+  const deliveries: { body: string; headers: IncomingHttpHeaders }[] = [];
+  const server: Server = createServer(async (req, res) => {
     let body = '';
     for await (const chunk of req) body += chunk;
-    deliveries.push({ body, signature: req.headers['x-mlplane-signature'] as string | undefined });
+    deliveries.push({ body, headers: req.headers });
     res.writeHead(status).end();
   });
   server.listen(0, '127.0.0.1');
@@ -24,14 +23,13 @@ async function receiver(status = 200) {
   return { url, deliveries, close: () => new Promise((r) => server.close(r)) };
 }
 
-const version = { name: 'fraud', version: 3, tags: {} } as unknown as ModelVersion;
-const promotion: ModelPromotion = {
-  kind: 'stage',
-  from: 'Staging',
-  to: 'Production',
-  actor: 'ana',
-  reason: 'review ok',
-};
+/** Registers model `fraud` version 1 and moves it to Production through the platform's (guarded) registry. */
+async function promote(platform: TestPlatform) {
+  const registry = await platform.get(modelRegistryRef);
+  await registry.createModel({ name: 'fraud' });
+  const v1 = await registry.createVersion({ name: 'fraud', source: 's3://models/fraud/1' });
+  return registry.transitionStage({ name: 'fraud', version: v1.version, to: 'Production', actor: 'ana', reason: 'ok' });
+}
 
 describe('promotion-webhook example plugin', () => {
   beforeEach(() => {
@@ -42,29 +40,63 @@ describe('promotion-webhook example plugin', () => {
     delete process.env.MLPLANE_SECRET_WEBHOOK_SIGNING_KEY;
   });
 
-  it('posts a signed webhook when a model version is promoted', async () => {
+  it('posts a webhook that verifyWebhook accepts when a version is promoted through the registry', async () => {
     const hook = await receiver();
     await using platform = await startTestPlatform({
       plugins: [promotionWebhookPlugin()],
       config: { 'promotion-webhook': { url: hook.url, signingKey: '${secret:webhook-signing-key}' } },
     });
-    await platform.hooks.model.promoted.promise(version, promotion);
+    expect(platform.hooks.model.promoted.taps.map((t) => t.name)).toContain('promotion-webhook/notify');
+
+    await promote(platform);
+
     expect(hook.deliveries).toHaveLength(1);
     const [delivery] = hook.deliveries;
-    expect(JSON.parse(delivery!.body)).toEqual({ model: 'fraud', version: 3, ...promotion });
-    const expected = createHmac('sha256', signingKey).update(delivery!.body).digest('hex');
-    expect(delivery!.signature).toBe(`sha256=${expected}`);
+    expect(JSON.parse(delivery!.body)).toEqual({
+      model: 'fraud',
+      version: 1,
+      kind: 'stage',
+      from: 'None',
+      to: 'Production',
+      actor: 'ana',
+      reason: 'ok',
+    });
+    expect(delivery!.headers[WEBHOOK_HEADERS.eventType]).toBe(PROMOTION_EVENT_TYPE);
+    expect(delivery!.headers[WEBHOOK_HEADERS.eventId]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(verifyWebhook({ secret: signingKey, body: delivery!.body, headers: delivery!.headers })).toEqual({
+      ok: true,
+    });
+    // The signature covers the body, the key and the labels: a change to any of them fails verification.
+    expect(verifyWebhook({ secret: signingKey, body: `${delivery!.body} `, headers: delivery!.headers })).toEqual({
+      ok: false,
+      reason: 'signature mismatch',
+    });
+    expect(
+      verifyWebhook({ secret: 'another-key-of-enough-length', body: delivery!.body, headers: delivery!.headers }),
+    ).toEqual({ ok: false, reason: 'signature mismatch' });
+    expect(
+      verifyWebhook({
+        secret: signingKey,
+        body: delivery!.body,
+        headers: { ...delivery!.headers, [WEBHOOK_HEADERS.eventType]: 'model.deleted' },
+      }),
+    ).toEqual({ ok: false, reason: 'signature mismatch' });
     await hook.close();
   });
 
-  it('surfaces a failing receiver as an error naming the URL', async () => {
+  it('keeps the promotion when the receiver fails, and the notifier names the URL in its error', async () => {
     const hook = await receiver(500);
     await using platform = await startTestPlatform({
       plugins: [promotionWebhookPlugin({ url: hook.url, signingKey })],
     });
-    await expect(platform.hooks.model.promoted.promise(version, promotion)).rejects.toThrow(
-      `webhook ${hook.url} answered 500`,
-    );
+    // model.promoted runs after the change: a failing tap is logged, the promotion stands.
+    const promoted = await promote(platform);
+    expect(promoted.stage).toBe('Production');
+    expect(hook.deliveries).toHaveLength(1);
+
+    const notifier = await platform.get(promotionNotifierRef);
+    await expect(notifier.notify({ model: 'fraud' })).rejects.toThrow(`webhook ${hook.url} answered 500`);
+    expect(hook.deliveries).toHaveLength(2);
     await hook.close();
   });
 

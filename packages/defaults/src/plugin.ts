@@ -78,8 +78,11 @@ export const embeddedPlugin = definePlugin({
           throw err;
         }
       };
+    // Every provision below except telemetry keeps its data on this machine (`local`): with `platform.strict` the
+    // kernel refuses to fall back to it unless config platform.providers chooses it.
     env.provide(artifactStoreRef, {
       asDefault: true,
+      local: true,
       factory: inDataDir((dataDir) => LocalArtifactStore.open({ root: join(dataDir, 'artifacts') })),
       dispose: async (store) => {
         // The factory above made it; the port type does not know close().
@@ -89,11 +92,13 @@ export const embeddedPlugin = definePlugin({
     });
     env.provide(eventBusRef, {
       asDefault: true,
+      local: true,
       factory: () => new InProcessEventBus(),
       dispose: (bus) => bus.close(),
     });
     env.provide(secretStoreRef, {
       asDefault: true,
+      local: true,
       factory: inDataDir(
         async (dataDir, config) =>
           new EnvFileSecretStore({
@@ -106,6 +111,7 @@ export const embeddedPlugin = definePlugin({
     });
     env.provide(metadataStoreRef, {
       asDefault: true,
+      local: true,
       factory: inDataDir((dataDir, config) =>
         SqliteMetadataStore.open({
           path: resolve(dataDir, config.metadata.file),

@@ -5,6 +5,7 @@ import { join, relative } from 'node:path';
 import {
   type ArtifactStore,
   artifactStoreRef,
+  ConfigError,
   ConflictError,
   type DomainEvent,
   definePlugin,
@@ -82,6 +83,23 @@ describe('embedded defaults on a started platform', () => {
     // Consumers get the plugin's store behind the kernel's guard (so artifact.beforePut fires): writes land in it.
     await (await platform.get(artifactStoreRef)).put('given-way.txt', 'x');
     expect(await custom!.exists('given-way.txt')).toBe(true);
+  });
+
+  it('marks the ports that keep data on this machine as local, which platform.strict refuses unless chosen', async () => {
+    const err = await startTestPlatform({ config: { platform: { strict: true } } }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).problems).toEqual([
+      "core.artifactStore would fall back to 'embedded', which keeps its data on this machine",
+      "core.eventBus would fall back to 'embedded', which keeps its data on this machine",
+      "core.metadataStore would fall back to 'embedded', which keeps its data on this machine",
+      "core.secretStore would fall back to 'embedded', which keeps its data on this machine",
+    ]);
+    // Choosing them in config is the explicit acknowledgement strict mode asks for; telemetry is not local.
+    const providers = Object.fromEntries(
+      ['core.artifactStore', 'core.eventBus', 'core.metadataStore', 'core.secretStore'].map((id) => [id, 'embedded']),
+    );
+    await using platform = await startTestPlatform({ config: { platform: { strict: true, providers } } });
+    expect(platform.platformConfig?.strict).toBe(true);
   });
 });
 

@@ -83,9 +83,11 @@ function quoteValue(value: string, source: string, c: Comparison): string {
 }
 
 function operand(c: Comparison, source: string): string {
-  if (Array.isArray(c.value)) return `(${c.value.map((v) => quoteValue(v, source, c)).join(', ')})`;
+  // Experiment and model names are stored in NFC, so a name written in another normal form still matches.
+  const form = (v: string) => (c.entity === 'attribute' && c.key === 'name' ? v.normalize('NFC') : v);
+  if (Array.isArray(c.value)) return `(${c.value.map((v) => quoteValue(form(v), source, c)).join(', ')})`;
   if (typeof c.value === 'number') return String(c.value);
-  return quoteValue(c.value as string, source, c);
+  return quoteValue(form(c.value as string), source, c);
 }
 
 function requireString(value: unknown, field: string): string {

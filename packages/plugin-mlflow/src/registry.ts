@@ -11,6 +11,7 @@ import {
   type ModelStage,
   type ModelVersion,
   NotFoundError,
+  normalizeModelName,
   normalizeStage,
   type Page,
   type PageOptions,
@@ -29,7 +30,8 @@ import {
   type TransitionStageInput,
   ValidationError,
   validateAlias,
-  validateModelName,
+  validateDescription,
+  validateNoControlCharacters,
   validateOptionalString,
   validateRunId,
   validateSignature,
@@ -81,7 +83,7 @@ export class MlflowModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- models
 
   async createModel(input: CreateModelInput): Promise<RegisteredModel> {
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     validateOptionalString(input.description, 'description');
     const tags = validateTags(input.tags);
     try {
@@ -105,12 +107,12 @@ export class MlflowModelRegistry implements ModelRegistry {
   }
 
   async getModel(name: string): Promise<RegisteredModel> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     return toRegisteredModel(await this.#model(name));
   }
 
   async updateModel(name: string, changes: { readonly description: string }): Promise<RegisteredModel> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateDescription(changes?.description);
     await this.#modelCall(name, 'PATCH', 'mlflow/registered-models/update', {
       name,
@@ -120,8 +122,8 @@ export class MlflowModelRegistry implements ModelRegistry {
   }
 
   async renameModel(name: string, newName: string): Promise<RegisteredModel> {
-    validateModelName(name);
-    validateModelName(newName, 'newName');
+    name = normalizeModelName(name);
+    newName = normalizeModelName(newName, 'newName');
     try {
       await this.#modelCall(name, 'POST', 'mlflow/registered-models/rename', { name, new_name: newName }, false);
     } catch (err) {
@@ -132,7 +134,7 @@ export class MlflowModelRegistry implements ModelRegistry {
   }
 
   async deleteModel(name: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     await this.#modelCall(name, 'DELETE', 'mlflow/registered-models/delete', { name }, false);
   }
 
@@ -161,10 +163,11 @@ export class MlflowModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- versions
 
   async createVersion(input: CreateVersionInput): Promise<ModelVersion> {
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     if (typeof input.source !== 'string' || input.source.trim() === '') {
       throw new ValidationError('source must be a non-empty artifact URI', { field: 'source' });
     }
+    validateNoControlCharacters(input.source, 'source', 'source');
     validateOptionalString(input.runLink, 'runLink');
     validateOptionalString(input.description, 'description');
     validateOptionalString(input.userId, 'userId');
@@ -211,13 +214,13 @@ export class MlflowModelRegistry implements ModelRegistry {
   }
 
   async getVersion(name: string, version: number): Promise<ModelVersion> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     return toModelVersion(await this.#version(name, version));
   }
 
   async updateVersion(name: string, version: number, changes: { readonly description: string }): Promise<ModelVersion> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     validateDescription(changes?.description);
     await this.#versionCall(name, version, 'PATCH', 'mlflow/model-versions/update', {
@@ -227,7 +230,7 @@ export class MlflowModelRegistry implements ModelRegistry {
   }
 
   async deleteVersion(name: string, version: number): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     await this.#versionCall(name, version, 'DELETE', 'mlflow/model-versions/delete', {}, false);
   }
@@ -255,7 +258,7 @@ export class MlflowModelRegistry implements ModelRegistry {
   }
 
   async getLatestVersions(name: string, stages?: readonly ModelStage[]): Promise<readonly ModelVersion[]> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (stages !== undefined && !Array.isArray(stages)) {
       throw new ValidationError('stages must be an array of stage names', { field: 'stages' });
     }
@@ -272,7 +275,7 @@ export class MlflowModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- stages
 
   async transitionStage(input: TransitionStageInput): Promise<ModelVersion> {
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     validateVersionNumber(input.version);
     if (typeof input.to !== 'string') throw new ValidationError('to must be a stage name', { field: 'stage' });
     const to = normalizeStage(input.to);
@@ -305,7 +308,7 @@ export class MlflowModelRegistry implements ModelRegistry {
     version?: number,
     options: PageOptions = {},
   ): Promise<Page<StageTransition>> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (version !== undefined) validateVersionNumber(version);
     resolveMaxResults(options.maxResults, TRANSITION_HISTORY_PAGE);
     await this.#model(name);
@@ -318,7 +321,7 @@ export class MlflowModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- aliases
 
   async setAlias(input: SetAliasInput): Promise<void> {
-    validateModelName(input?.name);
+    input = { ...input, name: normalizeModelName(input?.name) };
     if (typeof input.alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     validateAlias(input.alias);
     validateVersionNumber(input.version);
@@ -330,13 +333,13 @@ export class MlflowModelRegistry implements ModelRegistry {
   }
 
   async deleteAlias(name: string, alias: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (typeof alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     await this.#modelCall(name, 'DELETE', 'mlflow/registered-models/alias', { name, alias });
   }
 
   async getVersionByAlias(name: string, alias: string): Promise<ModelVersion> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (typeof alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     try {
       const { model_version } = await this.#client.call<{ model_version: WireModelVersion }>(
@@ -357,13 +360,13 @@ export class MlflowModelRegistry implements ModelRegistry {
   // ---------------------------------------------------------------- tags
 
   async setModelTag(name: string, key: string, value: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateTag(key, value);
     await this.#modelCall(name, 'POST', 'mlflow/registered-models/set-tag', { name, key, value });
   }
 
   async deleteModelTag(name: string, key: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     if (typeof key !== 'string') throw new ValidationError('tag key must be a string', { field: 'key' });
     await this.#idempotentDelete(
       () => this.#modelCall(name, 'DELETE', 'mlflow/registered-models/delete-tag', { name, key }),
@@ -372,7 +375,7 @@ export class MlflowModelRegistry implements ModelRegistry {
   }
 
   async setVersionTag(name: string, version: number, key: string, value: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     validateTag(key, value);
     if (key === VERSION_USER_TAG) throw reservedTag('key');
@@ -380,7 +383,7 @@ export class MlflowModelRegistry implements ModelRegistry {
   }
 
   async deleteVersionTag(name: string, version: number, key: string): Promise<void> {
-    validateModelName(name);
+    name = normalizeModelName(name);
     validateVersionNumber(version);
     if (typeof key !== 'string') throw new ValidationError('tag key must be a string', { field: 'key' });
     if (key === VERSION_USER_TAG) throw reservedTag('key');
@@ -548,10 +551,4 @@ function reservedTag(field: string): ValidationError {
   return new ValidationError(`tag '${VERSION_USER_TAG}' is where this registry keeps userId; it cannot be set`, {
     field,
   });
-}
-
-function validateDescription(description: unknown): asserts description is string {
-  if (typeof description !== 'string') {
-    throw new ValidationError('description must be a string', { field: 'description' });
-  }
 }

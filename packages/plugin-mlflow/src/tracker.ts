@@ -23,6 +23,7 @@ import {
   type MetricInput,
   malformedPageToken,
   NotFoundError,
+  normalizeName,
   type Page,
   type PageOptions,
   type Param,
@@ -42,10 +43,8 @@ import {
   type UpdateRunInput,
   ValidationError,
   validateDatasetInputs,
-  validateExperimentName,
   validateExperimentTags,
   validateLogBatch,
-  validateRunName,
   validateTrackingKey,
 } from '@mlplane/core';
 import { splitBatch } from './batching.js';
@@ -95,7 +94,7 @@ export class MlflowExperimentTracker implements ExperimentTracker {
   // ---------------------------------------------------------------- experiments
 
   async createExperiment(input: CreateExperimentInput): Promise<Experiment> {
-    validateExperimentName(input?.name);
+    input = { ...input, name: experimentName(input?.name) };
     const tags = validateExperimentTags(input.tags ?? {});
     if (input.artifactLocation !== undefined) validateArtifactLocation(input.artifactLocation);
     let id: string;
@@ -122,6 +121,7 @@ export class MlflowExperimentTracker implements ExperimentTracker {
 
   async getExperimentByName(name: string): Promise<Experiment> {
     if (typeof name !== 'string') throw new ValidationError('name must be a string', { field: 'name' });
+    name = experimentName(name);
     try {
       const { experiment } = await this.#client.call<{ experiment: WireExperiment }>(
         'GET',
@@ -163,7 +163,7 @@ export class MlflowExperimentTracker implements ExperimentTracker {
 
   async updateExperiment(experimentId: string, changes: { readonly name: string }): Promise<Experiment> {
     requireExperimentId(experimentId);
-    validateExperimentName(changes?.name);
+    changes = { name: experimentName(changes?.name) };
     const current = await this.#experiment(experimentId);
     if (current.name === changes.name) return toExperiment(current);
     const holder = await this.getExperimentByName(changes.name).catch((err: unknown) => {
@@ -262,7 +262,7 @@ export class MlflowExperimentTracker implements ExperimentTracker {
       }
       parentRunId = parentTag;
     }
-    if (input.name !== undefined) validateRunName(input.name);
+    if (input.name !== undefined) input = { ...input, name: runName(input.name) };
     const status = input.status ?? 'RUNNING';
     if (status !== 'RUNNING' && status !== 'SCHEDULED') {
       throw new ValidationError(`a run is created RUNNING or SCHEDULED, got '${status}'`, { field: 'status' });
@@ -338,7 +338,7 @@ export class MlflowExperimentTracker implements ExperimentTracker {
     if (input.endTime !== undefined && (!(input.endTime instanceof Date) || Number.isNaN(input.endTime.getTime()))) {
       throw new ValidationError('endTime must be a valid Date', { field: 'endTime' });
     }
-    if (input.name !== undefined) validateRunName(input.name);
+    if (input.name !== undefined) input = { ...input, name: runName(input.name) };
     const endTime =
       input.endTime?.getTime() ??
       (input.status !== undefined && isTerminalRunStatus(input.status) ? Date.now() : undefined);
@@ -817,4 +817,26 @@ function parentTagImmutable(field = 'key'): ValidationError {
       field,
     },
   );
+}
+
+/** Experiment names are stored in NFC, as every tracker does, so names equal after normalisation collide. */
+function experimentName(name: unknown): string {
+  return normalizeName(name, {
+    field: 'name',
+    what: 'experiment name',
+    maxLength: TRACKER_LIMITS.experimentNameLength,
+    limitName: 'experimentNameLength',
+  });
+}
+
+/** Run names as experiment names, but may be empty; MLflow keeps them in a tag, so the tag value limit applies. */
+function runName(name: unknown): string {
+  if (typeof name !== 'string') throw new ValidationError('run name must be a string', { field: 'name' });
+  return normalizeName(name, {
+    field: 'name',
+    what: 'run name',
+    maxLength: TRACKER_LIMITS.runTagValueLength,
+    limitName: 'runTagValueLength',
+    allowEmpty: true,
+  });
 }

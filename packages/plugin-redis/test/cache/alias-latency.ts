@@ -1,6 +1,6 @@
 // Measures alias resolution (`models:/<name>@champion`) without a cache, with the Redis cache and with its near
 // cache, on the SQL registry over SQLite and PostgreSQL, at 1 and at 32 concurrent callers. Prints figures; asserts nothing. Needs the postgres and
-// redis peers:  eval "$(scripts/peers env)" && pnpm exec tsx packages/core/test/cache/alias-latency.ts
+// redis peers:  eval "$(scripts/peers env)" && node --conditions=@mlplane/source --import tsx packages/plugin-redis/test/cache/alias-latency.ts
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -32,6 +32,7 @@ import {
   type TransitionStageInput,
   ValidationError,
   validateAlias,
+  validateDescription,
   validateOptionalLine,
   validateOptionalString,
   validateRunId,
@@ -879,13 +880,6 @@ function versionNotFound(name: string, version: number): NotFoundError {
 
 function modelNameTaken(name: string): ConflictError {
   return new ConflictError(`a registered model named '${name}' already exists`);
-}
-
-function validateDescription(description: unknown): asserts description is string {
-  if (typeof description !== 'string') {
-    throw new ValidationError('description must be a string', { field: 'description' });
-  }
-  validateOptionalString(description, 'description', 'descriptionLength');
 }
 
 async function requireModel(db: Db, name: string, forUpdate = false): Promise<RegisteredModelRow> {

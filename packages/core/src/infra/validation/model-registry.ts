@@ -157,3 +157,17 @@ export function validateSignature(signature: unknown): asserts signature is Mode
     });
   }
 }
+
+/** ValidationError unless `description` is a string within `descriptionLength`, free of control characters but tabs and line breaks. */
+export function validateDescription(description: unknown, field = 'description'): asserts description is string {
+  if (typeof description !== 'string') {
+    throw new ValidationError(`${field} must be a string`, { field });
+  }
+  if (description.length > REGISTRY_LIMITS.descriptionLength) {
+    throw new ValidationError(
+      `${field} has ${description.length} chars; the descriptionLength limit is ${REGISTRY_LIMITS.descriptionLength}`,
+      { field },
+    );
+  }
+  validateText(description, field, field);
+}

@@ -3,7 +3,7 @@ import { callVetoHook, vetoHook } from '../../kernel/hooks.js';
 import { afterChange, type GuardContext, intercept } from '../../kernel/port.js';
 import { currentActor } from '../actor-context.js';
 import { NotFoundError } from '../errors.js';
-import { type ModelRegistry, type ModelVersion, normalizeStage } from '../model-registry.js';
+import { type ModelRegistry, type ModelVersion, normalizeStage, validateAlias } from '../model-registry.js';
 
 /** A move of a model version: to a stage (`Production`) or an alias (`champion`). */
 export interface ModelPromotion {
@@ -75,6 +75,8 @@ export function guardModelRegistry(registry: ModelRegistry, context: GuardContex
       return promoted;
     },
     async setAlias(input) {
+      // The alias rule first, so a bad alias is named as such rather than as a failed lookup.
+      if (typeof input?.alias === 'string') validateAlias(input.alias);
       const target = await registry.getVersion(input?.name, input?.version);
       const previous =
         typeof input.alias === 'string' ? await aliasTarget(registry, input.name, input.alias) : undefined;
