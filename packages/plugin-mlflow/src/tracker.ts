@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import {
   type ArtifactBody,
   type ArtifactInfo,
+  assertArguments,
   ConflictError,
   type CreateExperimentInput,
   type CreateRunInput,
@@ -13,6 +14,7 @@ import {
   type ExperimentTracker,
   type ExperimentTrackerCapabilities,
   encodePageToken,
+  experimentTrackerInputs,
   isTerminalRunStatus,
   joinArtifactPath,
   type LogBatchInput,
@@ -382,15 +384,20 @@ export class MlflowExperimentTracker implements ExperimentTracker {
 
   // ---------------------------------------------------------------- params, metrics, tags
 
-  logMetric(runId: string, metric: MetricInput): Promise<void> {
+  // Single writes are one-item batches, checked first as themselves so that errors name `value`, as the port does.
+
+  async logMetric(runId: string, metric: MetricInput): Promise<void> {
+    assertArguments(experimentTrackerInputs, 'logMetric', [runId, metric]);
     return this.logBatch(runId, { metrics: [metric] });
   }
 
-  logParam(runId: string, param: Param): Promise<void> {
+  async logParam(runId: string, param: Param): Promise<void> {
+    assertArguments(experimentTrackerInputs, 'logParam', [runId, param]);
     return this.logBatch(runId, { params: [param] });
   }
 
-  setTag(runId: string, tag: RunTag): Promise<void> {
+  async setTag(runId: string, tag: RunTag): Promise<void> {
+    assertArguments(experimentTrackerInputs, 'setTag', [runId, tag]);
     return this.logBatch(runId, { tags: [tag] });
   }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { MetadataStore, Migration, MigrationResult } from '@mlplane/core';
 import { ValidationError } from '@mlplane/core';
-import { postgresMigrationLock, preparedQueryLabel, runMigrations, withUnavailableErrors } from '@mlplane/sql';
+import { postgresMigrationLock, preparedQueryLabel, runMigrations, withDriverErrors } from '@mlplane/sql';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 
@@ -91,7 +91,7 @@ export class PostgresMetadataStore implements MetadataStore {
     // emit an unhandled 'error' and crash the process; its next query fails with UnavailableError instead.
     pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<any>({
-      dialect: withUnavailableErrors(
+      dialect: withDriverErrors(
         new PostgresDialect({ pool: options.preparedStatements === false ? pool : preparingPool(pool) }),
         'PostgreSQL metadata store',
       ),

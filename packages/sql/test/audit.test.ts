@@ -212,7 +212,7 @@ describe('SqlAuditLog validation', () => {
           'actor too long',
           () => log.append({ ...ok, actor: 'a'.repeat(AUDIT_FIELD_LENGTH + 1) }),
           'actor',
-          'the limit is 1024',
+          'the fieldLength limit is 1024',
         ],
         ['event without id', () => log.appendEvent(bad({ type: 'x' })), 'id', 'event id must be a non-empty string'],
         ['empty actor filter', () => log.list({ actor: '' }), 'actor', 'non-empty string'],

@@ -11,9 +11,9 @@ export type {
   FilterAst,
   OrderTerm,
 } from './filter/parser.js';
-export { parseFilter, parseOrderTerm } from './filter/parser.js';
+export { parseFilter, parseOrderBy, parseOrderTerm } from './filter/parser.js';
 export type { Token, TokenKind } from './filter/tokenizer.js';
-export { syntaxError, tokenize } from './filter/tokenizer.js';
+export { excerpt, syntaxError, tokenize } from './filter/tokenizer.js';
 export * from './locks/lease.js';
 export * from './validation/media-type.js';
 export * from './validation/model-registry.js';

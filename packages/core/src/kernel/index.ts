@@ -24,7 +24,7 @@ export {
 export type { CreatePlatformOptions, Platform, PlatformState } from './platform.js';
 export { createKernelPlatform } from './platform.js';
 export type { PlatformHooks } from './platform-hooks.js';
-export { CORE_PORTS, createPlatformHooks, hooksForPlugin } from './platform-hooks.js';
+export { CORE_PORT_INPUTS, CORE_PORTS, createPlatformHooks, hooksForPlugin } from './platform-hooks.js';
 export type {
   Deps,
   InitOptions,

@@ -1,9 +1,13 @@
 import { AsyncSeriesHook } from 'tapable';
-import { artifactStorePort } from '../ports/artifact-store.js';
+import { artifactStoreInputs, artifactStorePort, artifactStoreRef } from '../ports/artifact-store.js';
+import { auditLogInputs, auditLogRef } from '../ports/audit-log.js';
+import { authorizerInputs, authorizerRef } from '../ports/authorizer.js';
 import { computeBackendPort } from '../ports/compute-backend.js';
-import { experimentTrackerPort } from '../ports/experiment-tracker.js';
-import { modelRegistryPort } from '../ports/model-registry.js';
+import { experimentTrackerInputs, experimentTrackerPort, experimentTrackerRef } from '../ports/experiment-tracker.js';
+import { modelRegistryInputs, modelRegistryPort, modelRegistryRef } from '../ports/model-registry.js';
 import { modelServerPort } from '../ports/model-server.js';
+import type { PortInputs } from '../ports/port-inputs.js';
+import { secretStoreInputs, secretStoreRef } from '../ports/secret-store.js';
 import type { PlatformInfo, ShutdownInfo } from './hook-types.js';
 import type { PortDefinition } from './port.js';
 
@@ -15,6 +19,19 @@ export const CORE_PORTS: readonly PortDefinition<any, any>[] = Object.freeze([
   computeBackendPort,
   modelServerPort,
 ]);
+
+/**
+ * The argument schemas of the core ports, by port id: the kernel checks every call at the boundary of whichever
+ * provider is chosen, so bad input gets the same ValidationError from every backend.
+ */
+export const CORE_PORT_INPUTS: Readonly<Record<string, PortInputs<any>>> = Object.freeze({
+  [artifactStoreRef.id]: artifactStoreInputs,
+  [auditLogRef.id]: auditLogInputs,
+  [authorizerRef.id]: authorizerInputs,
+  [experimentTrackerRef.id]: experimentTrackerInputs,
+  [modelRegistryRef.id]: modelRegistryInputs,
+  [secretStoreRef.id]: secretStoreInputs,
+});
 
 /**
  * Every hook of the platform, declared once: the kernel's lifecycle hooks here, each port's hooks beside its

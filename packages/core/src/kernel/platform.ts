@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { type DestinationStream, type Logger as PinoLogger, pino } from 'pino';
 import { type DependencyContainer, container as globalContainer } from 'tsyringe';
+import { validatePortInputs } from '../ports/port-inputs.js';
 import { type SecretStore, secretStoreRef } from '../ports/secret-store.js';
 import type { Logger } from '../ports/telemetry.js';
 import type { PlatformConfig, RawConfig } from './config.js';
@@ -15,7 +16,13 @@ import {
 } from './config.js';
 import { coreServices, type PluginLifecycle } from './core-services.js';
 import { ConfigError, PluginFailedError, WiringError } from './errors.js';
-import { CORE_PORTS, createPlatformHooks, hooksForPlugin, type PlatformHooks } from './platform-hooks.js';
+import {
+  CORE_PORT_INPUTS,
+  CORE_PORTS,
+  createPlatformHooks,
+  hooksForPlugin,
+  type PlatformHooks,
+} from './platform-hooks.js';
 import type { DecorateOptions, Deps, Plugin, PluginEnv, ProvideOptions } from './plugin.js';
 import { intercept, type PortDefinition } from './port.js';
 import { Redactor } from './redactor.js';
@@ -702,6 +709,9 @@ class KernelPlatform implements Platform {
         signal: this.#stopSignal.signal,
       });
     }
+    // Outermost, so that hooks and policies only ever see input the port accepts.
+    const inputs = CORE_PORT_INPUTS[provision.ref.id];
+    if (inputs) service = validatePortInputs(service as object, inputs);
     container.registerInstance(provision.ref.token, service);
     return service;
   }

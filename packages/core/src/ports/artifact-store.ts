@@ -1,8 +1,31 @@
 import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { validateMediaType } from '../infra/validation/media-type.js';
 import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
+import {
+  normalizeSha256,
+  resolveListOptions,
+  validateArtifactMetadata,
+  validateByteRange,
+  validateContentType,
+  validateExpiry,
+  validateKeyBatch,
+  validatePartNumber,
+  validatePresignOptions,
+} from './artifact-input.js';
+import { validateArtifactKey } from './artifact-key.js';
+import {
+  ARTIFACT_KEY_MAX_BYTES,
+  ARTIFACT_LIST_PAGE,
+  ARTIFACT_MAX_PART_BYTES,
+  ARTIFACT_MAX_PARTS,
+} from './artifact-limits.js';
+import { describeValue } from './errors.js';
 import { createArtifactStoreHooks, guardArtifactStore } from './guards/artifact-store.js';
-import type { Page, PageOptions } from './paging.js';
+import { fromValidator, integerBetween, limitedString } from './input-schemas.js';
+import { type Page, type PageOptions, pageOptions } from './paging.js';
+import { type PortInputs, portArg, portInput, synchronous } from './port-inputs.js';
 
 export {
   artifactBodyChunks,
@@ -321,3 +344,168 @@ export const artifactStorePort = definePort({
   createHooks: createArtifactStoreHooks,
   guard: guardArtifactStore,
 });
+
+// ---------------------------------------------------------------- argument schemas
+
+/**
+ * A key under `validateArtifactKey`'s rules (at most ARTIFACT_KEY_MAX_BYTES; a store with a key prefix checks its
+ * smaller `capabilities.maxKeyBytes` itself). The field is the argument's name (`key`, `from`, `to`).
+ */
+export const artifactKey = z
+  .string({ error: (issue) => `must be an artifact key (a string), got ${describeValue(issue.input)}` })
+  .check(fromValidator((key: string) => validateArtifactKey(key), { field: 'path' }));
+
+/** A body as `put` and `uploadPart` take it: checked for its kind only, never read. */
+export const artifactBody = z.custom<ArtifactBody>(
+  (body) =>
+    typeof body === 'string' ||
+    body instanceof Uint8Array ||
+    (typeof body === 'object' && body !== null && Symbol.asyncIterator in body),
+  {
+    error: (issue) =>
+      `must be a Readable, an async iterable of Uint8Array, a Uint8Array or a string, got ${describeValue(issue.input)}`,
+  },
+);
+
+const signal = z.custom<AbortSignal>((s) => s instanceof AbortSignal, { error: 'must be an AbortSignal' });
+const options = z.record(z.string(), z.unknown(), {
+  error: (issue) => `must be an object of options, got ${describeValue(issue.input)}`,
+});
+type Options = Readonly<Record<string, unknown>> | undefined;
+
+/** PutArtifactOptions' shape; their rules need the key (messages name it), so `put`'s tuple applies them. */
+export const putArtifactOptions = z.object({
+  contentType: z.string().optional(),
+  metadata: z.record(z.string(), z.string()).optional(),
+  expectedSha256: z.string().optional(),
+  ifNotExists: z.boolean().optional(),
+  signal: signal.optional(),
+});
+
+/**
+ * The rules of `put` and `createMultipartUpload` options (content type, metadata, expected sha256), by the validators
+ * every store uses; ValidationError naming the option. Exported for ports that pass such options on (`logArtifact`).
+ */
+export function validateWriteOptions(
+  key: string,
+  o: { readonly contentType?: unknown; readonly metadata?: unknown; readonly expectedSha256?: unknown } | undefined,
+): void {
+  if (o?.contentType !== undefined) validateMediaType(validateContentType(key, o.contentType));
+  validateArtifactMetadata(key, o?.metadata);
+  if (o?.expectedSha256 !== undefined) normalizeSha256(o.expectedSha256, 'expectedSha256', key);
+}
+
+const key = portArg('key', artifactKey);
+const upload = portArg(
+  'upload',
+  z.object({
+    key: artifactKey,
+    uploadId: limitedString('uploadIdLength', 1024, { nonEmpty: true }),
+    initiated: z.date().optional(),
+  }),
+);
+const partNumber = portArg(
+  'partNumber',
+  z.number({ error: 'must be a part number' }).check(fromValidator((n: number) => validatePartNumber(n))),
+);
+
+/**
+ * The arguments of every ArtifactStore operation, applying the port's own validators (`validateArtifactKey`,
+ * `validateArtifactMetadata`, `validateContentType`, `validatePresignOptions`...), so the boundary refuses exactly
+ * what every store refuses, with the same words; `validatePortInputs(store, artifactStoreInputs)` applies them.
+ * Bodies are checked for their kind only; whether a range fits the object is the store's.
+ */
+export const artifactStoreInputs = {
+  uri: synchronous(z.tuple([key])),
+  put: z
+    .tuple([key, portArg('body', artifactBody), portInput('options', putArtifactOptions).optional()])
+    .check(fromValidator(([k, , o]: readonly [string, unknown, Options?]) => validateWriteOptions(k, o))),
+  get: z
+    .tuple([
+      key,
+      portInput(
+        'options',
+        z.object({
+          range: z.object({ start: z.number(), end: z.number().optional() }).optional(),
+          signal: signal.optional(),
+        }),
+      ).optional(),
+    ])
+    .check(
+      fromValidator(([k, o]: readonly [string, { range?: { start: number; end?: number } }?]) => {
+        validateByteRange(k, o?.range);
+      }),
+    ),
+  head: z.tuple([key]),
+  exists: z.tuple([key]),
+  list: z.tuple([
+    portInput(
+      'options',
+      options.check(fromValidator((o: Readonly<Record<string, unknown>>) => resolveListOptions(o))),
+    ).optional(),
+  ]),
+  copy: z.tuple([portArg('from', artifactKey), portArg('to', artifactKey)]),
+  delete: z.tuple([key]),
+  deleteMany: z.tuple([
+    portArg(
+      'keys',
+      z
+        .array(z.unknown())
+        .check(
+          fromValidator((keys: unknown[]) => validateKeyBatch(keys, ARTIFACT_KEY_MAX_BYTES)),
+        ) as unknown as z.ZodType<readonly string[]>,
+    ),
+  ]),
+  presign: z
+    .tuple([key, portInput('options', options as unknown as z.ZodType<PresignOptions>)])
+    .check(fromValidator(([k, o]: readonly [string, PresignOptions]) => validatePresignOptions(k, o))),
+  createMultipartUpload: z
+    .tuple([key, portInput('options', options).optional()])
+    .check(fromValidator(([k, o]: readonly [string, Options?]) => validateWriteOptions(k, o))),
+  uploadPart: z.tuple([
+    upload,
+    partNumber,
+    portArg('body', artifactBody),
+    portInput(
+      'options',
+      z.object({ size: integerBetween(0, ARTIFACT_MAX_PART_BYTES).optional(), signal: signal.optional() }),
+    ).optional(),
+  ]),
+  presignPart: z.tuple([
+    upload,
+    partNumber,
+    portInput(
+      'options',
+      z.object({
+        expiresInSeconds: z.number().check(fromValidator((n: number) => validateExpiry(n))),
+        sha256: z.string().check(fromValidator((h: string) => normalizeSha256(h, 'sha256', 'the part'))),
+        contentLength: integerBetween(0, ARTIFACT_MAX_PART_BYTES).optional(),
+      }),
+    ),
+  ]),
+  completeMultipartUpload: z.tuple([
+    upload,
+    portArg(
+      'parts',
+      z
+        .array(
+          z.object({
+            partNumber: z.number().check(fromValidator((n: number) => validatePartNumber(n))),
+            etag: limitedString('etagLength', 1024, { nonEmpty: true }),
+            sha256: z.string().check(fromValidator((h: string) => normalizeSha256(h, 'sha256', 'the part'))),
+          }),
+        )
+        .max(ARTIFACT_MAX_PARTS, { error: `holds more parts than ARTIFACT_MAX_PARTS (${ARTIFACT_MAX_PARTS})` }),
+    ),
+    portInput('options', z.object({ ifNotExists: z.boolean().optional() })).optional(),
+  ]),
+  abortMultipartUpload: z.tuple([upload]),
+  listMultipartUploads: z.tuple([
+    portInput(
+      'options',
+      pageOptions(ARTIFACT_LIST_PAGE).extend({
+        prefix: limitedString('ARTIFACT_KEY_MAX_BYTES', ARTIFACT_KEY_MAX_BYTES).optional(),
+      }),
+    ).optional(),
+  ]),
+} satisfies PortInputs<ArtifactStore>;

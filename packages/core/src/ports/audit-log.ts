@@ -1,12 +1,26 @@
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
+import { z } from 'zod';
 import { createServiceRef } from '../kernel/service-ref.js';
-import { IntegrityError, ValidationError } from './errors.js';
-import type { Page, PageLimits, PageOptions } from './paging.js';
+import { describeValue, IntegrityError, ValidationError } from './errors.js';
+import { limitedString, oneOf, positiveInteger, validDate } from './input-schemas.js';
+import { type Page, type PageLimits, type PageOptions, pageOptions } from './paging.js';
+import { type PortInputs, portInput } from './port-inputs.js';
 
 export { IntegrityError, UnavailableError, ValidationError } from './errors.js';
 export type { Page, PageOptions } from './paging.js';
 
 export const AUDIT_LIST_PAGE: PageLimits = Object.freeze({ default: 100, max: 1000 });
+/** Limits of one record, so one entry cannot bloat every scan of the log. */
+export const AUDIT_LIMITS = Object.freeze({
+  /** Characters of `actor`, `action`, `resource` and `project` (and of the same filters in a query). */
+  fieldLength: 1024,
+  /** `details` as canonical JSON, in UTF-8 bytes. */
+  detailsBytes: 65_536,
+});
+export const AUDIT_OUTCOMES: readonly AuditOutcome[] = Object.freeze(['allowed', 'denied', 'failed', 'succeeded']);
+/** `2025-03-01T12:00:00.000Z`: what Date#toISOString writes for years 0 to 9999. */
+export const AUDIT_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
 /** `prevHash` of the first entry: 64 zeros. */
 export const AUDIT_GENESIS_HASH = '0'.repeat(64);
 
@@ -122,7 +136,8 @@ export class AuditIntegrityError extends IntegrityError {
 export interface AuditLog {
   /**
    * Appends one entry after the current head, serialized across processes so the chain never forks, and
-   * returns it as stored. ValidationError for details that are not JSON or an `at` that is not ISO-8601 UTC.
+   * returns it as stored. ValidationError for details that are not JSON or exceed AUDIT_LIMITS.detailsBytes, a
+   * field beyond AUDIT_LIMITS.fieldLength, or an `at` that is not ISO-8601 UTC.
    * AuditIntegrityError, writing nothing, when the chain's end cannot be trusted: the head record is missing, the
    * entry it names was removed or changed, an entry lies past it, or it is behind a head already known.
    */
@@ -185,6 +200,115 @@ export function auditEntryHash(prevHash: string, fields: AuditEntryFields, chain
     .update(canonicalJson({ seq, id, at, actor, action, resource, project, outcome, details }))
     .digest('hex');
 }
+
+/**
+ * The canonical JSON of a record's details, checked: plain JSON data only (no Date, Map, class instance, NaN,
+ * bigint or function anywhere) and at most AUDIT_LIMITS.detailsBytes. ValidationError (field `details`) otherwise.
+ */
+export function auditDetailsJson(details: Readonly<Record<string, JsonValue>>): string {
+  const problem = jsonDataProblem(details, 'details');
+  if (problem) throw new ValidationError(`details ${problem}`, { field: 'details' });
+  const json = canonicalJson(details);
+  const bytes = Buffer.byteLength(json, 'utf8');
+  if (bytes > AUDIT_LIMITS.detailsBytes) {
+    throw new ValidationError(
+      `details take ${bytes} bytes as JSON; the detailsBytes limit is ${AUDIT_LIMITS.detailsBytes}`,
+      { field: 'details' },
+    );
+  }
+  return json;
+}
+
+/** What in `value` is not plain JSON data, as a predicate naming where (`hold NaN at details.n, ...`). */
+function jsonDataProblem(value: unknown, path: string): string | undefined {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return undefined;
+  if (typeof value === 'number') {
+    return Number.isFinite(value) ? undefined : `hold ${value} at ${path}, which cannot be written as JSON`;
+  }
+  // Dropped from objects as JSON.stringify drops it; written as null in arrays.
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object') return `hold ${describeValue(value)} at ${path}, which cannot be written as JSON`;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const problem = jsonDataProblem(value[i], `${path}[${i}]`);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) {
+    return `hold ${describeValue(value)} at ${path}, which is not JSON data`;
+  }
+  for (const [key, v] of Object.entries(value)) {
+    const problem = jsonDataProblem(v, `${path}.${key.length > 40 ? `${key.slice(0, 40)}...` : key}`);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+const auditText = (nonEmpty: boolean) =>
+  limitedString('fieldLength', AUDIT_LIMITS.fieldLength, { nonEmpty, blankIsEmpty: true });
+const outcome = oneOf(['allowed', 'denied', 'failed', 'succeeded']);
+
+/** An AuditRecord with AUDIT_LIMITS. */
+export const auditRecord = z.object(
+  {
+    actor: auditText(true),
+    action: auditText(true),
+    resource: auditText(true),
+    project: auditText(true),
+    outcome,
+    details: z
+      .record(z.string(), z.unknown(), {
+        error: (issue) => `must be a JSON object, got ${describeValue(issue.input)}`,
+      })
+      .check((ctx) => {
+        try {
+          auditDetailsJson(ctx.value as Record<string, JsonValue>);
+        } catch (err) {
+          ctx.issues.push({
+            code: 'custom',
+            input: undefined,
+            message: (err as Error).message.replace(/^details /, ''),
+          });
+        }
+      }) as unknown as z.ZodType<Readonly<Record<string, JsonValue>>>,
+    at: z
+      .string()
+      .refine(
+        (at) => AUDIT_TIME_PATTERN.test(at) && !Number.isNaN(Date.parse(at)) && new Date(at).toISOString() === at,
+        { error: 'must be ISO-8601 UTC with milliseconds (2025-03-01T12:00:00.000Z)' },
+      )
+      .optional(),
+  },
+  { error: (issue) => `must be an audit record object, got ${describeValue(issue.input)}` },
+);
+
+/**
+ * The arguments of every AuditLog operation; `validatePortInputs(log, auditLogInputs)` applies them at the port's
+ * boundary.
+ */
+export const auditLogInputs = {
+  append: z.tuple([portInput('record', auditRecord)]),
+  list: z.tuple([
+    portInput(
+      'query',
+      pageOptions(AUDIT_LIST_PAGE).extend({
+        actor: auditText(true).optional(),
+        action: auditText(true).optional(),
+        resource: auditText(true).optional(),
+        project: auditText(true).optional(),
+        outcome: outcome.optional(),
+        from: validDate.optional(),
+        to: validDate.optional(),
+        order: z.enum(['asc', 'desc'], { error: "must be 'asc' or 'desc'" }).optional(),
+      }),
+    ).optional(),
+  ]),
+  verify: z.tuple([
+    portInput('range', z.object({ fromSeq: positiveInteger.optional(), toSeq: positiveInteger.optional() })).optional(),
+  ]),
+} satisfies PortInputs<AuditLog>;
 
 /** Shortest audit key secret accepted, in characters; a generated one is 32 random bytes in base64 (44). */
 export const AUDIT_KEY_MIN_LENGTH = 32;

@@ -1,4 +1,8 @@
+import { z } from 'zod';
 import { createServiceRef } from '../kernel/service-ref.js';
+import { describeValue, quoteValue } from './errors.js';
+import { limitedArray, limitedString, oneOf, textCheck } from './input-schemas.js';
+import { type PortInputs, portArg, portInput } from './port-inputs.js';
 
 export { ConflictError, NotFoundError, PermissionDeniedError, UnavailableError, ValidationError } from './errors.js';
 
@@ -71,6 +75,26 @@ export const BUILT_IN_ROLES = Object.freeze({
   admin: Object.freeze<Permission[]>(['admin']),
 });
 export type BuiltInRole = keyof typeof BUILT_IN_ROLES;
+
+/** Project names: letters, digits, `.`, `_`, `-`, starting with a letter or digit, up to 128 chars; or ALL_PROJECTS. */
+export const PROJECT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Limits on the Authorizer's inputs. */
+export const AUTHORIZER_LIMITS = Object.freeze({
+  /** Principal ids (users, services, token owners). */
+  principalIdLength: 255,
+  tokenNameLength: 255,
+  /** Role names as grants and tokens name them (custom roles follow ROLE_NAME_PATTERN). */
+  roleNameLength: 64,
+  projectsPerToken: 100,
+  rolesPerToken: 100,
+  permissionsPerRole: 100,
+  roleDescriptionLength: 1000,
+  /** `ResourceRef.id`. */
+  resourceIdLength: 1024,
+  /** What `verifyToken` reads; a real secret is 64 chars. */
+  tokenSecretLength: 256,
+});
 
 /** Role names: lowercase letters, digits, `-`, `_`; 1 to 64 chars. */
 export const ROLE_NAME_PATTERN = /^[a-z][a-z0-9_-]{0,63}$/;
@@ -221,3 +245,127 @@ export function permits(granted: readonly Permission[], wanted: Permission): boo
 export function isPermission(value: string): value is Permission {
   return (ALL_PERMISSIONS as readonly string[]).includes(value);
 }
+
+// ---------------------------------------------------------------- argument schemas
+
+const principalId = limitedString('principalIdLength', AUTHORIZER_LIMITS.principalIdLength, {
+  nonEmpty: true,
+  blankIsEmpty: true,
+}).check(textCheck('line'));
+const project = z
+  .string({ error: (issue) => `must be a project name, got ${describeValue(issue.input)}` })
+  .refine((p) => p === ALL_PROJECTS || PROJECT_PATTERN.test(p), {
+    error: (issue) =>
+      `${quoteValue(issue.input)} is not a project name: use letters, digits, '.', '_', '-' (up to 128 chars) or '${ALL_PROJECTS}'`,
+  });
+const permission = z.custom<Permission>((p) => typeof p === 'string' && isPermission(p), {
+  error: (issue) =>
+    `${quoteValue(issue.input)} is not a permission: use <resource>.<action> from RESOURCE_ACTIONS, or 'admin'`,
+});
+const roleName = limitedString('roleNameLength', AUTHORIZER_LIMITS.roleNameLength, { nonEmpty: true });
+const customRoleName = z
+  .string({ error: (issue) => `must be a role name, got ${describeValue(issue.input)}` })
+  .regex(ROLE_NAME_PATTERN, {
+    error: (issue) =>
+      `${quoteValue(issue.input)} is not a valid role name: use lowercase letters, digits, '-' and '_', starting with a letter (up to 64 chars)`,
+  });
+const principalKind = oneOf(['user', 'token', 'service']);
+const TOKEN_NAME = `must be a non-empty token name of at most ${AUTHORIZER_LIMITS.tokenNameLength} chars`;
+const tokenName = z
+  .string({ error: (issue) => `${TOKEN_NAME}, got ${describeValue(issue.input)}` })
+  .refine((name) => name.trim() !== '' && name.length <= AUTHORIZER_LIMITS.tokenNameLength, {
+    error: TOKEN_NAME,
+    abort: true,
+  })
+  .check(textCheck('name'));
+
+/**
+ * A Principal's shape. Principals come from `getPrincipal` and `verifyToken`, not from callers' input, so their
+ * role lists are checked for type only.
+ */
+const principal = z.object(
+  {
+    id: principalId,
+    kind: principalKind,
+    displayName: z.string().optional(),
+    roles: z.record(z.string(), z.array(z.string()), {
+      error: (issue) => `must map projects to arrays of role names, got ${describeValue(issue.input)}`,
+    }),
+    ownerId: z.string().optional(),
+  },
+  { error: (issue) => `must be a principal { id, kind, roles }, got ${describeValue(issue.input)}` },
+);
+const resource = z.object(
+  {
+    project,
+    kind: z.custom<ResourceKind>((k) => typeof k === 'string' && Object.hasOwn(RESOURCE_ACTIONS, k), {
+      error: (issue) => `must be one of ${Object.keys(RESOURCE_ACTIONS).join(', ')}, got ${quoteValue(issue.input)}`,
+    }),
+    id: limitedString('resourceIdLength', AUTHORIZER_LIMITS.resourceIdLength).optional(),
+  },
+  { error: (issue) => `must be a resource { project, kind, id? }, got ${describeValue(issue.input)}` },
+);
+const nonEmptyList = <T extends z.ZodType>(item: T, limit: keyof typeof AUTHORIZER_LIMITS) =>
+  limitedArray(item, limit, AUTHORIZER_LIMITS[limit]).min(1, { error: 'must be a non-empty array' });
+
+const decisionArgs = z.tuple([
+  portArg('principal', principal),
+  portArg('permission', permission),
+  portArg('resource', resource),
+]);
+
+/**
+ * The arguments of every Authorizer operation; `validatePortInputs(authorizer, authorizerInputs)` applies them at
+ * the port's boundary. Whether roles exist, expiry lies ahead and a token fits its creator's grants is left to the
+ * implementation.
+ */
+export const authorizerInputs = {
+  authorize: decisionArgs,
+  require: decisionArgs,
+  getPrincipal: z.tuple([portArg('id', principalId), portArg('kind', principalKind).optional()]),
+  createToken: z.tuple([
+    portInput(
+      'input',
+      z.object({
+        principal,
+        name: tokenName,
+        projects: nonEmptyList(project, 'projectsPerToken'),
+        roles: nonEmptyList(roleName, 'rolesPerToken'),
+        expiresAt: z.date({ error: 'must be a valid Date: tokens always expire' }),
+      }),
+    ),
+  ]),
+  verifyToken: z.tuple([
+    portArg('secret', limitedString('tokenSecretLength', AUTHORIZER_LIMITS.tokenSecretLength)),
+    portArg(
+      'context',
+      z.object({
+        source: limitedString('principalIdLength', AUTHORIZER_LIMITS.principalIdLength, { nonEmpty: true })
+          .check(textCheck('line'))
+          .optional(),
+      }),
+    ).optional(),
+  ]),
+  revokeToken: z.tuple([
+    portArg('id', limitedString('principalIdLength', AUTHORIZER_LIMITS.principalIdLength, { nonEmpty: true })),
+  ]),
+  listTokens: z.tuple([
+    portInput(
+      'filter',
+      z.object({ ownerId: principalId.optional(), includeRevoked: z.boolean().optional() }),
+    ).optional(),
+  ]),
+  defineRole: z.tuple([
+    portInput(
+      'role',
+      z.object({
+        name: customRoleName,
+        permissions: nonEmptyList(permission, 'permissionsPerRole'),
+        description: limitedString('roleDescriptionLength', AUTHORIZER_LIMITS.roleDescriptionLength).optional(),
+      }),
+    ),
+  ]),
+  deleteRole: z.tuple([portArg('name', customRoleName)]),
+  grant: z.tuple([portArg('principalId', principalId), portArg('project', project), portArg('role', roleName)]),
+  revoke: z.tuple([portArg('principalId', principalId), portArg('project', project), portArg('role', roleName)]),
+} satisfies PortInputs<Authorizer>;

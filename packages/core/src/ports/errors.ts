@@ -82,6 +82,40 @@ export class VetoedError extends MlplaneError {
   }
 }
 
+/** Values shown in error messages are cut to this many characters, so a huge input never floods a message or log. */
+export const QUOTED_VALUE_LENGTH = 64;
+
+/**
+ * A value as an error message shows it: a short string quoted (`'abc'`), a long one cut with its length
+ * (`'abcd...' (70000 chars)`), anything else by its type. Messages name what was wrong without echoing huge inputs.
+ */
+export function quoteValue(value: unknown, max = QUOTED_VALUE_LENGTH): string {
+  if (typeof value === 'string') {
+    return value.length <= max ? `'${value}'` : `'${value.slice(0, max)}...' (${value.length} chars)`;
+  }
+  return describeValue(value);
+}
+
+/** The kind of a value for an error message (`null`, `a number`, `an array of 3 items`), never its content. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) return `an array of ${value.length} items`;
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'an invalid Date' : 'a Date';
+  switch (typeof value) {
+    case 'string':
+      return `a string of ${value.length} chars`;
+    case 'number':
+      return Number.isNaN(value) ? 'NaN' : Number.isFinite(value) ? `the number ${value}` : `${value}`;
+    case 'object': {
+      const name = Object.getPrototypeOf(value)?.constructor?.name;
+      return name && name !== 'Object' ? `a ${name}` : 'an object';
+    }
+    default:
+      return /^[aeiou]/.test(typeof value) ? `an ${typeof value}` : `a ${typeof value}`;
+  }
+}
+
 export function isMlplaneError(err: unknown): err is MlplaneError {
   return err instanceof MlplaneError;
 }

@@ -1,18 +1,40 @@
 import type { Readable } from 'node:stream';
+import { z } from 'zod';
 import { validateNoControlCharacters, validateText } from '../infra/validation/text.js';
 import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
-import type { ArtifactBody, ArtifactInfo, PutArtifactOptions } from './artifact-store.js';
-import { ValidationError } from './errors.js';
+import {
+  ARTIFACT_KEY_MAX_BYTES,
+  type ArtifactBody,
+  type ArtifactInfo,
+  artifactBody,
+  type PutArtifactOptions,
+  putArtifactOptions,
+  validateWriteOptions,
+} from './artifact-store.js';
+import { describeValue, quoteValue, ValidationError } from './errors.js';
 import { createExperimentTrackerHooks, guardExperimentTracker } from './guards/experiment-tracker.js';
-import type { Page, PageLimits, PageOptions } from './paging.js';
+import {
+  fromValidator,
+  limitedArray,
+  limitedRecord,
+  limitedString,
+  oneOf,
+  textCheck,
+  validDate,
+} from './input-schemas.js';
+import { type Page, type PageLimits, type PageOptions, pageOptions } from './paging.js';
+import { checkInput, type PortInputs, portArg, portInput } from './port-inputs.js';
+import { searchFilter, searchOrderBy } from './search-filter.js';
 
 export { ConflictError, NotFoundError, UnavailableError, ValidationError } from './errors.js';
 export type { Page, PageOptions } from './paging.js';
 
 /**
  * Limits every implementation enforces, equal to MLflow's (mlflow/utils/validation.py,
- * mlflow/store/tracking/__init__.py) so data moves between the SQL default and an MLflow server unchanged.
+ * mlflow/store/tracking/__init__.py) so data moves between the SQL default and an MLflow server unchanged;
+ * createExperiment and createRun take at most `tagsPerBatch` tags. Search inputs (filters, orderBy) have the
+ * SEARCH_FILTER_LIMITS shared with the registry.
  * A breach raises ValidationError whose `field` names the offending input and whose message names the limit;
  * values are never silently truncated (MLflow's client truncates by default; ours refuses).
  */
@@ -43,6 +65,23 @@ export const TRACKER_LIMITS = Object.freeze({
   datasetProfileLength: 16_777_215,
   inputTagKeyLength: 255,
   inputTagValueLength: 500,
+  // The limits below are mlplane's own (MLflow's columns bound some of them; its API checks none).
+  /** Experiment and run ids given to any operation (run ids are `^[a-zA-Z0-9][\w-]{0,255}$`). */
+  idLength: 256,
+  /** An explicit experiment artifact location (a URI or key prefix). */
+  artifactLocationLength: 1024,
+  /** A dataset's source type (MLflow's column is VARCHAR(36)). */
+  datasetSourceTypeLength: 36,
+  /** Tags of one dataset input. */
+  inputTagsPerDataset: 100,
+  /** searchRuns: experiment ids per search. */
+  experimentIdsPerSearch: 1000,
+  /**
+   * logBatch on a backend with `capabilities.unboundedBatches`, which splits a batch into calls within the per-call
+   * counts: metrics + params + tags per call. Also what the port boundary lets through to any backend, which then
+   * applies its own per-call counts.
+   */
+  entitiesPerSplitBatch: 100_000,
 });
 
 /** searchRuns and searchExperiments page sizes (MLflow's SEARCH_MAX_RESULTS_DEFAULT / _THRESHOLD). */
@@ -401,100 +440,17 @@ export const experimentTrackerPort = definePort({
 
 /** ValidationError unless `key` is a valid metric, param or tag key within `keyLength`, in NFC. */
 export function validateTrackingKey(key: string, field = 'key'): void {
-  if (!TRACKING_KEY_PATTERN.test(key)) {
-    throw new ValidationError(`'${key}' is not a valid key: use letters, digits, '_', '-', '.', '/' and spaces`, {
-      field,
-    });
-  }
-  const segments = key.split('/');
-  if (key.startsWith('/') || segments.some((s) => s === '' || s === '.' || s === '..')) {
-    throw new ValidationError(`'${key}' is not a valid key: it must not resolve to another path`, { field });
-  }
-  if (key.length > TRACKER_LIMITS.keyLength) {
-    throw new ValidationError(
-      `key '${key.slice(0, 50)}...' exceeds the keyLength limit of ${TRACKER_LIMITS.keyLength}`,
-      {
-        field,
-      },
-    );
-  }
-  // Refused rather than normalised: keys are stored as given, and 'Å' (U+212B) beside 'Å' (U+00C5) would be two.
-  if (key.normalize('NFC') !== key) {
-    throw new ValidationError(`'${key}' is not a valid key: write it in Unicode NFC form (key.normalize('NFC'))`, {
-      field,
-    });
-  }
+  checkInput(trackingKey(), key, field, true);
 }
 
 /**
- * Checks a logBatch's counts, keys and value lengths against TRACKER_LIMITS; throws ValidationError
- * naming the first breached limit. Backends call it before writing anything; one that splits batches itself
- * (`capabilities.unboundedBatches`) passes `{ counts: false }` to check every entry but not the per-call counts.
+ * Checks a logBatch's types, keys, values and counts against TRACKER_LIMITS (the `logBatch` schema of
+ * `experimentTrackerInputs`, plus the per-call counts); throws ValidationError naming the first problem. Backends call
+ * it before writing anything; one that splits batches itself (`capabilities.unboundedBatches`) passes
+ * `{ counts: false }` to check every entry but not the per-call counts (`entitiesPerSplitBatch` still applies).
  */
 export function validateLogBatch(batch: LogBatchInput, options: { readonly counts?: boolean } = {}): void {
-  const metrics = batch.metrics ?? [];
-  const params = batch.params ?? [];
-  const tags = batch.tags ?? [];
-  const counts = [
-    ['metrics', metrics.length, 'metricsPerBatch', TRACKER_LIMITS.metricsPerBatch],
-    ['params', params.length, 'paramsPerBatch', TRACKER_LIMITS.paramsPerBatch],
-    ['tags', tags.length, 'tagsPerBatch', TRACKER_LIMITS.tagsPerBatch],
-    ['batch', metrics.length + params.length + tags.length, 'entitiesPerBatch', TRACKER_LIMITS.entitiesPerBatch],
-  ] as const;
-  for (const [field, count, limit, max] of counts) {
-    if (options.counts !== false && count > max) {
-      throw new ValidationError(`a logBatch call holds ${count} ${field}; the ${limit} limit is ${max}: split it`, {
-        field,
-      });
-    }
-  }
-  metrics.forEach((m, i) => {
-    validateTrackingKey(m.key, `metrics[${i}].key`);
-    if (typeof m.value !== 'number')
-      throw new ValidationError(`metric '${m.key}' value must be a number`, { field: `metrics[${i}].value` });
-    if (m.step !== undefined && !Number.isSafeInteger(m.step)) {
-      throw new ValidationError(`metric '${m.key}' step must be an integer`, { field: `metrics[${i}].step` });
-    }
-    if (m.timestamp !== undefined && (!Number.isSafeInteger(m.timestamp) || m.timestamp < 0)) {
-      throw new ValidationError(`metric '${m.key}' timestamp must be non-negative epoch milliseconds`, {
-        field: `metrics[${i}].timestamp`,
-      });
-    }
-  });
-  const seen = new Map<string, string>();
-  params.forEach((p, i) => {
-    validateTrackingKey(p.key, `params[${i}].key`);
-    if (typeof p.value !== 'string') {
-      throw new ValidationError(`param '${p.key}' value must be a string`, { field: `params[${i}].value` });
-    }
-    validateText(p.value, `params[${i}].value`, `param '${p.key}' value`);
-    if (p.value.length > TRACKER_LIMITS.paramValueLength) {
-      throw new ValidationError(
-        `param '${p.key}' value has ${p.value.length} chars; the paramValueLength limit is ${TRACKER_LIMITS.paramValueLength}`,
-        { field: `params[${i}].value` },
-      );
-    }
-    const previous = seen.get(p.key);
-    if (previous !== undefined && previous !== p.value) {
-      throw new ValidationError(`param '${p.key}' appears twice in one batch with different values`, {
-        field: `params[${i}].key`,
-      });
-    }
-    seen.set(p.key, p.value);
-  });
-  tags.forEach((t, i) => {
-    validateTrackingKey(t.key, `tags[${i}].key`);
-    if (typeof t.value !== 'string') {
-      throw new ValidationError(`tag '${t.key}' value must be a string`, { field: `tags[${i}].value` });
-    }
-    validateText(t.value, `tags[${i}].value`, `tag '${t.key}' value`);
-    if (t.value.length > TRACKER_LIMITS.runTagValueLength) {
-      throw new ValidationError(
-        `tag '${t.key}' value has ${t.value.length} chars; the runTagValueLength limit is ${TRACKER_LIMITS.runTagValueLength}`,
-        { field: `tags[${i}].value` },
-      );
-    }
-  });
+  checkInput(options.counts === false ? logBatchEntries : logBatchInput, batch, 'batch');
 }
 
 /**
@@ -534,6 +490,321 @@ export function validateArtifactLocation(location: unknown, field = 'artifactLoc
   }
 }
 
+// ---------------------------------------------------------------- argument schemas
+
+/** An empty, `.` or `..` segment, or a leading `/`: a key that would normalize to another path. */
+const PATH_LIKE_KEY = /(^|\/)\.{0,2}(\/|$)/;
+
+/**
+ * What is wrong with a metric, param or tag key, as a predicate that follows the field's name; undefined for a
+ * valid key: a string within `max` (the `limit` named), of TRACKING_KEY_PATTERN's characters, not normalizing to
+ * another path, in Unicode NFC.
+ */
+export function trackingKeyProblem(
+  key: unknown,
+  limit = 'keyLength',
+  max: number = TRACKER_LIMITS.keyLength,
+): string | undefined {
+  if (typeof key !== 'string') return `must be a string, got ${describeValue(key)}`;
+  if (key.length > max) return `exceeds the ${limit} limit of ${max}`;
+  if (!TRACKING_KEY_PATTERN.test(key)) {
+    return `${quoteValue(key)} is not a valid key: use letters, digits, '_', '-', '.', '/' and spaces`;
+  }
+  if (PATH_LIKE_KEY.test(key)) return `${quoteValue(key)} is not a valid key: it must not resolve to another path`;
+  // Refused rather than normalised: keys are stored as given, and 'Å' (U+212B) beside 'Å' (U+00C5) would be two.
+  if (key.normalize('NFC') !== key) {
+    return `${quoteValue(key)} is not a valid key: write it in Unicode NFC form (key.normalize('NFC'))`;
+  }
+  return undefined;
+}
+
+/** A metric, param or tag key under `trackingKeyProblem`'s rules. */
+export function trackingKey(limit = 'keyLength', max: number = TRACKER_LIMITS.keyLength) {
+  return z.string().check((ctx) => {
+    const problem = trackingKeyProblem(ctx.value, limit, max);
+    if (problem) ctx.issues.push({ code: 'custom', input: undefined, message: problem });
+  });
+}
+
+const id = limitedString('idLength', TRACKER_LIMITS.idLength, { nonEmpty: true });
+const runId = portArg('runId', id);
+const experimentId = portArg('experimentId', id);
+const experimentName = limitedString('experimentNameLength', TRACKER_LIMITS.experimentNameLength, {
+  nonEmpty: true,
+  blankIsEmpty: true,
+});
+const experimentTagKey = trackingKey('experimentTagKeyLength', TRACKER_LIMITS.experimentTagKeyLength);
+const experimentTagValue = limitedString('experimentTagValueLength', TRACKER_LIMITS.experimentTagValueLength).check(
+  textCheck('text'),
+);
+const runTagValue = limitedString('runTagValueLength', TRACKER_LIMITS.runTagValueLength).check(textCheck('text'));
+const paramValue = limitedString('paramValueLength', TRACKER_LIMITS.paramValueLength).check(textCheck('text'));
+const RUN_STATUS_VALUES = ['RUNNING', 'SCHEDULED', 'FINISHED', 'FAILED', 'KILLED'] as const;
+const viewType = oneOf(['ACTIVE_ONLY', 'DELETED_ONLY', 'ALL']);
+
+const METRIC_SHAPE = 'a metric { key, value, step?, timestamp? }';
+
+/** What is wrong with one metric: the path below it and a predicate, or undefined. */
+function metricProblem(metric: unknown): [(string | number)[], string] | undefined {
+  if (typeof metric !== 'object' || metric === null || Array.isArray(metric)) {
+    return [[], `must be ${METRIC_SHAPE}, got ${describeValue(metric)}`];
+  }
+  const { key, value, step, timestamp } = metric as Record<string, unknown>;
+  const keyProblem = trackingKeyProblem(key);
+  if (keyProblem) return [['key'], keyProblem];
+  if (typeof value !== 'number') return [['value'], `must be a number, got ${describeValue(value)}`];
+  if (step !== undefined && !Number.isSafeInteger(step)) {
+    return [['step'], `must be an integer, got ${describeValue(step)}`];
+  }
+  if (timestamp !== undefined && !(Number.isSafeInteger(timestamp) && (timestamp as number) >= 0)) {
+    return [['timestamp'], `must be non-negative epoch milliseconds, got ${describeValue(timestamp)}`];
+  }
+  return undefined;
+}
+
+/**
+ * One metric (logMetric) or a list of them (logBatch, up to `metricsPerBatch`), checked by plain code rather than
+ * a zod object per point: a 1,000-point batch is the tracker's hot path, and this keeps its check near 0.1 ms.
+ */
+const metricInput = z.unknown().check((ctx) => {
+  const problem = metricProblem(ctx.value);
+  if (problem) ctx.issues.push({ code: 'custom', input: undefined, path: problem[0], message: problem[1] });
+}) as unknown as z.ZodType<MetricInput>;
+function metricList(limit: string, max: number) {
+  return z
+    .array(z.unknown())
+    .max(max, {
+      error: (issue) =>
+        `holds ${(issue.input as unknown[]).length} items; the ${limit} limit is ${max}: split the call`,
+      abort: true,
+    })
+    .check((ctx) => {
+      ctx.value.forEach((metric, i) => {
+        const problem = metricProblem(metric);
+        if (problem)
+          ctx.issues.push({ code: 'custom', input: undefined, path: [i, ...problem[0]], message: problem[1] });
+      });
+    }) as unknown as z.ZodType<MetricInput[]>;
+}
+const param = z.object(
+  { key: trackingKey(), value: paramValue },
+  { error: (issue) => `must be a param { key, value }, got ${describeValue(issue.input)}` },
+);
+const runTag = z.object(
+  { key: trackingKey(), value: runTagValue },
+  { error: (issue) => `must be a tag { key, value }, got ${describeValue(issue.input)}` },
+);
+
+/**
+ * A logBatch `batch` whose lists and total are bounded by the given limits: valid keys, typed values, no param twice
+ * with two values.
+ */
+function logBatchSchema(bounds: {
+  readonly metrics: readonly [string, number];
+  readonly params: readonly [string, number];
+  readonly tags: readonly [string, number];
+  readonly total: readonly [string, number];
+}) {
+  return z
+    .object({
+      metrics: metricList(...bounds.metrics).optional(),
+      params: limitedArray(param, ...bounds.params).optional(),
+      tags: limitedArray(runTag, ...bounds.tags).optional(),
+    })
+    .check((ctx) => {
+      const { metrics = [], params = [], tags = [] } = ctx.value;
+      const total = metrics.length + params.length + tags.length;
+      const [limit, max] = bounds.total;
+      if (total > max) {
+        ctx.issues.push({
+          code: 'custom',
+          input: undefined,
+          message: `holds ${total} metrics, params and tags; the ${limit} limit is ${max}: split the call`,
+        });
+      }
+      const seen = new Map<string, string>();
+      params.forEach((p, i) => {
+        const previous = seen.get(p.key);
+        if (previous !== undefined && previous !== p.value) {
+          ctx.issues.push({
+            code: 'custom',
+            input: undefined,
+            path: ['params', i, 'key'],
+            message: `names param '${p.key}' a second time with a different value: a batch may repeat a param only with the same value`,
+          });
+        }
+        seen.set(p.key, p.value);
+      });
+    });
+}
+
+/** The `batch` of logBatch within the per-call counts of TRACKER_LIMITS (what `validateLogBatch` checks by default). */
+export const logBatchInput = logBatchSchema({
+  metrics: ['metricsPerBatch', TRACKER_LIMITS.metricsPerBatch],
+  params: ['paramsPerBatch', TRACKER_LIMITS.paramsPerBatch],
+  tags: ['tagsPerBatch', TRACKER_LIMITS.tagsPerBatch],
+  total: ['entitiesPerBatch', TRACKER_LIMITS.entitiesPerBatch],
+});
+
+/**
+ * The `batch` of logBatch at the port boundary: every entry checked, at most `entitiesPerSplitBatch` of them. The
+ * per-call counts depend on the backend (`capabilities.unboundedBatches`), so each implementation checks those.
+ */
+export const logBatchEntries = logBatchSchema({
+  metrics: ['entitiesPerSplitBatch', TRACKER_LIMITS.entitiesPerSplitBatch],
+  params: ['entitiesPerSplitBatch', TRACKER_LIMITS.entitiesPerSplitBatch],
+  tags: ['entitiesPerSplitBatch', TRACKER_LIMITS.entitiesPerSplitBatch],
+  total: ['entitiesPerSplitBatch', TRACKER_LIMITS.entitiesPerSplitBatch],
+});
+
+const runTags = limitedRecord(trackingKey(), runTagValue, 'tagsPerBatch', TRACKER_LIMITS.tagsPerBatch);
+const experimentTags = limitedRecord(experimentTagKey, experimentTagValue, 'tagsPerBatch', TRACKER_LIMITS.tagsPerBatch);
+/** A path below a run's artifact root; `joinArtifactPath` checks its segments. */
+const artifactPath = limitedString('ARTIFACT_KEY_MAX_BYTES', ARTIFACT_KEY_MAX_BYTES);
+const requiredText = (limit: keyof typeof TRACKER_LIMITS) =>
+  limitedString(limit, TRACKER_LIMITS[limit], { nonEmpty: true });
+const optionalText = (limit: keyof typeof TRACKER_LIMITS) => limitedString(limit, TRACKER_LIMITS[limit]).optional();
+
+const datasetInput = z.object({
+  dataset: z.object({
+    name: requiredText('datasetNameLength'),
+    digest: requiredText('datasetDigestLength'),
+    sourceType: requiredText('datasetSourceTypeLength'),
+    source: requiredText('datasetSourceLength'),
+    schema: optionalText('datasetSchemaLength'),
+    profile: optionalText('datasetProfileLength'),
+  }),
+  tags: limitedArray(
+    z.object({ key: requiredText('inputTagKeyLength'), value: requiredText('inputTagValueLength') }),
+    'inputTagsPerDataset',
+    TRACKER_LIMITS.inputTagsPerDataset,
+  ).default([]),
+});
+
+const searchPage = pageOptions(SEARCH_RUNS_PAGE);
+
+/**
+ * The arguments of every ExperimentTracker operation, with TRACKER_LIMITS, SEARCH_FILTER_LIMITS and the page
+ * limits; `validatePortInputs(tracker, experimentTrackerInputs)` applies them at the port's boundary. What needs
+ * the backend's state (unknown ids, immutable params, deleted runs) or parsing (filter clauses, IN lists, artifact
+ * path segments) is left to the implementation.
+ */
+export const experimentTrackerInputs = {
+  createExperiment: z.tuple([
+    portInput(
+      'input',
+      z.object({
+        name: experimentName,
+        artifactLocation: limitedString('artifactLocationLength', TRACKER_LIMITS.artifactLocationLength, {
+          nonEmpty: true,
+          blankIsEmpty: true,
+        })
+          .check(fromValidator((location: string) => validateArtifactLocation(location)))
+          .optional(),
+        tags: experimentTags.optional(),
+      }),
+    ),
+  ]),
+  getExperiment: z.tuple([experimentId]),
+  getExperimentByName: z.tuple([
+    portArg('name', limitedString('experimentNameLength', TRACKER_LIMITS.experimentNameLength)),
+  ]),
+  searchExperiments: z.tuple([
+    portInput(
+      'options',
+      pageOptions(SEARCH_EXPERIMENTS_PAGE).extend({
+        filter: searchFilter.optional(),
+        orderBy: searchOrderBy.optional(),
+        viewType: viewType.optional(),
+      }),
+    ).optional(),
+  ]),
+  updateExperiment: z.tuple([experimentId, portInput('changes', z.object({ name: experimentName }))]),
+  setExperimentTag: z.tuple([experimentId, portArg('key', experimentTagKey), portArg('value', experimentTagValue)]),
+  deleteExperiment: z.tuple([experimentId]),
+  restoreExperiment: z.tuple([experimentId]),
+
+  createRun: z.tuple([
+    portInput(
+      'input',
+      z.object({
+        experimentId: id,
+        name: limitedString('runTagValueLength', TRACKER_LIMITS.runTagValueLength).optional(),
+        startTime: validDate.optional(),
+        status: oneOf(['RUNNING', 'SCHEDULED']).optional(),
+        tags: runTags.optional(),
+        parentRunId: id.optional(),
+        userId: limitedString('keyLength', TRACKER_LIMITS.keyLength).optional(),
+      }),
+    ),
+  ]),
+  getRun: z.tuple([runId]),
+  updateRun: z.tuple([
+    portInput(
+      'input',
+      z.object({
+        runId: id,
+        status: oneOf(RUN_STATUS_VALUES).optional(),
+        endTime: validDate.optional(),
+        name: limitedString('runTagValueLength', TRACKER_LIMITS.runTagValueLength).optional(),
+      }),
+    ),
+  ]),
+  deleteRun: z.tuple([runId]),
+  restoreRun: z.tuple([runId]),
+
+  logMetric: z.tuple([runId, portInput('metric', metricInput)]),
+  logParam: z.tuple([runId, portInput('param', param)]),
+  setTag: z.tuple([runId, portInput('tag', runTag)]),
+  deleteTag: z.tuple([runId, portArg('key', trackingKey())]),
+  logBatch: z.tuple([runId, portInput('batch', logBatchEntries)]),
+  getMetricHistory: z.tuple([
+    runId,
+    portArg('key', trackingKey()),
+    portInput('options', pageOptions(METRIC_HISTORY_PAGE)).optional(),
+  ]),
+  logInputs: z.tuple([
+    runId,
+    portArg('inputs', limitedArray(datasetInput, 'datasetsPerBatch', TRACKER_LIMITS.datasetsPerBatch)),
+  ]),
+
+  searchRuns: z.tuple([
+    portInput(
+      'options',
+      searchPage.extend({
+        experimentIds: limitedArray(
+          id,
+          'experimentIdsPerSearch',
+          TRACKER_LIMITS.experimentIdsPerSearch,
+          'experiment ids',
+          ': search fewer experiments at once',
+        ).min(1, { error: 'needs at least one experiment id' }),
+        filter: searchFilter.optional(),
+        orderBy: searchOrderBy.optional(),
+        runViewType: viewType.optional(),
+      }),
+    ),
+  ]),
+
+  logArtifact: z
+    .tuple([
+      runId,
+      portArg('path', artifactPath),
+      portArg('body', artifactBody),
+      portInput('options', putArtifactOptions).optional(),
+    ])
+    .check(
+      fromValidator(([, path, , options]: readonly [string, string, unknown, PutArtifactOptions?]) =>
+        validateWriteOptions(path, options),
+      ),
+    ),
+  listRunArtifacts: z.tuple([
+    runId,
+    portInput('options', pageOptions(RUN_ARTIFACTS_PAGE).extend({ path: artifactPath.optional() })).optional(),
+  ]),
+  openArtifact: z.tuple([runId, portArg('path', artifactPath)]),
+} satisfies PortInputs<ExperimentTracker>;
+
 /** ValidationError (field `name`) unless `name` is a non-empty experiment name within `experimentNameLength`. */
 export function validateExperimentName(name: unknown): asserts name is string {
   if (typeof name !== 'string' || name.trim() === '') {
@@ -561,7 +832,16 @@ export function validateRunName(name: unknown): void {
 
 /** Checks experiment tags (keys as tracking keys, `experimentTagKeyLength`, `experimentTagValueLength`); returns the entries. */
 export function validateExperimentTags(tags: Readonly<Record<string, string>>): [string, string][] {
+  if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) {
+    throw new ValidationError('tags must be an object of string values', { field: 'tags' });
+  }
   const entries = Object.entries(tags);
+  if (entries.length > TRACKER_LIMITS.tagsPerBatch) {
+    throw new ValidationError(
+      `tags holds ${entries.length} entries; the tagsPerBatch limit is ${TRACKER_LIMITS.tagsPerBatch}: set the rest one by one`,
+      { field: 'tags' },
+    );
+  }
   for (const [key, value] of entries) {
     validateTrackingKey(key, `tags.${key}`);
     if (key.length > TRACKER_LIMITS.experimentTagKeyLength) {
@@ -613,15 +893,18 @@ export function validateDatasetInputs(inputs: readonly DatasetInput[]): void {
     limit(`inputs[${i}].dataset.source`, d.source, 'datasetSourceLength');
     limit(`inputs[${i}].dataset.schema`, d.schema, 'datasetSchemaLength', false);
     limit(`inputs[${i}].dataset.profile`, d.profile, 'datasetProfileLength', false);
-    if (typeof d.sourceType !== 'string' || d.sourceType === '') {
-      throw new ValidationError(`inputs[${i}].dataset.sourceType must be a non-empty string`, {
-        field: `inputs[${i}].dataset.sourceType`,
-      });
-    }
+    limit(`inputs[${i}].dataset.sourceType`, d.sourceType, 'datasetSourceTypeLength');
     validateNoControlCharacters(d.sourceType, `inputs[${i}].dataset.sourceType`, 'dataset sourceType');
-    (input.tags ?? []).forEach((t, j) => {
-      limit(`inputs[${i}].tags[${j}].key`, t.key, 'inputTagKeyLength');
-      limit(`inputs[${i}].tags[${j}].value`, t.value, 'inputTagValueLength');
+    const tags = input.tags ?? [];
+    if (!Array.isArray(tags) || tags.length > TRACKER_LIMITS.inputTagsPerDataset) {
+      throw new ValidationError(
+        `inputs[${i}].tags must be an array of at most ${TRACKER_LIMITS.inputTagsPerDataset} tags (the inputTagsPerDataset limit)`,
+        { field: `inputs[${i}].tags` },
+      );
+    }
+    tags.forEach((t, j) => {
+      limit(`inputs[${i}].tags[${j}].key`, t?.key, 'inputTagKeyLength');
+      limit(`inputs[${i}].tags[${j}].value`, t?.value, 'inputTagValueLength');
     });
   });
 }

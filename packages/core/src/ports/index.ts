@@ -18,5 +18,7 @@ export * from './metadata-store.js';
 export * from './model-registry.js';
 export * from './model-server.js';
 export * from './paging.js';
+export * from './port-inputs.js';
+export * from './search-filter.js';
 export * from './secret-store.js';
 export * from './telemetry.js';

@@ -1,9 +1,13 @@
+import { z } from 'zod';
 import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
-import { ValidationError } from './errors.js';
-import type { Run, RunArtifact } from './experiment-tracker.js';
+import { describeValue, quoteValue, ValidationError } from './errors.js';
+import { RUN_ID_PATTERN, type Run, type RunArtifact, trackingKey } from './experiment-tracker.js';
 import { createModelRegistryHooks, guardModelRegistry } from './guards/model-registry.js';
-import type { Page, PageLimits, PageOptions } from './paging.js';
+import { limitedRecord, limitedString, positiveInteger, textCheck } from './input-schemas.js';
+import { type Page, type PageLimits, type PageOptions, pageOptions } from './paging.js';
+import { type PortInputs, portArg, portInput } from './port-inputs.js';
+import { searchFilter, searchOrderBy } from './search-filter.js';
 
 export {
   ConflictError,
@@ -14,11 +18,34 @@ export {
 } from './errors.js';
 export type { Page, PageOptions } from './paging.js';
 
-/** Limits equal to MLflow's, so models move between the SQL default and an MLflow registry unchanged. */
+/**
+ * Limits equal to MLflow's (its column sizes), so models move between the SQL default and an MLflow registry
+ * unchanged; search inputs (filters, orderBy) have the SEARCH_FILTER_LIMITS shared with the tracker. A breach raises
+ * ValidationError naming the limit.
+ */
 export const REGISTRY_LIMITS = Object.freeze({
   tagKeyLength: 250,
   tagValueLength: 5000,
   aliasLength: 255,
+  /** Registered model names (MLflow's registered_models.name is VARCHAR(256)). */
+  modelNameLength: 256,
+  /** Model and version descriptions (VARCHAR(5000)). */
+  descriptionLength: 5000,
+  /** A version's source URI (VARCHAR(500)). */
+  sourceLength: 500,
+  /** A version's run link (VARCHAR(500)). */
+  runLinkLength: 500,
+  /** `userId` and `actor` (VARCHAR(256)). */
+  userIdLength: 256,
+  // The limits below are mlplane's own.
+  /** Tags given to createModel or createVersion. */
+  tagsPerCreate: 100,
+  /** The reason given for a stage transition or alias move. */
+  reasonLength: 1000,
+  /** A version's signature, as JSON characters (the tracker's datasetSchemaLength). */
+  signatureLength: 1_048_575,
+  /** A `models:/` URI given to `resolve`. */
+  modelUriLength: 1024,
 });
 
 /** searchModels page sizes (MLflow's SEARCH_REGISTERED_MODEL_MAX_RESULTS_*). */
@@ -319,13 +346,13 @@ export const modelRegistryPort = definePort({
 
 /** ValidationError (field `alias`) unless `alias` is a usable alias name, in Unicode NFC. */
 export function validateAlias(alias: string): void {
-  if (!ALIAS_PATTERN.test(alias)) {
-    throw new ValidationError(`alias '${alias}' may only contain letters, digits, '_' and '-'`, { field: 'alias' });
-  }
   if (alias.length > REGISTRY_LIMITS.aliasLength) {
     throw new ValidationError(`alias exceeds the aliasLength limit of ${REGISTRY_LIMITS.aliasLength}`, {
       field: 'alias',
     });
+  }
+  if (!ALIAS_PATTERN.test(alias)) {
+    throw new ValidationError(`alias '${alias}' may only contain letters, digits, '_' and '-'`, { field: 'alias' });
   }
   if (RESERVED_ALIAS_PATTERN.test(alias)) {
     throw new ValidationError(`alias '${alias}' is reserved ('latest' and 'v<number>' name versions in URIs)`, {
@@ -343,14 +370,16 @@ export function validateAlias(alias: string): void {
 export function normalizeStage(stage: string): ModelStage {
   const found = MODEL_STAGES.find((s) => s.toLowerCase() === stage.toLowerCase());
   if (!found) {
-    throw new ValidationError(`unknown stage '${stage}'; use one of ${MODEL_STAGES.join(', ')}`, { field: 'stage' });
+    throw new ValidationError(`unknown stage ${quoteValue(stage)}; use one of ${MODEL_STAGES.join(', ')}`, {
+      field: 'stage',
+    });
   }
   return found;
 }
 
 function notAModelUri(uri: string): ValidationError {
   return new ValidationError(
-    `'${uri}' is not a models:/ URI; use models:/<name>/<version>, models:/<name>/<stage>, models:/<name>/latest or models:/<name>@<alias>`,
+    `${quoteValue(uri, 300)} is not a models:/ URI; use models:/<name>/<version>, models:/<name>/<stage>, models:/<name>/latest or models:/<name>@<alias>`,
     { field: 'modelUri' },
   );
 }
@@ -383,3 +412,213 @@ export function parseModelUri(uri: string): ModelUri {
 export function formatModelUri(name: string, version: number): string {
   return `models:/${name}/${version}`;
 }
+
+// ---------------------------------------------------------------- argument schemas
+
+/** A registered model name: non-empty, within `modelNameLength`, without `/` (models:/ URIs could not name it). */
+export const modelName = limitedString('modelNameLength', REGISTRY_LIMITS.modelNameLength, {
+  nonEmpty: true,
+  blankIsEmpty: true,
+})
+  .check(textCheck('name'))
+  .refine((name) => !name.includes('/'), {
+    error: (issue) => `${quoteValue(issue.input)} may not contain '/': models:/ URIs could not name it`,
+  });
+
+const stageName = z
+  .string({ error: (issue) => `must be a stage name, got ${describeValue(issue.input)}` })
+  .refine((stage) => MODEL_STAGES.some((s) => s.toLowerCase() === stage.toLowerCase()), {
+    error: (issue) => `names an unknown stage ${quoteValue(issue.input)}; use one of ${MODEL_STAGES.join(', ')}`,
+  }) as unknown as z.ZodType<ModelStage>;
+const tagKey = trackingKey('tagKeyLength', REGISTRY_LIMITS.tagKeyLength);
+const tagValue = limitedString('tagValueLength', REGISTRY_LIMITS.tagValueLength).check(textCheck('text'));
+const tags = limitedRecord(tagKey, tagValue, 'tagsPerCreate', REGISTRY_LIMITS.tagsPerCreate);
+const description = limitedString('descriptionLength', REGISTRY_LIMITS.descriptionLength).check(textCheck('text'));
+const userId = limitedString('userIdLength', REGISTRY_LIMITS.userIdLength).check(textCheck('line'));
+const reason = limitedString('reasonLength', REGISTRY_LIMITS.reasonLength).check(textCheck('text'));
+const runId = z
+  .string({ error: (issue) => `must be a run id, got ${describeValue(issue.input)}` })
+  .regex(RUN_ID_PATTERN, { error: (issue) => `${quoteValue(issue.input)} is not a run id` });
+
+const columnSpec = z.object({
+  kind: z.literal('column'),
+  name: z.string().optional(),
+  type: z.string().min(1, { error: 'must be a non-empty string' }),
+  required: z.boolean().optional(),
+});
+const tensorSpec = z.object({
+  kind: z.literal('tensor'),
+  name: z.string().optional(),
+  dtype: z.string().min(1, { error: 'must be a non-empty string' }),
+  shape: z.array(
+    z.number().refine((d) => Number.isInteger(d) && d >= -1, {
+      error: 'must be an integer (-1 for a variable dimension)',
+    }),
+  ),
+});
+const specs = z
+  .array(
+    z.discriminatedUnion('kind', [columnSpec, tensorSpec], {
+      error: (issue) =>
+        issue.code === 'invalid_union'
+          ? "must be a column or tensor spec: kind must be 'column' or 'tensor'"
+          : `must be a column or tensor spec, got ${describeValue(issue.input)}`,
+    }),
+  )
+  .check((ctx) => {
+    if (new Set(ctx.value.map((spec) => spec.kind)).size > 1) {
+      ctx.issues.push({
+        code: 'custom',
+        input: undefined,
+        message: 'mixes columns and tensors; use one kind per side',
+      });
+    }
+  });
+
+/** A ModelSignature: arrays of column or tensor specs, one kind per side, within `signatureLength` as JSON. */
+export const modelSignature = z
+  .object(
+    {
+      inputs: specs,
+      outputs: specs,
+      params: z
+        .array(
+          z.object({ name: z.string(), type: z.string(), default: z.unknown(), shape: z.array(z.number()).optional() }),
+        )
+        .optional(),
+    },
+    { error: (issue) => `must be an object with inputs and outputs, got ${describeValue(issue.input)}` },
+  )
+  .check((ctx) => {
+    const length = JSON.stringify(ctx.value).length;
+    if (length > REGISTRY_LIMITS.signatureLength) {
+      ctx.issues.push({
+        code: 'custom',
+        input: undefined,
+        message: `takes ${length} chars as JSON; the signatureLength limit is ${REGISTRY_LIMITS.signatureLength}`,
+      });
+    }
+  });
+
+const name = portArg('name', modelName);
+const version = portArg('version', positiveInteger);
+const descriptionChange = portInput('changes', z.object({ description }));
+const aliasName = portArg('alias', limitedString('aliasLength', REGISTRY_LIMITS.aliasLength));
+
+/**
+ * The arguments of every ModelRegistry operation, with REGISTRY_LIMITS, SEARCH_FILTER_LIMITS and the page limits;
+ * `validatePortInputs(registry, modelRegistryInputs)` applies them at the port's boundary. What needs the
+ * registry's state (existing names, versions, aliases) or relates fields (a `runs:/` source against `runId`,
+ * `archiveExisting` against the target stage) is left to the implementation.
+ */
+export const modelRegistryInputs = {
+  createModel: z.tuple([
+    portInput('input', z.object({ name: modelName, description: description.optional(), tags: tags.optional() })),
+  ]),
+  getModel: z.tuple([name]),
+  updateModel: z.tuple([name, descriptionChange]),
+  renameModel: z.tuple([name, portArg('newName', modelName)]),
+  deleteModel: z.tuple([name]),
+  searchModels: z.tuple([
+    portInput(
+      'options',
+      pageOptions(SEARCH_MODELS_PAGE).extend({ filter: searchFilter.optional(), orderBy: searchOrderBy.optional() }),
+    ).optional(),
+  ]),
+
+  createVersion: z.tuple([
+    portInput(
+      'input',
+      z.object({
+        name: modelName,
+        source: limitedString('sourceLength', REGISTRY_LIMITS.sourceLength, {
+          nonEmpty: true,
+          blankIsEmpty: true,
+        }).check(textCheck('line')),
+        runId: runId.optional(),
+        runLink: limitedString('runLinkLength', REGISTRY_LIMITS.runLinkLength).check(textCheck('line')).optional(),
+        signature: modelSignature.optional(),
+        description: description.optional(),
+        tags: tags.optional(),
+        userId: userId.optional(),
+      }),
+    ),
+  ]),
+  getVersion: z.tuple([name, version]),
+  updateVersion: z.tuple([name, version, descriptionChange]),
+  deleteVersion: z.tuple([name, version]),
+  searchVersions: z.tuple([
+    portInput(
+      'options',
+      pageOptions(SEARCH_VERSIONS_PAGE).extend({ filter: searchFilter.optional(), orderBy: searchOrderBy.optional() }),
+    ).optional(),
+  ]),
+  getLatestVersions: z.tuple([
+    name,
+    portArg(
+      'stages',
+      z.array(stageName).max(MODEL_STAGES.length, {
+        error: `names more stages than there are (${MODEL_STAGES.length})`,
+      }),
+    ).optional(),
+  ]),
+
+  transitionStage: z.tuple([
+    portInput(
+      'input',
+      z.object({
+        name: modelName,
+        version: positiveInteger,
+        to: stageName,
+        archiveExisting: z.boolean().optional(),
+        reason: reason.optional(),
+        actor: userId.optional(),
+      }),
+    ),
+  ]),
+  getTransitionHistory: z.tuple([
+    name,
+    version.optional(),
+    portInput('options', pageOptions(TRANSITION_HISTORY_PAGE)).optional(),
+  ]),
+
+  setAlias: z.tuple([
+    portInput(
+      'input',
+      z.object({
+        name: modelName,
+        alias: z
+          .string()
+          .max(REGISTRY_LIMITS.aliasLength, {
+            error: `exceeds the aliasLength limit of ${REGISTRY_LIMITS.aliasLength}`,
+            abort: true,
+          })
+          .regex(ALIAS_PATTERN, { error: "may only contain letters, digits, '_' and '-'", abort: true })
+          .refine((alias) => !RESERVED_ALIAS_PATTERN.test(alias), {
+            error: (issue) => `${quoteValue(issue.input)} is reserved ('latest' and 'v<number>' name versions in URIs)`,
+            abort: true,
+          })
+          .refine((alias) => alias.normalize('NFC') === alias, {
+            error: "must be written in Unicode NFC form (alias.normalize('NFC'))",
+          }),
+        version: positiveInteger,
+        actor: userId.optional(),
+        reason: reason.optional(),
+      }),
+    ),
+  ]),
+  deleteAlias: z.tuple([name, aliasName]),
+  getVersionByAlias: z.tuple([name, aliasName]),
+
+  setModelTag: z.tuple([name, portArg('key', tagKey), portArg('value', tagValue)]),
+  deleteModelTag: z.tuple([name, portArg('key', limitedString('tagKeyLength', REGISTRY_LIMITS.tagKeyLength))]),
+  setVersionTag: z.tuple([name, version, portArg('key', tagKey), portArg('value', tagValue)]),
+  deleteVersionTag: z.tuple([
+    name,
+    version,
+    portArg('key', limitedString('tagKeyLength', REGISTRY_LIMITS.tagKeyLength)),
+  ]),
+
+  getLineage: z.tuple([name, version]),
+  resolve: z.tuple([portArg('modelUri', limitedString('modelUriLength', REGISTRY_LIMITS.modelUriLength))]),
+} satisfies PortInputs<ModelRegistry>;

@@ -1,4 +1,6 @@
-import { ValidationError } from './errors.js';
+import { z } from 'zod';
+import { describeValue, ValidationError } from './errors.js';
+import { integerBetween, limitedString } from './input-schemas.js';
 
 export { ValidationError } from './errors.js';
 
@@ -21,6 +23,12 @@ export interface PageOptions {
   readonly pageToken?: string;
 }
 
+/**
+ * Longest page token any operation accepts. Tokens are opaque, but keyset tokens carry the sort-key values of the
+ * page's last item (up to 10 order terms of values as long as 8,000 chars), so the bound is generous.
+ */
+export const PAGE_TOKEN_LENGTH = 1_048_576;
+
 /** The default and maximum page size of one operation. */
 export interface PageLimits {
   readonly default: number;
@@ -34,12 +42,26 @@ export interface PageLimits {
 export function resolveMaxResults(maxResults: number | undefined, limits: PageLimits): number {
   if (maxResults === undefined) return limits.default;
   if (!Number.isInteger(maxResults) || maxResults < 1 || maxResults > limits.max) {
-    throw new ValidationError(`maxResults must be an integer from 1 to ${limits.max}, got ${maxResults}`, {
-      field: 'maxResults',
-    });
+    throw new ValidationError(
+      `maxResults must be an integer from 1 to ${limits.max}, got ${describeValue(maxResults)}`,
+      {
+        field: 'maxResults',
+      },
+    );
   }
   return maxResults;
 }
+
+/** The schema of an operation's PageOptions: `maxResults` within `limits`, a `pageToken` within PAGE_TOKEN_LENGTH. */
+export function pageOptions(limits: PageLimits) {
+  return z.object({
+    maxResults: integerBetween(1, limits.max).optional(),
+    pageToken: pageToken.optional(),
+  });
+}
+
+/** A page token as callers pass it back: a string within PAGE_TOKEN_LENGTH (its content is the backend's to judge). */
+export const pageToken = limitedString('PAGE_TOKEN_LENGTH', PAGE_TOKEN_LENGTH);
 
 /** Encodes a backend's cursor state as an opaque token (base64url of JSON). */
 export function encodePageToken(state: unknown): string {

@@ -1,8 +1,9 @@
 import { likeToGlob } from '@mlplane/sql';
 import { describe, expect, it } from 'vitest';
-import { parseFilter, parseOrderTerm } from '../../src/infra/filter/parser.js';
+import { parseFilter, parseOrderBy, parseOrderTerm } from '../../src/infra/filter/parser.js';
 import { tokenize } from '../../src/infra/filter/tokenizer.js';
 import { ValidationError } from '../../src/ports/errors.js';
+import { SEARCH_FILTER_LIMITS } from '../../src/ports/search-filter.js';
 
 describe('filter language', () => {
   it('tokenizes words, quoted strings and identifiers, numbers and operators with positions', () => {
@@ -76,3 +77,60 @@ describe('filter language', () => {
     expect(likeToGlob('100\\%*[x]?')).toBe('100%[*][[]x][?]');
   });
 });
+
+describe('filter limits', () => {
+  const clause = (i: number) => `metrics.m${i} > 0`;
+
+  it('accepts filterClauses clauses and refuses one more, naming the limit', () => {
+    const max = SEARCH_FILTER_LIMITS.filterClauses;
+    expect(parseFilter(Array.from({ length: max }, (_, i) => clause(i)).join(' and ')).clauses).toHaveLength(max);
+    const err = refused(() => parseFilter(Array.from({ length: max + 1 }, (_, i) => clause(i)).join(' and ')));
+    expect(err.field).toBe('filter');
+    expect(err.message).toContain(`the filterClauses limit is ${max}`);
+  });
+
+  it('accepts filterInValues values in an IN list and refuses one more', () => {
+    const max = SEARCH_FILTER_LIMITS.filterInValues;
+    const list = (n: number) => Array.from({ length: n }, (_, i) => `'r${i}'`).join(',');
+    expect(parseFilter(`attributes.run_id IN (${list(max)})`).clauses[0]!.value).toHaveLength(max);
+    const err = refused(() => parseFilter(`attributes.run_id NOT IN (${list(max + 1)})`));
+    expect(err.message).toContain(`the filterInValues limit is ${max}`);
+  });
+
+  it('refuses a filter longer than filterLength before reading it', () => {
+    const err = refused(() => parseFilter(`params.p = '${'x'.repeat(SEARCH_FILTER_LIMITS.filterLength)}'`));
+    expect(err.field).toBe('filter');
+    expect(err.message).toContain(`the filterLength limit is ${SEARCH_FILTER_LIMITS.filterLength}`);
+    expect(err.message.length).toBeLessThan(200);
+  });
+
+  it('shows only an excerpt of a long malformed filter, around the error', () => {
+    const filter = `${Array.from({ length: 15 }, (_, i) => `params.p${i} = '${'v'.repeat(2000)}'`).join(' and ')} and ~`;
+    const err = refused(() => parseFilter(filter));
+    expect(err.message).toContain(`position ${filter.length - 1}: unexpected character '~'`);
+    expect(err.message).toContain(`...${JSON.stringify(filter.slice(filter.length - 61))}`);
+    expect(err.message.length).toBeLessThan(300);
+    // A short filter is still shown whole.
+    expect(refused(() => parseFilter('metrics.acc ~ 1')).message).toContain('(in "metrics.acc ~ 1")');
+  });
+
+  it('limits orderBy lists and terms', () => {
+    const max = SEARCH_FILTER_LIMITS.orderByTerms;
+    expect(parseOrderBy(Array.from({ length: max }, (_, i) => `metrics.m${i}`))).toHaveLength(max);
+    const many = refused(() => parseOrderBy(Array.from({ length: 100 }, (_, i) => `metrics.m${i}`)));
+    expect(many.field).toBe('orderBy');
+    expect(many.message).toContain(`holds 100 terms; the orderByTerms limit is ${max}`);
+    const long = refused(() => parseOrderBy([`params.${'k'.repeat(SEARCH_FILTER_LIMITS.orderByTermLength)}`]));
+    expect(long.message).toContain('orderByTermLength limit');
+  });
+});
+
+function refused(fn: () => unknown): ValidationError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ValidationError);
+    return err as ValidationError;
+  }
+  throw new Error('expected a ValidationError');
+}

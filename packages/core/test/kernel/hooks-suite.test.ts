@@ -10,9 +10,14 @@ import {
   createServiceRef,
   definePlugin,
   definePort,
+  type ExperimentTracker,
+  experimentTrackerRef,
   intercept,
+  type ModelRegistry,
+  modelRegistryRef,
   type Plugin,
   secretStoreRef,
+  ValidationError,
 } from '../../src/index.js';
 import { platformHooksConformance } from '../../src/testing/index.js';
 
@@ -200,6 +205,40 @@ describe('configuration order', () => {
     });
     await platform.start();
     expect(seen).toEqual(['http://vault:8200']);
+    await platform.stop();
+  });
+});
+
+describe('input at the port boundary', () => {
+  it("checks every call against the port's argument schemas, whoever provides the port", async () => {
+    const reached: string[] = [];
+    // A provider that checks nothing itself: whatever reaches it got through the kernel's boundary.
+    const trusting = definePlugin({
+      id: 'trusting',
+      register(env) {
+        env.provide(experimentTrackerRef, {
+          factory: () => ({ logBatch: async () => void reached.push('logBatch') }) as unknown as ExperimentTracker,
+        });
+        env.provide(modelRegistryRef, {
+          factory: () =>
+            ({
+              capabilities: { atomicPromotionCheck: false },
+              setModelTag: async () => void reached.push('setModelTag'),
+            }) as unknown as ModelRegistry,
+        });
+      },
+    });
+    const platform = kernel([trusting()]);
+    await platform.start();
+    const tracker = await platform.get(experimentTrackerRef);
+    const err = await tracker.logBatch('run-1', { metrics: [null] } as never).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).field).toMatch(/^metrics\[0\]/);
+    const registry = await platform.get(modelRegistryRef);
+    await expect(registry.setModelTag('m', 'k', 42 as never)).rejects.toBeInstanceOf(ValidationError);
+    expect(reached).toEqual([]);
+    await tracker.logBatch('run-1', { metrics: [{ key: 'loss', value: 0.5 }] });
+    expect(reached).toEqual(['logBatch']);
     await platform.stop();
   });
 });

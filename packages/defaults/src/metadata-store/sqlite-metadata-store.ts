@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { MetadataStore, Migration, MigrationResult } from '@mlplane/core';
 import { UnavailableError } from '@mlplane/core';
-import { isUnavailable, runMigrations, withUnavailableErrors } from '@mlplane/sql';
+import { isUnavailable, runMigrations, withDriverErrors } from '@mlplane/sql';
 import Database from 'better-sqlite3';
 import {
   type AbortableQueryOptions,
@@ -84,7 +84,7 @@ export class SqliteMetadataStore implements MetadataStore {
     const connection = new ConnectionQueue();
     const what = `SQLite metadata store ${path}`;
     const dialect = new ImmediateSqliteDialect({ database: statements }, fileLock(lockKey), connection);
-    const db = new StoreKysely({ dialect: withUnavailableErrors(dialect, what) }, (query) => {
+    const db = new StoreKysely({ dialect: withDriverErrors(dialect, what) }, (query) => {
       // At once only when nothing holds the connection: a transaction's statements must not see this one between
       // theirs, nor this one see theirs.
       if (!connection.tryHold()) return undefined;

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { AuditLog, AuditRecord, DomainEvent, EventHandler, JsonValue } from '@mlplane/core';
+import { AUDIT_LIMITS } from '@mlplane/core';
 
 /** Actor recorded for events that name none (system actions). */
 export const SYSTEM_ACTOR = 'system';
@@ -8,7 +10,8 @@ export const DEFAULT_AUDIT_PROJECT = 'default';
 /**
  * The audit entry for a domain event: the event log is the audit trail. The action is the event type, the
  * resource its subject (with `/<version>` for model version events, as `model:fraud/3`), the outcome `succeeded`
- * (an event exists only for a committed change), and the details keep the event's id, version, subject and payload.
+ * (an event exists only for a committed change), and the details keep the event's id, version, subject and payload
+ * (a payload too large for an audit entry is kept as its size and sha256).
  */
 export function auditFromEvent(
   event: DomainEvent,
@@ -25,8 +28,26 @@ export function auditFromEvent(
       eventId: event.id,
       eventVersion: event.version,
       subject: event.subject,
-      payload: toJson(event.payload),
+      payload: boundedPayload(toJson(event.payload)),
     },
+  };
+}
+
+/** Room left in the details for the event's id, version and subject. */
+const PAYLOAD_BUDGET_BYTES = AUDIT_LIMITS.detailsBytes - 4096;
+
+/**
+ * The payload as the entry keeps it: whole when it fits the audit detail limit, otherwise its size and sha256 (of
+ * its JSON), which still tie the entry to the event (e.g. a run.params.logged of 100 long params) without copying it.
+ */
+function boundedPayload(payload: JsonValue): JsonValue {
+  const json = JSON.stringify(payload);
+  const bytes = Buffer.byteLength(json, 'utf8');
+  if (bytes <= PAYLOAD_BUDGET_BYTES) return payload;
+  return {
+    omitted: `the payload takes ${bytes} bytes as JSON, beyond what an audit entry keeps (${PAYLOAD_BUDGET_BYTES})`,
+    bytes,
+    sha256: createHash('sha256').update(json).digest('hex'),
   };
 }
 

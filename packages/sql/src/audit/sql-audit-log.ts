@@ -2,7 +2,10 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { ArtifactStore, DomainEvent, Logger, MetadataStore, SecretStore } from '@mlplane/core';
 import {
   AUDIT_GENESIS_HASH,
+  AUDIT_LIMITS,
   AUDIT_LIST_PAGE,
+  AUDIT_OUTCOMES,
+  AUDIT_TIME_PATTERN,
   type AuditEntry,
   type AuditEntryFields,
   AuditIntegrityError,
@@ -12,10 +15,10 @@ import {
   type AuditQuery,
   type AuditRecord,
   type AuditVerification,
+  auditDetailsJson,
   auditEntryHash,
   auditKeys,
   ConflictError,
-  canonicalJson,
   decodePageToken,
   encodePageToken,
   foreignPageToken,
@@ -23,6 +26,7 @@ import {
   malformedPageToken,
   NotFoundError,
   type Page,
+  quoteValue,
   resolveMaxResults,
   SECRET_NAME_PATTERN,
   ValidationError,
@@ -68,17 +72,15 @@ export interface SqlAuditLogOptions {
   readonly logger?: Logger;
 }
 
-export const AUDIT_OUTCOMES: readonly AuditOutcome[] = Object.freeze(['allowed', 'denied', 'failed', 'succeeded']);
+export { AUDIT_OUTCOMES } from '@mlplane/core';
 export const DEFAULT_AUDIT_KEY_SECRET = 'audit/chain-key';
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 60_000;
 /** Action of the entry that records an accepted loss. */
 export const AUDIT_LOSS_ACCEPTED = 'audit.loss.accepted';
 /** Action of the entry that records an unkeyed log being re-chained under a key. */
 export const AUDIT_CHAIN_KEYED = 'audit.chain.keyed';
-/** `2025-03-01T12:00:00.000Z`: what Date#toISOString writes for years 0 to 9999. */
-const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** Longest actor, action, resource and project accepted, so one entry cannot bloat every scan. */
-export const AUDIT_FIELD_LENGTH = 1024;
+export const AUDIT_FIELD_LENGTH = AUDIT_LIMITS.fieldLength;
 /** Entries read per round trip while verifying. */
 const VERIFY_BATCH = 1000;
 /** Times a checkpoint is retried when other processes keep writing the same number first. */
@@ -685,18 +687,27 @@ export class SqlAuditLog implements AuditLog {
     const maxResults = resolveMaxResults(query.maxResults, AUDIT_LIST_PAGE);
     const order = query.order ?? 'desc';
     if (order !== 'asc' && order !== 'desc') {
-      throw new ValidationError(`order must be 'asc' or 'desc', got '${String(order)}'`, { field: 'order' });
+      throw new ValidationError(`order must be 'asc' or 'desc', got ${quoteValue(order)}`, { field: 'order' });
     }
     for (const field of ['actor', 'action', 'resource', 'project'] as const) {
       const value = query[field];
       if (value !== undefined && (typeof value !== 'string' || value === '')) {
         throw new ValidationError(`${field} must be a non-empty string`, { field });
       }
+      if (value !== undefined && value.length > AUDIT_FIELD_LENGTH) {
+        throw new ValidationError(
+          `${field} has ${value.length} chars; the fieldLength limit is ${AUDIT_FIELD_LENGTH}`,
+          { field },
+        );
+      }
     }
     if (query.outcome !== undefined && !AUDIT_OUTCOMES.includes(query.outcome)) {
-      throw new ValidationError(`outcome must be one of ${AUDIT_OUTCOMES.join(', ')}, got '${String(query.outcome)}'`, {
-        field: 'outcome',
-      });
+      throw new ValidationError(
+        `outcome must be one of ${AUDIT_OUTCOMES.join(', ')}, got ${quoteValue(query.outcome)}`,
+        {
+          field: 'outcome',
+        },
+      );
     }
     for (const field of ['from', 'to'] as const) {
       const value = query[field];
@@ -1040,7 +1051,9 @@ function requireText(value: unknown, field: string): string {
     throw new ValidationError(`${field} must be a non-empty string`, { field });
   }
   if (value.length > AUDIT_FIELD_LENGTH) {
-    throw new ValidationError(`${field} has ${value.length} chars; the limit is ${AUDIT_FIELD_LENGTH}`, { field });
+    throw new ValidationError(`${field} has ${value.length} chars; the fieldLength limit is ${AUDIT_FIELD_LENGTH}`, {
+      field,
+    });
   }
   return value;
 }
@@ -1053,19 +1066,22 @@ function prepare(record: AuditRecord): Prepared {
   const resource = requireText(record.resource, 'resource');
   const project = requireText(record.project, 'project');
   if (!AUDIT_OUTCOMES.includes(record.outcome)) {
-    throw new ValidationError(`outcome must be one of ${AUDIT_OUTCOMES.join(', ')}, got '${String(record.outcome)}'`, {
-      field: 'outcome',
-    });
+    throw new ValidationError(
+      `outcome must be one of ${AUDIT_OUTCOMES.join(', ')}, got ${quoteValue(record.outcome)}`,
+      {
+        field: 'outcome',
+      },
+    );
   }
   const at = record.at ?? new Date().toISOString();
   if (
     typeof at !== 'string' ||
-    !ISO_UTC.test(at) ||
+    !AUDIT_TIME_PATTERN.test(at) ||
     Number.isNaN(Date.parse(at)) ||
     new Date(at).toISOString() !== at
   ) {
     throw new ValidationError(
-      `at must be ISO-8601 UTC with milliseconds (2025-03-01T12:00:00.000Z), got '${String(at)}'`,
+      `at must be ISO-8601 UTC with milliseconds (2025-03-01T12:00:00.000Z), got ${quoteValue(at)}`,
       {
         field: 'at',
       },
@@ -1074,32 +1090,10 @@ function prepare(record: AuditRecord): Prepared {
   if (typeof record.details !== 'object' || record.details === null || Array.isArray(record.details)) {
     throw new ValidationError('details must be a JSON object', { field: 'details' });
   }
-  assertPlainJson(record.details, 'details');
-  const detailsJson = canonicalJson(record.details);
+  const detailsJson = auditDetailsJson(record.details);
   // Stored and hashed in the form it reads back as, so verify() recomputes the same hash.
   const details = JSON.parse(detailsJson) as Record<string, JsonValue>;
   return { actor, action, resource, project, outcome: record.outcome, at, details, detailsJson };
-}
-
-/** canonicalJson would write a Date or Map as `{}`; refuse anything that is not plain JSON data instead. */
-function assertPlainJson(value: unknown, path: string): void {
-  if (value === null || typeof value !== 'object') return;
-  if (Array.isArray(value)) {
-    value.forEach((v, i) => {
-      assertPlainJson(v, `${path}[${i}]`);
-    });
-    return;
-  }
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) {
-    throw new ValidationError(
-      `${path} holds a ${proto?.constructor?.name ?? 'non-plain object'}, which is not JSON data`,
-      {
-        field: 'details',
-      },
-    );
-  }
-  for (const [key, v] of Object.entries(value)) assertPlainJson(v, `${path}.${key}`);
 }
 
 function toEntry(row: AuditLogRow): AuditEntry {

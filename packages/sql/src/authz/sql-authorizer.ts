@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AuditLog, AuditRecord, Logger, MetadataStore } from '@mlplane/core';
 import {
   ALL_PROJECTS,
+  AUTHORIZER_LIMITS,
   type Authorizer,
   BUILT_IN_ROLES,
   type BuiltInRole,
@@ -15,8 +16,10 @@ import {
   normalizeName,
   type Permission,
   PermissionDeniedError,
+  PROJECT_PATTERN,
   type Principal,
   permits,
+  quoteValue,
   RESOURCE_ACTIONS,
   type ResourceRef,
   ROLE_NAME_PATTERN,
@@ -49,12 +52,11 @@ export interface SqlAuthorizerOptions {
   readonly failedChecks?: FailedCheckAuditOptions;
 }
 
-/** Project names: letters, digits, `.`, `_`, `-`, starting with a letter or digit; or ALL_PROJECTS. */
-export const PROJECT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export { PROJECT_PATTERN } from '@mlplane/core';
 /** Longest principal id, token name and verification source accepted. */
-export const PRINCIPAL_ID_LENGTH = 255;
+export const PRINCIPAL_ID_LENGTH = AUTHORIZER_LIMITS.principalIdLength;
 /** Longest custom role description accepted. */
-export const ROLE_DESCRIPTION_LENGTH = 1000;
+export const ROLE_DESCRIPTION_LENGTH = AUTHORIZER_LIMITS.roleDescriptionLength;
 /** A token's last-use time is written at most this often, so busy tokens do not turn every check into a write. */
 export const TOKEN_LAST_USED_RESOLUTION_MS = 60_000;
 
@@ -164,7 +166,7 @@ export class SqlAuthorizer implements Authorizer {
   async getPrincipal(id: string, kind: Principal['kind'] = 'user'): Promise<Principal> {
     validatePrincipalId(id, 'id');
     if (kind !== 'user' && kind !== 'token' && kind !== 'service') {
-      throw new ValidationError(`kind must be user, token or service, got '${String(kind)}'`, { field: 'kind' });
+      throw new ValidationError(`kind must be user, token or service, got ${quoteValue(kind)}`, { field: 'kind' });
     }
     if (kind === 'token') {
       const row = await this.#db.selectFrom('authz_tokens').selectAll().where('token_id', '=', id).executeTakeFirst();
@@ -179,10 +181,22 @@ export class SqlAuthorizer implements Authorizer {
   async createToken(input: CreateTokenInput): Promise<CreatedToken> {
     validatePrincipal(input?.principal);
     const name = normalizeName(input.name, { field: 'name', what: 'token name', maxLength: PRINCIPAL_ID_LENGTH });
-    const projects = validateList(input.projects, 'projects', validateProject);
-    const roles = validateList(input.roles, 'roles', (role, field) => {
-      if (typeof role !== 'string') throw new ValidationError(`${field} must be a role name`, { field });
-    });
+    const projects = validateList(input.projects, 'projects', validateProject, 'projectsPerToken');
+    const roles = validateList(
+      input.roles,
+      'roles',
+      (role, field) => {
+        if (typeof role !== 'string' || role.length > AUTHORIZER_LIMITS.roleNameLength) {
+          throw new ValidationError(
+            `${field} must be a role name of at most ${AUTHORIZER_LIMITS.roleNameLength} chars`,
+            {
+              field,
+            },
+          );
+        }
+      },
+      'rolesPerToken',
+    );
     if (!(input.expiresAt instanceof Date) || Number.isNaN(input.expiresAt.getTime())) {
       throw new ValidationError('expiresAt must be a valid Date: tokens always expire', { field: 'expiresAt' });
     }
@@ -410,14 +424,20 @@ export class SqlAuthorizer implements Authorizer {
     if (Object.hasOwn(BUILT_IN_ROLES, role.name)) {
       throw new ConflictError(`'${role.name}' is a built-in role and cannot be redefined; pick another name`);
     }
-    const permissions = validateList<Permission>(role.permissions, 'permissions', validatePermission).sort();
-    if (
-      role.description !== undefined &&
-      (typeof role.description !== 'string' || role.description.length > ROLE_DESCRIPTION_LENGTH)
-    ) {
-      throw new ValidationError(`description must be a string of at most ${ROLE_DESCRIPTION_LENGTH} chars`, {
-        field: 'description',
-      });
+    const permissions = validateList<Permission>(
+      role.permissions,
+      'permissions',
+      validatePermission,
+      'permissionsPerRole',
+    ).sort();
+    if (role.description !== undefined && typeof role.description !== 'string') {
+      throw new ValidationError('description must be a string', { field: 'description' });
+    }
+    if (role.description !== undefined && role.description.length > ROLE_DESCRIPTION_LENGTH) {
+      throw new ValidationError(
+        `description has ${role.description.length} chars; the roleDescriptionLength limit is ${ROLE_DESCRIPTION_LENGTH}`,
+        { field: 'description' },
+      );
     }
     if (role.description !== undefined) validateText(role.description, 'description', 'role description');
     const now = Date.now();
@@ -498,7 +518,7 @@ export class SqlAuthorizer implements Authorizer {
   async grant(principalId: string, project: string, role: string): Promise<void> {
     validatePrincipalId(principalId, 'principalId');
     validateProject(project, 'project');
-    if (typeof role !== 'string') throw new ValidationError('role must be a role name', { field: 'role' });
+    validateRoleReference(role);
     await this.#transaction(async (trx) => {
       if (!Object.hasOwn(BUILT_IN_ROLES, role)) {
         // A share lock on the role row: a concurrent deleteRole waits, then sees this grant and refuses.
@@ -527,7 +547,7 @@ export class SqlAuthorizer implements Authorizer {
   async revoke(principalId: string, project: string, role: string): Promise<void> {
     validatePrincipalId(principalId, 'principalId');
     validateProject(project, 'project');
-    if (typeof role !== 'string') throw new ValidationError('role must be a role name', { field: 'role' });
+    validateRoleReference(role);
     await this.#transaction(async (trx) => {
       const deleted = await trx
         .deleteFrom('authz_grants')
@@ -761,7 +781,7 @@ function validateProject(project: unknown, field: string): asserts project is st
   if (project === ALL_PROJECTS) return;
   if (typeof project !== 'string' || !PROJECT_PATTERN.test(project)) {
     throw new ValidationError(
-      `${field} '${String(project)}' is not a project name: use letters, digits, '.', '_', '-' (up to 128 chars) or '${ALL_PROJECTS}'`,
+      `${field} ${quoteValue(project)} is not a project name: use letters, digits, '.', '_', '-' (up to 128 chars) or '${ALL_PROJECTS}'`,
       { field },
     );
   }
@@ -774,41 +794,59 @@ function validateResource(resource: unknown): asserts resource is ResourceRef {
   validateProject(r.project, 'resource.project');
   if (typeof r.kind !== 'string' || !Object.hasOwn(RESOURCE_ACTIONS, r.kind)) {
     throw new ValidationError(
-      `resource.kind must be one of ${Object.keys(RESOURCE_ACTIONS).join(', ')}, got '${String(r.kind)}'`,
+      `resource.kind must be one of ${Object.keys(RESOURCE_ACTIONS).join(', ')}, got ${quoteValue(r.kind)}`,
       { field: 'resource.kind' },
     );
   }
-  if (r.id !== undefined && typeof r.id !== 'string') {
-    throw new ValidationError('resource.id must be a string', { field: 'resource.id' });
+  if (r.id !== undefined && (typeof r.id !== 'string' || r.id.length > AUTHORIZER_LIMITS.resourceIdLength)) {
+    throw new ValidationError(`resource.id must be a string of at most ${AUTHORIZER_LIMITS.resourceIdLength} chars`, {
+      field: 'resource.id',
+    });
   }
 }
 
 function validatePermission(permission: unknown, field: string): asserts permission is Permission {
   if (typeof permission !== 'string' || !isPermission(permission)) {
     throw new ValidationError(
-      `'${String(permission)}' is not a permission: use <resource>.<action> from RESOURCE_ACTIONS, or 'admin'`,
+      `${quoteValue(permission)} is not a permission: use <resource>.<action> from RESOURCE_ACTIONS, or 'admin'`,
       { field },
     );
+  }
+}
+
+/** A role named by a grant: any string within roleNameLength (whether it exists is checked against the store). */
+function validateRoleReference(role: unknown): asserts role is string {
+  if (typeof role !== 'string' || role === '' || role.length > AUTHORIZER_LIMITS.roleNameLength) {
+    throw new ValidationError(`role must be a role name of 1 to ${AUTHORIZER_LIMITS.roleNameLength} chars`, {
+      field: 'role',
+    });
   }
 }
 
 function validateRoleName(name: unknown): asserts name is string {
   if (typeof name !== 'string' || !ROLE_NAME_PATTERN.test(name)) {
     throw new ValidationError(
-      `role name '${String(name)}' is invalid: use lowercase letters, digits, '-' and '_', starting with a letter (up to 64 chars)`,
+      `role name ${quoteValue(name)} is invalid: use lowercase letters, digits, '-' and '_', starting with a letter (up to 64 chars)`,
       { field: 'name' },
     );
   }
 }
 
-/** A non-empty array whose items pass `check`, without duplicates. */
+/** A non-empty array within the AUTHORIZER_LIMITS entry `limit` whose items pass `check`, without duplicates. */
 function validateList<T extends string>(
   items: unknown,
   field: string,
   check: (item: unknown, field: string) => void,
+  limit: 'projectsPerToken' | 'rolesPerToken' | 'permissionsPerRole',
 ): T[] {
   if (!Array.isArray(items) || items.length === 0) {
     throw new ValidationError(`${field} must be a non-empty array`, { field });
+  }
+  if (items.length > AUTHORIZER_LIMITS[limit]) {
+    throw new ValidationError(
+      `${field} holds ${items.length} items; the ${limit} limit is ${AUTHORIZER_LIMITS[limit]}`,
+      { field },
+    );
   }
   items.forEach((item, i) => {
     check(item, `${field}[${i}]`);

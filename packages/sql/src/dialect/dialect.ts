@@ -12,6 +12,11 @@ export interface SqlDialect {
   /** Case-insensitive LIKE. */
   ilike(column: Expression<unknown>, pattern: string): RawBuilder<SqlBool>;
   /**
+   * `column IN (values)` (or NOT IN) over text, with the whole list bound as one parameter (`= ANY($1::text[])` on
+   * Postgres, `json_each` on SQLite), so a long list never meets either database's limit on bound parameters.
+   */
+  inList(column: Expression<unknown>, values: readonly string[], negate?: boolean): RawBuilder<SqlBool>;
+  /**
    * Inserts many rows with one statement: `unnest` of typed arrays on Postgres (one plan whatever the row
    * count, 1 parameter per column), multi-row VALUES on SQLite (chunked below its variable limit).
    */
@@ -74,6 +79,10 @@ const postgres: SqlDialect = {
   name: 'postgres',
   like: (column, pattern) => sql<SqlBool>`${column} LIKE ${pattern}`,
   ilike: (column, pattern) => sql<SqlBool>`${column} ILIKE ${pattern}`,
+  inList: (column, values, negate = false) =>
+    negate
+      ? sql<SqlBool>`${column} <> ALL(${[...values]}::text[])`
+      : sql<SqlBool>`${column} = ANY(${[...values]}::text[])`,
   async insertMany(trx, table, columns, rows) {
     if (rows.length === 0) return;
     const names = sql.join(columns.map((c) => sql.ref(c.name)));
@@ -90,6 +99,8 @@ const sqlite: SqlDialect = {
   name: 'sqlite',
   like: (column, pattern) => sql<SqlBool>`${column} GLOB ${likeToGlob(pattern)}`,
   ilike: (column, pattern) => sql<SqlBool>`lower(${column}) LIKE lower(${pattern}) ESCAPE '\\'`,
+  inList: (column, values, negate = false) =>
+    sql<SqlBool>`${column} ${sql.raw(negate ? 'NOT IN' : 'IN')} (SELECT value FROM json_each(${JSON.stringify(values)}))`,
   async insertMany(trx, table, columns, rows) {
     const perChunk = Math.max(1, Math.floor(SQLITE_MAX_PARAMS / columns.length));
     for (let start = 0; start < rows.length; start += perChunk) {

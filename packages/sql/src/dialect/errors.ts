@@ -1,4 +1,4 @@
-import { UnavailableError } from '@mlplane/core';
+import { UnavailableError, ValidationError } from '@mlplane/core';
 import type { CompiledQuery, DatabaseConnection, Dialect, Driver, QueryResult, TransactionSettings } from 'kysely';
 
 interface DriverError {
@@ -36,16 +36,47 @@ export function isUnavailable(err: unknown): boolean {
   );
 }
 
+/** SQLite's messages for a statement beyond one of its compile-time limits (sqlite.org/limits.html). */
+const SQLITE_LIMIT_MESSAGE =
+  /too many SQL variables|Expression tree is too large|at most \d+ tables in a join|too many terms in compound SELECT|too many columns|parser stack overflow|too many arguments on function|pattern too complex|too many FROM clause terms|string or blob too big/i;
+/** node-postgres refusing a statement with more than 65,535 bound parameters (the protocol counts them in 16 bits). */
+const PG_TOO_MANY_PARAMETERS = /bind message has \d+ parameter formats|bind message supplies \d+ parameters/i;
+
+/**
+ * A statement the database refused because it exceeds one of the database's own limits (bound parameters,
+ * expression depth, tables in a join, an index entry's size), not because of the data's meaning or a failure of
+ * the server: pg's SQLSTATE class 54 (program_limit_exceeded, statement_too_complex, too_many_arguments...) and
+ * its client's parameter-count error, SQLite's SQLITE_TOOBIG and its limit messages. The request is too big as
+ * given; retrying it unchanged will fail again.
+ */
+export function isDatabaseLimit(err: unknown): boolean {
+  const code = codeOf(err);
+  const message = err instanceof Error ? err.message : '';
+  if (code === 'SQLITE_TOOBIG' || (code === 'SQLITE_ERROR' && SQLITE_LIMIT_MESSAGE.test(message))) return true;
+  if (code !== undefined && /^54/.test(code)) return true;
+  return PG_TOO_MANY_PARAMETERS.test(message);
+}
+
 function mapError(err: unknown, what: string): unknown {
-  if (err instanceof UnavailableError || !isUnavailable(err)) return err;
+  if (err instanceof UnavailableError || err instanceof ValidationError) return err;
+  // Before isUnavailable: pg reports too many parameters as a protocol violation (class 08), which is no outage.
+  if (isDatabaseLimit(err)) {
+    const reason = (err as Error).message.slice(0, 300);
+    return new ValidationError(
+      `${what} refused the request because it exceeds a limit of the database (${reason}): send less at once (fewer filter clauses, list values or order terms) or shorter values`,
+      { cause: err },
+    );
+  }
+  if (!isUnavailable(err)) return err;
   return new UnavailableError(`${what}: ${(err as Error).message}`, { cause: err });
 }
 
 /**
- * Wraps a kysely dialect so that connection-level failures surface as UnavailableError (with the driver
- * error as cause) on every path: `db()`, transactions and migrations alike. Other errors pass unchanged.
+ * Wraps a kysely dialect so that driver errors surface typed on every path (`db()`, transactions and migrations
+ * alike): connection-level failures as UnavailableError, statements beyond a database limit (`isDatabaseLimit`) as
+ * ValidationError, each with the driver error as cause. Other errors pass unchanged.
  */
-export function withUnavailableErrors(dialect: Dialect, what: string): Dialect {
+export function withDriverErrors(dialect: Dialect, what: string): Dialect {
   return {
     createAdapter: () => dialect.createAdapter(),
     createIntrospector: (db) => dialect.createIntrospector(db),

@@ -25,9 +25,9 @@ export function compareColumn(
     case 'ILIKE':
       return dialect.ilike(column, value as string);
     case 'IN':
-      return eb(column, 'in', value as string[]);
+      return dialect.inList(column, value as string[]);
     case 'NOT IN':
-      return eb(column, 'not in', value as string[]);
+      return dialect.inList(column, value as string[], true);
     default:
       return eb(column, comparator, value);
   }

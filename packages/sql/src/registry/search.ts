@@ -2,6 +2,7 @@ import {
   type Comparator,
   type Comparison,
   parseFilter,
+  parseOrderBy,
   parseOrderTerm,
   syntaxError,
   ValidationError,
@@ -138,12 +139,11 @@ export interface RegistrySearch {
   readonly pageToken: string | undefined;
 }
 
+/** The orderBy list, checked against the order-by limits (each term is parsed where it is applied). */
 function validateOrderBy(orderBy: unknown): readonly string[] {
   if (orderBy === undefined) return [];
-  if (!Array.isArray(orderBy) || orderBy.some((t) => typeof t !== 'string')) {
-    throw new ValidationError('orderBy must be an array of strings', { field: 'orderBy' });
-  }
-  return orderBy;
+  parseOrderBy(orderBy as readonly string[]);
+  return orderBy as readonly string[];
 }
 
 function validateFilter(filter: unknown): string {

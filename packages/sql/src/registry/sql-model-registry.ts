@@ -33,7 +33,6 @@ import {
   ValidationError,
   validateAlias,
   validateDescription,
-  validateNoControlCharacters,
   validateOptionalLine,
   validateOptionalString,
   validateRunId,
@@ -142,7 +141,7 @@ export class SqlModelRegistry implements ModelRegistry {
 
   async createModel(input: CreateModelInput): Promise<RegisteredModel> {
     input = { ...input, name: normalizeModelName(input?.name) };
-    validateOptionalString(input.description, 'description');
+    validateOptionalString(input.description, 'description', 'descriptionLength');
     const tags = validateTags(input.tags);
     const now = Date.now();
     try {
@@ -277,10 +276,10 @@ export class SqlModelRegistry implements ModelRegistry {
     if (typeof input.source !== 'string' || input.source.trim() === '') {
       throw new ValidationError('source must be a non-empty artifact URI', { field: 'source' });
     }
-    validateNoControlCharacters(input.source, 'source', 'source');
-    validateOptionalLine(input.runLink, 'runLink');
-    validateOptionalString(input.description, 'description');
-    validateOptionalLine(input.userId, 'userId');
+    validateOptionalLine(input.source, 'source', 'sourceLength');
+    validateOptionalLine(input.runLink, 'runLink', 'runLinkLength');
+    validateOptionalString(input.description, 'description', 'descriptionLength');
+    validateOptionalLine(input.userId, 'userId', 'userIdLength');
     validateSignature(input.signature);
     const tags = validateTags(input.tags);
     let runId = input.runId;
@@ -457,8 +456,8 @@ export class SqlModelRegistry implements ModelRegistry {
     validateVersionNumber(input.version);
     if (typeof input.to !== 'string') throw new ValidationError('to must be a stage name', { field: 'stage' });
     const to = normalizeStage(input.to);
-    validateOptionalString(input.reason, 'reason');
-    validateOptionalLine(actor, 'actor');
+    validateOptionalString(input.reason, 'reason', 'reasonLength');
+    validateOptionalLine(actor, 'actor', 'userIdLength');
     const archiveExisting = input.archiveExisting ?? false;
     if (typeof archiveExisting !== 'boolean') {
       throw new ValidationError('archiveExisting must be a boolean', { field: 'archiveExisting' });
@@ -594,8 +593,8 @@ export class SqlModelRegistry implements ModelRegistry {
     if (typeof input.alias !== 'string') throw new ValidationError('alias must be a string', { field: 'alias' });
     validateAlias(input.alias);
     validateVersionNumber(input.version);
-    validateOptionalLine(actor, 'actor');
-    validateOptionalString(input.reason, 'reason');
+    validateOptionalLine(actor, 'actor', 'userIdLength');
+    validateOptionalString(input.reason, 'reason', 'reasonLength');
     await this.getVersion(input.name, input.version);
     const model = await requireModel(this.#db, input.name);
     const previous = await findAlias(this.#db, Number(model.model_id), input.alias);

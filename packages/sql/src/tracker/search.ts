@@ -8,7 +8,8 @@ import {
   malformedPageToken,
   type OrderTerm,
   parseFilter,
-  parseOrderTerm,
+  parseOrderBy,
+  quoteValue,
   syntaxError,
   ValidationError,
 } from '@mlplane/core';
@@ -187,7 +188,9 @@ function lifecycleStages(view: ViewType | undefined, field: string): readonly ('
     case 'ALL':
       return ['active', 'deleted'];
     default:
-      throw new ValidationError(`${field} must be ACTIVE_ONLY, DELETED_ONLY or ALL, got '${view}'`, { field });
+      throw new ValidationError(`${field} must be ACTIVE_ONLY, DELETED_ONLY or ALL, got ${quoteValue(view)}`, {
+        field,
+      });
   }
 }
 
@@ -345,7 +348,7 @@ export async function searchRunIds(
 ): Promise<{ ids: string[]; nextPageToken?: string }> {
   const ast = parseFilter(search.filter ?? '');
   const orderBy = search.orderBy ?? [];
-  const terms = orderBy.map((term) => parseOrderTerm(term));
+  const terms = parseOrderBy(orderBy);
   const stages = lifecycleStages(search.viewType, 'runViewType');
   const hash = queryHash(['runs', [...search.experimentIds].sort(), search.filter ?? '', orderBy, stages]);
   const cursor = readCursor(search.pageToken, hash);
@@ -487,7 +490,7 @@ export async function searchExperimentIds(
 ): Promise<{ ids: number[]; nextPageToken?: string }> {
   const ast = parseFilter(search.filter ?? '');
   const orderBy = search.orderBy ?? [];
-  const terms = orderBy.map((term) => parseOrderTerm(term));
+  const terms = parseOrderBy(orderBy);
   const stages = lifecycleStages(search.viewType, 'viewType');
   const hash = queryHash(['experiments', search.filter ?? '', orderBy, stages]);
   const offset = readOffset(search.pageToken, hash, 'filter, order and view');

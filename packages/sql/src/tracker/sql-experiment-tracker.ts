@@ -10,6 +10,7 @@ import type {
 } from '@mlplane/core';
 import {
   ARTIFACT_URI_PATTERN,
+  assertArguments,
   ConflictError,
   type CreateExperimentInput,
   type CreateRunInput,
@@ -20,6 +21,7 @@ import {
   type ExperimentTracker,
   type ExperimentTrackerCapabilities,
   encodePageToken,
+  experimentTrackerInputs,
   isTerminalRunStatus,
   joinArtifactPath,
   type LogBatchInput,
@@ -234,6 +236,12 @@ export class SqlExperimentTracker implements ExperimentTracker {
     const tags = validateExperimentTags(input.tags ?? {});
     if (input.artifactLocation !== undefined) {
       validateArtifactLocation(input.artifactLocation);
+      if (input.artifactLocation.length > TRACKER_LIMITS.artifactLocationLength) {
+        throw new ValidationError(
+          `artifactLocation has ${input.artifactLocation.length} chars; the artifactLocationLength limit is ${TRACKER_LIMITS.artifactLocationLength}`,
+          { field: 'artifactLocation' },
+        );
+      }
       // This tracker writes artifacts only through its ArtifactStore, so a location elsewhere could never be written.
       if (this.#keyOf(input.artifactLocation.replace(/\/+$/, '')) === undefined) {
         throw new ValidationError(
@@ -602,15 +610,20 @@ export class SqlExperimentTracker implements ExperimentTracker {
 
   // ---------------------------------------------------------------- params, metrics, tags
 
-  logMetric(runId: string, metric: MetricInput): Promise<void> {
+  // Single writes are one-item batches, checked first as themselves so that errors name `value`, not `params[0].value`.
+
+  async logMetric(runId: string, metric: MetricInput): Promise<void> {
+    assertArguments(experimentTrackerInputs, 'logMetric', [runId, metric]);
     return this.logBatch(runId, { metrics: [metric] });
   }
 
-  logParam(runId: string, param: Param): Promise<void> {
+  async logParam(runId: string, param: Param): Promise<void> {
+    assertArguments(experimentTrackerInputs, 'logParam', [runId, param]);
     return this.logBatch(runId, { params: [param] });
   }
 
-  setTag(runId: string, tag: RunTag): Promise<void> {
+  async setTag(runId: string, tag: RunTag): Promise<void> {
+    assertArguments(experimentTrackerInputs, 'setTag', [runId, tag]);
     return this.logBatch(runId, { tags: [tag] });
   }
 
@@ -765,6 +778,12 @@ export class SqlExperimentTracker implements ExperimentTracker {
   async searchRuns(options: SearchRunsOptions): Promise<Page<Run>> {
     if (!options || !Array.isArray(options.experimentIds) || options.experimentIds.length === 0) {
       throw new ValidationError('searchRuns needs at least one experiment id', { field: 'experimentIds' });
+    }
+    if (options.experimentIds.length > TRACKER_LIMITS.experimentIdsPerSearch) {
+      throw new ValidationError(
+        `experimentIds holds ${options.experimentIds.length} experiment ids; the experimentIdsPerSearch limit is ${TRACKER_LIMITS.experimentIdsPerSearch}: search fewer experiments at once`,
+        { field: 'experimentIds' },
+      );
     }
     const maxResults = resolveMaxResults(options.maxResults, SEARCH_RUNS_PAGE);
     const experimentIds = options.experimentIds.map((id) => parseExperimentId(id, 'experimentIds'));

@@ -1,3 +1,5 @@
+import { ValidationError } from '../../ports/errors.js';
+import { SEARCH_FILTER_LIMITS, type SearchFilterLimits } from '../../ports/search-filter.js';
 import { syntaxError, type Token, tokenize } from './tokenizer.js';
 
 export type Entity = 'metric' | 'param' | 'tag' | 'attribute' | 'dataset';
@@ -128,7 +130,7 @@ function parseComparator(cur: Cursor, after: string): Comparator {
   return cur.fail(token, `expected a comparator (${COMPARATOR_LIST}) after '${after}', found ${describe(token)}`);
 }
 
-function parseValue(cur: Cursor, comparator: Comparator): string | number | string[] {
+function parseValue(cur: Cursor, comparator: Comparator, limits: SearchFilterLimits): string | number | string[] {
   const token = cur.next();
   if (comparator === 'IN' || comparator === 'NOT IN') {
     if (token.kind !== 'lparen')
@@ -138,6 +140,12 @@ function parseValue(cur: Cursor, comparator: Comparator): string | number | stri
       const item = cur.next();
       if (item.kind !== 'string' && item.kind !== 'dquoted') {
         cur.fail(item, `expected a quoted string in the ${comparator} list, found ${describe(item)}`);
+      }
+      if (values.length === limits.filterInValues) {
+        cur.fail(
+          token,
+          `the ${comparator} list holds more than ${limits.filterInValues} values; the filterInValues limit is ${limits.filterInValues}`,
+        );
       }
       values.push(item.text);
       const sep = cur.next();
@@ -150,15 +158,38 @@ function parseValue(cur: Cursor, comparator: Comparator): string | number | stri
   return cur.fail(token, `expected a value (a quoted string or a number), found ${describe(token)}`);
 }
 
-/** Parses a filter into its AST; the empty filter (or only whitespace) has no clauses. */
-export function parseFilter(input: string, field = 'filter'): FilterAst {
+/**
+ * Parses a filter into its AST; the empty filter (or only whitespace) has no clauses. ValidationError (field
+ * `field`) for a malformed filter, or one beyond `limits` (filterLength, filterClauses, filterInValues).
+ */
+export function parseFilter(
+  input: string,
+  field = 'filter',
+  limits: SearchFilterLimits = SEARCH_FILTER_LIMITS,
+): FilterAst {
+  if (typeof input !== 'string') {
+    throw new ValidationError(`${field} must be a string`, { field });
+  }
+  if (input.length > limits.filterLength) {
+    throw new ValidationError(`${field} has ${input.length} chars; the filterLength limit is ${limits.filterLength}`, {
+      field,
+    });
+  }
   const cur = new Cursor(tokenize(input, field), input, field);
   const clauses: Comparison[] = [];
   if (cur.peek().kind === 'end') return { source: input, clauses };
   for (;;) {
     const { entity, key, position } = parseIdentifier(cur);
+    if (clauses.length === limits.filterClauses) {
+      throw syntaxError(
+        field,
+        input,
+        position,
+        `more than ${limits.filterClauses} clauses; the filterClauses limit is ${limits.filterClauses}`,
+      );
+    }
     const comparator = parseComparator(cur, input.slice(position, cur.peek().position).trim() || key);
-    const value = parseValue(cur, comparator);
+    const value = parseValue(cur, comparator, limits);
     clauses.push({ entity, key, comparator, value, position });
     const token = cur.next();
     if (token.kind === 'end') return { source: input, clauses };
@@ -167,8 +198,39 @@ export function parseFilter(input: string, field = 'filter'): FilterAst {
   }
 }
 
+/**
+ * Parses an orderBy list: ValidationError (field `field`) when it holds more than `orderByTerms` terms, a term is
+ * longer than `orderByTermLength`, or a term is malformed.
+ */
+export function parseOrderBy(
+  terms: readonly string[],
+  field = 'orderBy',
+  limits: SearchFilterLimits = SEARCH_FILTER_LIMITS,
+): OrderTerm[] {
+  if (!Array.isArray(terms) || terms.some((t) => typeof t !== 'string')) {
+    throw new ValidationError(`${field} must be an array of strings`, { field });
+  }
+  if (terms.length > limits.orderByTerms) {
+    throw new ValidationError(
+      `${field} holds ${terms.length} terms; the orderByTerms limit is ${limits.orderByTerms}`,
+      { field },
+    );
+  }
+  return terms.map((term) => parseOrderTerm(term, field, limits));
+}
+
 /** Parses one order-by term: `<entity>.<key> [ASC|DESC]` (default ASC). */
-export function parseOrderTerm(input: string, field = 'orderBy'): OrderTerm {
+export function parseOrderTerm(
+  input: string,
+  field = 'orderBy',
+  limits: SearchFilterLimits = SEARCH_FILTER_LIMITS,
+): OrderTerm {
+  if (input.length > limits.orderByTermLength) {
+    throw new ValidationError(
+      `an ${field} term has ${input.length} chars; the orderByTermLength limit is ${limits.orderByTermLength}`,
+      { field },
+    );
+  }
   const cur = new Cursor(tokenize(input, field), input, field);
   const { entity, key, position } = parseIdentifier(cur);
   let descending = false;

@@ -20,11 +20,25 @@ export interface Token {
   readonly position: number;
 }
 
-/** Raised for any malformed filter or order-by term; `field` tells the caller which option to fix. */
+/** Characters of the input an error shows on each side of the position, so a huge filter is never echoed whole. */
+const EXCERPT_RADIUS = 60;
+
+/**
+ * Raised for any malformed filter or order-by term; `field` tells the caller which option to fix. The message
+ * shows the input around `position` (all of it when short), marking cut ends with `...`.
+ */
 export function syntaxError(field: string, input: string, position: number, message: string): ValidationError {
-  return new ValidationError(`invalid ${field} at position ${position}: ${message} (in ${JSON.stringify(input)})`, {
+  return new ValidationError(`invalid ${field} at position ${position}: ${message} (in ${excerpt(input, position)})`, {
     field,
   });
+}
+
+/** The input around `position` as a JSON string, cut to EXCERPT_RADIUS characters on each side. */
+export function excerpt(input: string, position: number): string {
+  if (input.length <= 2 * EXCERPT_RADIUS) return JSON.stringify(input);
+  const start = Math.max(0, position - EXCERPT_RADIUS);
+  const end = Math.min(input.length, position + EXCERPT_RADIUS);
+  return `${start > 0 ? '...' : ''}${JSON.stringify(input.slice(start, end))}${end < input.length ? '...' : ''}`;
 }
 
 const WORD_START = /[\p{L}_]/u;

@@ -1,12 +1,10 @@
-import { ValidationError } from '../../ports/errors.js';
-import { validateTrackingKey } from '../../ports/experiment-tracker.js';
+import { quoteValue, ValidationError } from '../../ports/errors.js';
+import { RUN_ID_PATTERN, validateTrackingKey } from '../../ports/experiment-tracker.js';
 import { type ModelSignature, REGISTRY_LIMITS } from '../../ports/model-registry.js';
 import { normalizeName, validateNoControlCharacters, validateText } from './text.js';
 
-/** MLflow's registered_models.name column is VARCHAR(256). */
-export const MODEL_NAME_LENGTH = 256;
-/** Run ids as the tracker issues them (RunInfo.id). */
-const RUN_ID_PATTERN = /^[a-zA-Z0-9][\w-]{0,255}$/;
+/** MLflow's registered_models.name column is VARCHAR(256); the same as REGISTRY_LIMITS.modelNameLength. */
+export const MODEL_NAME_LENGTH = REGISTRY_LIMITS.modelNameLength;
 const RUNS_URI = /^runs:\/([^/]+)(\/.*)?$/;
 
 /**
@@ -61,27 +59,49 @@ export function validateTags(tags: unknown): [string, string][] {
     throw new ValidationError('tags must be an object of string values', { field: 'tags' });
   }
   const entries = Object.entries(tags as Record<string, unknown>);
+  if (entries.length > REGISTRY_LIMITS.tagsPerCreate) {
+    throw new ValidationError(
+      `tags holds ${entries.length} entries; the tagsPerCreate limit is ${REGISTRY_LIMITS.tagsPerCreate}: set the rest one by one`,
+      { field: 'tags' },
+    );
+  }
   for (const [key, value] of entries) validateTag(key, value, `tags.${key}`);
   return entries as [string, string][];
 }
 
-/** ValidationError unless `value` is absent or a string of free text (no control characters but tab, LF, CR). */
-export function validateOptionalString(value: unknown, field: string): asserts value is string | undefined {
+/**
+ * ValidationError unless `value` is absent or a string of free text (no control characters but tab, LF, CR); with
+ * `limit` (a REGISTRY_LIMITS entry), also when it is longer than that limit.
+ */
+export function validateOptionalString(
+  value: unknown,
+  field: string,
+  limit?: keyof typeof REGISTRY_LIMITS,
+): asserts value is string | undefined {
   if (value !== undefined && typeof value !== 'string') {
     throw new ValidationError(`${field} must be a string`, { field });
+  }
+  if (limit !== undefined && value !== undefined && value.length > REGISTRY_LIMITS[limit]) {
+    throw new ValidationError(`${field} has ${value.length} chars; the ${limit} limit is ${REGISTRY_LIMITS[limit]}`, {
+      field,
+    });
   }
   if (value !== undefined) validateText(value, field, field);
 }
 
-/** ValidationError unless `value` is absent or a string without any control character (URIs, user ids). */
-export function validateOptionalLine(value: unknown, field: string): asserts value is string | undefined {
-  validateOptionalString(value, field);
+/** As validateOptionalString, but without any control character (URIs, user ids). */
+export function validateOptionalLine(
+  value: unknown,
+  field: string,
+  limit?: keyof typeof REGISTRY_LIMITS,
+): asserts value is string | undefined {
+  validateOptionalString(value, field, limit);
   if (value !== undefined) validateNoControlCharacters(value, field, field);
 }
 
 export function validateRunId(runId: unknown, field = 'runId'): asserts runId is string {
   if (typeof runId !== 'string' || !RUN_ID_PATTERN.test(runId)) {
-    throw new ValidationError(`${field} '${String(runId)}' is not a run id`, { field });
+    throw new ValidationError(`${field} ${quoteValue(runId)} is not a run id`, { field });
   }
 }
 
@@ -123,6 +143,10 @@ export function validateSignature(signature: unknown): asserts signature is Mode
     });
     if (kinds.size > 1) fail(`${side} mixes columns and tensors; use one kind per side`);
   }
+  const length = JSON.stringify(signature).length;
+  if (length > REGISTRY_LIMITS.signatureLength) {
+    fail(`takes ${length} chars as JSON; the signatureLength limit is ${REGISTRY_LIMITS.signatureLength}`);
+  }
   if (s.params !== undefined) {
     if (!Array.isArray(s.params)) fail('params must be an array');
     (s.params as unknown[]).forEach((p, i) => {
@@ -134,10 +158,16 @@ export function validateSignature(signature: unknown): asserts signature is Mode
   }
 }
 
-/** ValidationError unless `description` is a string free of control characters other than tabs and line breaks. */
+/** ValidationError unless `description` is a string within `descriptionLength`, free of control characters but tabs and line breaks. */
 export function validateDescription(description: unknown, field = 'description'): asserts description is string {
   if (typeof description !== 'string') {
     throw new ValidationError(`${field} must be a string`, { field });
+  }
+  if (description.length > REGISTRY_LIMITS.descriptionLength) {
+    throw new ValidationError(
+      `${field} has ${description.length} chars; the descriptionLength limit is ${REGISTRY_LIMITS.descriptionLength}`,
+      { field },
+    );
   }
   validateText(description, field, field);
 }

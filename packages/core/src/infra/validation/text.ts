@@ -91,14 +91,24 @@ export function validateNoControlCharacters(value: string, field: string, what: 
   refuse(value, field, what, { bidi: false, textWhitespace: false });
 }
 
+/**
+ * What `value` holds that its kind refuses, as a predicate (`contains a control character (U+0000 at index 3); remove
+ * it`); undefined when nothing is refused. `text`: free text (validateText); `line`: no control character at all
+ * (validateNoControlCharacters); `name`: as normalizeName, bidi controls refused too. Port schemas use it.
+ */
+export function textProblem(value: string, kind: 'text' | 'line' | 'name'): string | undefined {
+  const found = firstRefused(value, { bidi: kind === 'name', textWhitespace: kind === 'text' });
+  if (!found) return undefined;
+  const at = `U+${found.codePoint.toString(16).toUpperCase().padStart(4, '0')} at index ${found.index}`;
+  return `contains ${found.kind} (${at}); remove it`;
+}
+
 function refuse(
   value: string,
   field: string,
   what: string,
   rules: { readonly bidi: boolean; readonly textWhitespace: boolean },
 ): void {
-  const found = firstRefused(value, rules);
-  if (!found) return;
-  const at = `U+${found.codePoint.toString(16).toUpperCase().padStart(4, '0')} at index ${found.index}`;
-  throw new ValidationError(`${what} contains ${found.kind} (${at}); remove it`, { field });
+  const problem = textProblem(value, rules.bidi ? 'name' : rules.textWhitespace ? 'text' : 'line');
+  if (problem) throw new ValidationError(`${what} ${problem}`, { field });
 }

@@ -11,12 +11,14 @@ import {
   type ArtifactInfo,
   type ArtifactStore,
   type ArtifactSummary,
+  artifactStoreInputs,
   ConflictError,
   type ListArtifactsOptions,
   NotFoundError,
   type PresignedRequest,
   ValidationError,
 } from '../../ports/artifact-store.js';
+import { validatePortInputs } from '../../ports/port-inputs.js';
 import { delay, hashStream, readAll, rejects, sha256Hex, uniqueTag } from './support.js';
 
 export interface ArtifactStoreFixture {
@@ -847,6 +849,60 @@ export function artifactStoreConformance(name: string, factory: () => Promise<Ar
         for (const range of [{ start: 10 }, { start: 5, end: 4 }, { start: -1, end: 3 }]) {
           await expect(store.get(key('ranged'), { range })).rejects.toBeInstanceOf(ValidationError);
         }
+      });
+    });
+
+    describe('inputs at the port boundary (validatePortInputs, as the kernel wraps every provider)', () => {
+      it('refuses what every store refuses, with the same field and words, before the store sees it', async () => {
+        const boundary = validatePortInputs(store, artifactStoreInputs);
+        const cases: [() => Promise<unknown>, string, string][] = [
+          [
+            () => boundary.put(key('meta'), 'x', { metadata: { note: 'n'.repeat(ARTIFACT_METADATA_MAX_BYTES) } }),
+            'metadata',
+            `the limit is ${ARTIFACT_METADATA_MAX_BYTES}`,
+          ],
+          [
+            () => boundary.put(key('meta'), 'x', { contentType: `text/${'x'.repeat(300)}` }),
+            'contentType',
+            'media type',
+          ],
+          [
+            () => boundary.put(key('meta'), { not: 'a body' } as never),
+            'body',
+            'must be a Readable, an async iterable of Uint8Array, a Uint8Array or a string',
+          ],
+          [() => boundary.put('a//b', 'x'), 'key', "must not contain empty, '.' or '..' segments"],
+          [() => boundary.copy(key('meta'), '/abs'), 'to', "must not start with '/'"],
+          [() => boundary.get(key('meta'), { range: { start: 4, end: 2 } }), 'range', 'inclusive end >= start'],
+          [
+            () => boundary.list({ prefix: ns, maxResults: ARTIFACT_LIST_PAGE.max + 1 }),
+            'maxResults',
+            `from 1 to ${ARTIFACT_LIST_PAGE.max}`,
+          ],
+          [() => boundary.deleteMany([key('a'), 42 as never]), 'key', 'must be a string'],
+        ];
+        if (caps.presignedUrls) {
+          cases.push([
+            () => boundary.presign!(key('meta'), { method: 'GET', expiresInSeconds: ARTIFACT_PRESIGN_MAX_SECONDS + 1 }),
+            'expiresInSeconds',
+            `from 1 to ${ARTIFACT_PRESIGN_MAX_SECONDS}`,
+          ]);
+        }
+        for (const [call, field, message] of cases) {
+          const err = await call().catch((e: unknown) => e);
+          expect(err, field).toBeInstanceOf(ValidationError);
+          expect((err as ValidationError).field, message).toBe(field);
+          expect((err as Error).message).toContain(message);
+          expect((err as Error).message.length).toBeLessThan(400);
+        }
+        expect(await store.exists(key('meta'))).toBe(false);
+      });
+
+      it('passes valid calls through: metadata of exactly ARTIFACT_METADATA_MAX_BYTES is stored', async () => {
+        const metadata = { note: 'n'.repeat(ARTIFACT_METADATA_MAX_BYTES - 4) };
+        const info = await validatePortInputs(store, artifactStoreInputs).put(key('full-meta'), 'x', { metadata });
+        expect(info.metadata).toEqual(metadata);
+        expect((await store.head(key('full-meta'))).metadata).toEqual(metadata);
       });
     });
 

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   AUDIT_GENESIS_HASH,
+  AUDIT_LIMITS,
   AUDIT_LIST_PAGE,
   type AuditEntry,
   AuditIntegrityError,
@@ -8,10 +9,12 @@ import {
   type AuditQuery,
   type AuditRecord,
   auditEntryHash,
+  auditLogInputs,
   type JsonValue,
 } from '../../ports/audit-log.js';
 import { ValidationError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
+import { validatePortInputs } from '../../ports/port-inputs.js';
 import { rejects } from './support.js';
 
 /** Raw changes to stored entries that bypass the port, as someone with write access to the storage could make. */
@@ -215,6 +218,31 @@ export function auditLogConformance(name: string, factory: () => Promise<AuditLo
         expect(Math.max(...entries.map((e) => e.seq))).toBe(40);
         expect(await log.verify()).toEqual({ ok: true, checkedEntries: 40 });
         expect(await other.head()).toEqual(await log.head());
+      });
+    });
+
+    // ------------------------------------------------------------------ port boundary
+    describe('inputs at the port boundary (validatePortInputs, as the kernel wraps every provider)', () => {
+      it('refuses details beyond AUDIT_LIMITS.detailsBytes and fields beyond fieldLength, appending nothing', async () => {
+        const boundary = validatePortInputs(log, auditLogInputs);
+        const big = await rejects(
+          boundary.append(record({ details: { blob: 'x'.repeat(AUDIT_LIMITS.detailsBytes) } })),
+          ValidationError,
+          'detailsBytes',
+        );
+        expect(big.field).toBe('details');
+        const long = await rejects(
+          boundary.append(record({ resource: 'r'.repeat(AUDIT_LIMITS.fieldLength + 1) })),
+          ValidationError,
+          'fieldLength',
+        );
+        expect(long.field).toBe('resource');
+        await rejects(boundary.append(null as never), ValidationError, 'must be an audit record');
+        await rejects(boundary.list({ actor: 42 as never }), ValidationError, 'actor must be a non-empty string');
+        expect(await log.head()).toBeUndefined();
+        // Details just under the limit are kept whole.
+        const fits = 'x'.repeat(AUDIT_LIMITS.detailsBytes - 20);
+        expect((await boundary.append(record({ details: { blob: fits } }))).details).toEqual({ blob: fits });
       });
     });
 

@@ -2,7 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AuditLog } from '../../ports/audit-log.js';
 import {
   ALL_PROJECTS,
+  AUTHORIZER_LIMITS,
   type Authorizer,
+  authorizerInputs,
   BUILT_IN_ROLES,
   type Permission,
   type Principal,
@@ -11,6 +13,7 @@ import {
 } from '../../ports/authorizer.js';
 import { ConflictError, NotFoundError, PermissionDeniedError, ValidationError } from '../../ports/errors.js';
 import type { DomainEvent } from '../../ports/event-bus.js';
+import { validatePortInputs } from '../../ports/port-inputs.js';
 import { delay, rejects, uniqueTag } from './support.js';
 
 export interface AuthorizerFixture {
@@ -198,6 +201,52 @@ export function authorizerConformance(name: string, factory: () => Promise<Autho
           outcome: 'denied',
         });
         expect(String(entries[0]!.details.reason)).toContain('roles there: viewer');
+      });
+    });
+
+    // ------------------------------------------------------------------ port boundary
+    describe('inputs at the port boundary (validatePortInputs, as the kernel wraps every provider)', () => {
+      it('refuses mistyped principals, permissions and resources, and lists beyond AUTHORIZER_LIMITS', async () => {
+        const boundary = validatePortInputs(authz, authorizerInputs);
+        const p = project();
+        const someone = await authz.getPrincipal(id('eve'));
+        const cases: [() => Promise<unknown>, string, string][] = [
+          [() => boundary.authorize(null as never, 'model.read', model(p)), 'principal', 'must be a principal'],
+          [() => boundary.authorize(someone, 7 as never, model(p)), 'permission', 'is not a permission'],
+          [
+            () => boundary.authorize(someone, 'model.read', { project: p, kind: 'model', id: 3 as never }),
+            'resource.id',
+            'must be a string',
+          ],
+          [() => boundary.grant(id('eve'), p, null as never), 'role', 'must be a non-empty string'],
+          [
+            () =>
+              boundary.defineRole({
+                name: id('many'),
+                permissions: Array.from({ length: AUTHORIZER_LIMITS.permissionsPerRole + 1 }, () => 'model.read'),
+              }),
+            'permissions',
+            'permissionsPerRole',
+          ],
+          [
+            () =>
+              boundary.createToken({
+                principal: someone,
+                name: 'ci',
+                projects: Array.from({ length: AUTHORIZER_LIMITS.projectsPerToken + 1 }, (_, i) => `${p}-${i}`),
+                roles: ['viewer'],
+                expiresAt: new Date(Date.now() + 60_000),
+              }),
+            'projects',
+            'projectsPerToken',
+          ],
+        ];
+        for (const [call, field, message] of cases) {
+          const err = await rejects(call(), ValidationError, message);
+          expect(err.field).toBe(field);
+        }
+        expect((await authz.listRoles()).map((r) => r.name)).not.toContain(id('many'));
+        expect(await authz.listTokens({ ownerId: someone.id })).toEqual([]);
       });
     });
 

@@ -5,6 +5,7 @@ import {
   ARTIFACT_URI_PATTERN,
   type DatasetInput,
   type ExperimentTracker,
+  experimentTrackerInputs,
   type LogBatchInput,
   type Metric,
   type MetricInput,
@@ -13,6 +14,8 @@ import {
   type SearchRunsOptions,
   TRACKER_LIMITS,
 } from '../../ports/experiment-tracker.js';
+import { validatePortInputs } from '../../ports/port-inputs.js';
+import { SEARCH_FILTER_LIMITS } from '../../ports/search-filter.js';
 import { itWhen, readAll, rejects, sha256Hex, uniqueTag } from './support.js';
 
 export interface ExperimentTrackerFixture {
@@ -239,13 +242,20 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
         await tracker.setExperimentTag(id, 'note', 'first\nsecond');
         for (const bad of ['\u0000', '\u0007', '\u001b[2J', '\u009b', '\udfff']) {
           const tag = await rejects(tracker.setTag(run.info.id, { key: 'k', value: `v${bad}` }), ValidationError, /./);
-          expect(tag.field).toBe('tags[0].value');
+          // A single write names its own field (`value`), as the port boundary does; batches say `tags[0].value`.
+          expect(tag.field).toBe('value');
           const param = await rejects(
             tracker.logParam(run.info.id, { key: 'p', value: `v${bad}` }),
             ValidationError,
             /./,
           );
-          expect(param.field).toBe('params[0].value');
+          expect(param.field).toBe('value');
+          const batch = await rejects(
+            tracker.logBatch(run.info.id, { tags: [{ key: 'k', value: `v${bad}` }] }),
+            ValidationError,
+            /./,
+          );
+          expect(batch.field).toBe('tags[0].value');
           await rejects(tracker.setExperimentTag(id, 'k', `v${bad}`), ValidationError, /control character|surrogate/);
         }
         // Keys are refused unless NFC, so two keys never look the same.
@@ -455,7 +465,7 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
 
       it('refuses one batch holding a param twice with different values', async () => {
         const run = await newRun();
-        await rejects(
+        const err = await rejects(
           tracker.logBatch(run.info.id, {
             params: [
               { key: 'a', value: '1' },
@@ -463,8 +473,9 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
             ],
           }),
           ValidationError,
-          "param 'a' appears twice",
+          "param 'a' a second time with a different value",
         );
+        expect(err.field).toBe('params[1].key');
       });
 
       it('sets tags with last write wins and deletes them', async () => {
@@ -763,6 +774,80 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
           'runTagValueLength',
         );
         await rejects(tracker.deleteTag(run.info.id, '../x'), ValidationError, 'not a valid key');
+      });
+    });
+
+    // ------------------------------------------------------------------ port boundary
+    describe('inputs at the port boundary (validatePortInputs, as the kernel wraps every provider)', () => {
+      const boundary = () => validatePortInputs(tracker, experimentTrackerInputs);
+
+      const badBatches: [string, unknown, string][] = [
+        ['a null metric', { metrics: [null] }, 'metrics[0]'],
+        ['a null key', { metrics: [{ key: null, value: 1 }] }, 'metrics[0].key'],
+        ['a null param value', { params: [{ key: 'p', value: null }] }, 'params[0].value'],
+        ['an object param value', { params: [{ key: 'p', value: { lr: 1 } }] }, 'params[0].value'],
+        ['a numeric param value', { params: [{ key: 'p', value: 0.1 }] }, 'params[0].value'],
+        ['an undefined tag value', { tags: [{ key: 't', value: undefined }] }, 'tags[0].value'],
+        ['a numeric tag value', { tags: [{ key: 't', value: 3 }] }, 'tags[0].value'],
+      ];
+      for (const [label, batch, field] of badBatches) {
+        it(`refuses a logBatch with ${label} (ValidationError on ${field}), writing nothing`, async () => {
+          const run = await newRun();
+          const err = await rejects(boundary().logBatch(run.info.id, batch as LogBatchInput), ValidationError, field);
+          expect(err.field).toBe(field);
+          expect(err.message).toMatch(/must be a (string|metric)/);
+          expect((await tracker.getRun(run.info.id)).data).toEqual({ metrics: {}, params: {}, tags: {} });
+        });
+      }
+
+      it('refuses searches beyond SEARCH_FILTER_LIMITS and experimentIdsPerSearch, naming the limit', async () => {
+        const exp = await newExperiment();
+        const clauses = Array.from({ length: SEARCH_FILTER_LIMITS.filterClauses + 1 }, (_, i) => `metrics.m${i} > 0`);
+        const tooMany = await rejects(
+          boundary().searchRuns({ experimentIds: [exp], filter: clauses.join(' and ') }),
+          ValidationError,
+          'filterClauses',
+        );
+        expect(tooMany.field).toBe('filter');
+        const values = Array.from({ length: SEARCH_FILTER_LIMITS.filterInValues + 1 }, (_, i) => `'r${i}'`);
+        await rejects(
+          boundary().searchRuns({ experimentIds: [exp], filter: `attributes.run_id IN (${values.join(',')})` }),
+          ValidationError,
+          'filterInValues',
+        );
+        const terms = Array.from({ length: SEARCH_FILTER_LIMITS.orderByTerms + 1 }, (_, i) => `metrics.m${i}`);
+        const order = await rejects(
+          boundary().searchRuns({ experimentIds: [exp], orderBy: terms }),
+          ValidationError,
+          'orderByTerms',
+        );
+        expect(order.field).toBe('orderBy');
+        const ids = Array.from({ length: TRACKER_LIMITS.experimentIdsPerSearch + 1 }, () => exp);
+        const many = await rejects(
+          boundary().searchRuns({ experimentIds: ids }),
+          ValidationError,
+          'experimentIdsPerSearch',
+        );
+        expect(many.field).toBe('experimentIds');
+        const long = `params.p = '${'x'.repeat(SEARCH_FILTER_LIMITS.filterLength)}'`;
+        const length = await rejects(boundary().searchExperiments({ filter: long }), ValidationError, 'filterLength');
+        expect(length.message.length).toBeLessThan(300);
+      });
+
+      it('passes valid calls through unchanged', async () => {
+        const wrapped = boundary();
+        const exp = (await wrapped.createExperiment({ name: uname('boundary') })).id;
+        const run = await wrapped.createRun({ experimentId: exp });
+        await wrapped.logBatch(run.info.id, {
+          metrics: [{ key: 'nan', value: Number.NaN }],
+          params: [{ key: 'p', value: '1' }],
+          tags: [{ key: 't', value: 'v' }],
+        });
+        const data = (await wrapped.getRun(run.info.id)).data;
+        expect(data.params).toEqual({ p: '1' });
+        expect(data.tags).toEqual({ t: 'v' });
+        expect(data.metrics.nan?.value).toBeNaN();
+        expect(wrapped.capabilities).toEqual(tracker.capabilities);
       });
     });
 

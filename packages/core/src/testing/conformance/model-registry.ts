@@ -9,12 +9,15 @@ import {
   type ModelRegistry,
   type ModelSignature,
   type ModelVersion,
+  modelRegistryInputs,
   modelRegistryPort,
   REGISTRY_LIMITS,
   SEARCH_MODELS_PAGE,
   type SearchVersionsOptions,
   TRANSITION_HISTORY_PAGE,
 } from '../../ports/model-registry.js';
+import { validatePortInputs } from '../../ports/port-inputs.js';
+import { SEARCH_FILTER_LIMITS } from '../../ports/search-filter.js';
 import { guarded } from '../guarded.js';
 import { itWhen, rejects, uniqueTag } from './support.js';
 
@@ -572,6 +575,51 @@ export function modelRegistryConformance(name: string, factory: () => Promise<Mo
         expect(some.map((v) => v.version)).toEqual([3, 1]);
         expect((await registry.getModel(model)).latestVersions.map((v) => v.version)).toEqual([5, 3, 1, 4]);
         await rejects(registry.getLatestVersions(model, ['Prod' as never]), ValidationError, "unknown stage 'Prod'");
+      });
+    });
+
+    // ------------------------------------------------------------------ port boundary
+    describe('inputs at the port boundary (validatePortInputs, as the kernel wraps every provider)', () => {
+      const boundary = () => validatePortInputs(registry, modelRegistryInputs);
+
+      it('refuses over-long descriptions, sources and run links and mistyped values, changing nothing', async () => {
+        const model = await newModel('bounded', 1);
+        const long = 'd'.repeat(REGISTRY_LIMITS.descriptionLength + 1);
+        const cases: [() => Promise<unknown>, string, string][] = [
+          [() => boundary().updateModel(model, { description: long }), 'description', 'descriptionLength'],
+          [() => boundary().updateVersion(model, 1, { description: long }), 'description', 'descriptionLength'],
+          [
+            () => boundary().createVersion({ name: model, source: `s3://${'x'.repeat(REGISTRY_LIMITS.sourceLength)}` }),
+            'source',
+            'sourceLength',
+          ],
+          [
+            () => boundary().createVersion({ name: model, source: 's3://x', runLink: 'x'.repeat(501) }),
+            'runLink',
+            'runLinkLength',
+          ],
+          [() => boundary().setModelTag(model, 'k', 42 as never), 'value', 'must be a string'],
+          [() => boundary().getVersion(model, '1' as never), 'version', 'positive integer'],
+          [() => boundary().createModel(null as never), 'input', 'must be an object'],
+        ];
+        for (const [call, field, message] of cases) {
+          const err = await rejects(call(), ValidationError, message);
+          expect(err.field).toBe(field);
+        }
+        expect((await registry.getModel(model)).description).toBe('');
+        expect((await registry.searchVersions({ filter: `name = '${model}'` })).items).toHaveLength(1);
+      });
+
+      it('refuses searches beyond SEARCH_FILTER_LIMITS', async () => {
+        const clauses = Array.from({ length: SEARCH_FILTER_LIMITS.filterClauses + 1 }, (_, i) => `tags.t${i} = 'x'`);
+        const err = await rejects(
+          boundary().searchModels({ filter: clauses.join(' and ') }),
+          ValidationError,
+          'filterClauses',
+        );
+        expect(err.field).toBe('filter');
+        const terms = Array.from({ length: SEARCH_FILTER_LIMITS.orderByTerms + 1 }, () => 'name');
+        await rejects(boundary().searchVersions({ orderBy: terms }), ValidationError, 'orderByTerms');
       });
     });
 

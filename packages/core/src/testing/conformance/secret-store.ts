@@ -1,5 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NotFoundError, SECRET_VALUE_MIN_LENGTH, type SecretStore, ValidationError } from '../../ports/secret-store.js';
+import { validatePortInputs } from '../../ports/port-inputs.js';
+import {
+  NotFoundError,
+  SECRET_VALUE_MAX_BYTES,
+  SECRET_VALUE_MIN_LENGTH,
+  type SecretStore,
+  secretStoreInputs,
+  ValidationError,
+} from '../../ports/secret-store.js';
 import { uniqueTag } from './support.js';
 
 export interface SecretStoreFixture {
@@ -45,6 +53,20 @@ export function secretStoreConformance(name: string, factory: () => Promise<Secr
       const err = await store.get(secret('missing')).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(NotFoundError);
       expect((err as Error).message).toContain(secret('missing'));
+    });
+
+    it('refuses at the port boundary a non-string name and a value beyond SECRET_VALUE_MAX_BYTES, never echoing it', async () => {
+      const boundary = validatePortInputs(store, secretStoreInputs);
+      const name = await boundary.get(42 as never).catch((e: unknown) => e);
+      expect(name).toBeInstanceOf(ValidationError);
+      expect((name as ValidationError).field).toBe('name');
+      if (!caps.writable) return;
+      const value = `s3cr3t-${'x'.repeat(SECRET_VALUE_MAX_BYTES)}`;
+      const err = await boundary.set!(secret('big'), value).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ValidationError);
+      expect((err as Error).message).toContain('SECRET_VALUE_MAX_BYTES');
+      expect((err as Error).message).not.toContain('s3cr3t');
+      expect(await ours()).toEqual([]);
     });
 
     it('rejects invalid names with ValidationError in every operation', async () => {
