@@ -28,6 +28,7 @@ import {
   type StageTransition,
   TRANSITION_HISTORY_PAGE,
   type TransitionStageInput,
+  unlessNotFound,
   ValidationError,
   validateAlias,
   validateDescription,
@@ -405,11 +406,8 @@ export class MlflowModelRegistry implements ModelRegistry {
       ...(v.runLink !== undefined ? { runLink: v.runLink } : {}),
     };
     if (v.runId === undefined || v.runLink !== undefined) return base;
-    const run = await this.#tracker.getRun(v.runId).catch((err: unknown) => {
-      // A run purged since registration leaves source-only lineage.
-      if (err instanceof NotFoundError) return undefined;
-      throw err;
-    });
+    // A run purged since registration leaves source-only lineage.
+    const run = await unlessNotFound(this.#tracker.getRun(v.runId));
     if (!run) return base;
     return { ...base, experimentId: run.info.experimentId, run, artifacts: await this.#artifactTree(run.info.id) };
   }

@@ -41,6 +41,7 @@ import {
   type SearchRunsOptions,
   TRACKER_LIMITS,
   type UpdateRunInput,
+  unlessNotFound,
   ValidationError,
   validateDatasetInputs,
   validateExperimentTags,
@@ -166,10 +167,7 @@ export class MlflowExperimentTracker implements ExperimentTracker {
     changes = { name: experimentName(changes?.name) };
     const current = await this.#experiment(experimentId);
     if (current.name === changes.name) return toExperiment(current);
-    const holder = await this.getExperimentByName(changes.name).catch((err: unknown) => {
-      if (err instanceof NotFoundError) return undefined;
-      throw err;
-    });
+    const holder = await unlessNotFound(this.getExperimentByName(changes.name));
     if (holder) throw experimentNameTaken(changes.name);
     try {
       await this.#client.call('POST', 'mlflow/experiments/update', {

@@ -1,8 +1,9 @@
 // Shared by authz.test.ts (SQLite) and authz.integration.test.ts (PostgreSQL): a flood of failed token checks.
-import type { AuditEntry, AuditLog } from '@mlplane/core';
+import type { AuditEntry, AuditLog, MetadataStore } from '@mlplane/core';
 import { PermissionDeniedError, TOKEN_SECRET_PREFIX } from '@mlplane/core';
 import { expect } from 'vitest';
-import type { SqlAuthorizer } from '../src/authz/sql-authorizer.js';
+import { SqlAuthorizer } from '../src/authz/sql-authorizer.js';
+import { auditSurroundings } from './audit-fixture.js';
 
 export const FLOOD_SIZE = 10_000;
 export const FLOOD_MAX_GROUPS = 50;
@@ -11,8 +12,25 @@ export const FLOOD_MAX_GROUPS = 50;
  * Sends FLOOD_SIZE bad secrets from 200 sources (malformed, unknown ids, a wrong secret for a real token, a revoked
  * token's secret; 50 at a time) to an authorizer opened with `failedChecks.maxGroups` FLOOD_MAX_GROUPS, then checks
  * that the audit log holds a bounded number of entries whose counts add up to the flood, reason by reason.
+ * Runs on `store` with an audit log and an authorizer of its own, and verifies the audit chain after the flood.
  */
-export async function floodFailedChecks(authz: SqlAuthorizer, audit: AuditLog): Promise<void> {
+export async function floodFailedChecksOn(store: MetadataStore): Promise<void> {
+  const surroundings = await auditSurroundings();
+  try {
+    const audit = await surroundings.open(store);
+    try {
+      const authz = await SqlAuthorizer.open({ store, audit, failedChecks: { maxGroups: FLOOD_MAX_GROUPS } });
+      await flood(authz, audit);
+      expect((await audit.verify()).ok).toBe(true);
+    } finally {
+      await audit.close();
+    }
+  } finally {
+    await surroundings.remove();
+  }
+}
+
+async function flood(authz: SqlAuthorizer, audit: AuditLog): Promise<void> {
   await authz.grant('flood-owner', 'flood', 'editor');
   const owner = await authz.getPrincipal('flood-owner');
   const input = { principal: owner, name: 't', projects: ['flood'], roles: ['viewer'] };

@@ -119,3 +119,13 @@ export function describeValue(value: unknown): string {
 export function isMlplaneError(err: unknown): err is MlplaneError {
   return err instanceof MlplaneError;
 }
+
+/** A lookup whose NotFoundError means "absent": resolves to undefined then, and passes every other error on. */
+export async function unlessNotFound<T>(lookup: Promise<T>): Promise<T | undefined> {
+  try {
+    return await lookup;
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}

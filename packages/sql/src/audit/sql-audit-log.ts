@@ -29,6 +29,7 @@ import {
   quoteValue,
   resolveMaxResults,
   SECRET_NAME_PATTERN,
+  unlessNotFound,
   ValidationError,
 } from '@mlplane/core';
 import type { Kysely, Transaction } from 'kysely';
@@ -1022,13 +1023,8 @@ async function resolveKeys(store: MetadataStore, secrets: SecretStore, name: str
   });
 }
 
-async function readSecret(secrets: SecretStore, name: string): Promise<string | undefined> {
-  try {
-    return await secrets.get(name);
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
+function readSecret(secrets: SecretStore, name: string): Promise<string | undefined> {
+  return unlessNotFound(secrets.get(name));
 }
 
 function keysOf(secret: string, name: string): AuditKeys {

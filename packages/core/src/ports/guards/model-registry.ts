@@ -2,7 +2,7 @@ import { AsyncParallelHook } from 'tapable';
 import { callVetoHook, vetoHook } from '../../kernel/hooks.js';
 import { afterChange, type GuardContext, intercept } from '../../kernel/port.js';
 import { currentActor } from '../actor-context.js';
-import { NotFoundError } from '../errors.js';
+import { unlessNotFound } from '../errors.js';
 import { type ModelRegistry, type ModelVersion, normalizeStage, validateAlias } from '../model-registry.js';
 
 /** A move of a model version: to a stage (`Production`) or an alias (`champion`). */
@@ -30,12 +30,7 @@ export function createModelRegistryHooks() {
 export type ModelRegistryHooks = ReturnType<typeof createModelRegistryHooks>;
 
 async function aliasTarget(registry: ModelRegistry, name: string, alias: string): Promise<number | undefined> {
-  try {
-    return (await registry.getVersionByAlias(name, alias)).version;
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
+  return (await unlessNotFound(registry.getVersionByAlias(name, alias)))?.version;
 }
 
 /**

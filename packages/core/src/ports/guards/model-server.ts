@@ -2,9 +2,8 @@ import { AsyncParallelHook } from 'tapable';
 import { callVetoHook, vetoHook } from '../../kernel/hooks.js';
 import { afterChange, type GuardContext, intercept } from '../../kernel/port.js';
 import { currentActor } from '../actor-context.js';
-import { NotFoundError } from '../errors.js';
+import { unlessNotFound } from '../errors.js';
 import {
-  type Deployment,
   type ModelServer,
   planRollout,
   type Rollout,
@@ -27,15 +26,6 @@ export function createModelServerHooks() {
 }
 export type ModelServerHooks = ReturnType<typeof createModelServerHooks>;
 
-async function current(server: ModelServer, name: string): Promise<Deployment | undefined> {
-  try {
-    return await server.get(name);
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
-}
-
 /**
  * Gates every rollout with `deployment.beforeRollout`, judging the plan made from the deployment as it is, then hands
  * the provider the generation the policies judged (`expectedGeneration`), so a rollout that landed in between is not
@@ -46,7 +36,7 @@ export function guardModelServer(server: ModelServer, context: GuardContext<Mode
   const rollout = async (request: RolloutRequest, apply: (options: RolloutOptions) => Promise<RolloutResult>) => {
     const name = request.kind === 'deploy' ? request.spec?.name : request.name;
     const actor = request.actor ?? currentActor()?.actor;
-    const plan = planRollout(await current(server, name), { ...request, actor }, server.capabilities);
+    const plan = planRollout(await unlessNotFound(server.get(name)), { ...request, actor }, server.capabilities);
     await callVetoHook(hooks.beforeRollout, `${request.kind} of deployment '${name}'`, plan);
     const result = await apply({
       ...(actor !== undefined ? { actor } : {}),
