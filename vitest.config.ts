@@ -15,6 +15,7 @@ const packages = [
   'plugin-feast',
   'plugin-torchserve',
   'plugin-k8s',
+  'server',
 ];
 
 const project = (name: string, root: string) => ({
