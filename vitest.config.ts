@@ -16,6 +16,8 @@ const packages = [
   'plugin-torchserve',
   'plugin-k8s',
   'server',
+  'client',
+  'cli',
 ];
 
 const project = (name: string, root: string) => ({

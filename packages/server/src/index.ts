@@ -1,7 +1,7 @@
 /**
  * @mlplane/server: the platform's HTTP API as a Node request listener. `createApi(v1Routes, { platform })` serves
  * /api/v1 (OpenAPI at /api/v1/openapi.json, docs at /api/v1/docs), /health and /ready; mount `api.listener` in
- * `http.createServer`, Express or fastify.
+ * `http.createServer`, Express or fastify, or serve it on its own port with `serve(api, { port })`.
  */
 export type {
   ApiEnv,
@@ -24,3 +24,5 @@ export type { HttpMethod, RouteContext, RouteDefinition, RouteScope, StreamedRes
 export { defineRoute } from './http/route.js';
 export type { ApiServices } from './http/services.js';
 export { v1Routes } from './routes/index.js';
+export type { ServedApi, ServeOptions } from './serve.js';
+export { serve } from './serve.js';

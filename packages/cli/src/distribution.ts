@@ -7,7 +7,7 @@ import { redisCachePlugin, redisStreamsPlugin } from '@mlplane/plugin-redis';
 
 /**
  * The production plugins the reference distribution knows, by config section: a section in the config installs its
- * plugin (see mlplane.yaml.example). Without any, every port runs on its embedded default.
+ * plugin (see mlplane.yaml.example and docs/deployment.md). Without any, every port runs on its embedded default.
  */
 export const PRODUCTION_PLUGINS: Readonly<Record<string, () => Plugin<any>>> = Object.freeze({
   postgres: () => postgresPlugin(),
