@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient, type MlplaneClient } from '@mlplane/client';
 import { PROJECT_PATTERN } from '@mlplane/core';
+import { ADMIN_TOKEN_FILE } from './files.js';
 import { CliError, EXIT } from './output.js';
-import { ADMIN_TOKEN_FILE } from './up.js';
 
 /** The options every client command takes (or reads from MLPLANE_URL, MLPLANE_TOKEN, MLPLANE_PROJECT). */
 export interface ConnectionOptions {

@@ -6,7 +6,8 @@
 export type { ConfigCheck } from './config-check.js';
 export { checkConfig, distributionSchemas } from './config-check.js';
 export { createReferencePlatform, PRODUCTION_PLUGINS, productionPlugins } from './distribution.js';
+export { ADMIN_TOKEN_FILE } from './files.js';
 export { CliError, EXIT } from './output.js';
 export { buildProgram, main } from './program.js';
 export type { RunningDistribution, UpOptions } from './up.js';
-export { ADMIN_PRINCIPAL, ADMIN_TOKEN_FILE, ensureAdminToken, startDistribution } from './up.js';
+export { ADMIN_PRINCIPAL, ensureAdminToken, startDistribution } from './up.js';

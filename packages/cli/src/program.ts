@@ -2,9 +2,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { clientAction } from './commands/shared.js';
 import { tokenCommands } from './commands/tokens.js';
 import { trackingCommands } from './commands/tracking.js';
-import { checkConfig } from './config-check.js';
 import { CliError, describeFailure, EXIT, processOutput } from './output.js';
-import { type RunningDistribution, startDistribution } from './up.js';
+import type { RunningDistribution } from './up.js';
 
 function port(value: string): number {
   const n = Number(value);
@@ -48,6 +47,8 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
     .argument('<file>')
     .action(async (file: string, _opts: unknown, command: Command) => {
       const out = processOutput(command.optsWithGlobals().json === true);
+      // Loaded on demand: client commands need none of the platform's packages, and start faster without them.
+      const { checkConfig } = await import('./config-check.js');
       const result = await checkConfig(file, env);
       if (out.json) out.out(JSON.stringify({ ...result, ok: result.problems.length === 0 }, null, 2));
       if (result.problems.length > 0) {
@@ -72,6 +73,7 @@ async function runUp(
   opts: { dataDir?: string; port: number; host: string; config?: string; publicUrl?: string },
   env: NodeJS.ProcessEnv,
 ): Promise<void> {
+  const { startDistribution } = await import('./up.js');
   const running: RunningDistribution = await startDistribution({
     port: opts.port,
     host: opts.host,

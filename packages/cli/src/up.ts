@@ -14,6 +14,7 @@ import {
 } from '@mlplane/core';
 import { API_V1, createApi, type MlplaneApi, type ServedApi, serve, v1Routes } from '@mlplane/server';
 import { createReferencePlatform } from './distribution.js';
+import { ADMIN_TOKEN_FILE } from './files.js';
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -37,8 +38,6 @@ export interface UpOptions {
   readonly publicUrl?: string;
 }
 
-/** The name of the admin token's file in the data dir. */
-export const ADMIN_TOKEN_FILE = 'admin-token';
 /** The principal `up` creates on a first start, holding `admin` in every project. */
 export const ADMIN_PRINCIPAL = 'admin';
 const ADMIN_TOKEN_DAYS = 365;
