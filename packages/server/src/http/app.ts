@@ -9,7 +9,7 @@ import { type AuthenticateRequest, actorOf, authenticate, authorizeRoute } from 
 import { queryObject, readJsonBody } from './body.js';
 import { errorResponse, HttpError } from './errors.js';
 import { buildOpenApi, type OpenApiDocument, swaggerUiAsset, swaggerUiHtml } from './openapi.js';
-import type { RouteDefinition, StreamedResult } from './route.js';
+import { honoPath, type RouteDefinition, type StreamedResult } from './route.js';
 import { type ApiServices, resolveServices } from './services.js';
 
 /** Where the v1 API lives below the mount point. */
@@ -114,7 +114,13 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
     services,
     limits,
     authenticate: async (c) => {
-      const principal = await authenticate(c.req.raw, services.authorizer, clientAddress(c), options.authenticate);
+      const principal = await authenticate(
+        c.req.raw,
+        services.authorizer,
+        clientAddress(c),
+        options.authenticate,
+        incomingOf(c),
+      );
       c.set('principal', principal);
       return principal;
     },
@@ -195,7 +201,7 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
 
   for (const route of routes) {
     const template = `${API_V1}${route.path}`;
-    app.on(route.method, template.replace(/\{(\w+)\}/g, ':$1'), async (c) => {
+    app.on(route.method, honoPath(template), async (c) => {
       c.set('route', template);
       const principal = await internals.authenticate(c);
       await internals.rateLimit(principal);
@@ -255,7 +261,10 @@ function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, part: 'path'
   throw new HttpError(400, 'VALIDATION', `invalid ${part}`);
 }
 
+function incomingOf(c: Context<ApiEnv>): IncomingMessage | undefined {
+  return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+}
+
 function clientAddress(c: Context<ApiEnv>): string | undefined {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  return incoming?.socket?.remoteAddress ?? undefined;
+  return incomingOf(c)?.socket?.remoteAddress ?? undefined;
 }

@@ -15,7 +15,7 @@ import { signWebhook, UnavailableError, ValidationError, WEBHOOK_HEADERS } from 
 import type { Kysely } from 'kysely';
 import pRetry from 'p-retry';
 import type { WebhooksDatabase } from './schema.js';
-import type { WebhookSubscription, WebhookSubscriptions } from './webhook-subscriptions.js';
+import { readDeliveries, type WebhookSubscription, type WebhookSubscriptions } from './webhook-subscriptions.js';
 
 export interface WebhookDispatcherOptions {
   readonly store: MetadataStore;
@@ -202,28 +202,11 @@ export class WebhookDispatcher {
   }
 
   /** The delivery log of a subscription, newest first (optionally of one event). */
-  async deliveries(
+  deliveries(
     subscriptionId: string,
     options: { readonly eventId?: string; readonly limit?: number } = {},
   ): Promise<readonly WebhookDelivery[]> {
-    let query = this.#db
-      .selectFrom('webhook_deliveries')
-      .selectAll()
-      .where('subscription_id', '=', subscriptionId)
-      .orderBy('id', 'desc')
-      .limit(options.limit ?? 100);
-    if (options.eventId !== undefined) query = query.where('event_id', '=', options.eventId);
-    return (await query.execute()).map((r) => ({
-      subscriptionId: r.subscription_id,
-      eventId: r.event_id,
-      eventType: r.event_type,
-      attempt: Number(r.attempt),
-      outcome: r.outcome as WebhookDelivery['outcome'],
-      ...(r.status_code !== null ? { statusCode: Number(r.status_code) } : {}),
-      ...(r.error !== null ? { error: r.error } : {}),
-      durationMs: Number(r.duration_ms),
-      at: new Date(Number(r.delivered_at)),
-    }));
+    return readDeliveries(this.#db, subscriptionId, options);
   }
 
   /**
