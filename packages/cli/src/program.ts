@@ -1,4 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { artifactCommands } from './commands/artifacts.js';
+import { auditCommands } from './commands/audit.js';
+import { modelCommands } from './commands/models.js';
 import { clientAction } from './commands/shared.js';
 import { tokenCommands } from './commands/tokens.js';
 import { trackingCommands } from './commands/tracking.js';
@@ -61,7 +64,10 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
 
   const action = clientAction(env);
   trackingCommands(program, action);
+  modelCommands(program, action);
+  artifactCommands(program, action);
   tokenCommands(program, action);
+  auditCommands(program, action);
   return program;
 }
 

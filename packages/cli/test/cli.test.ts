@@ -1,6 +1,7 @@
 // `mlplane up` in a child process on a temp data dir and a free port, and the CLI's commands against it, each a
 // process of its own, over real HTTP.
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient, ok } from '@mlplane/client';
@@ -125,6 +126,114 @@ describe('mlplane client commands', { timeout: 60_000 }, () => {
     expect(table.stdout).toMatch(/│ metrics\.auc\s+│ 0\.81\s+│ 0\.93\s+│/);
   });
 
+  it('uploads and downloads artifacts of a few MiB, byte for byte, files and directories', async () => {
+    const client = createClient({ url: up.url, token: adminToken });
+    const experiment = await ok(
+      client.POST('/api/v1/projects/{project}/experiments', {
+        params: { path: { project: 'default' } },
+        body: { name: 'artifacts' },
+      }),
+    );
+    const run = await ok(
+      client.POST('/api/v1/projects/{project}/runs', {
+        params: { path: { project: 'default' } },
+        body: { experimentId: experiment.id },
+      }),
+    );
+    const runId = run.info.id;
+    const weights = randomBytes(5 * 1024 * 1024 + 123);
+    await writeFile(join(dir, 'weights.bin'), weights);
+    const uploaded = await cli(['artifacts', 'upload', runId, 'weights.bin', '--path', 'model/weights.bin', '--json']);
+    expect(uploaded.code, uploaded.stderr).toBe(0);
+    expect(JSON.parse(uploaded.stdout)).toMatchObject({
+      path: 'model/weights.bin',
+      size: weights.length,
+      sha256: createHash('sha256').update(weights).digest('hex'),
+    });
+
+    await mkdir(join(dir, 'eval', 'plots'), { recursive: true });
+    await writeFile(join(dir, 'eval', 'report.txt'), 'auc 0.93\n');
+    await writeFile(join(dir, 'eval', 'plots', 'roc.svg'), '<svg/>');
+    const tree = await cli(['artifacts', 'upload', runId, 'eval']);
+    expect(tree.code, tree.stderr).toBe(0);
+    expect(tree.stdout).toMatch(/│ eval\/plots\/roc\.svg\s+│ 6\s+│/);
+    expect(tree.stdout).toMatch(/│ eval\/report\.txt\s+│ 9\s+│/);
+
+    const listed = await cli(['artifacts', 'list', runId, '--json']);
+    expect(JSON.parse(listed.stdout).items.map((a: { path: string }) => a.path)).toEqual(['eval', 'model']);
+
+    const downloaded = await cli(['artifacts', 'download', runId, 'model/weights.bin', '-o', 'back/weights.bin']);
+    expect(downloaded.code, downloaded.stderr).toBe(0);
+    expect(downloaded.stdout.trim()).toBe(`model/weights.bin -> back/weights.bin (${weights.length} bytes)`);
+    expect((await readFile(join(dir, 'back', 'weights.bin'))).equals(weights)).toBe(true);
+    const nested = await cli(['artifacts', 'download', runId, 'eval/plots/roc.svg']);
+    expect(nested.code, nested.stderr).toBe(0);
+    expect(await readFile(join(dir, 'roc.svg'), 'utf8')).toBe('<svg/>');
+
+    expectOneLineFailure(
+      await cli(['artifacts', 'download', runId, 'model/missing.bin']),
+      5,
+      /404 NOT_FOUND: .*missing\.bin/,
+    );
+    expectOneLineFailure(await cli(['artifacts', 'upload', runId, 'no-such-file']), 2, /no such file or directory/);
+  });
+
+  it('lists models and versions, promotes a version and points an alias at it', async () => {
+    const client = createClient({ url: up.url, token: adminToken });
+    const project = { project: 'default' };
+    await ok(client.POST('/api/v1/projects/{project}/models', { params: { path: project }, body: { name: 'fraud' } }));
+    for (const source of ['s3://models/fraud/1', 's3://models/fraud/2']) {
+      await ok(
+        client.POST('/api/v1/projects/{project}/models/{name}/versions', {
+          params: { path: { ...project, name: 'fraud' } },
+          body: { source },
+        }),
+      );
+    }
+    const promoted = await cli(['models', 'promote', 'fraud', '2', 'staging', '--comment', 'passed eval', '--json']);
+    expect(promoted.code, promoted.stderr).toBe(0);
+    expect(JSON.parse(promoted.stdout)).toMatchObject({ name: 'fraud', version: 2, stage: 'Staging' });
+    const aliased = await cli(['models', 'alias', 'fraud', 'champion', '2']);
+    expect(aliased.code, aliased.stderr).toBe(0);
+    expect(aliased.stdout.trim()).toBe('fraud@champion -> v2');
+
+    const models = await cli(['models', 'list']);
+    expect(models.stdout).toMatch(/│ fraud\s+│ .*v2 Staging.*│ champion=v2\s+│/);
+    const versions = await cli(['models', 'versions', 'fraud', '--json']);
+    expect(
+      JSON.parse(versions.stdout).items.map((v: { version: number; stage: string; aliases: string[] }) => [
+        v.version,
+        v.stage,
+        v.aliases,
+      ]),
+    ).toEqual([
+      [2, 'Staging', ['champion']],
+      [1, 'None', []],
+    ]);
+    const shown = await cli(['models', 'alias', 'fraud', 'champion', '--json']);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ version: 2, source: 's3://models/fraud/2' });
+    const deleted = await cli(['models', 'alias', 'fraud', 'champion', '--delete']);
+    expect(deleted.stdout.trim()).toBe('deleted alias champion of fraud');
+
+    expectOneLineFailure(
+      await cli(['models', 'promote', 'fraud', '1', 'nowhere']),
+      2,
+      /400 VALIDATION: unknown stage 'nowhere'.*\(field: stage\)/,
+    );
+    expectOneLineFailure(await cli(['models', 'versions', 'no-such-model']), 5, /404 NOT_FOUND/);
+    expectOneLineFailure(await cli(['models', 'promote', 'fraud', 'two', 'Staging']), 2, /positive integer/);
+  });
+
+  it('verifies the audit chain the requests above wrote', async () => {
+    const verified = await cli(['audit', 'verify']);
+    expect(verified.code, verified.stderr).toBe(0);
+    const checked = Number(/audit chain intact: (\d+) entries checked/.exec(verified.stdout)?.[1]);
+    expect(checked).toBeGreaterThan(5);
+    const json = await cli(['audit', 'verify', '--from', '1', '--to', '3', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({ ok: true, checkedEntries: 3 });
+    expectOneLineFailure(await cli(['audit', 'verify', '--from', '0']), 2, /positive integer, got '0'/);
+  });
+
   it('creates a token that works, and revokes it', async () => {
     const created = await cli(['tokens', 'create', '--name', 'ci', '--role', 'viewer', '--days', '7', '--json']);
     expect(created.code, created.stderr).toBe(0);
@@ -222,7 +331,7 @@ describe('restarting on the same data dir', { timeout: 60_000 }, () => {
       JSON.parse(listed.stdout)
         .items.map((e: { name: string }) => e.name)
         .sort(),
-    ).toEqual(['churn', 'fraud']);
+    ).toEqual(['artifacts', 'churn', 'fraud']);
     expect(await up.stop('SIGINT')).toBe(0);
   });
 });

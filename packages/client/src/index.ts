@@ -9,8 +9,13 @@
  *
  * Every answer that is not a 2xx rejects with an ApiError carrying the server's `{code, message, details}`.
  */
-import createFetchClient, { type Client, type Middleware } from 'openapi-fetch';
-import type { operations, paths } from './schema.js';
+import createFetchClient, {
+  type Client,
+  defaultPathSerializer,
+  type Middleware,
+  type PathSerializer,
+} from 'openapi-fetch';
+import { type operations, type paths, restPathParameters } from './schema.js';
 
 export type { operations, paths } from './schema.js';
 
@@ -52,10 +57,26 @@ export function createClient(options: ClientOptions): MlplaneClient {
       ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
     },
     ...(options.fetch ? { fetch: options.fetch } : {}),
+    pathSerializer: restAwarePaths,
   });
   client.use(apiErrors(options.url));
   return client;
 }
+
+/** Rest parameters (an artifact's `a/b/model.pkl`) keep their slashes; every other parameter is encoded whole. */
+const restAwarePaths: PathSerializer = (url, params) => {
+  // openapi-fetch hands in the base URL followed by the path template.
+  let path = url;
+  for (const [template, names] of Object.entries(restPathParameters)) {
+    if (!url.endsWith(template)) continue;
+    for (const name of names) {
+      const value = params[name];
+      if (typeof value === 'string')
+        path = path.replace(`{${name}}`, value.split('/').map(encodeURIComponent).join('/'));
+    }
+  }
+  return defaultPathSerializer(path, params);
+};
 
 /** Turns error answers and failed connections into ApiErrors. */
 function apiErrors(url: string): Middleware {

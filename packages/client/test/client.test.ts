@@ -65,6 +65,50 @@ describe('createClient over real HTTP', () => {
     expect(page.items.map((e) => e.id)).toEqual([experiment.id]);
   });
 
+  it('keeps the slashes of rest path parameters (artifact paths), encoding each segment', async () => {
+    // Proxies in front of the API often refuse or rewrite an encoded slash (%2F), so the path goes as segments.
+    const sent: string[] = [];
+    const client = createClient({
+      url: served.url,
+      token: adminToken,
+      fetch: (request) => {
+        sent.push(request.url);
+        return fetch(request);
+      },
+    });
+    const experiment = await ok(
+      client.POST('/api/v1/projects/{project}/experiments', { params: { path: project }, body: { name: 'files' } }),
+    );
+    const run = await ok(
+      client.POST('/api/v1/projects/{project}/runs', {
+        params: { path: project },
+        body: { experimentId: experiment.id },
+      }),
+    );
+    const path = { ...project, runId: run.info.id, path: 'eval/50% split/report #1.txt' };
+    const stored = await ok(
+      client.PUT('/api/v1/projects/{project}/runs/{runId}/artifacts/{path}', {
+        params: { path },
+        body: new TextEncoder().encode('auc 0.93'),
+        bodySerializer: (bytes) => bytes,
+        headers: { 'content-type': 'text/plain' },
+      }),
+    );
+    expect(stored).toMatchObject({ path: 'eval/50% split/report #1.txt', size: 8 });
+    const listed = await ok(
+      client.GET('/api/v1/projects/{project}/runs/{runId}/artifacts', {
+        params: { path: { ...project, runId: run.info.id }, query: { path: 'eval/50% split' } },
+      }),
+    );
+    expect(listed.items.map((a) => a.path)).toEqual(['eval/50% split/report #1.txt']);
+    const text = await ok(
+      client.GET('/api/v1/projects/{project}/runs/{runId}/artifacts/{path}', { params: { path }, parseAs: 'text' }),
+    );
+    expect(text).toBe('auc 0.93');
+    const encoded = `/runs/${run.info.id}/artifacts/eval/50%25%20split/report%20%231.txt`;
+    expect(sent.filter((url) => url.endsWith(encoded))).toHaveLength(2);
+  });
+
   it('rejects with an ApiError carrying the status, code, message and details', async () => {
     const missing = await client
       .GET('/api/v1/projects/{project}/experiments/{experimentId}', {
