@@ -417,6 +417,34 @@ describe('MLflow model registry', () => {
   });
 });
 
+describe('what MLflow 3 clients send besides', () => {
+  it('leaves prompts out of model searches as MLflow 3’s client asks, models without the tag included', async () => {
+    await mlflow('POST', '/registered-models/create', { name: 'plain-model' });
+    await mlflow('POST', '/registered-models/create', {
+      name: 'plain-prompt',
+      tags: [{ key: 'mlflow.prompt.is_prompt', value: 'true' }],
+    });
+    const clientFilter = "name LIKE 'plain-%' AND tag.`mlflow.prompt.is_prompt` != 'true'";
+    const models = await mlflow('GET', '/registered-models/search', { filter: clientFilter });
+    expect(models.body.registered_models.map((m: { name: string }) => m.name)).toEqual(['plain-model']);
+    const all = await mlflow('GET', '/registered-models/search', { filter: "name LIKE 'plain-%'" });
+    expect(all.body.registered_models).toHaveLength(2);
+  });
+
+  it('answers the logged-models search its client makes when listing a run’s directories, empty', async () => {
+    const experimentId = await experiment('logged-models');
+    const res = await mlflow('POST', '/logged-models/search', {
+      experiment_ids: [experimentId],
+      filter: "source_run_id = 'x'",
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({});
+    const other = await t.token('lou', ['elsewhere'], ['viewer']);
+    const hidden = await mlflow('POST', '/logged-models/search', { experiment_ids: [experimentId] }, { token: other });
+    expect(hidden.status).toBe(404);
+  });
+});
+
 describe('MLflow artifacts proxy', () => {
   it('stores uploads in the ArtifactStore below the experiment, lists, downloads and deletes them', async () => {
     const experimentId = await experiment('artifacts');

@@ -34,6 +34,14 @@ function modelsInProject(project: string, filter: string | undefined): string {
   return filter?.trim() ? `${own} and ${filter}` : own;
 }
 
+/** The tag MLflow 3 marks prompts with (they are registered models underneath). */
+const PROMPT_TAG = 'mlflow.prompt.is_prompt';
+/**
+ * The clause MLflow 3's client appends to every model search to leave prompts out. MLflow matches a model without
+ * the tag; the SQL registry's `!=` needs the tag present, so the clause is taken off and prompts are dropped here.
+ */
+const PROMPT_EXCLUSION = /(^|\s+and\s+)tags?\.`mlflow\.prompt\.is_prompt`\s*!=\s*'true'\s*$/i;
+
 const modelRef = z.object({ name: z.string().min(1) });
 const versionRef = z.object({ name: z.string().min(1), version: versionNumber });
 
@@ -118,13 +126,17 @@ export const registryRoutes = [
       page_token: z.string().optional(),
     }),
     async handle(ctx, input) {
+      const withoutPrompts = PROMPT_EXCLUSION.test(input.filter ?? '');
+      const filter = withoutPrompts ? input.filter?.replace(PROMPT_EXCLUSION, '') : input.filter;
       const page = await ctx.services.registry.searchModels({
-        filter: modelsInProject(ctx.project, input.filter),
+        filter: modelsInProject(ctx.project, filter),
         ...(input.order_by?.length ? { orderBy: input.order_by } : {}),
         ...(input.max_results ? { maxResults: input.max_results } : {}),
         ...(input.page_token ? { pageToken: input.page_token } : {}),
       });
-      const models = await Promise.all(page.items.map((m) => renderModel(ctx, m)));
+      const models = await Promise.all(
+        page.items.filter((m) => !withoutPrompts || m.tags[PROMPT_TAG] !== 'true').map((m) => renderModel(ctx, m)),
+      );
       return {
         ...(models.length > 0 ? { registered_models: models } : {}),
         ...(page.nextPageToken ? { next_page_token: page.nextPageToken } : {}),

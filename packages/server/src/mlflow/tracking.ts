@@ -510,6 +510,18 @@ export const trackingRoutes = [
     },
   }),
   mlflowRoute({
+    // MLflow 3's logged models are not kept here; its client searches them when listing a run's directories
+    // (to merge in a logged model's files), so the search answers, empty, for the project's experiments.
+    method: 'POST',
+    path: '/logged-models/search',
+    operation: 'experimentTracker.searchRuns',
+    input: z.object({ experiment_ids: repeated(z.string().min(1)).optional() }).loose(),
+    async handle(ctx, input) {
+      await Promise.all((input.experiment_ids ?? []).map((id) => experimentIn(ctx, id)));
+      return {};
+    },
+  }),
+  mlflowRoute({
     method: 'GET',
     path: '/artifacts/list',
     operation: 'experimentTracker.listRunArtifacts',
