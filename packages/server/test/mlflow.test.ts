@@ -128,6 +128,35 @@ describe('MLflow experiments', () => {
     expect(inVision.body.experiment.tags).toContainEqual({ key: 'mlplane.project', value: 'vision' });
   });
 
+  it('takes an artifact location inside the store, shows it through the proxy, and refuses one outside', async () => {
+    const created = await mlflow('POST', '/experiments/create', {
+      name: 'custom-location',
+      artifact_location: 'mlflow-artifacts:/shared/team-a',
+    });
+    const id = created.body.experiment_id;
+    const store = await t.platform.get(artifactStoreRef);
+    const tracker = await t.platform.get(experimentTrackerRef);
+    expect((await tracker.getExperiment(id)).artifactLocation).toBe(store.uri('shared/team-a'));
+    const runId = await run(id);
+    const got = await mlflow('GET', '/runs/get', { run_id: runId });
+    expect(got.body.run.info.artifact_uri).toBe(`mlflow-artifacts:/${id}/${runId}/artifacts`);
+    await t.call('PUT', `/api/2.0/mlflow-artifacts/artifacts/${id}/${runId}/artifacts/f.txt`, { rawBody: 'f' });
+    expect(await store.exists(`shared/team-a/${runId}/artifacts/f.txt`)).toBe(true);
+    const outside = await mlflow('POST', '/experiments/create', {
+      name: 'outside-location',
+      artifact_location: 's3://somewhere-else/prefix',
+    });
+    expect(outside.status).toBe(400);
+    expect(outside.body.error_code).toBe('INVALID_PARAMETER_VALUE');
+  });
+
+  it('serves the same API under /ajax-api/2.0/mlflow, as MLflow does for its web UI', async () => {
+    const id = await experiment('via-ajax');
+    const res = await t.call('GET', `/ajax-api/2.0/mlflow/experiments/get?experiment_id=${id}`);
+    expect(res.status).toBe(200);
+    expect(res.body.experiment.name).toBe('via-ajax');
+  });
+
   it('refuses mlplane.* tags: the project tag is the platform’s', async () => {
     const id = await experiment('reserved');
     const res = await mlflow('POST', '/experiments/set-experiment-tag', {
@@ -501,6 +530,30 @@ describe('MLflow artifacts proxy', () => {
     const hidden = await t.call('GET', `/api/2.0/mlflow-artifacts/artifacts/${experimentId}/a.txt`, { token: other });
     expect(hidden.status).toBe(404);
     expect(hidden.body.error_code).toBe('RESOURCE_DOES_NOT_EXIST');
+  });
+});
+
+describe('MLflow API limits', () => {
+  it('answers REQUEST_LIMIT_EXCEEDED (429) with Retry-After past the rate limit, and 413 past the body limit', async () => {
+    const limited = await startTestApi({
+      mount: [mountMlflow()],
+      rateLimit: { points: 2, durationSeconds: 60 },
+      limits: { jsonBodyBytes: 1024 },
+    });
+    try {
+      const call = (body: unknown) =>
+        limited.call('POST', `${API}/experiments/search`, { body, token: limited.adminToken });
+      const big = await call({ filter: `name = '${'x'.repeat(2000)}'` });
+      expect(big.status).toBe(413);
+      expect(big.body.error_code).toBe('INVALID_PARAMETER_VALUE');
+      expect((await call({})).status).toBe(200);
+      const over = await call({});
+      expect(over.status).toBe(429);
+      expect(over.body.error_code).toBe('REQUEST_LIMIT_EXCEEDED');
+      expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      await limited[Symbol.asyncDispose]();
+    }
   });
 });
 
