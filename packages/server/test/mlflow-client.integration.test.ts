@@ -109,6 +109,8 @@ describe('the stock mlflow client against mlplane', () => {
     expect(out.missing_experiment_by_name).toBe(true);
     expect(out.duplicate_experiment).toBe('RESOURCE_ALREADY_EXISTS');
     expect(out.missing_experiment).toBe('RESOURCE_DOES_NOT_EXIST');
+    expect(out.experiment_pages).toEqual([['paged-a', 'paged-b'], ['paged-c'], null]);
+    expect(out.experiment_lifecycle).toEqual(['paged-renamed', 'deleted', 'active']);
     const stored = await tracker.getExperiment(out.experiment.id);
     expect(stored.tags['mlplane.project']).toBe(PROJECT);
 
@@ -162,22 +164,19 @@ describe('the stock mlflow client against mlplane', () => {
       download_uri: `${out.run.artifact_uri}/model`,
       missing_model: 'RESOURCE_DOES_NOT_EXIST',
     });
+    expect(out.version_deleted).toBe('RESOURCE_DOES_NOT_EXIST');
+    expect(out.model_description).toBe('still the winner');
     expect(out.alias_deleted).toBe('RESOURCE_DOES_NOT_EXIST');
     expect(out.renamed).toEqual(['client-model-renamed']);
 
     const model = await registry.getModel('client-model-renamed');
     expect(model.tags['mlplane.project']).toBe(PROJECT);
-    const v1 = await registry.getVersion('client-model-renamed', 1);
-    expect(v1.source).toBe(`${stored.artifactLocation}/${out.run_ids[0]}/artifacts/model`);
-    expect(v1.runId).toBe(out.run_ids[0]);
-    const history = await registry.getTransitionHistory('client-model-renamed');
-    expect(history.items.map((h) => [h.version, h.to, h.actor])).toEqual(
-      expect.arrayContaining([
-        [1, 'Staging', 'dana'],
-        [2, 'Staging', 'dana'],
-        [1, 'Archived', expect.anything()],
-      ]),
-    );
+    // Version 1 was deleted by the script; version 2 shares its source and was promoted by the token's owner.
+    const v2 = await registry.getVersion('client-model-renamed', 2);
+    expect(v2.source).toBe(`${stored.artifactLocation}/${out.run_ids[0]}/artifacts/model`);
+    expect(v2.runId).toBe(out.run_ids[1]);
+    const history = await registry.getTransitionHistory('client-model-renamed', 2);
+    expect(history.items.map((h) => [h.from, h.to, h.actor])).toEqual([['None', 'Staging', 'dana']]);
   });
 
   it('fluent API: set_experiment, start_run, log_params/metrics/artifacts, register_model, load by alias', async () => {
@@ -214,6 +213,14 @@ describe('the stock mlflow client against mlplane', () => {
     expect(out.prediction).toEqual([2, 4, 6]);
     const registry = await platform.get(modelRegistryRef);
     expect((await registry.getVersionByAlias('fluent-model', 'champion')).version).toBe(1);
+
+    expect(out.child_parent).toBe(out.parent_id);
+    expect(out.inputs).toEqual([['tiny', true, { 'mlflow.data.context': 'training' }]]);
+    const parentInputs = (await tracker.getRun(out.parent_id)).inputs.datasetInputs;
+    expect(parentInputs.map((d) => [d.dataset.name, d.dataset.sourceType])).toEqual([['tiny', expect.any(String)]]);
+    // lr = 0.01 in the active experiment: the first run's param (logged as a float) and the nested trial.
+    expect(out.search_frame).toEqual([out.run_id, expect.any(String)]);
+    expect(out.search_frame_acc).toEqual([0.95, 0.5]);
 
     expect(out.default_experiment_name).toBe(`Default (${PROJECT})`);
     const defaultExperiment = await tracker.getExperimentByName(`Default (${PROJECT})`);

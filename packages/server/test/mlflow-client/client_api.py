@@ -36,6 +36,21 @@ out["missing_experiment_by_name"] = client.get_experiment_by_name("no-such-exper
 out["duplicate_experiment"] = error_code(lambda: client.create_experiment("client-api"))
 out["missing_experiment"] = error_code(lambda: client.get_experiment("999999"))
 
+# Experiment search with filters and paging, rename, delete, restore
+for suffix in ("a", "b", "c"):
+    client.create_experiment(f"paged-{suffix}")
+page_a = client.search_experiments(filter_string="name LIKE 'paged-%'", order_by=["name ASC"], max_results=2)
+page_b = client.search_experiments(
+    filter_string="name LIKE 'paged-%'", order_by=["name ASC"], max_results=2, page_token=page_a.token
+)
+out["experiment_pages"] = [[e.name for e in page_a], [e.name for e in page_b], page_b.token]
+paged_c = client.get_experiment_by_name("paged-c").experiment_id
+client.rename_experiment(paged_c, "paged-renamed")
+client.delete_experiment(paged_c)
+deleted = client.get_experiment(paged_c)
+client.restore_experiment(paged_c)
+out["experiment_lifecycle"] = [deleted.name, deleted.lifecycle_stage, client.get_experiment(paged_c).lifecycle_stage]
+
 # Runs: four runs of a grid, logged in batches
 run_ids = []
 for i, lr in enumerate(["0.1", "0.01", "0.01", "0.001"]):
@@ -121,6 +136,10 @@ out["registry"] = {
     "download_uri": client.get_model_version_download_uri(name, mv1.version),
     "missing_model": error_code(lambda: client.get_registered_model("no-such-model")),
 }
+client.update_registered_model(name, description="still the winner")
+client.delete_model_version(name, mv1.version)
+out["version_deleted"] = error_code(lambda: client.get_model_version(name, mv1.version))
+out["model_description"] = client.get_registered_model(name).description
 client.delete_registered_model_alias(name, "champion")
 out["alias_deleted"] = error_code(lambda: client.get_model_version_by_alias(name, "champion"))
 client.rename_registered_model(name, "client-model-renamed")

@@ -69,6 +69,23 @@ client.set_registered_model_alias("fluent-model", "champion", mv.version)
 model = mlflow.pyfunc.load_model("models:/fluent-model@champion")
 out["prediction"] = model.predict(pd.DataFrame({"x": [1, 2, 3]}))["x"].tolist()
 
+# Nested runs, a dataset input, and the pandas search over the active experiment.
+with mlflow.start_run(run_name="sweep") as parent:
+    with mlflow.start_run(run_name="trial", nested=True) as child:
+        mlflow.log_param("lr", 0.01)
+        mlflow.log_metric("acc", 0.5)
+    dataset = mlflow.data.from_pandas(pd.DataFrame({"a": [1, 2, 3]}), name="tiny")
+    mlflow.log_input(dataset, context="training")
+out["child_parent"] = client.get_run(child.info.run_id).data.tags.get("mlflow.parentRunId")
+out["parent_id"] = parent.info.run_id
+out["inputs"] = [
+    [d.dataset.name, d.dataset.digest == dataset.digest, {t.key: t.value for t in d.tags}]
+    for d in client.get_run(parent.info.run_id).inputs.dataset_inputs
+]
+frame = mlflow.search_runs(filter_string="params.lr = '0.01'", order_by=["attributes.start_time ASC"])
+out["search_frame"] = frame["run_id"].tolist()
+out["search_frame_acc"] = frame["metrics.acc"].tolist()
+
 # No experiment set: the client logs to experiment 0, the project's default experiment.
 with mlflow.start_run(experiment_id="0") as default_run:
     mlflow.log_param("where", "default")
