@@ -92,6 +92,7 @@ async function runUp(
     `mlplane is up (data dir ${running.dataDir}${running.configFile ? `, config ${running.configFile}` : ''})`,
     `  API:       ${running.urls.api}`,
     `  API docs:  ${running.urls.docs}`,
+    `  MLflow:    MLFLOW_TRACKING_URI=${running.urls.mlflow}`,
     ...(running.urls.metrics ? [`  metrics:   ${running.urls.metrics}`] : []),
   ];
   if (running.newAdminToken) {

@@ -12,7 +12,7 @@ import {
   type RawConfig,
   telemetryRef,
 } from '@mlplane/core';
-import { API_V1, createApi, type MlplaneApi, type ServedApi, serve, v1Routes } from '@mlplane/server';
+import { API_V1, createApi, type MlplaneApi, mountMlflow, type ServedApi, serve, v1Routes } from '@mlplane/server';
 import { createReferencePlatform } from './distribution.js';
 import { ADMIN_TOKEN_FILE } from './files.js';
 
@@ -56,7 +56,7 @@ export interface RunningDistribution {
   readonly newAdminToken: string | undefined;
   /** Where the admin token is kept (mode 600). */
   readonly adminTokenFile: string;
-  /** Links to print: the API, its docs, metrics when served. */
+  /** Links to print: the API, its docs, the MLflow tracking URI, metrics when served. */
   readonly urls: Readonly<Record<string, string>>;
   /**
    * Stops gracefully: the HTTP server takes no new connection and lets requests in flight finish (within the
@@ -100,9 +100,10 @@ export async function startDistribution(options: UpOptions = {}): Promise<Runnin
       platform,
       logger: logger.child({ component: 'http' }),
       ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
-      // Route tables mounted beside /api/v1 (the MLflow-compatible API, Prometheus /metrics) go here as
-      // @mlplane/server provides them; `urls` below lists what is served.
-      mount: [],
+      // Beside /api/v1: the MLflow-compatible API (/api/2.0/mlflow, the stock mlflow client's
+      // MLFLOW_TRACKING_URI is this server). Prometheus /metrics mounts here too once @mlplane/server has it
+      // (createTelemetry: its `mount`, `observer` and `logger`), with `urls.metrics` set below.
+      mount: [mountMlflow()],
     });
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const admin = await ensureAdminToken(await platform.get(authorizerRef), dataDir);
@@ -116,6 +117,7 @@ export async function startDistribution(options: UpOptions = {}): Promise<Runnin
       api: `${base}${API_V1}`,
       docs: `${base}${API_V1}/docs`,
       openapi: `${base}${API_V1}/openapi.json`,
+      mlflow: base,
     };
     const httpServer = served;
     let stopping: Promise<{ clean: boolean }> | undefined;
