@@ -119,6 +119,7 @@ describe('mlplane.yaml.example', () => {
       'redis-streams',
       'redis-cache',
       'mlflow',
+      's3',
     ]);
     expect(validate(config)).toEqual([]);
     expect(config.platform).toMatchObject({ strict: true });

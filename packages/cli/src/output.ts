@@ -39,7 +39,12 @@ export function describeFailure(err: unknown): { line: string; exitCode: number 
   }
   if (err instanceof CommanderError) return { line: err.message.replace(/^error: /, ''), exitCode: EXIT.usage };
   if (err instanceof ConfigError) return { line: oneLine(err.message), exitCode: EXIT.usage };
-  if (isMlplaneError(err)) return { line: oneLine(err.message), exitCode: exitCodeOfStatus(err.httpStatus) };
+  if (isMlplaneError(err)) {
+    // A plugin that failed to start wraps what went wrong (a data dir in use is a conflict): exit with that.
+    let status = err.httpStatus;
+    for (let cause = err.cause; status >= 500 && isMlplaneError(cause); cause = cause.cause) status = cause.httpStatus;
+    return { line: oneLine(err.message), exitCode: exitCodeOfStatus(status) };
+  }
   const code = (err as NodeJS.ErrnoException)?.code;
   if (code === 'EADDRINUSE') return { line: `the port is in use: ${(err as Error).message}`, exitCode: EXIT.failure };
   if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
@@ -57,13 +62,13 @@ function exitCodeOfStatus(status: number): number {
   return EXIT.failure;
 }
 
-/** Multi-line messages (a config with several problems) joined into one line. */
+/** Multi-line messages (a config with several problems, as a list) joined into one line. */
 export function oneLine(message: string): string {
-  return message
+  const lines = message
     .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .join('; ');
+    .map((l) => l.trim().replace(/^- /, ''))
+    .filter(Boolean);
+  return lines.reduce((out, line) => (out === '' ? line : `${out}${out.endsWith(':') ? ' ' : '; '}${line}`), '');
 }
 
 export interface Output {

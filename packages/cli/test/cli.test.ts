@@ -56,6 +56,35 @@ describe('mlplane up', { timeout: 60_000 }, () => {
   });
 });
 
+describe('mlplane up refusing to start', { timeout: 60_000 }, () => {
+  it('says in one line why: a data dir in use, a port in use, strict mode with local defaults', async () => {
+    const port = Number(new URL(up.url).port);
+    // The platform's own log lines (it starts before the port is taken) stay off stdout.
+    const quiet = { cwd: dir, env: cleanEnv({ MLPLANE__PLATFORM__LOG_LEVEL: 'warn' }) };
+    expectOneLineFailure(
+      await mlplane(['up', '--data-dir', dataDir, '--port', String(await freePort())], quiet),
+      6,
+      /data dir .* is in use by/,
+    );
+    expectOneLineFailure(
+      await mlplane(['up', '--data-dir', join(dir, 'other'), '--port', String(port)], quiet),
+      1,
+      /the port is in use/,
+    );
+    // --config means production: platform.strict is on, and every port here would fall back to a local default.
+    const local = join(dir, 'local.yaml');
+    await writeFile(local, 'platform:\n  logLevel: warn\n');
+    expectOneLineFailure(
+      await mlplane(['up', '--data-dir', join(dir, 'strict'), '--port', String(await freePort()), '--config', local], {
+        ...quiet,
+      }),
+      2,
+      /platform\.strict refuses to start: core\.artifactStore would fall back to 'embedded'.*; core\.eventBus/,
+    );
+    expectOneLineFailure(await mlplane(['up', '--port', 'eighty'], quiet), 2, /--port.*port number/);
+  });
+});
+
 describe('mlplane client commands', { timeout: 60_000 }, () => {
   it('creates and lists experiments, as tables and as JSON', async () => {
     const created = await cli(['experiments', 'create', 'fraud', '--tag', 'team=risk', '--json']);
