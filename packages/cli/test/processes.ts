@@ -64,10 +64,13 @@ export interface UpProcess {
 }
 
 /** Starts `mlplane up` and resolves once it printed that it is up (or rejects with its output when it exits first). */
-export async function startUp(args: readonly string[], options: { cwd: string; port: number }): Promise<UpProcess> {
+export async function startUp(
+  args: readonly string[],
+  options: { cwd: string; port: number; env?: Record<string, string> },
+): Promise<UpProcess> {
   const child = spawn(process.execPath, [...NODE_ARGS, 'up', '--port', String(options.port), ...args], {
     cwd: options.cwd,
-    env: cleanEnv({ MLPLANE__PLATFORM__LOG_LEVEL: 'warn' }),
+    env: cleanEnv({ MLPLANE__PLATFORM__LOG_LEVEL: 'warn', ...options.env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
