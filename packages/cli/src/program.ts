@@ -79,15 +79,27 @@ async function runUp(
   opts: { dataDir?: string; port: number; host: string; config?: string; publicUrl?: string },
   env: NodeJS.ProcessEnv,
 ): Promise<void> {
+  // A signal during the start is kept and acted on once the platform is up, so the start is never cut half-way
+  // (a data dir lock held, an admin token issued but not yet written).
+  let early: NodeJS.Signals | undefined;
+  const duringStart = (signal: NodeJS.Signals) => {
+    early ??= signal;
+  };
+  for (const signal of START_SIGNALS) process.on(signal, duringStart);
   const { startDistribution } = await import('./up.js');
-  const running: RunningDistribution = await startDistribution({
-    port: opts.port,
-    host: opts.host,
-    env,
-    ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
-    ...(opts.config ? { config: opts.config } : {}),
-    ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
-  });
+  let running: RunningDistribution;
+  try {
+    running = await startDistribution({
+      port: opts.port,
+      host: opts.host,
+      env,
+      ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+      ...(opts.config ? { config: opts.config } : {}),
+      ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+    });
+  } finally {
+    for (const signal of START_SIGNALS) process.removeListener(signal, duringStart);
+  }
   const lines = [
     `mlplane is up (data dir ${running.dataDir}${running.configFile ? `, config ${running.configFile}` : ''})`,
     `  API:       ${running.urls.api}`,
@@ -123,8 +135,12 @@ async function runUp(
       });
     };
     for (const signal of running.signals) process.on(signal, onSignal);
+    if (early) onSignal(early);
   });
 }
+
+/** Signals held back while `up` starts: every one the config's `platform.signals` may list. */
+const START_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
 
 /** Runs the command line; never throws: failures print one line to stderr and set the exit code. */
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {

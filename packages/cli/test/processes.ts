@@ -63,6 +63,15 @@ export interface UpProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Spawns `mlplane up` in `cwd` on `port`, logging at info, without waiting for it. */
+export function spawnUp(cwd: string, port: number, args: readonly string[] = []): ChildProcess {
+  return spawn(process.execPath, [...NODE_ARGS, 'up', '--port', String(port), ...args], {
+    cwd,
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
 /** Starts `mlplane up` and resolves once it printed that it is up (or rejects with its output when it exits first). */
 export async function startUp(
   args: readonly string[],

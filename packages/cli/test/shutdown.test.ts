@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createClient, ok } from '@mlplane/client';
 import { Agent, request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, startUp, type UpProcess } from './processes.js';
+import { freePort, spawnUp, startUp, type UpProcess } from './processes.js';
 
 const WORKERS = 32;
 /** Extra metrics per batch, so each request gives the server some work and many are in flight at once. */
@@ -113,5 +113,31 @@ describe('mlplane up under load', { timeout: 120_000 }, () => {
       `shutdown under load: ${sent.length} sent, ${acked.length} acknowledged (${finishedAfterSigterm.length} answered after SIGTERM), all stored`,
     );
     expect(await up.stop('SIGTERM')).toBe(0);
+  });
+});
+
+describe('mlplane up stopped while starting', { timeout: 60_000 }, () => {
+  it('finishes the start, shows the admin token once, then stops gracefully with exit code 0', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'mlplane-early-'));
+    try {
+      const child = spawnUp(home, await freePort());
+      let out = '';
+      // The kernel logs the providers while the platform starts, before the API listens.
+      await new Promise<void>((resolve) =>
+        child.stdout!.on('data', (b: Buffer) => {
+          out += b;
+          if (out.includes('port core.')) resolve();
+        }),
+      );
+      const beforeUp = !out.includes('mlplane is up');
+      child.kill('SIGTERM');
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(beforeUp).toBe(true);
+      expect(code).toBe(0);
+      const token = (await readFile(join(home, '.mlplane', 'admin-token'), 'utf8')).trim();
+      expect(out.split(token).length - 1).toBe(1);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
   });
 });
