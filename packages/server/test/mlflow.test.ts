@@ -280,6 +280,16 @@ describe('MLflow runs', () => {
     });
     expect(second.body.runs.map((r: { info: { run_id: string } }) => r.info.run_id)).toEqual([runIds[1]]);
     expect(second.body.next_page_token).toBeUndefined();
+    // As MLflow: an experiment that is not there contributes no runs.
+    const unknown = await mlflow('POST', '/runs/search', { experiment_ids: ['987654'] });
+    expect(unknown.status).toBe(200);
+    expect(unknown.body).toEqual({});
+    const badId = await mlflow('GET', '/experiments/get', { experiment_id: 'abc' });
+    expect(badId.status).toBe(400);
+    expect(badId.body).toEqual({
+      error_code: 'INVALID_PARAMETER_VALUE',
+      message: `Invalid value "abc" for parameter 'experiment_id' supplied: Experiment ID must be a valid integer`,
+    });
     const bad = await mlflow('POST', '/runs/search', { experiment_ids: [experimentId], filter: 'metrics.acc >>> 1' });
     expect(bad.status).toBe(400);
     expect(bad.body.error_code).toBe('INVALID_PARAMETER_VALUE');
