@@ -520,6 +520,10 @@ describe('MLflow artifacts proxy', () => {
     expect(download.body).toBe('aaa');
     expect(download.headers.get('content-length')).toBe('3');
 
+    expect((await t.call('PUT', `${base}/empty.txt`, { rawBody: '' })).status).toBe(200);
+    const empty = await t.call('GET', `${base}/empty.txt`);
+    expect([empty.status, empty.body, empty.headers.get('content-length')]).toEqual([200, undefined, '0']);
+
     expect((await t.call('DELETE', `${base}/model`)).status).toBe(200);
     const after = await t.call('GET', `${base}/model/MLmodel`);
     expect(after.status).toBe(404);
