@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -39,6 +40,8 @@ let platform: TestPlatform;
 let server: Server;
 let url: string;
 let token: string;
+/** The scripts' temporary files (theirs and the client's downloads), removed afterwards. */
+let scratch: string;
 
 beforeAll(async () => {
   if (!existsSync(python)) {
@@ -46,6 +49,7 @@ beforeAll(async () => {
       `no MLflow client at ${python}: run scripts/peers up mlflow (it installs the pinned mlflow release)`,
     );
   }
+  scratch = await mkdtemp(join(tmpdir(), 'mlplane-mlflow-client-'));
   platform = await startTestPlatform();
   const api = await createApi(v1Routes, { platform, rateLimit: false, mount: [mountMlflow()] });
   server = createServer(api.listener);
@@ -68,6 +72,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await new Promise((resolve) => server?.close(resolve));
   await platform?.stop();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
 /** Runs one client script and returns the JSON it printed after `RESULT `. */
@@ -76,6 +81,7 @@ async function client(script: string): Promise<any> {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
+      TMPDIR: scratch,
       MLFLOW_TRACKING_URI: url,
       MLFLOW_TRACKING_TOKEN: token,
       MLFLOW_DISABLE_TELEMETRY: 'true',

@@ -280,6 +280,16 @@ describe('MLflow runs', () => {
     });
     expect(second.body.runs.map((r: { info: { run_id: string } }) => r.info.run_id)).toEqual([runIds[1]]);
     expect(second.body.next_page_token).toBeUndefined();
+    // As MLflow: an experiment that is not there contributes no runs.
+    const unknown = await mlflow('POST', '/runs/search', { experiment_ids: ['987654'] });
+    expect(unknown.status).toBe(200);
+    expect(unknown.body).toEqual({});
+    const badId = await mlflow('GET', '/experiments/get', { experiment_id: 'abc' });
+    expect(badId.status).toBe(400);
+    expect(badId.body).toEqual({
+      error_code: 'INVALID_PARAMETER_VALUE',
+      message: `Invalid value "abc" for parameter 'experiment_id' supplied: Experiment ID must be a valid integer`,
+    });
     const bad = await mlflow('POST', '/runs/search', { experiment_ids: [experimentId], filter: 'metrics.acc >>> 1' });
     expect(bad.status).toBe(400);
     expect(bad.body.error_code).toBe('INVALID_PARAMETER_VALUE');
@@ -509,6 +519,10 @@ describe('MLflow artifacts proxy', () => {
     expect(download.status).toBe(200);
     expect(download.body).toBe('aaa');
     expect(download.headers.get('content-length')).toBe('3');
+
+    expect((await t.call('PUT', `${base}/empty.txt`, { rawBody: '' })).status).toBe(200);
+    const empty = await t.call('GET', `${base}/empty.txt`);
+    expect([empty.status, empty.body, empty.headers.get('content-length')]).toEqual([200, undefined, '0']);
 
     expect((await t.call('DELETE', `${base}/model`)).status).toBe(200);
     const after = await t.call('GET', `${base}/model/MLmodel`);

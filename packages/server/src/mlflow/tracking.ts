@@ -41,7 +41,9 @@ function runIdOf(input: { run_id?: string | undefined; run_uuid?: string | undef
   if (!id) throw new ValidationError("Missing value for required parameter 'run_id'", { field: 'run_id' });
   return id;
 }
-const experimentRef = z.object({ experiment_id: z.string().min(1) });
+/** MLflow's experiment ids are integers (its message for another id says so). */
+const experimentId = z.string().regex(/^\d{1,16}$/, { error: 'Experiment ID must be a valid integer' });
+const experimentRef = z.object({ experiment_id: experimentId });
 
 export async function renderExperiment(ctx: MlflowContext, e: Experiment) {
   return experimentWire(e, ctx.uris.experimentLocation(e.id, e.artifactLocation));
@@ -204,7 +206,7 @@ export const trackingRoutes = [
     path: '/experiments/update',
     operation: 'experimentTracker.updateExperiment',
     conflict: 'RESOURCE_ALREADY_EXISTS',
-    input: z.object({ experiment_id: z.string().min(1), new_name: z.string() }),
+    input: z.object({ experiment_id: experimentId, new_name: z.string() }),
     async handle(ctx, input) {
       const id = await experimentIn(ctx, input.experiment_id);
       await ctx.services.tracker.updateExperiment(id, { name: input.new_name });
@@ -236,7 +238,7 @@ export const trackingRoutes = [
     method: 'POST',
     path: '/experiments/set-experiment-tag',
     operation: 'experimentTracker.setExperimentTag',
-    input: z.object({ experiment_id: z.string().min(1), key: z.string(), value: z.string() }),
+    input: z.object({ experiment_id: experimentId, key: z.string(), value: z.string() }),
     async handle(ctx, input) {
       assertWritableTag(input.key);
       const id = await experimentIn(ctx, input.experiment_id);
@@ -250,7 +252,7 @@ export const trackingRoutes = [
     path: '/runs/create',
     operation: 'experimentTracker.createRun',
     input: z.object({
-      experiment_id: z.string().optional(),
+      experiment_id: z.union([experimentId, z.literal('')]).optional(),
       user_id: z.string().optional(),
       start_time: int64.optional(),
       tags: repeated(keyValue).optional(),
@@ -449,7 +451,7 @@ export const trackingRoutes = [
     path: '/runs/search',
     operation: 'experimentTracker.searchRuns',
     input: z.object({
-      experiment_ids: repeated(z.string().min(1)).optional(),
+      experiment_ids: repeated(experimentId).optional(),
       filter: z.string().optional(),
       run_view_type: viewType.optional(),
       max_results: maxResults.optional(),
@@ -457,9 +459,17 @@ export const trackingRoutes = [
       page_token: z.string().optional(),
     }),
     async handle(ctx, input) {
-      const requested = input.experiment_ids ?? [];
-      if (requested.length === 0) return {};
-      const experimentIds = await Promise.all(requested.map((id) => experimentIn(ctx, id)));
+      // As MLflow, experiments that do not exist (here: not in the project) contribute no runs rather than an error.
+      const found = await Promise.all(
+        (input.experiment_ids ?? []).map((id) =>
+          experimentIn(ctx, id).catch((err) => {
+            if (err instanceof NotFoundError) return undefined;
+            throw err;
+          }),
+        ),
+      );
+      const experimentIds = found.filter((id): id is string => id !== undefined);
+      if (experimentIds.length === 0) return {};
       const page = await ctx.services.tracker.searchRuns({
         experimentIds,
         ...(input.filter?.trim() ? { filter: input.filter } : {}),

@@ -59,14 +59,17 @@ out["run"] = {
 out["acc_history"] = [[m.step, m.value] for m in client.get_metric_history(run_id, "acc")]
 out["artifacts"] = sorted(a.path for a in client.list_artifacts(run_id))
 out["plots"] = sorted(a.path for a in client.list_artifacts(run_id, "plots"))
-with open(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="notes.txt")) as f:
+downloads = os.path.join(tmp, "downloads")
+os.makedirs(downloads)
+with open(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="notes.txt", dst_path=downloads)) as f:
     out["notes"] = f.read()
 
 mv = mlflow.register_model(f"runs:/{run_id}/model", "fluent-model")
 out["version"] = mv.version
 out["version_source"] = mv.source
 client.set_registered_model_alias("fluent-model", "champion", mv.version)
-model = mlflow.pyfunc.load_model("models:/fluent-model@champion")
+os.makedirs(os.path.join(tmp, "loaded"))
+model = mlflow.pyfunc.load_model("models:/fluent-model@champion", dst_path=os.path.join(tmp, "loaded"))
 out["prediction"] = model.predict(pd.DataFrame({"x": [1, 2, 3]}))["x"].tolist()
 
 # Nested runs, a dataset input, and the pandas search over the active experiment.
