@@ -105,13 +105,14 @@ export async function startDistribution(options: UpOptions = {}): Promise<Runnin
       // (createTelemetry: its `mount`, `observer` and `logger`), with `urls.metrics` set below.
       mount: [mountMlflow()],
     });
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    const admin = await ensureAdminToken(await platform.get(authorizerRef), dataDir);
     served = await serve(api, {
       port,
       ...(options.host ? { host: options.host } : {}),
       closeDeadlineMs: platform.platformConfig?.shutdownDeadlineMs ?? 10_000,
     });
+    // After the port is taken: a start that fails there issues no token, so the first one that succeeds shows it.
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const admin = await ensureAdminToken(await platform.get(authorizerRef), dataDir);
     const base = options.publicUrl?.replace(/\/+$/, '') ?? served.url;
     const urls: Record<string, string> = {
       api: `${base}${API_V1}`,

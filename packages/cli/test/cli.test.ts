@@ -71,6 +71,8 @@ describe('mlplane up refusing to start', { timeout: 60_000 }, () => {
       1,
       /the port is in use/,
     );
+    // No admin token was issued by the start that failed: the next one that succeeds shows it.
+    await expect(stat(join(dir, 'other', 'admin-token'))).rejects.toMatchObject({ code: 'ENOENT' });
     // --config means production: platform.strict is on, and every port here would fall back to a local default.
     const local = join(dir, 'local.yaml');
     await writeFile(local, 'platform:\n  logLevel: warn\n');
