@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient, ok } from '@mlplane/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanEnv, freePort, mlplane, startUp, type UpProcess } from './processes.js';
+import { cleanEnv, freePort, mlplane, mlplaneInTerminal, startUp, type UpProcess } from './processes.js';
 
 let dir: string;
 let dataDir: string;
@@ -200,6 +200,26 @@ describe('mlplane client commands', { timeout: 60_000 }, () => {
     const nested = await cli(['artifacts', 'download', runId, 'eval/plots/roc.svg']);
     expect(nested.code, nested.stderr).toBe(0);
     expect(await readFile(join(dir, 'roc.svg'), 'utf8')).toBe('<svg/>');
+
+    // In a terminal, both directions draw a progress bar (on stderr) up to 100%.
+    const terminalEnv = cleanEnv({ MLPLANE_URL: up.url, MLPLANE_TOKEN: adminToken });
+    const shownUp = await mlplaneInTerminal(['artifacts', 'upload', runId, 'weights.bin', '--path', 'tty/w.bin'], {
+      cwd: dir,
+      env: terminalEnv,
+    });
+    expect(shownUp.code, shownUp.stdout).toBe(0);
+    expect(shownUp.stdout).toMatch(
+      new RegExp(`tty/w\\.bin \\[[=-]+\\] 100% ${weights.length}/${weights.length} bytes`),
+    );
+    const shownDown = await mlplaneInTerminal(['artifacts', 'download', runId, 'tty/w.bin', '-o', 'tty.bin'], {
+      cwd: dir,
+      env: terminalEnv,
+    });
+    expect(shownDown.code, shownDown.stdout).toBe(0);
+    expect(shownDown.stdout).toMatch(/tty\/w\.bin \[[=-]+\] 100%/);
+    expect((await readFile(join(dir, 'tty.bin'))).equals(weights)).toBe(true);
+    // Piped, as above, no bar is drawn.
+    expect(uploaded.stderr).toBe('');
 
     expectOneLineFailure(
       await cli(['artifacts', 'download', runId, 'model/missing.bin']),

@@ -42,6 +42,29 @@ export function mlplane(
   });
 }
 
+/**
+ * Runs `mlplane ...args` with a terminal as its stdout and stderr (util-linux `script` gives it a pseudo-terminal),
+ * as a person runs it: progress bars are drawn only there. Resolves with everything the terminal showed.
+ */
+export function mlplaneInTerminal(
+  args: readonly string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv },
+): Promise<CliResult> {
+  const quote = (arg: string) => `'${arg.replaceAll("'", "'\\''")}'`;
+  const command = [process.execPath, ...NODE_ARGS, ...args].map(quote).join(' ');
+  return new Promise((resolve, reject) => {
+    execFile(
+      'script',
+      ['-qec', command, '/dev/null'],
+      { cwd: options.cwd, env: options.env },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') reject(err);
+        else resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
 /** A TCP port nothing listens on right now. */
 export async function freePort(): Promise<number> {
   const server = createServer();
