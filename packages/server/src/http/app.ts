@@ -4,7 +4,7 @@ import { getRequestListener } from '@hono/node-server';
 import { ALL_PROJECTS, actingAs, checkInput, type Logger, type Platform, type Principal } from '@mlplane/core';
 import { type Context, Hono } from 'hono';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { type AuthenticateRequest, actorOf, authenticate, authorizeRoute } from './auth.js';
 import { queryObject, readJsonBody } from './body.js';
 import { errorResponse, HttpError } from './errors.js';
@@ -201,6 +201,7 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
 
   for (const route of routes) {
     const template = `${API_V1}${route.path}`;
+    const querySchema = strictQuery(route.query);
     app.on(route.method, honoPath(template), async (c) => {
       c.set('route', template);
       const principal = await internals.authenticate(c);
@@ -209,7 +210,7 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
       const input = { params, query: undefined as unknown, body: undefined as unknown };
       const early = typeof route.scope !== 'function';
       if (early) await authorizeRoute(services.authorizer, route, principal, input);
-      input.query = parse(route.query, route.query ? queryObject(new URL(c.req.url)) : undefined, 'query');
+      input.query = parse(querySchema, querySchema ? queryObject(new URL(c.req.url)) : undefined, 'query');
       if (route.body !== undefined && route.body !== 'stream') {
         input.body = parse(route.body, await readJsonBody(c.req.raw, limits.jsonBodyBytes), 'body');
       }
@@ -250,6 +251,11 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
     routes,
     services,
   };
+}
+
+/** A query schema that refuses parameters it does not name: a misspelt `maxresults` is a 400, not ignored. */
+function strictQuery<T>(schema: z.ZodType<T> | undefined): z.ZodType<T> | undefined {
+  return schema instanceof z.ZodObject ? (schema.strict() as unknown as z.ZodType<T>) : schema;
 }
 
 /** Validates one part of the request; a ValidationError naming the field (`body.metrics[3].value`) otherwise. */
