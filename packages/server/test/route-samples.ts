@@ -114,7 +114,9 @@ export function sampleRequest(
   hints: Readonly<Record<string, unknown>>,
 ): { body?: string | Uint8Array; contentType?: string; query: string } {
   const query = route.query ? (sample(jsonSchemaOf(route.query), hints) as Record<string, unknown>) : {};
-  const search = new URLSearchParams(Object.entries(query).map(([k, v]): [string, string] => [k, String(v)])).toString();
+  const search = new URLSearchParams(
+    Object.entries(query).map(([k, v]): [string, string] => [k, String(v)]),
+  ).toString();
   if (route.body === 'stream') {
     return { body: new TextEncoder().encode('sample bytes'), contentType: 'application/octet-stream', query: search };
   }
