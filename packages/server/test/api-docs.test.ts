@@ -1,0 +1,43 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import type { RouteDefinition } from '../src/http/route.js';
+import { v1Routes } from '../src/index.js';
+
+/** docs/api.md lists every route with its permission; the list is written from v1Routes and must match it. */
+
+const doc = fileURLToPath(new URL('../../../docs/api.md', import.meta.url));
+const START = '<!-- routes:start -->';
+const END = '<!-- routes:end -->';
+
+function scopeOf(route: RouteDefinition): string {
+  if (route.permission === 'authenticated') return '';
+  if (route.scope === 'project') return '`{project}`';
+  if (route.scope === 'platform') return 'platform';
+  return 'projects in the body';
+}
+
+export function routeTable(routes: readonly RouteDefinition[]): string {
+  const rows = routes.map((r) => {
+    const permission = r.permission === 'authenticated' ? 'any caller' : `\`${r.permission}\``;
+    return `| ${r.method} | \`${r.path}\` | ${r.summary.replaceAll('|', '\\|')} | ${permission} | ${scopeOf(r)} |`;
+  });
+  return ['| method | path | what | permission | checked in |', '| --- | --- | --- | --- | --- |', ...rows].join('\n');
+}
+
+describe('docs/api.md', () => {
+  it('lists every route of v1Routes with its permission', async () => {
+    const text = await readFile(doc, 'utf8');
+    const start = text.indexOf(START);
+    const end = text.indexOf(END);
+    expect(start, 'docs/api.md needs the routes:start and routes:end markers').toBeGreaterThan(0);
+    expect(end).toBeGreaterThan(start);
+    const expected = `${START}\n${routeTable(v1Routes)}\n${END}`;
+    const current = text.slice(start, end + END.length);
+    if (current !== expected && process.env.MLPLANE_WRITE_DOCS === '1') {
+      await writeFile(doc, text.slice(0, start) + expected + text.slice(end + END.length));
+      return;
+    }
+    expect(current, 'run MLPLANE_WRITE_DOCS=1 pnpm vitest run packages/server/test/api-docs.test.ts').toBe(expected);
+  });
+});
