@@ -56,6 +56,7 @@ function pathOf(route: RouteDefinition): string {
     principalId: 'bad-principal',
     role: 'viewer',
     id: fixtures.webhookId,
+    eventId: 'no-such-event',
   });
 }
 

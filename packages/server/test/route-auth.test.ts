@@ -94,6 +94,7 @@ async function call(route: RouteDefinition, token: string | undefined): Promise<
     principalId: 'walked-principal',
     role,
     id: fixtures.webhookId,
+    eventId: 'no-such-event',
   });
   const request = sampleRequest(route, hints);
   const headers: Record<string, string> = {};

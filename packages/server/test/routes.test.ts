@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
-import { auditLogRef } from '@mlplane/core';
+import { ALL_PROJECTS, auditLogRef, authorizerRef } from '@mlplane/core';
+import { startTestPlatform } from '@mlplane/defaults/testing';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createApi, v1Routes } from '../src/index.js';
 import { startTestApi, type TestApi } from './support.js';
 
 let t: TestApi;
@@ -278,5 +280,79 @@ describe('audit, roles, grants and webhooks', () => {
     expect(bad.body.details.field).toBe('url');
     expect((await t.call('DELETE', `/api/v1/webhooks/${id}`)).status).toBe(204);
     expect((await t.call('GET', `/api/v1/webhooks/${id}`)).status).toBe(404);
+  });
+});
+
+describe('webhook failures', () => {
+  it('shows a failed delivery in the log and dead letters, and redelivers it once the receiver is fixed', async () => {
+    // One attempt per event, so a refused connection dead-letters the event at once.
+    await using platform = await startTestPlatform({ config: { management: { webhooks: { maxAttempts: 1 } } } });
+    const api = await createApi(v1Routes, { platform, rateLimit: false });
+    const authorizer = await platform.get(authorizerRef);
+    await authorizer.grant('ops', ALL_PROJECTS, 'admin');
+    const { secret } = await authorizer.createToken({
+      principal: await authorizer.getPrincipal('ops', 'user'),
+      name: 'ops',
+      projects: [ALL_PROJECTS],
+      roles: ['admin'],
+      expiresAt: new Date(Date.now() + 3_600_000),
+    });
+    const call = async (method: string, path: string, body?: unknown) => {
+      const res = await api.fetch(
+        new Request(`http://mlplane.test/api/v1${path}`, {
+          method,
+          headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        }),
+      );
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    };
+
+    const received: string[] = [];
+    const receiver = createServer((req, res) => {
+      received.push(String(req.headers['x-mlplane-event-id']));
+      req.resume().on('end', () => res.writeHead(204).end());
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      // A port nothing listens on: take one and free it.
+      const closed = createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const deadPort = (closed.address() as AddressInfo).port;
+      await new Promise((resolve) => closed.close(resolve));
+
+      const hook = await call('POST', '/webhooks', {
+        url: `http://127.0.0.1:${deadPort}/hook`,
+        eventTypes: ['experiment.*'],
+      });
+      const id = hook.body.subscription.id;
+      await call('POST', '/projects/hooked/experiments', { name: 'fires-an-event' });
+
+      const letters = await vi.waitFor(
+        async () => {
+          const res = await call('GET', `/webhooks/${id}/dead-letters`);
+          expect(res.body.items).toHaveLength(1);
+          return res.body.items;
+        },
+        { timeout: 10_000, interval: 100 },
+      );
+      expect(letters[0].event).toMatchObject({ type: 'experiment.created', project: 'hooked', actor: 'ops' });
+      const log = await call('GET', `/webhooks/${id}/deliveries`);
+      expect(log.body.items).toMatchObject([{ outcome: 'failed', attempt: 1, eventType: 'experiment.created' }]);
+
+      const port = (receiver.address() as AddressInfo).port;
+      await call('PATCH', `/webhooks/${id}`, { url: `http://127.0.0.1:${port}/hook` });
+      const eventId = letters[0].event.id;
+      expect((await call('POST', `/webhooks/${id}/dead-letters/${eventId}/redeliver`)).status).toBe(204);
+      await vi.waitFor(() => expect(received).toEqual([eventId]), { timeout: 10_000, interval: 100 });
+      expect((await call('GET', `/webhooks/${id}/dead-letters`)).body.items).toEqual([]);
+      expect((await call('GET', `/webhooks/${id}/deliveries?eventId=${eventId}`)).body.items[0].outcome).toBe(
+        'delivered',
+      );
+      expect((await call('POST', `/webhooks/${id}/dead-letters/${eventId}/redeliver`)).status).toBe(404);
+    } finally {
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 });
