@@ -1,8 +1,10 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import SwaggerParser from '@apidevtools/swagger-parser';
 import { describe, expect, it } from 'vitest';
-import type { RouteDefinition } from '../src/http/route.js';
+import { openApiPath, pathParameters, type RouteDefinition } from '../src/http/route.js';
 import { v1Routes } from '../src/index.js';
+import { startTestApi } from './support.js';
 
 /** docs/api.md lists every route with its permission; the list is written from v1Routes and must match it. */
 
@@ -39,5 +41,28 @@ describe('docs/api.md', () => {
       return;
     }
     expect(current, 'run MLPLANE_WRITE_DOCS=1 pnpm vitest run packages/server/test/api-docs.test.ts').toBe(expected);
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('is a valid OpenAPI 3.1 document naming every path parameter of every route', async () => {
+    const api = await startTestApi();
+    try {
+      // validate() checks the document against the OpenAPI 3.1 schema; the loop checks what it does not: that every
+      // {parameter} of a path is declared, with the route's permission.
+      await SwaggerParser.validate(structuredClone(api.api.openapi) as never);
+      for (const route of v1Routes) {
+        const operation = api.api.openapi.paths[`/api/v1${openApiPath(route.path)}`][route.method.toLowerCase()];
+        const declared = operation.parameters.filter((p: { in: string }) => p.in === 'path').map((p: any) => p.name);
+        expect(declared.sort(), route.operationId).toEqual(
+          pathParameters(route.path)
+            .map((p) => p.name)
+            .sort(),
+        );
+        expect(operation['x-mlplane-permission']).toBe(route.permission);
+      }
+    } finally {
+      await api[Symbol.asyncDispose]();
+    }
   });
 });
