@@ -258,6 +258,13 @@ describe('audit, roles, grants and webhooks', () => {
     expect((await t.call('PUT', '/api/v1/projects/p1/grants/dave/roles/reviewer', { token: carol })).status).toBe(204);
     expect((await t.call('DELETE', '/api/v1/roles/reviewer')).status).toBe(409);
     expect((await t.call('DELETE', '/api/v1/projects/p1/grants/dave/roles/reviewer')).status).toBe(204);
+    // Grants in every project use the project '*', which only a grant in '*' may write.
+    expect((await t.call('PUT', '/api/v1/projects/*/grants/erin/roles/viewer')).status).toBe(204);
+    expect((await t.call('GET', '/api/v1/projects/p1/grants/erin')).body).toMatchObject({
+      roles: [],
+      everyProjectRoles: ['viewer'],
+    });
+    expect((await t.call('PUT', '/api/v1/projects/*/grants/erin/roles/reviewer', { token: carol })).status).toBe(403);
   });
 
   it('manages webhook subscriptions and reads their delivery log', async () => {
