@@ -196,6 +196,45 @@ describe('bad queries', () => {
   }
 });
 
+describe('bad path parameters', () => {
+  const withParams = v1Routes.filter((r) => /\{/.test(r.path));
+  for (const route of withParams) {
+    it(`${route.operationId}: overlong, undecodable and control-character parameters`, async () => {
+      const names = [...route.path.matchAll(/\{(\w+)(?:\.\.\.)?\}/g)].map((m) => m[1]!);
+      for (const name of names) {
+        for (const [label, raw] of [
+          ['overlong', 'z'.repeat(5000)],
+          ['invalid percent-encoding', '%FF%FE'],
+          ['a control character', 'a%00b'],
+          ['a lone surrogate', '%ED%A0%80'],
+        ] as const) {
+          const filled = pathOf(route);
+          // This parameter's segment of the sampled path replaced (a rest parameter takes the rest of the path).
+          const segments = route.path.split('/');
+          const index = segments.findIndex((seg) => seg.startsWith(`{${name}`));
+          const parts = filled.replace(/^\/api\/v1/, '').split('/');
+          const rest = segments[index]!.endsWith('...}');
+          const path = `/api/v1${[...parts.slice(0, index), raw, ...(rest ? [] : parts.slice(index + 1))].join('/')}`;
+          const headers: Record<string, string> = { authorization: `Bearer ${t.adminToken}` };
+          const init: RequestInit = { method: route.method, headers };
+          if (route.body === 'stream') init.body = 'bytes';
+          else if (route.body) {
+            headers['content-type'] = 'application/json';
+            init.body = JSON.stringify(sample(jsonSchemaOf(route.body as never), hints));
+          }
+          const res = await fetch(`${base}${path}`, init);
+          const text = await res.text();
+          answers.push({ route: route.operationId, case: `${name} ${label}`, status: res.status });
+          const where = `${route.operationId}: ${name} ${label} -> ${res.status} ${text.slice(0, 200)}`;
+          expect(res.status, where).toBeGreaterThanOrEqual(400);
+          expect(res.status, where).toBeLessThan(500);
+          expect(typeof JSON.parse(text).code, where).toBe('string');
+        }
+      }
+    });
+  }
+});
+
 describe('after the bad input', () => {
   it('refused everything with a 4xx and keeps serving', async () => {
     expect(answers.length).toBeGreaterThan(300);

@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
-import { ALL_PROJECTS, actingAs, checkInput, type Logger, type Platform, type Principal } from '@mlplane/core';
+import {
+  ALL_PROJECTS,
+  actingAs,
+  checkInput,
+  type Logger,
+  type Platform,
+  type Principal,
+  validateNoControlCharacters,
+} from '@mlplane/core';
 import { type Context, Hono } from 'hono';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
@@ -204,9 +212,10 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
     const querySchema = strictQuery(route.query);
     app.on(route.method, honoPath(template), async (c) => {
       c.set('route', template);
+      assertDecodablePath(c.req.path);
       const principal = await internals.authenticate(c);
       await internals.rateLimit(principal);
-      const params = parse(route.params, c.req.param(), 'path');
+      const params = parse(route.params, printableParams(c.req.param()), 'path');
       const input = { params, query: undefined as unknown, body: undefined as unknown };
       const early = typeof route.scope !== 'function';
       if (early) await authorizeRoute(services.authorizer, route, principal, input);
@@ -251,6 +260,26 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
     routes,
     services,
   };
+}
+
+/**
+ * The router leaves a parameter it cannot percent-decode as it was sent (`%FF` stays the three characters), which
+ * would store an artifact or grant under a name the client never meant: such a path is refused.
+ */
+function assertDecodablePath(path: string): void {
+  try {
+    decodeURIComponent(path);
+  } catch {
+    throw new HttpError(400, 'VALIDATION', 'the path is not valid percent-encoded UTF-8', { field: 'path' });
+  }
+}
+
+/** No name the platform stores holds a control character, so a path parameter with one is refused, not looked up. */
+function printableParams(params: Record<string, string>): Record<string, string> {
+  for (const [name, value] of Object.entries(params)) {
+    validateNoControlCharacters(value, `path.${name}`, `path parameter ${name}`);
+  }
+  return params;
 }
 
 /** A query schema that refuses parameters it does not name: a misspelt `maxresults` is a 400, not ignored. */
