@@ -363,3 +363,21 @@ describe('webhook failures', () => {
     }
   });
 });
+
+describe('rate limits', () => {
+  it('answers 429 with Retry-After once a caller exceeds its budget, and counts each caller apart', async () => {
+    const limited = await createApi(v1Routes, { platform: t.platform, rateLimit: { points: 2, durationSeconds: 60 } });
+    const me = (token: string) =>
+      limited.fetch(new Request('http://mlplane.test/api/v1/me', { headers: { authorization: `Bearer ${token}` } }));
+    expect((await me(t.adminToken)).status).toBe(200);
+    expect((await me(t.adminToken)).status).toBe(200);
+    const refused = await me(t.adminToken);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await refused.json()).toMatchObject({
+      code: 'RATE_LIMITED',
+      details: { retryAfterSeconds: expect.any(Number) },
+    });
+    expect((await me(await t.token('rita', ['rl'], ['viewer']))).status).toBe(200);
+  });
+});
