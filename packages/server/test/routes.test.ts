@@ -219,6 +219,11 @@ describe('registered models', () => {
       body: { source: 's3://b/m', runId },
     });
     expect(res.status).toBe(404);
+    const bySource = await t.call('POST', '/api/v1/projects/reg/models/borrowed/versions', {
+      body: { source: `runs:/${runId}/model` },
+    });
+    expect(bySource.status).toBe(404);
+    expect(bySource.body.message).toContain(runId);
   });
 });
 
