@@ -44,6 +44,15 @@ describe('docs/api.md', () => {
   });
 });
 
+describe('the route table', () => {
+  it('names each operation once and each method and path once', () => {
+    const ids = v1Routes.map((r) => r.operationId);
+    expect(ids.filter((id, i) => ids.indexOf(id) !== i)).toEqual([]);
+    const keys = v1Routes.map((r) => `${r.method} ${openApiPath(r.path)}`);
+    expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
+  });
+});
+
 describe('the OpenAPI document', () => {
   it('is a valid OpenAPI 3.1 document naming every path parameter of every route', async () => {
     const api = await startTestApi();
