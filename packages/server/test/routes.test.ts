@@ -107,6 +107,11 @@ describe('run artifacts over HTTP', () => {
     expect(wrong.body.details.field).toBe('expectedSha256');
     expect((await t.call('GET', `/api/v1/projects/art/runs/${runId}/artifacts/a.txt`)).body).toBe('a.txt');
 
+    // A '%' in a name travels encoded and comes back as itself.
+    expect(
+      (await t.call('PUT', `/api/v1/projects/art/runs/${runId}/artifacts/100%25%20done`, { rawBody: 'z' })).body.path,
+    ).toBe('100% done');
+    expect((await t.call('GET', `/api/v1/projects/art/runs/${runId}/artifacts/100%25%20done`)).body).toBe('z');
     // URLs resolve `..` themselves; an empty segment reaches the tracker, which refuses it.
     for (const bad of ['x//a.txt', 'x%2F%2Fa.txt']) {
       const refused = await t.call('GET', `/api/v1/projects/art/runs/${runId}/artifacts/${bad}`);
