@@ -6,6 +6,7 @@ import { startTestPlatform } from '@mlplane/defaults/testing';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApi, v1Routes } from '../src/index.js';
+import { limitedBody } from '../src/routes/artifacts.js';
 import { startTestApi, type TestApi } from './support.js';
 
 let t: TestApi;
@@ -136,6 +137,30 @@ describe('run artifacts over HTTP', () => {
     expect(head).toContain('PAYLOAD_TOO_LARGE');
     const listed = await t.call('GET', `/api/v1/projects/art/runs/${runId}/artifacts`);
     expect(listed.body.items).toEqual([]);
+  });
+});
+
+describe('streamed upload limit', () => {
+  it('stops a body without a declared length once it passes the limit, and stores nothing', async () => {
+    const { runId } = await newRun('art');
+    let pulled = 0;
+    const chunks = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new Uint8Array(1024));
+        if (pulled === 8) controller.close();
+      },
+    });
+    const request = new Request('http://mlplane.test/upload', {
+      method: 'PUT',
+      body: chunks,
+      duplex: 'half',
+    } as RequestInit);
+    const upload = t.api.services.tracker.logArtifact(runId, 'over.bin', limitedBody(request, 3000));
+    await expect(upload).rejects.toMatchObject({ status: 413, code: 'PAYLOAD_TOO_LARGE' });
+    // The store stopped reading soon after the limit rather than draining the whole body.
+    expect(pulled).toBeLessThan(8);
+    expect((await t.call('GET', `/api/v1/projects/art/runs/${runId}/artifacts`)).body.items).toEqual([]);
   });
 });
 
