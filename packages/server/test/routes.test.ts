@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
-import { ALL_PROJECTS, auditLogRef, authorizerRef } from '@mlplane/core';
+import { ALL_PROJECTS, auditLogRef, authorizerRef, STAGE_POLICY, veto } from '@mlplane/core';
 import { startTestPlatform } from '@mlplane/defaults/testing';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -218,6 +218,25 @@ describe('registered models', () => {
       },
       { timeout: 10_000, interval: 100 },
     );
+  });
+
+  it('answers 409 VETOED with the policy’s reason when a promotion policy refuses, changing nothing', async () => {
+    t.platform.hooks.model.beforePromote.tapPromise(
+      { name: 'risk-review', stage: STAGE_POLICY },
+      async (version, to) =>
+        version.name === 'vetoed' && to === 'Production' ? veto('needs a risk review') : undefined,
+    );
+    await t.call('POST', '/api/v1/projects/reg/models', { body: { name: 'vetoed' } });
+    await t.call('POST', '/api/v1/projects/reg/models/vetoed/versions', { body: { source: 's3://b/v' } });
+    const refused = await t.call('POST', '/api/v1/projects/reg/models/vetoed/versions/1/stage', {
+      body: { stage: 'Production' },
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.body.code).toBe('VETOED');
+    expect(refused.body.message).toContain('needs a risk review');
+    expect((await t.call('GET', '/api/v1/projects/reg/models/vetoed/versions/1')).body.stage).toBe('None');
+    const alias = await t.call('PUT', '/api/v1/projects/reg/models/vetoed/aliases/prod', { body: { version: 1 } });
+    expect(alias.status).toBe(204);
   });
 
   it('keeps models in their project, and follows renames and deletes', async () => {
