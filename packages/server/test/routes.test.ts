@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
-import { auditLogRef } from '@mlplane/core';
+import { ALL_PROJECTS, auditLogRef, authorizerRef, STAGE_POLICY, veto } from '@mlplane/core';
+import { startTestPlatform } from '@mlplane/defaults/testing';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createApi, v1Routes } from '../src/index.js';
+import { limitedBody } from '../src/routes/artifacts.js';
 import { startTestApi, type TestApi } from './support.js';
 
 let t: TestApi;
@@ -105,6 +108,11 @@ describe('run artifacts over HTTP', () => {
     expect(wrong.body.details.field).toBe('expectedSha256');
     expect((await t.call('GET', `/api/v1/projects/art/runs/${runId}/artifacts/a.txt`)).body).toBe('a.txt');
 
+    // A '%' in a name travels encoded and comes back as itself.
+    expect(
+      (await t.call('PUT', `/api/v1/projects/art/runs/${runId}/artifacts/100%25%20done`, { rawBody: 'z' })).body.path,
+    ).toBe('100% done');
+    expect((await t.call('GET', `/api/v1/projects/art/runs/${runId}/artifacts/100%25%20done`)).body).toBe('z');
     // URLs resolve `..` themselves; an empty segment reaches the tracker, which refuses it.
     for (const bad of ['x//a.txt', 'x%2F%2Fa.txt']) {
       const refused = await t.call('GET', `/api/v1/projects/art/runs/${runId}/artifacts/${bad}`);
@@ -129,6 +137,30 @@ describe('run artifacts over HTTP', () => {
     expect(head).toContain('PAYLOAD_TOO_LARGE');
     const listed = await t.call('GET', `/api/v1/projects/art/runs/${runId}/artifacts`);
     expect(listed.body.items).toEqual([]);
+  });
+});
+
+describe('streamed upload limit', () => {
+  it('stops a body without a declared length once it passes the limit, and stores nothing', async () => {
+    const { runId } = await newRun('art');
+    let pulled = 0;
+    const chunks = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        controller.enqueue(new Uint8Array(1024));
+        if (pulled === 8) controller.close();
+      },
+    });
+    const request = new Request('http://mlplane.test/upload', {
+      method: 'PUT',
+      body: chunks,
+      duplex: 'half',
+    } as RequestInit);
+    const upload = t.api.services.tracker.logArtifact(runId, 'over.bin', limitedBody(request, 3000));
+    await expect(upload).rejects.toMatchObject({ status: 413, code: 'PAYLOAD_TOO_LARGE' });
+    // The store stopped reading soon after the limit rather than draining the whole body.
+    expect(pulled).toBeLessThan(8);
+    expect((await t.call('GET', `/api/v1/projects/art/runs/${runId}/artifacts`)).body.items).toEqual([]);
   });
 });
 
@@ -188,6 +220,25 @@ describe('registered models', () => {
     );
   });
 
+  it('answers 409 VETOED with the policy’s reason when a promotion policy refuses, changing nothing', async () => {
+    t.platform.hooks.model.beforePromote.tapPromise(
+      { name: 'risk-review', stage: STAGE_POLICY },
+      async (version, to) =>
+        version.name === 'vetoed' && to === 'Production' ? veto('needs a risk review') : undefined,
+    );
+    await t.call('POST', '/api/v1/projects/reg/models', { body: { name: 'vetoed' } });
+    await t.call('POST', '/api/v1/projects/reg/models/vetoed/versions', { body: { source: 's3://b/v' } });
+    const refused = await t.call('POST', '/api/v1/projects/reg/models/vetoed/versions/1/stage', {
+      body: { stage: 'Production' },
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.body.code).toBe('VETOED');
+    expect(refused.body.message).toContain('needs a risk review');
+    expect((await t.call('GET', '/api/v1/projects/reg/models/vetoed/versions/1')).body.stage).toBe('None');
+    const alias = await t.call('PUT', '/api/v1/projects/reg/models/vetoed/aliases/prod', { body: { version: 1 } });
+    expect(alias.status).toBe(204);
+  });
+
   it('keeps models in their project, and follows renames and deletes', async () => {
     await t.call('POST', '/api/v1/projects/reg/models', { body: { name: 'churn' } });
     expect((await t.call('GET', '/api/v1/projects/other/models/churn')).status).toBe(404);
@@ -217,6 +268,11 @@ describe('registered models', () => {
       body: { source: 's3://b/m', runId },
     });
     expect(res.status).toBe(404);
+    const bySource = await t.call('POST', '/api/v1/projects/reg/models/borrowed/versions', {
+      body: { source: `runs:/${runId}/model` },
+    });
+    expect(bySource.status).toBe(404);
+    expect(bySource.body.message).toContain(runId);
   });
 });
 
@@ -256,6 +312,13 @@ describe('audit, roles, grants and webhooks', () => {
     expect((await t.call('PUT', '/api/v1/projects/p1/grants/dave/roles/reviewer', { token: carol })).status).toBe(204);
     expect((await t.call('DELETE', '/api/v1/roles/reviewer')).status).toBe(409);
     expect((await t.call('DELETE', '/api/v1/projects/p1/grants/dave/roles/reviewer')).status).toBe(204);
+    // Grants in every project use the project '*', which only a grant in '*' may write.
+    expect((await t.call('PUT', '/api/v1/projects/*/grants/erin/roles/viewer')).status).toBe(204);
+    expect((await t.call('GET', '/api/v1/projects/p1/grants/erin')).body).toMatchObject({
+      roles: [],
+      everyProjectRoles: ['viewer'],
+    });
+    expect((await t.call('PUT', '/api/v1/projects/*/grants/erin/roles/reviewer', { token: carol })).status).toBe(403);
   });
 
   it('manages webhook subscriptions and reads their delivery log', async () => {
@@ -278,5 +341,97 @@ describe('audit, roles, grants and webhooks', () => {
     expect(bad.body.details.field).toBe('url');
     expect((await t.call('DELETE', `/api/v1/webhooks/${id}`)).status).toBe(204);
     expect((await t.call('GET', `/api/v1/webhooks/${id}`)).status).toBe(404);
+  });
+});
+
+describe('webhook failures', () => {
+  it('shows a failed delivery in the log and dead letters, and redelivers it once the receiver is fixed', async () => {
+    // One attempt per event, so a refused connection dead-letters the event at once.
+    await using platform = await startTestPlatform({ config: { management: { webhooks: { maxAttempts: 1 } } } });
+    const api = await createApi(v1Routes, { platform, rateLimit: false });
+    const authorizer = await platform.get(authorizerRef);
+    await authorizer.grant('ops', ALL_PROJECTS, 'admin');
+    const { secret } = await authorizer.createToken({
+      principal: await authorizer.getPrincipal('ops', 'user'),
+      name: 'ops',
+      projects: [ALL_PROJECTS],
+      roles: ['admin'],
+      expiresAt: new Date(Date.now() + 3_600_000),
+    });
+    const call = async (method: string, path: string, body?: unknown) => {
+      const res = await api.fetch(
+        new Request(`http://mlplane.test/api/v1${path}`, {
+          method,
+          headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        }),
+      );
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    };
+
+    const received: string[] = [];
+    const receiver = createServer((req, res) => {
+      received.push(String(req.headers['x-mlplane-event-id']));
+      req.resume().on('end', () => res.writeHead(204).end());
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      // A port nothing listens on: take one and free it.
+      const closed = createServer();
+      await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+      const deadPort = (closed.address() as AddressInfo).port;
+      await new Promise((resolve) => closed.close(resolve));
+
+      const hook = await call('POST', '/webhooks', {
+        url: `http://127.0.0.1:${deadPort}/hook`,
+        eventTypes: ['experiment.*'],
+      });
+      const id = hook.body.subscription.id;
+      await call('POST', '/projects/hooked/experiments', { name: 'fires-an-event' });
+
+      const letters = await vi.waitFor(
+        async () => {
+          const res = await call('GET', `/webhooks/${id}/dead-letters`);
+          expect(res.body.items).toHaveLength(1);
+          return res.body.items;
+        },
+        { timeout: 10_000, interval: 100 },
+      );
+      expect(letters[0].event).toMatchObject({ type: 'experiment.created', project: 'hooked', actor: 'ops' });
+      const log = await call('GET', `/webhooks/${id}/deliveries`);
+      expect(log.body.items).toMatchObject([{ outcome: 'failed', attempt: 1, eventType: 'experiment.created' }]);
+
+      const port = (receiver.address() as AddressInfo).port;
+      await call('PATCH', `/webhooks/${id}`, { url: `http://127.0.0.1:${port}/hook` });
+      const eventId = letters[0].event.id;
+      expect((await call('POST', `/webhooks/${id}/dead-letters/${eventId}/redeliver`)).status).toBe(204);
+      await vi.waitFor(() => expect(received).toEqual([eventId]), { timeout: 10_000, interval: 100 });
+      expect((await call('GET', `/webhooks/${id}/dead-letters`)).body.items).toEqual([]);
+      expect((await call('GET', `/webhooks/${id}/deliveries?eventId=${eventId}`)).body.items[0].outcome).toBe(
+        'delivered',
+      );
+      expect((await call('POST', `/webhooks/${id}/dead-letters/${eventId}/redeliver`)).status).toBe(404);
+    } finally {
+      await new Promise((resolve) => receiver.close(resolve));
+    }
+  });
+});
+
+describe('rate limits', () => {
+  it('answers 429 with Retry-After once a caller exceeds its budget, and counts each caller apart', async () => {
+    const limited = await createApi(v1Routes, { platform: t.platform, rateLimit: { points: 2, durationSeconds: 60 } });
+    const me = (token: string) =>
+      limited.fetch(new Request('http://mlplane.test/api/v1/me', { headers: { authorization: `Bearer ${token}` } }));
+    expect((await me(t.adminToken)).status).toBe(200);
+    expect((await me(t.adminToken)).status).toBe(200);
+    const refused = await me(t.adminToken);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await refused.json()).toMatchObject({
+      code: 'RATE_LIMITED',
+      details: { retryAfterSeconds: expect.any(Number) },
+    });
+    expect((await me(await t.token('rita', ['rl'], ['viewer']))).status).toBe(200);
   });
 });

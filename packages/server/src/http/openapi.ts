@@ -27,6 +27,7 @@ const COMMON_ERRORS: Record<string, string> = {
   '404': 'Not found (in this project)',
   '409': 'Conflicts with the current state',
   '413': 'Request body too large',
+  '415': 'A JSON body sent with another content type',
   '429': 'Rate limit exceeded; see Retry-After',
   '503': 'A backend is unavailable; retry later',
 };

@@ -39,7 +39,7 @@ export const SHA256_HEADER = 'x-content-sha256';
  * The request body as a Node stream that fails once it passes `limit` bytes, so a client that sends more than it
  * declared (or declares nothing) cannot push an unbounded body into the store.
  */
-function limitedBody(request: Request, limit: number): Readable {
+export function limitedBody(request: Request, limit: number): Readable {
   const declared = request.headers.get('content-length');
   if (declared !== null && Number(declared) > limit) throw payloadTooLarge(limit);
   if (request.body === null) return Readable.from([]);

@@ -5,6 +5,7 @@ import {
   modelRegistryInputs,
   NotFoundError,
   type RegisteredModel,
+  runIdOfSource,
   type StageTransition,
   ValidationError,
 } from '@mlplane/core';
@@ -366,8 +367,10 @@ export const modelRoutes = [
     async handle({ params, body, principal, services }) {
       refuseReservedTags(body.tags);
       await services.projects.model(params.project, params.name);
-      // A version may only point at a run of the same project: its lineage would show the run.
-      if (body.runId) await services.projects.run(params.project, body.runId);
+      // A version may only point at a run of the same project: its lineage would show the run. A `runs:/<id>/...`
+      // source names its run as runId does (the registry links it).
+      const runId = body.runId ?? runIdOfSource(body.source);
+      if (runId) await services.projects.run(params.project, runId);
       const version = await services.registry.createVersion({
         ...(body as Omit<typeof body, 'signature'>),
         ...(body.signature ? { signature: body.signature as never } : {}),

@@ -1,4 +1,10 @@
-import type { WebhookDelivery, WebhookSubscription, WebhookSubscriptions } from '@mlplane/sql';
+import type { DomainEvent } from '@mlplane/core';
+import {
+  WEBHOOK_GROUP_PREFIX,
+  type WebhookDelivery,
+  type WebhookSubscription,
+  type WebhookSubscriptions,
+} from '@mlplane/sql';
 import { z } from 'zod';
 import { actorOf } from '../http/auth.js';
 import { HttpError } from '../http/errors.js';
@@ -49,6 +55,33 @@ const deliveryWire = (d: WebhookDelivery): z.infer<typeof deliverySchema> => ({
   ...(d.error !== undefined ? { error: d.error } : {}),
   durationMs: d.durationMs,
   at: iso(d.at),
+});
+
+const eventSchema = z.object({
+  id: z.string(),
+  type: z.string(),
+  version: z.number().int(),
+  occurredAt: z.string(),
+  subject: z.string(),
+  actor: z.string().optional(),
+  project: z.string().optional(),
+  payload: z.unknown(),
+});
+const eventWire = (e: DomainEvent): z.infer<typeof eventSchema> => ({
+  id: e.id,
+  type: e.type,
+  version: e.version,
+  occurredAt: e.occurredAt,
+  subject: e.subject,
+  ...(e.actor !== undefined ? { actor: e.actor } : {}),
+  ...(e.project !== undefined ? { project: e.project } : {}),
+  payload: e.payload,
+});
+const deadLetterSchema = z.object({
+  event: eventSchema,
+  attempts: z.number().int(),
+  lastError: z.string(),
+  failedAt: z.string(),
 });
 
 // The repository validates URLs, type filters and secret names itself (ValidationError naming the field); the
@@ -202,6 +235,48 @@ export const webhookRoutes = [
         ...(query.maxResults ? { limit: query.maxResults } : {}),
       });
       return { items: items.map(deliveryWire) };
+    },
+  }),
+  defineRoute({
+    operationId: 'listWebhookDeadLetters',
+    method: 'GET',
+    path: '/webhooks/{id}/dead-letters',
+    summary: 'Events the dispatcher gave up on for a subscription (after its attempts), oldest first',
+    tag: 'webhooks',
+    permission: 'audit.read',
+    scope: 'platform',
+    params: idParams,
+    query: z.object({ maxResults: z.coerce.number().int().min(1).max(1000).optional() }),
+    response: z.object({ items: z.array(deadLetterSchema) }),
+    async handle({ params, query, services }) {
+      await webhooksOf(services).get(params.id);
+      const letters = await services.events.deadLetters(`${WEBHOOK_GROUP_PREFIX}${params.id}`, {
+        limit: query.maxResults ?? 100,
+      });
+      return {
+        items: letters.map((l) => ({
+          event: eventWire(l.event),
+          attempts: l.attempts,
+          lastError: l.lastError,
+          failedAt: l.failedAt,
+        })),
+      };
+    },
+  }),
+  defineRoute({
+    operationId: 'redeliverWebhookEvent',
+    method: 'POST',
+    path: '/webhooks/{id}/dead-letters/{eventId}/redeliver',
+    summary: 'Send a dead-lettered event to its subscription again (after the receiver was fixed)',
+    tag: 'webhooks',
+    permission: 'admin',
+    scope: 'platform',
+    params: idParams.extend({ eventId: z.string().min(1).max(255) }),
+    response: 'empty',
+    async handle({ params, services }) {
+      await webhooksOf(services).get(params.id);
+      await services.events.redeliver(`${WEBHOOK_GROUP_PREFIX}${params.id}`, params.eventId);
+      return undefined;
     },
   }),
 ];

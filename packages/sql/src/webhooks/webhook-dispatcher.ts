@@ -37,6 +37,12 @@ export interface WebhookDispatcherOptions {
   readonly stopGraceMs?: number;
 }
 
+/**
+ * The default `groupPrefix`: subscription `<id>`'s events flow through the EventBus group `webhook.<id>`, whose dead
+ * letters are the events the dispatcher gave up on (readable and redeliverable through the EventBus port).
+ */
+export const WEBHOOK_GROUP_PREFIX = 'webhook.';
+
 /** One row of the delivery log: an HTTP attempt. */
 export interface WebhookDelivery {
   readonly subscriptionId: string;
@@ -117,7 +123,7 @@ export class WebhookDispatcher {
     this.#backoff = backoff;
     this.#timeoutMs = positiveInteger(options.timeoutMs ?? 10_000, 'timeoutMs');
     this.#refreshMs = positiveInteger(options.refreshIntervalMs ?? 30_000, 'refreshIntervalMs');
-    this.#groupPrefix = options.groupPrefix ?? 'webhook.';
+    this.#groupPrefix = options.groupPrefix ?? WEBHOOK_GROUP_PREFIX;
     this.#stopGraceMs = options.stopGraceMs ?? 10_000;
     this.#logger = options.telemetry?.logger.child({ component: 'webhook-dispatcher' });
     const metrics = options.telemetry?.metrics;
