@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -928,7 +928,8 @@ export class LocalComputeBackend implements ComputeBackend {
     await this.#publish(job, { phase: ending.phase, reason: ending.reason, message: ending.message, finishedAt });
     if (slots) this.#pool.release(slots);
     this.#active.delete(job.id);
-    await rm(join(this.#options.workDir, 'spool', job.id), { recursive: true, force: true });
+    // Empty unless a log could not be kept in the ArtifactStore: then its file stays for an operator to recover.
+    await rmdir(join(this.#options.workDir, 'spool', job.id)).catch(() => undefined);
     job.ended.resolve(job.status);
     if (ttl !== undefined) this.#expireLogs(job.id, finishedAt.getTime() + ttl * 1000);
     setImmediate(() => this.#pump());
