@@ -333,6 +333,16 @@ describe('LocalComputeBackend specifics', () => {
     expect(await readdir(join(h.dir, 'compute', 'spool'))).toEqual([]);
   });
 
+  it('a replica whose working directory does not exist fails to start, and the job says so', async () => {
+    const job = await h.backend.submit(
+      spec('true', { replicaGroups: [{ role: 'main', ...sh('true'), workingDir: '/nonexistent/mlplane-workdir' }] }),
+    );
+    const end = await finished(h.backend, job.id);
+    expect(end).toMatchObject({ phase: 'Failed', reason: 'BackoffLimitExceeded' });
+    expect(end.replicas[0]).toMatchObject({ phase: 'Failed', exitCode: 127, reason: 'StartError' });
+    expect(end.message).toContain('could not start');
+  });
+
   it('refuses bad log options with ValidationError', async () => {
     const job = await h.backend.submit(spec('true'));
     await finished(h.backend, job.id);
