@@ -56,6 +56,7 @@ async function harness(options: Partial<LocalComputeBackendOptions> = {}): Promi
     tracker,
     workDir: join(dir, 'compute'),
     killGraceMs: 1_000,
+    restartBackoffMs: 50,
     capacity: { cpu: 64, memory: '64Gi', gpus: 0 },
     ...options,
   });
@@ -359,12 +360,16 @@ describe('LocalComputeBackend specifics', () => {
 describe('LocalComputeBackend across platform restarts', () => {
   let dataDir: string;
   const platforms: ReturnType<typeof createPlatform>[] = [];
-  const start = async () => {
+  const start = async (compute: Record<string, unknown> = {}) => {
     const platform = createPlatform({
       plugins: [],
       config: {
         platform: { signals: [], shutdownDeadlineMs: 5_000 },
-        embedded: { dataDir, secrets: { masterKey }, compute: { killGraceMs: 1_000, cpu: 8 } },
+        embedded: {
+          dataDir,
+          secrets: { masterKey },
+          compute: { killGraceMs: 1_000, restartBackoffMs: 50, cpu: 8, ...compute },
+        },
       },
       log: { level: process.env.MLPLANE_TEST_LOG ?? 'silent' },
     });
@@ -448,6 +453,22 @@ describe('LocalComputeBackend across platform restarts', () => {
     expect(end.message).toContain(String(pid));
     expect(end.replicas[0]).toMatchObject({ phase: 'Failed', reason: 'Lost' });
     expect(await lines(again, job.id)).toEqual([marker]);
+  });
+
+  it('a job waiting to restart after a failure when the platform stops restarts under the next one', async () => {
+    const first = await start({ restartBackoffMs: 1_500 });
+    const backend = await first.get(computeBackendRef);
+    const job = await backend.submit(spec('echo attempt; exit 1', { retries: 1 }));
+    await eventually(async () => expect((await backend.get(job.id)).reason).toBe('Restarting'), 5_000, 10);
+    await first.stop();
+
+    const second = await start();
+    const again = await second.get(computeBackendRef);
+    const end = await finished(again, job.id);
+    expect(end).toMatchObject({ phase: 'Failed', reason: 'BackoffLimitExceeded', retriesUsed: 2 });
+    expect(end.replicas[0]).toMatchObject({ attempt: 2, exitCode: 1 });
+    expect(await lines(again, job.id, { attempt: 1 })).toEqual(['attempt']);
+    expect(await lines(again, job.id, { attempt: 2 })).toEqual(['attempt']);
   });
 
   it('a job waiting for slots when the platform stops runs under the next one; a cancel there stops a found job', async () => {

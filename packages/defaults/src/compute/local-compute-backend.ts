@@ -81,6 +81,11 @@ export interface LocalComputeBackendOptions {
   readonly logPrefix?: string;
   /** Time between SIGTERM and SIGKILL to a replica's process group on cancel, timeout or restart. Default 5 s. */
   readonly killGraceMs?: number;
+  /**
+   * Delay before a failed job's (or replica's) next attempt, doubled at each restart of the job up to 60 s, as
+   * Kubernetes backs off restarts: a program that fails at once does not spin. Default 1 s.
+   */
+  readonly restartBackoffMs?: number;
   /** How often running attempts' logs are read and adopted processes checked. Default 100 ms. */
   readonly pollMs?: number;
   /** Names of this process's environment variables that replicas inherit. Default DEFAULT_INHERITED_ENV. */
@@ -135,6 +140,9 @@ interface ActiveJob {
   ending?: Ending;
   /** Replicas being stopped for a job-scope restart; the restart launches once they are gone. */
   restarting?: boolean;
+  /** Restarts so far in this process, for the backoff. */
+  restarts: number;
+  restartTimer?: NodeJS.Timeout;
   killTimer?: NodeJS.Timeout;
   deadlineTimer?: NodeJS.Timeout;
   readonly ended: { promise: Promise<JobStatus>; resolve: (s: JobStatus) => void; reject: (e: unknown) => void };
@@ -199,6 +207,7 @@ export class LocalComputeBackend implements ComputeBackend {
   readonly #host: string;
   readonly #pollMs: number;
   readonly #graceMs: number;
+  readonly #backoffMs: number;
   readonly #logPrefix: string;
   readonly #active = new Map<string, ActiveJob>();
   readonly #queue: ActiveJob[] = [];
@@ -217,6 +226,7 @@ export class LocalComputeBackend implements ComputeBackend {
     this.#host = host;
     this.#pollMs = options.pollMs ?? 100;
     this.#graceMs = options.killGraceMs ?? 5_000;
+    this.#backoffMs = options.restartBackoffMs ?? 1_000;
     this.#logPrefix = (options.logPrefix ?? 'compute/logs').replace(/\/+$/, '');
     const capabilities: ComputeBackendCapabilities = {
       scheduler: 'local',
@@ -447,6 +457,7 @@ export class LocalComputeBackend implements ComputeBackend {
     for (const job of this.#active.values()) {
       clearTimeout(job.deadlineTimer);
       clearTimeout(job.killTimer);
+      clearTimeout(job.restartTimer);
       for (const live of job.live.values()) {
         clearInterval(live.watcher);
         live.log.stop();
@@ -516,6 +527,7 @@ export class LocalComputeBackend implements ComputeBackend {
       version: 1,
       serial: Promise.resolve(),
       live: new Map(),
+      restarts: 0,
       ended: deferred<JobStatus>(),
     };
     this.#active.set(job.id, job);
@@ -641,6 +653,11 @@ export class LocalComputeBackend implements ComputeBackend {
     }
     // Groups start in spec order and each replica is running once spawned, which honours startupPolicy InOrder.
     for (const n of which) await this.#launch(job, n, env.get(n)!);
+    if (job.state.restart) {
+      const { restart: _, ...rest } = job.state;
+      job.state = rest;
+      await this.#jobs.update(job.status, job.state);
+    }
     if (job.status.phase !== 'Running' && !job.ending) {
       const first = job.status.startedAt === undefined;
       // The run moves first, so that whoever sees the job Running finds its run RUNNING too.
@@ -864,9 +881,13 @@ export class LocalComputeBackend implements ComputeBackend {
         return;
       }
     }
+    const all = job.status.replicas.map((_, i) => i);
+    const scope = job.spec.restartScope ?? 'job';
+    // Recorded with the status, so that a platform restarted meanwhile still restarts what this one meant to.
+    job.state = { ...job.state, restart: scope === 'replica' ? [n] : all };
     await this.#publish(job, { reason: 'Restarting', message: `${why}; restarting` });
-    if ((job.spec.restartScope ?? 'job') === 'replica') {
-      await this.#startAll(job, [n]);
+    if (scope === 'replica') {
+      this.#restartLater(job, [n]);
       return;
     }
     job.restarting = true;
@@ -874,11 +895,26 @@ export class LocalComputeBackend implements ComputeBackend {
     await this.#settle(job);
   }
 
+  /** Starts the next attempt of `replicas` after the backoff, unless the job ends meanwhile. */
+  #restartLater(job: ActiveJob, replicas: readonly number[]): void {
+    const delay = Math.min(60_000, this.#backoffMs * 2 ** Math.min(job.restarts, 16));
+    job.restarts += 1;
+    clearTimeout(job.restartTimer);
+    job.restartTimer = setTimeout(() => {
+      void this.#serially(job, async () => {
+        if (job.ending || TERMINAL.has(job.status.phase)) return;
+        await this.#startAll(job, replicas);
+      });
+    }, delay);
+    job.restartTimer.unref();
+  }
+
   /** Decides how the job ends (once) and stops what still runs; the job ends when the last replica has. */
   async #end(job: ActiveJob, ending: Ending): Promise<void> {
     if (job.ending || TERMINAL.has(job.status.phase)) return;
     job.ending = ending;
     clearTimeout(job.deadlineTimer);
+    clearTimeout(job.restartTimer);
     // Replicas that never ran end with the job.
     const now = new Date();
     await this.#publish(job, {}, (r, n) =>
@@ -910,7 +946,7 @@ export class LocalComputeBackend implements ComputeBackend {
     }
     if (job.restarting) {
       job.restarting = false;
-      await this.#startAll(job);
+      this.#restartLater(job, job.state.restart ?? job.status.replicas.map((_, n) => n));
     }
   }
 
@@ -1064,21 +1100,32 @@ export class LocalComputeBackend implements ComputeBackend {
     }
     this.#armDeadline(job);
     for (const live of gone) await this.#adoptedExit(job, live);
-    // Replicas the previous platform had not launched yet (it stopped mid-start or mid-restart) start now.
-    const unlaunched = job.status.replicas
-      .map((r, n) => ({ r, n }))
-      .filter(({ r, n }) => !job.live.has(n) && (r.phase === 'Pending' || r.reason === 'Restarted'))
-      .map(({ n }) => n);
-    if (job.live.size === 0 && unlaunched.length === 0 && !job.ending) {
+    if (job.ending) return;
+    const restart = job.state.restart;
+    if (restart) {
+      // The previous platform was restarting the job: a job-scope restart stops what still runs first.
+      if (restart.some((n) => job.live.has(n))) {
+        job.restarting = true;
+        this.#stopAll(job);
+      } else {
+        this.#restartLater(job, restart);
+      }
+      return;
+    }
+    // Replicas the previous platform had not launched yet (it stopped while starting the job) start now.
+    const unlaunched = job.status.replicas.flatMap((r, n) => (!job.live.has(n) && r.phase === 'Pending' ? [n] : []));
+    if (unlaunched.length > 0) {
+      await this.#startAll(job, unlaunched);
+      return;
+    }
+    if (job.live.size === 0) {
       await this.#end(job, {
         phase: 'Failed',
         reason: 'Lost',
         message: 'the platform stopped while the job was between attempts and no replica was found',
         replicaReason: 'Lost',
       });
-      return;
     }
-    if (unlaunched.length > 0 && !job.ending) await this.#startAll(job, unlaunched);
   }
 
   /** An adopted process is gone: its exit status is in its exit file, or it was lost (killed with its wrapper). */
