@@ -12,6 +12,7 @@ import {
   type JobStatus,
   metadataStoreRef,
   secretStoreRef,
+  UnavailableError,
   ValidationError,
 } from '@mlplane/core';
 import { computeBackendConformance, eventually, rejects } from '@mlplane/core/testing';
@@ -453,6 +454,42 @@ describe('LocalComputeBackend across platform restarts', () => {
     expect(end.message).toContain(String(pid));
     expect(end.replicas[0]).toMatchObject({ phase: 'Failed', reason: 'Lost' });
     expect(await lines(again, job.id)).toEqual([marker]);
+  });
+
+  it('a cancel under way when the platform stops is finished by the next one, not taken for a failure', async () => {
+    const first = await start({ killGraceMs: 60_000 });
+    const backend = await first.get(computeBackendRef);
+    const marker = `mlplane-stubborn-${randomBytes(4).toString('hex')}`;
+    const job = await backend.submit(
+      spec(`trap '' TERM; echo ${marker}; while true; do sleep 0.1; done`, { retries: 3 }),
+    );
+    await eventually(async () => expect(await lines(backend, job.id)).toEqual([marker]), 5_000, 20);
+    const cancelling = backend.cancel(job.id).catch((e: unknown) => e);
+    const store = await first.get(metadataStoreRef);
+    await eventually(
+      async () => {
+        const [row] = await store
+          .db()
+          .selectFrom('mlplane_local_jobs')
+          .select('state')
+          .where('id', '=', job.id)
+          .execute();
+        expect(row!.state).toContain('"ending"');
+      },
+      5_000,
+      20,
+    );
+    await first.stop();
+    // The cancel's caller learns the platform stopped first; the job is not finished yet.
+    expect(await cancelling).toBeInstanceOf(UnavailableError);
+    expect(pidsWith(marker).length).toBeGreaterThan(0);
+
+    const second = await start({ killGraceMs: 300 });
+    const again = await second.get(computeBackendRef);
+    const end = await finished(again, job.id);
+    expect(end).toMatchObject({ phase: 'Cancelled', reason: 'Cancelled', retriesUsed: 0 });
+    expect(end.replicas[0]!.attempt).toBe(1);
+    expect(pidsWith(marker)).toEqual([]);
   });
 
   it('a job waiting to restart after a failure when the platform stops restarts under the next one', async () => {

@@ -29,6 +29,7 @@ computeBackendConformance('LocalComputeBackend on PostgreSQL (peer, schema per t
     tracker,
     workDir: join(dir, 'compute'),
     killGraceMs: 1_000,
+    restartBackoffMs: 50,
     capacity: { cpu: 64, memory: '64Gi', gpus: 0 },
   });
   return {

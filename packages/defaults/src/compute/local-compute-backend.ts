@@ -913,6 +913,8 @@ export class LocalComputeBackend implements ComputeBackend {
   async #end(job: ActiveJob, ending: Ending): Promise<void> {
     if (job.ending || TERMINAL.has(job.status.phase)) return;
     job.ending = ending;
+    // Recorded with the status below, so that a platform restarted before the replicas are gone still ends the job so.
+    job.state = { ...job.state, ending };
     clearTimeout(job.deadlineTimer);
     clearTimeout(job.restartTimer);
     // Replicas that never ran end with the job.
@@ -1097,6 +1099,14 @@ export class LocalComputeBackend implements ComputeBackend {
         if (!isAlive(record)) void this.#adoptedExit(job, live);
       }, this.#pollMs);
       live.watcher.unref();
+    }
+    if (job.state.ending) {
+      // The previous platform was ending the job (cancel, deadline, a failure): this one finishes that.
+      job.ending = job.state.ending;
+      this.#stopAll(job);
+      for (const live of gone) await this.#adoptedExit(job, live);
+      await this.#settle(job);
+      return;
     }
     this.#armDeadline(job);
     for (const live of gone) await this.#adoptedExit(job, live);
