@@ -194,6 +194,15 @@ describe('LocalComputeBackend specifics', () => {
     const tooMany = spec('true', { replicaGroups: [{ role: 'main', replicas: 3, ...sh('true') }] });
     const err = await rejects(h.backend.submit(tooMany), ValidationError, 'cores');
     expect(err.field).toBe('replicaGroups[0].resources.cpu');
+    const second = spec('true', {
+      replicaGroups: [
+        { role: 'main', ...sh('true'), resources: { cpu: 0.5 } },
+        { role: 'big', replicas: 2, ...sh('true'), resources: { cpu: 1 } },
+      ],
+    });
+    expect((await rejects(h.backend.submit(second), ValidationError, '2.5 cores')).field).toBe(
+      'replicaGroups[1].resources.cpu',
+    );
     const memory = spec('true', {
       replicaGroups: [{ role: 'main', ...sh('true'), resources: { cpu: 1, memory: '2Gi' } }],
     });
