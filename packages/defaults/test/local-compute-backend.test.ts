@@ -354,6 +354,17 @@ describe('LocalComputeBackend specifics', () => {
     expect(end.message).toContain('could not start');
   });
 
+  it('a deadline or TTL beyond what a timer can wait (24.8 days) does not fire early', async () => {
+    const year = 365 * 86_400;
+    const job = await h.backend.submit(spec('sleep 0.3', { timeoutSeconds: year, ttlSecondsAfterFinished: year }));
+    const end = await finished(h.backend, job.id);
+    expect(end.phase).toBe('Succeeded');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await lines(h.backend, job.id)).toEqual([]);
+    const listing = await h.artifacts.list({ prefix: `compute/logs/${job.id}/` });
+    expect(listing.items).toHaveLength(1);
+  });
+
   it('refuses bad log options with ValidationError', async () => {
     const job = await h.backend.submit(spec('true'));
     await finished(h.backend, job.id);

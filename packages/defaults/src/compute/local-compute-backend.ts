@@ -150,6 +150,8 @@ interface ActiveJob {
 
 type Listener = (status: JobStatus, version: number) => void;
 
+/** Longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const TERMINAL = new Set<JobPhase>(['Succeeded', 'Failed', 'Cancelled']);
 const RUN_STATUS: Record<'Succeeded' | 'Failed' | 'Cancelled', RunStatus> = {
   Succeeded: 'FINISHED',
@@ -977,8 +979,14 @@ export class LocalComputeBackend implements ComputeBackend {
     const seconds = job.spec.timeoutSeconds;
     if (seconds === undefined || !job.status.startedAt) return;
     const due = job.status.startedAt.getTime() + seconds * 1000;
+    clearTimeout(job.deadlineTimer);
+    // A deadline further than setTimeout can wait (24.8 days) is waited for in steps.
     job.deadlineTimer = setTimeout(
       () => {
+        if (Date.now() < due) {
+          this.#armDeadline(job);
+          return;
+        }
         void this.#serially(job, () =>
           this.#end(job, {
             phase: 'Failed',
@@ -988,21 +996,24 @@ export class LocalComputeBackend implements ComputeBackend {
           }),
         );
       },
-      Math.max(0, due - Date.now()),
+      Math.min(Math.max(0, due - Date.now()), MAX_TIMER_MS),
     );
     job.deadlineTimer.unref();
   }
 
   #expireLogs(id: string, at: number): void {
-    const timer = setTimeout(
-      () => {
-        this.#ttlTimers.delete(timer);
-        void this.#deleteLogs(id).catch((err: unknown) =>
-          this.#options.logger?.error({ err, job: id }, 'could not delete the logs of a job after its TTL'),
-        );
-      },
-      Math.max(0, at - Date.now()),
-    );
+    // setTimeout fires at once past 2^31-1 ms (24.8 days): a longer TTL waits in steps.
+    const wait = Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS);
+    const timer = setTimeout(() => {
+      this.#ttlTimers.delete(timer);
+      if (Date.now() < at) {
+        this.#expireLogs(id, at);
+        return;
+      }
+      void this.#deleteLogs(id).catch((err: unknown) =>
+        this.#options.logger?.error({ err, job: id }, 'could not delete the logs of a job after its TTL'),
+      );
+    }, wait);
     timer.unref();
     this.#ttlTimers.add(timer);
   }
