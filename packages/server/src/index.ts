@@ -24,3 +24,5 @@ export type { HttpMethod, RouteContext, RouteDefinition, RouteScope, StreamedRes
 export { defineRoute } from './http/route.js';
 export type { ApiServices } from './http/services.js';
 export { v1Routes } from './routes/index.js';
+export type { ServerTelemetry, TelemetryOptions } from './telemetry/telemetry.js';
+export { createTelemetry, UNMATCHED_ROUTE } from './telemetry/telemetry.js';

@@ -27,6 +27,16 @@ export interface RateLimitOptions {
 }
 
 export interface ApiObserver {
+  /**
+   * Runs the whole handling of each request, its response log line included, inside `handle`: a telemetry observer
+   * sets the trace and log context there (`withTraceContext`, `withLogContext`).
+   */
+  around?(
+    request: { readonly requestId: string; readonly method: string; readonly headers: Headers },
+    handle: () => Promise<void>,
+  ): Promise<void>;
+  /** Called when the caller of a request is known, inside `around`. */
+  onAuthenticated?(principal: Principal): void;
   /** Called once per request when its answer is written, with the route template (or undefined when none matched). */
   onResponse?(event: {
     readonly method: string;
@@ -116,6 +126,7 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
     authenticate: async (c) => {
       const principal = await authenticate(c.req.raw, services.authorizer, clientAddress(c), options.authenticate);
       c.set('principal', principal);
+      options.observer?.onAuthenticated?.(principal);
       return principal;
     },
     rateLimit: async (principal) => {
@@ -142,6 +153,13 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
     const offered = c.req.header('x-request-id');
     const requestId = offered && REQUEST_ID.test(offered) ? offered : randomUUID();
     c.set('requestId', requestId);
+    const around = options.observer?.around;
+    if (around)
+      await around({ requestId, method: c.req.method, headers: c.req.raw.headers }, () => handle(c, next, started));
+    else await handle(c, next, started);
+  });
+  const handle = async (c: Context<ApiEnv>, next: () => Promise<void>, started: number) => {
+    const requestId = c.get('requestId');
     await next();
     c.header('x-request-id', requestId);
     const seconds = (performance.now() - started) / 1000;
@@ -165,7 +183,7 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
       },
       'request',
     );
-  });
+  };
 
   app.onError((err, c) => respondError(c, err));
   app.notFound((c) =>
@@ -175,8 +193,12 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
     ),
   );
 
-  app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.get('/health', (c) => {
+    c.set('route', '/health');
+    return c.json({ status: 'ok' });
+  });
   app.get('/ready', async (c) => {
+    c.set('route', '/ready');
     try {
       if (options.platform.state !== 'running') throw new Error(`platform is ${options.platform.state}`);
       await options.readiness?.();
@@ -185,9 +207,16 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
       return c.json({ code: 'UNAVAILABLE', message: `not ready: ${(err as Error).message}` }, 503);
     }
   });
-  app.get(`${API_V1}/openapi.json`, (c) => c.json(openapi));
-  app.get(`${API_V1}/docs`, (c) => c.html(swaggerUiHtml('openapi.json')));
+  app.get(`${API_V1}/openapi.json`, (c) => {
+    c.set('route', `${API_V1}/openapi.json`);
+    return c.json(openapi);
+  });
+  app.get(`${API_V1}/docs`, (c) => {
+    c.set('route', `${API_V1}/docs`);
+    return c.html(swaggerUiHtml('openapi.json'));
+  });
   app.get(`${API_V1}/docs/:asset`, async (c) => {
+    c.set('route', `${API_V1}/docs/{asset}`);
     const asset = await swaggerUiAsset(c.req.param('asset'));
     if (!asset) return respondError(c, new HttpError(404, 'NOT_FOUND', 'no such docs asset'));
     return c.body(asset.body, 200, { 'content-type': asset.contentType, 'cache-control': 'max-age=3600' });
