@@ -69,6 +69,7 @@ export async function startTelemetryApi(
     rateLimit: false,
     ...telemetry,
     ...options.api,
+    mount: [...telemetry.mount, ...(options.api?.mount ?? [])],
     platform,
   });
   const authorizer = await platform.get(authorizerRef);

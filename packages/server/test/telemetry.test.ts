@@ -148,6 +148,31 @@ describe('/metrics after real traffic', () => {
       await subscription.close();
     }
   });
+
+  it('labels routes mounted beside /api/v1 and the built-in ones with the template hono matched', async () => {
+    await using mounted = await startTelemetryApi({
+      telemetry: { processMetrics: false },
+      api: {
+        mount: [
+          (app) => {
+            app.get('/api/2.0/mlflow/runs/get', (c) => c.json({ run: {} }));
+            app.get('/api/2.0/mlflow-artifacts/artifacts/:path{.+}', (c) => c.json({ path: c.req.param('path') }));
+          },
+        ],
+      },
+    });
+    expect((await mounted.call('GET', '/api/2.0/mlflow/runs/get')).status).toBe(200);
+    expect((await mounted.call('GET', '/api/2.0/mlflow-artifacts/artifacts/a/b/c.txt')).status).toBe(200);
+    expect((await mounted.call('GET', '/health', { token: null })).status).toBe(200);
+    expect((await mounted.call('GET', '/api/v1/docs/swagger-ui.css')).status).toBe(200);
+    const scraped = await mounted.scrape();
+    const count = (method: string, route: string, status: string) =>
+      scraped.value('mlplane_http_requests_total', { method, route, status });
+    expect(count('GET', '/api/2.0/mlflow/runs/get', '200')).toBe(1);
+    expect(count('GET', '/api/2.0/mlflow-artifacts/artifacts/{path}', '200')).toBe(1);
+    expect(count('GET', '/health', '200')).toBe(1);
+    expect(count('GET', '/api/v1/docs/{asset}', '200')).toBe(1);
+  });
 });
 
 describe('/metrics access', () => {
@@ -231,6 +256,16 @@ describe('logs and trace context', () => {
       expect(line.trace_id).toMatch(/^[0-9a-f]{32}$/);
       expect(line.trace_id).not.toBe('0'.repeat(32));
     }
+  });
+
+  it('keeps the trace but drops a tracestate longer than events may carry', async () => {
+    const long = Array.from({ length: 30 }, (_, i) => `vendor${i}=${'v'.repeat(30)}`).join(',');
+    const res = await t.call('GET', '/api/v1/projects/vision/experiments', {
+      headers: { traceparent: TRACEPARENT, tracestate: long, 'x-request-id': 'req-long-state' },
+    });
+    expect(res.status).toBe(200);
+    const line = t.lines.find((l) => l.requestId === 'req-long-state' && l.msg === 'request')!;
+    expect(line.trace_id).toBe(TRACE_ID);
   });
 
   it('records the trace context on the events of the request, and consumers run inside it', async () => {

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { ALL_PROJECTS, actingAs, checkInput, type Logger, type Platform, type Principal } from '@mlplane/core';
 import { type Context, Hono } from 'hono';
+import { routePath } from 'hono/route';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { z } from 'zod';
 import { type AuthenticateRequest, actorOf, authenticate, authorizeRoute } from './auth.js';
@@ -163,7 +164,8 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
     await next();
     c.header('x-request-id', requestId);
     const seconds = (performance.now() - started) / 1000;
-    const route = c.get('route');
+    // Routes mounted beside /api/v1 need not name their template: the one hono matched is it.
+    const route = c.get('route') ?? routeTemplate(routePath(c));
     const principal = c.get('principal');
     options.observer?.onResponse?.({
       method: c.req.method,
@@ -193,12 +195,8 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
     ),
   );
 
-  app.get('/health', (c) => {
-    c.set('route', '/health');
-    return c.json({ status: 'ok' });
-  });
+  app.get('/health', (c) => c.json({ status: 'ok' }));
   app.get('/ready', async (c) => {
-    c.set('route', '/ready');
     try {
       if (options.platform.state !== 'running') throw new Error(`platform is ${options.platform.state}`);
       await options.readiness?.();
@@ -207,16 +205,9 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
       return c.json({ code: 'UNAVAILABLE', message: `not ready: ${(err as Error).message}` }, 503);
     }
   });
-  app.get(`${API_V1}/openapi.json`, (c) => {
-    c.set('route', `${API_V1}/openapi.json`);
-    return c.json(openapi);
-  });
-  app.get(`${API_V1}/docs`, (c) => {
-    c.set('route', `${API_V1}/docs`);
-    return c.html(swaggerUiHtml('openapi.json'));
-  });
+  app.get(`${API_V1}/openapi.json`, (c) => c.json(openapi));
+  app.get(`${API_V1}/docs`, (c) => c.html(swaggerUiHtml('openapi.json')));
   app.get(`${API_V1}/docs/:asset`, async (c) => {
-    c.set('route', `${API_V1}/docs/{asset}`);
     const asset = await swaggerUiAsset(c.req.param('asset'));
     if (!asset) return respondError(c, new HttpError(404, 'NOT_FOUND', 'no such docs asset'));
     return c.body(asset.body, 200, { 'content-type': asset.contentType, 'cache-control': 'max-age=3600' });
@@ -282,6 +273,12 @@ function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, part: 'path'
   if (result.success) return result.data;
   checkInput(schema, value, part, part !== 'body');
   throw new HttpError(400, 'VALIDATION', `invalid ${part}`);
+}
+
+/** A hono route pattern as an OpenAPI-style template (`/runs/:runId` is `/runs/{runId}`); undefined for no route. */
+function routeTemplate(pattern: string): string | undefined {
+  if (pattern === '' || pattern === '*' || pattern === '/*') return undefined;
+  return pattern.replace(/:(\w+)(\{[^}]*\})?\??/g, '{$1}');
 }
 
 function clientAddress(c: Context<ApiEnv>): string | undefined {

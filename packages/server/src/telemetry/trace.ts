@@ -46,12 +46,12 @@ export function requestTraceContext(
   });
   propagator.inject(context, carrier, defaultTextMapSetter);
   if (carrier.traceparent === undefined) return undefined;
-  try {
-    return parseTraceContext({
-      traceparent: carrier.traceparent,
-      ...(carrier.tracestate ? { tracestate: carrier.tracestate } : {}),
-    });
-  } catch {
-    return undefined;
+  const traceparent = carrier.traceparent;
+  // A tracestate beyond what events may carry (512 printable chars) is dropped; the trace itself goes on.
+  for (const tracestate of carrier.tracestate ? [carrier.tracestate, undefined] : [undefined]) {
+    try {
+      return parseTraceContext({ traceparent, ...(tracestate ? { tracestate } : {}) });
+    } catch {}
   }
+  return undefined;
 }
