@@ -1,12 +1,5 @@
 import { type SpanContext as PlatformSpanContext, parseTraceContext, type TraceContext } from '@mlplane/core';
-import {
-  defaultTextMapGetter,
-  defaultTextMapSetter,
-  ROOT_CONTEXT,
-  type SpanContext,
-  TraceFlags,
-  trace,
-} from '@opentelemetry/api';
+import { defaultTextMapGetter, ROOT_CONTEXT, type SpanContext, TraceFlags, trace } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 
 const propagator = new W3CTraceContextPropagator();
@@ -27,30 +20,23 @@ export function incomingSpan(headers: Headers): SpanContext | undefined {
 }
 
 /**
- * The trace context of the request's own span (a child of the caller's, or the root of a new trace), as the W3C
- * propagator writes it, for what the request logs and records. Undefined when the platform's tracer made ids
- * that are not W3C ids (a third-party Tracer), so a request never fails for its trace.
+ * The trace context of the request's own span (a child of the caller's, or the root of a new trace), for what the
+ * request logs and records: version 00 of the header, the caller's flags (a trace started here is marked sampled,
+ * since the platform's tracer records every span it starts) and the caller's tracestate as the propagator parsed it.
+ * Undefined when the platform's tracer made ids that are not W3C ids (a third-party Tracer), so a request never
+ * fails for its trace.
  */
 export function requestTraceContext(
   span: PlatformSpanContext,
   parent: SpanContext | undefined,
 ): TraceContext | undefined {
-  const carrier: Record<string, string> = {};
-  const context = trace.setSpanContext(ROOT_CONTEXT, {
-    traceId: span.traceId,
-    spanId: span.spanId,
-    // The caller's sampling decision travels on; a trace started here is marked sampled, since the platform's
-    // tracer records every span it starts.
-    traceFlags: parent?.traceFlags ?? TraceFlags.SAMPLED,
-    ...(parent?.traceState ? { traceState: parent.traceState } : {}),
-  });
-  propagator.inject(context, carrier, defaultTextMapSetter);
-  if (carrier.traceparent === undefined) return undefined;
-  const traceparent = carrier.traceparent;
+  const flags = (parent?.traceFlags ?? TraceFlags.SAMPLED).toString(16).padStart(2, '0');
+  const traceparent = `00-${span.traceId}-${span.spanId}-${flags}`;
+  const tracestate = parent?.traceState?.serialize();
   // A tracestate beyond what events may carry (512 printable chars) is dropped; the trace itself goes on.
-  for (const tracestate of carrier.tracestate ? [carrier.tracestate, undefined] : [undefined]) {
+  for (const state of tracestate ? [tracestate, undefined] : [undefined]) {
     try {
-      return parseTraceContext({ traceparent, ...(tracestate ? { tracestate } : {}) });
+      return parseTraceContext({ traceparent, ...(state ? { tracestate: state } : {}) });
     } catch {}
   }
   return undefined;
