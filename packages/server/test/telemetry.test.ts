@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
   currentTraceContext,
   type DomainEvent,
@@ -5,6 +7,7 @@ import {
   experimentTrackerRef,
   type TraceContext,
 } from '@mlplane/core';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTelemetryApi, type TelemetryTestApi } from './telemetry-support.js';
 
@@ -172,6 +175,40 @@ describe('/metrics after real traffic', () => {
     expect(count('GET', '/api/2.0/mlflow-artifacts/artifacts/{path}', '200')).toBe(1);
     expect(count('GET', '/health', '200')).toBe(1);
     expect(count('GET', '/api/v1/docs/{asset}', '200')).toBe(1);
+  });
+});
+
+describe('over a real socket', () => {
+  it('serves /metrics and carries the trace of a request made through the Node listener', async () => {
+    const server = createServer(t.api.listener);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const res = await request(`${url}/api/v1/projects/socket/experiments`, {
+        method: 'POST',
+        body: JSON.stringify({ name: 'over-http' }),
+        headers: {
+          authorization: `Bearer ${t.adminToken}`,
+          'content-type': 'application/json',
+          traceparent: TRACEPARENT,
+          'x-request-id': 'req-socket',
+        },
+      });
+      expect(res.statusCode).toBe(201);
+      await res.body.text();
+      expect(t.lines.find((l) => l.requestId === 'req-socket' && l.msg === 'request')).toMatchObject({
+        actor: 'admin',
+        trace_id: TRACE_ID,
+        route: EXPERIMENTS,
+      });
+      const scraped = await request(`${url}/metrics`, { headers: { authorization: `Bearer ${t.adminToken}` } });
+      expect(scraped.statusCode).toBe(200);
+      expect(await scraped.body.text()).toMatch(
+        /^mlplane_http_requests_total\{method="POST",route="\/api\/v1\/projects\/\{project\}\/experiments",status="201"\} \d+$/m,
+      );
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
