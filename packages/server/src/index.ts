@@ -35,3 +35,5 @@ export {
   PROJECT_HEADER,
 } from './mlflow/index.js';
 export { v1Routes } from './routes/index.js';
+export type { ServerTelemetry, TelemetryOptions } from './telemetry/telemetry.js';
+export { createTelemetry, UNMATCHED_ROUTE } from './telemetry/telemetry.js';
