@@ -39,7 +39,15 @@ import {
   type StepRecord,
   type StepStatus,
 } from './run-store.js';
-import { artifactsPresent, checkOutput, collectOutputs, STEP_ENV, withLocalPaths, writeInputsFile } from './step-io.js';
+import {
+  artifactsPresent,
+  checkOutput,
+  collectOutputs,
+  STEP_ENV,
+  storeFile,
+  withLocalPaths,
+  writeInputsFile,
+} from './step-io.js';
 
 export interface PipelineOrchestratorOptions {
   /** Holds run state, step results and the cache index (SQLite or PostgreSQL). */
@@ -241,6 +249,14 @@ export class PipelineOrchestrator {
       true,
     );
     return execution.execute();
+  }
+
+  /**
+   * Stores a local file in the ArtifactStore by its content hash and returns its reference, to pass as a pipeline
+   * parameter of type `artifact()`: steps reading it are then cached by the file's content, not its path.
+   */
+  importArtifact(path: string): Promise<ArtifactRef> {
+    return storeFile(this.#options.artifacts, path);
   }
 
   /** The run as stored now. NotFoundError for an unknown run. */
