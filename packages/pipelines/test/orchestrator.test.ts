@@ -45,7 +45,7 @@ const step = (r: PipelineRunResult, id: string) => {
 
 describe('pipeline orchestration on the local ComputeBackend', () => {
   it('runs steps in DAG order: a step starts only after everything it needs finished', async () => {
-    const mk = (name: string, inputs: Record<string, z.ZodType>) =>
+    const mk = <I extends Record<string, z.ZodType>>(name: string, inputs: I) =>
       nodeStep({
         name,
         inputs: { marks: z.string(), ...inputs },
