@@ -153,7 +153,7 @@ describe('pipeline orchestration on the local ComputeBackend', () => {
       outputs: { data: artifact() },
       script: `${log('cache.log')} outFile('data', 'rows=' + inputs.rows);`,
     });
-    const fit = (version: string) =>
+    const fitStep = (version: string) =>
       nodeStep({
         name: 'fit',
         version,
@@ -164,7 +164,7 @@ describe('pipeline orchestration on the local ComputeBackend', () => {
     const build = (version: string) =>
       pipeline({ name: 'cachey', params: { marks: z.string(), rows: z.number(), lr: z.number() } }, (q) => {
         const d = q.step(prep, { marks: q.params.marks, rows: q.params.rows });
-        q.step(fit(version), { marks: q.params.marks, data: d.data, lr: q.params.lr });
+        q.step(fitStep(version), { marks: q.params.marks, data: d.data, lr: q.params.lr });
       });
 
     const first = await orchestrator.run(build('1'), { marks, rows: 10, lr: 0.1 });

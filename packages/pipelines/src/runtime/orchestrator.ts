@@ -37,7 +37,6 @@ import {
   type PipelineRunStatus,
   PipelineRunStore,
   type StepRecord,
-  type StepStatus,
 } from './run-store.js';
 import {
   artifactsPresent,
