@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type {
   ArtifactStore,
@@ -744,8 +744,12 @@ class RunExecution {
           const resume = reattach;
           reattach = undefined;
           record = { ...record, attempt, jobId: resume?.jobId };
-          if (!resume) await this.#save(record);
-          if (definition.kind === 'action') return this.#runAction(node, stepId, local, record);
+          if (definition.kind === 'action') {
+            await this.#save(record);
+            return this.#runAction(node, stepId, local, record);
+          }
+          // A job attempt is recorded with its job id, once submitted: one write instead of two. An orchestrator that
+          // dies before that write resubmits the same attempt on resume, and its idempotency key finds the job.
           return this.#runJob(node, stepId, job!, local, record, resume !== undefined, (jobId) => {
             record = { ...record, jobId };
             return this.#save(record);
@@ -910,7 +914,7 @@ class RunExecution {
     const outputsDir = join(dir, 'outputs');
     const inputsFile = join(dir, 'inputs.json');
     if (!resuming) {
-      await rm(dir, { recursive: true, force: true });
+      // Never emptied: after a crash this attempt's job may still be running and writing here.
       await mkdir(outputsDir, { recursive: true });
       await writeInputsFile(inputsFile, local);
     }

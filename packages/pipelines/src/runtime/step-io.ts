@@ -149,6 +149,9 @@ export async function artifactsPresent(
   return undefined;
 }
 
+/** Written whole or not at all (a job of the same attempt may already be reading it after a resume). */
 export async function writeInputsFile(path: string, inputs: Readonly<Record<string, unknown>>): Promise<void> {
-  await writeFile(path, JSON.stringify(inputs, null, 2));
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFile(tmp, JSON.stringify(inputs, null, 2));
+  await rename(tmp, path);
 }
