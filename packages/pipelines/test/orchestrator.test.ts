@@ -230,6 +230,36 @@ describe('pipeline orchestration on the local ComputeBackend', () => {
     expect(why.reasons[0]).toContain(`its output ${file.key} is gone from the ArtifactStore`);
   });
 
+  it('does not reuse a result that lacks an output the step now declares, and says so', async () => {
+    const tag = `t${Date.now()}`;
+    const v1 = nodeStep({
+      name: 'grow',
+      inputs: { tag: z.string() },
+      outputs: { a: z.number() },
+      script: "out('a', 1);",
+    });
+    const v1b = nodeStep({
+      name: 'grow',
+      inputs: { tag: z.string() },
+      outputs: { a: z.number(), b: z.number() },
+      script: "out('a', 1);",
+    });
+    const first = await orchestrator.run(
+      pipeline({ name: 'grow' }, (q) => void q.step(v1, { tag })),
+      {},
+    );
+    expect(step(first, 'grow').status).toBe('Succeeded');
+    // Same name, version, command and inputs, so the same cache key; but a new output the stored result lacks.
+    const second = await orchestrator.run(
+      pipeline({ name: 'grow' }, (q) => void q.step(v1b, { tag })),
+      {},
+    );
+    expect(second.status).toBe('Failed');
+    const why = (await orchestrator.explainCache(second.runId))[0]!;
+    expect(why.reasons[0]).toContain("its stored output 'b' is missing (the outputs changed without a new version)");
+    expect(step(second, 'grow').error).toContain("step 'grow' wrote no output 'b'");
+  });
+
   it('fails a step whose output breaks its schema with a ValidationError naming the field, without retrying', async () => {
     const emit = nodeStep({
       name: 'emit',

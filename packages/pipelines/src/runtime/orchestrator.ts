@@ -386,6 +386,7 @@ class RunExecution {
   #failure: string | undefined;
   #pendingSaves = new Map<string, StepRecord>();
   #flush: Promise<void> | undefined;
+  #writing: Promise<void> | undefined;
 
   constructor(
     ctx: ExecutionContext,
@@ -477,21 +478,32 @@ class RunExecution {
 
   // ------------------------------------------------------------------------------------------------ saving state
 
-  /** Queues a step record; writes made in the same turn share one transaction. */
+  /**
+   * Queues a step record; writes made in the same turn share one transaction. Batches are written one after another,
+   * so a later state of a step never lands before an earlier one.
+   */
   #save(record: StepRecord): Promise<void> {
     this.#records.set(record.stepId, record);
     this.#pendingSaves.set(record.stepId, record);
-    this.#flush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-      const batch = [...this.#pendingSaves.values()];
-      this.#pendingSaves = new Map();
-      this.#flush = undefined;
-      return this.#ctx.runs.saveSteps(this.#run.pipeline, this.#run.project, batch);
-    });
+    if (!this.#flush) {
+      const previous = this.#writing;
+      this.#flush = (async () => {
+        await previous?.catch(() => undefined);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const batch = [...this.#pendingSaves.values()];
+        this.#pendingSaves = new Map();
+        this.#flush = undefined;
+        const write = this.#ctx.runs.saveSteps(this.#run.pipeline, this.#run.project, batch);
+        this.#writing = write;
+        await write;
+      })();
+    }
     return this.#flush;
   }
 
   async #flushSaves(): Promise<void> {
     while (this.#flush) await this.#flush;
+    await this.#writing;
   }
 
   // ------------------------------------------------------------------------------------------------ nodes
@@ -708,10 +720,13 @@ class RunExecution {
     } else {
       const hit = await this.#ctx.runs.findByCacheKey(this.#run.project, cacheKey);
       if (hit?.outputs) {
-        const missing = await artifactsPresent(artifacts, hit.outputs);
-        if (!missing) return this.#reuse(node, stepId, inputs, cacheInputs, cacheKey, hit);
+        const unfit = unfitOutput(definition.outputs ?? {}, hit.outputs);
+        const missing = unfit ? undefined : await artifactsPresent(artifacts, hit.outputs);
+        if (!unfit && !missing) return this.#reuse(node, stepId, inputs, cacheInputs, cacheKey, hit);
         reasons.push(
-          `step '${hit.stepId}' of run ${hit.runId} had the same cache key, but its output ${missing} is gone from the ArtifactStore`,
+          unfit
+            ? `step '${hit.stepId}' of run ${hit.runId} had the same cache key, but its stored output ${unfit} (the outputs changed without a new version)`
+            : `step '${hit.stepId}' of run ${hit.runId} had the same cache key, but its output ${missing} is gone from the ArtifactStore`,
         );
       } else {
         reasons.push(...(await this.#whyMiss(stepId, cacheInputs)));
@@ -774,16 +789,14 @@ class RunExecution {
         },
       );
       if (this.#abort.signal.aborted) return { status: 'Failed' };
+      const lineage = await this.#recordLineage(stepId, trackerRunId, inputs, outputs, cacheKey);
       const finished: StepRecord = {
         ...record,
         status: 'Succeeded',
         outputs,
-        explanation: { step: stepId, decision: 'ran', reasons, cacheKey },
+        explanation: { step: stepId, decision: 'ran', reasons: [...reasons, ...lineage], cacheKey },
         finishedAt: new Date(),
       };
-      await this.#ctx.lineage.finishStep(trackerRunId, inputs, outputs, 'FINISHED', {
-        [LINEAGE_TAGS.cacheKey]: cacheKey,
-      });
       await this.#save(finished);
       return { status: 'Succeeded', outputs };
     } catch (err) {
@@ -792,6 +805,28 @@ class RunExecution {
       const message = `${(err as Error).message}${attempts > 1 ? ` (after ${attempts} attempts)` : ''}`;
       await this.#ctx.lineage.finishStep(trackerRunId, inputs, undefined, 'FAILED').catch(() => undefined);
       return this.#fail(stepId, node.id, record, message, reasons);
+    }
+  }
+
+  /**
+   * Logs a finished step's lineage. The step's work is done and stored by then, so a tracker that fails here does not
+   * fail the step: the failure is logged and said in the step's explanation.
+   */
+  async #recordLineage(
+    stepId: string,
+    trackerRunId: string | undefined,
+    inputs: Record<string, unknown>,
+    outputs: Readonly<Record<string, unknown>> | undefined,
+    cacheKey: string,
+  ): Promise<string[]> {
+    try {
+      await this.#ctx.lineage.finishStep(trackerRunId, inputs, outputs, 'FINISHED', {
+        [LINEAGE_TAGS.cacheKey]: cacheKey,
+      });
+      return [];
+    } catch (err) {
+      this.#log?.error({ err, runId: this.#run.id, step: stepId }, 'recording a step in the tracker failed');
+      return [`its lineage could not be recorded in tracker run ${trackerRunId}: ${(err as Error).message}`];
     }
   }
 
@@ -978,6 +1013,15 @@ class RunExecution {
     if (isTerminalJobPhase(last.phase)) return last;
     throw new AttemptFailedError(`lost track of job ${jobId} (phase ${last.phase})`);
   }
+}
+
+/** The first declared output a stored result lacks or holds in another shape, described; undefined when all fit. */
+function unfitOutput(schemas: Schemas, stored: Readonly<Record<string, unknown>>): string | undefined {
+  for (const [name, schema] of Object.entries(schemas)) {
+    if (!(name in stored)) return `'${name}' is missing`;
+    if (!schema.safeParse(stored[name]).success) return `'${name}' fails the output's schema`;
+  }
+  return undefined;
 }
 
 function bindingOf(ref: Ref<unknown>): Binding {
