@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { experimentTrackerRef, modelRegistryRef, ValidationError } from '@mlplane/core';
@@ -312,6 +312,49 @@ describe('pipeline orchestration on the local ComputeBackend', () => {
     expect(result.status).toBe('Failed');
     expect(step(result, 'stuck').error).toContain('DeadlineExceeded');
     expect(Date.now() - started).toBeLessThan(30_000);
+  });
+
+  it('resumes a failed run once its cause is fixed: finished steps are kept, the failed one and the rest run', async () => {
+    const blocker = join(marks, 'blocker');
+    await writeFile(blocker, 'present');
+    const a = nodeStep({
+      name: 'a',
+      inputs: { marks: z.string() },
+      outputs: { v: z.number() },
+      script: `${log('fix.log')} out('v', 1);`,
+    });
+    const b = nodeStep({
+      name: 'b',
+      inputs: { marks: z.string(), v: z.number() },
+      outputs: { v: z.number() },
+      script: `${log('fix.log')} if (fs.existsSync(path.join(inputs.marks, 'blocker'))) process.exit(2); out('v', inputs.v + 1);`,
+      cache: false,
+    });
+    const c = nodeStep({
+      name: 'c',
+      inputs: { marks: z.string(), v: z.number() },
+      outputs: { v: z.number() },
+      script: `${log('fix.log')} out('v', inputs.v + 1);`,
+    });
+    const p = pipeline({ name: 'fixable', params: { marks: z.string() } }, (q) => {
+      const ra = q.step(a, { marks: q.params.marks });
+      const rb = q.step(b, { marks: q.params.marks, v: ra.v });
+      q.step(c, { marks: q.params.marks, v: rb.v });
+    });
+    const failed = await orchestrator.run(p, { marks });
+    expect(failed.status).toBe('Failed');
+    expect(step(failed, 'b').error).toContain('exit code 2');
+    expect(await lines('fix.log')).toEqual(['a', 'b']);
+
+    await rm(blocker);
+    const fixed = await orchestrator.resume(failed.runId, p);
+    expect(fixed.runId).toBe(failed.runId);
+    expect(fixed.status).toBe('Succeeded');
+    expect(fixed.outputs('c')).toEqual({ v: 3 });
+    expect(step(fixed, 'b').attempt).toBe(2);
+    expect(await lines('fix.log')).toEqual(['a', 'b', 'b', 'c']);
+    const why = await orchestrator.explainCache(fixed.runId);
+    expect(why.find((e) => e.step === 'a')!.resumed).toBe(true);
   });
 
   it('refuses parameters that break their schema, naming the field', async () => {
