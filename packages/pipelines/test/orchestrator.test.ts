@@ -274,6 +274,7 @@ describe('pipeline orchestration on the local ComputeBackend', () => {
     });
     const result = await orchestrator.run(p, {});
     expect(result.status).toBe('Failed');
+    expect(result.error).toContain("step 'emit' failed: output 'count' of step 'emit' fails its schema");
     const failed = step(result, 'emit');
     expect(failed.status).toBe('Failed');
     expect(failed.error).toContain("output 'count' of step 'emit' fails its schema");

@@ -22,6 +22,7 @@ import {
   metadataStoreRef,
   modelRegistryRef,
   ValidationError,
+  WiringError,
 } from '@mlplane/core';
 import { SqlLeaseManager } from '@mlplane/sql';
 import pRetry, { AbortError } from 'p-retry';
@@ -150,7 +151,12 @@ export class PipelineOrchestrator {
     platform: PortSource,
     options: Omit<PipelineOrchestratorOptions, 'store' | 'compute' | 'artifacts' | 'tracker' | 'registry'>,
   ): Promise<PipelineOrchestrator> {
-    const optional = <T>(ref: ServiceRef<T>) => platform.get(ref).catch(() => undefined);
+    // A port no plugin provides is a WiringError: that lineage is then not recorded. Other failures are real.
+    const optional = <T>(ref: ServiceRef<T>) =>
+      platform.get(ref).catch((err: unknown) => {
+        if (err instanceof WiringError) return undefined;
+        throw err;
+      });
     const [store, compute, artifacts, tracker, registry] = await Promise.all([
       platform.get(metadataStoreRef),
       platform.get(computeBackendRef),
@@ -309,6 +315,8 @@ interface ExecutionContext {
 interface Outcome {
   readonly status: 'Succeeded' | 'Cached' | 'Skipped' | 'Failed';
   readonly outputs?: Readonly<Record<string, unknown>>;
+  /** Why it failed, for the run's error. */
+  readonly error?: string;
 }
 
 /** A failed attempt that may be retried (a job that did not succeed). */
@@ -458,7 +466,9 @@ class RunExecution {
           const work = this.#runNode(node).then(
             (outcome) => {
               this.#outcomes.set(node.id, outcome);
-              if (outcome.status === 'Failed') this.#failure ??= `step '${node.id}' failed`;
+              if (outcome.status === 'Failed') {
+                this.#failure ??= `step '${node.id}' failed${outcome.error ? `: ${outcome.error}` : ''}`;
+              }
             },
             (err) => {
               broken ??= err;
@@ -569,6 +579,10 @@ class RunExecution {
     const outputs: Record<string, unknown[]> = {};
     for (const name of Object.keys(node.definition.outputs ?? {})) outputs[name] = items.map((o) => o.outputs?.[name]);
     const count = (s: Outcome['status']) => items.filter((o) => o.status === s).length;
+    const mapError = () => {
+      const first = items.findIndex((o) => o.status === 'Failed');
+      return `${count('Failed')} of ${items.length} items failed, first ${node.id}[${first}]: ${items[first]?.error ?? 'stopped'}`;
+    };
     const status: Outcome['status'] =
       count('Failed') > 0 ? 'Failed' : items.length > 0 && count('Cached') === items.length ? 'Cached' : 'Succeeded';
     const reasons = [
@@ -586,9 +600,9 @@ class RunExecution {
       },
       startedAt: now,
       finishedAt: now,
-      ...(status === 'Failed' ? { error: `${count('Failed')} item(s) failed` } : {}),
+      ...(status === 'Failed' ? { error: mapError() } : {}),
     });
-    return status === 'Failed' ? { status } : { status, outputs };
+    return status === 'Failed' ? { status, error: mapError() } : { status, outputs };
   }
 
   #kept(saved: StepRecord): Outcome {
@@ -660,7 +674,7 @@ class RunExecution {
       startedAt: base?.startedAt ?? now,
       finishedAt: now,
     });
-    return { status: 'Failed' };
+    return { status: 'Failed', error: message };
   }
 
   // ------------------------------------------------------------------------------------------------ one execution
