@@ -37,7 +37,14 @@ export const localComputeConfigSchema = z.object({
   /** ArtifactStore prefix of the logs of finished attempts. */
   logPrefix: z.string().min(1).default('compute/logs'),
   /** Milliseconds between SIGTERM and SIGKILL when a job is cancelled, times out or restarts. */
-  killGraceMs: z.number().int().nonnegative().default(5_000),
+  killGraceMs: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(2 ** 31 - 1)
+    .default(5_000),
+  /** Delay before a failed job's next attempt, doubled at each restart up to 60 s. */
+  restartBackoffMs: z.number().int().nonnegative().max(60_000).default(1_000),
   /** Environment variables of the platform's process that jobs inherit; nothing else is passed on. */
   inheritEnv: z.array(z.string().min(1)).optional(),
   /** Working directory of replicas whose group sets none; default the platform's. */
@@ -84,6 +91,7 @@ export const embeddedConfigSchema = z.object({
     experiment: 'Default',
     logPrefix: 'compute/logs',
     killGraceMs: 5_000,
+    restartBackoffMs: 1_000,
   }),
 });
 export type EmbeddedConfig = z.output<typeof embeddedConfigSchema>;
@@ -186,6 +194,7 @@ export const embeddedPlugin = definePlugin({
             experiment: c.experiment,
             logPrefix: c.logPrefix,
             killGraceMs: c.killGraceMs,
+            restartBackoffMs: c.restartBackoffMs,
             ...(c.inheritEnv ? { inheritEnv: c.inheritEnv } : {}),
             ...(c.workingDir ? { workingDir: resolve(c.workingDir) } : {}),
             ...(c.trackingUri ? { trackingUri: c.trackingUri } : {}),

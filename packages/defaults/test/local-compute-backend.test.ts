@@ -12,6 +12,7 @@ import {
   type JobStatus,
   metadataStoreRef,
   secretStoreRef,
+  UnavailableError,
   ValidationError,
 } from '@mlplane/core';
 import { computeBackendConformance, eventually, rejects } from '@mlplane/core/testing';
@@ -56,6 +57,7 @@ async function harness(options: Partial<LocalComputeBackendOptions> = {}): Promi
     tracker,
     workDir: join(dir, 'compute'),
     killGraceMs: 1_000,
+    restartBackoffMs: 50,
     capacity: { cpu: 64, memory: '64Gi', gpus: 0 },
     ...options,
   });
@@ -192,6 +194,15 @@ describe('LocalComputeBackend specifics', () => {
     const tooMany = spec('true', { replicaGroups: [{ role: 'main', replicas: 3, ...sh('true') }] });
     const err = await rejects(h.backend.submit(tooMany), ValidationError, 'cores');
     expect(err.field).toBe('replicaGroups[0].resources.cpu');
+    const second = spec('true', {
+      replicaGroups: [
+        { role: 'main', ...sh('true'), resources: { cpu: 0.5 } },
+        { role: 'big', replicas: 2, ...sh('true'), resources: { cpu: 1 } },
+      ],
+    });
+    expect((await rejects(h.backend.submit(second), ValidationError, '2.5 cores')).field).toBe(
+      'replicaGroups[1].resources.cpu',
+    );
     const memory = spec('true', {
       replicaGroups: [{ role: 'main', ...sh('true'), resources: { cpu: 1, memory: '2Gi' } }],
     });
@@ -333,6 +344,27 @@ describe('LocalComputeBackend specifics', () => {
     expect(await readdir(join(h.dir, 'compute', 'spool'))).toEqual([]);
   });
 
+  it('a replica whose working directory does not exist fails to start, and the job says so', async () => {
+    const job = await h.backend.submit(
+      spec('true', { replicaGroups: [{ role: 'main', ...sh('true'), workingDir: '/nonexistent/mlplane-workdir' }] }),
+    );
+    const end = await finished(h.backend, job.id);
+    expect(end).toMatchObject({ phase: 'Failed', reason: 'BackoffLimitExceeded' });
+    expect(end.replicas[0]).toMatchObject({ phase: 'Failed', exitCode: 127, reason: 'StartError' });
+    expect(end.message).toContain('could not start');
+  });
+
+  it('a deadline or TTL beyond what a timer can wait (24.8 days) does not fire early', async () => {
+    const year = 365 * 86_400;
+    const job = await h.backend.submit(spec('sleep 0.3', { timeoutSeconds: year, ttlSecondsAfterFinished: year }));
+    const end = await finished(h.backend, job.id);
+    expect(end.phase).toBe('Succeeded');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await lines(h.backend, job.id)).toEqual([]);
+    const listing = await h.artifacts.list({ prefix: `compute/logs/${job.id}/` });
+    expect(listing.items).toHaveLength(1);
+  });
+
   it('refuses bad log options with ValidationError', async () => {
     const job = await h.backend.submit(spec('true'));
     await finished(h.backend, job.id);
@@ -349,12 +381,16 @@ describe('LocalComputeBackend specifics', () => {
 describe('LocalComputeBackend across platform restarts', () => {
   let dataDir: string;
   const platforms: ReturnType<typeof createPlatform>[] = [];
-  const start = async () => {
+  const start = async (compute: Record<string, unknown> = {}) => {
     const platform = createPlatform({
       plugins: [],
       config: {
         platform: { signals: [], shutdownDeadlineMs: 5_000 },
-        embedded: { dataDir, secrets: { masterKey }, compute: { killGraceMs: 1_000, cpu: 8 } },
+        embedded: {
+          dataDir,
+          secrets: { masterKey },
+          compute: { killGraceMs: 1_000, restartBackoffMs: 50, cpu: 8, ...compute },
+        },
       },
       log: { level: process.env.MLPLANE_TEST_LOG ?? 'silent' },
     });
@@ -438,6 +474,58 @@ describe('LocalComputeBackend across platform restarts', () => {
     expect(end.message).toContain(String(pid));
     expect(end.replicas[0]).toMatchObject({ phase: 'Failed', reason: 'Lost' });
     expect(await lines(again, job.id)).toEqual([marker]);
+  });
+
+  it('a cancel under way when the platform stops is finished by the next one, not taken for a failure', async () => {
+    const first = await start({ killGraceMs: 60_000 });
+    const backend = await first.get(computeBackendRef);
+    const marker = `mlplane-stubborn-${randomBytes(4).toString('hex')}`;
+    const job = await backend.submit(
+      spec(`trap '' TERM; echo ${marker}; while true; do sleep 0.1; done`, { retries: 3 }),
+    );
+    await eventually(async () => expect(await lines(backend, job.id)).toEqual([marker]), 5_000, 20);
+    const cancelling = backend.cancel(job.id).catch((e: unknown) => e);
+    const store = await first.get(metadataStoreRef);
+    await eventually(
+      async () => {
+        const [row] = await store
+          .db()
+          .selectFrom('mlplane_local_jobs')
+          .select('state')
+          .where('id', '=', job.id)
+          .execute();
+        expect(row!.state).toContain('"ending"');
+      },
+      5_000,
+      20,
+    );
+    await first.stop();
+    // The cancel's caller learns the platform stopped first; the job is not finished yet.
+    expect(await cancelling).toBeInstanceOf(UnavailableError);
+    expect(pidsWith(marker).length).toBeGreaterThan(0);
+
+    const second = await start({ killGraceMs: 300 });
+    const again = await second.get(computeBackendRef);
+    const end = await finished(again, job.id);
+    expect(end).toMatchObject({ phase: 'Cancelled', reason: 'Cancelled', retriesUsed: 0 });
+    expect(end.replicas[0]!.attempt).toBe(1);
+    expect(pidsWith(marker)).toEqual([]);
+  });
+
+  it('a job waiting to restart after a failure when the platform stops restarts under the next one', async () => {
+    const first = await start({ restartBackoffMs: 1_500 });
+    const backend = await first.get(computeBackendRef);
+    const job = await backend.submit(spec('echo attempt; exit 1', { retries: 1 }));
+    await eventually(async () => expect((await backend.get(job.id)).reason).toBe('Restarting'), 5_000, 10);
+    await first.stop();
+
+    const second = await start();
+    const again = await second.get(computeBackendRef);
+    const end = await finished(again, job.id);
+    expect(end).toMatchObject({ phase: 'Failed', reason: 'BackoffLimitExceeded', retriesUsed: 2 });
+    expect(end.replicas[0]).toMatchObject({ attempt: 2, exitCode: 1 });
+    expect(await lines(again, job.id, { attempt: 1 })).toEqual(['attempt']);
+    expect(await lines(again, job.id, { attempt: 2 })).toEqual(['attempt']);
   });
 
   it('a job waiting for slots when the platform stops runs under the next one; a cancel there stops a found job', async () => {

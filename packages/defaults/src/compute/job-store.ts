@@ -36,6 +36,15 @@ export interface JobState {
   readonly slots?: readonly ReplicaSlots[];
   /** The live attempt of each replica that has a process. */
   readonly processes: readonly ProcessRecord[];
+  /** Replicas (status indexes) waiting for their next attempt after a failure. */
+  readonly restart?: readonly number[];
+  /** How the job is ending while its replicas are being stopped. */
+  readonly ending?: {
+    readonly phase: 'Succeeded' | 'Failed' | 'Cancelled';
+    readonly reason: string;
+    readonly message: string;
+    readonly replicaReason: string;
+  };
   /** Whether the backend created `status.runId` in the tracker (and so finishes it). */
   readonly createdRun?: boolean;
   /** Epoch ms after which logs are deleted (ttlSecondsAfterFinished); set when the job ends. */

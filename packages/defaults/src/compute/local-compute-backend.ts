@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -81,6 +81,11 @@ export interface LocalComputeBackendOptions {
   readonly logPrefix?: string;
   /** Time between SIGTERM and SIGKILL to a replica's process group on cancel, timeout or restart. Default 5 s. */
   readonly killGraceMs?: number;
+  /**
+   * Delay before a failed job's (or replica's) next attempt, doubled at each restart of the job up to 60 s, as
+   * Kubernetes backs off restarts: a program that fails at once does not spin. Default 1 s.
+   */
+  readonly restartBackoffMs?: number;
   /** How often running attempts' logs are read and adopted processes checked. Default 100 ms. */
   readonly pollMs?: number;
   /** Names of this process's environment variables that replicas inherit. Default DEFAULT_INHERITED_ENV. */
@@ -135,6 +140,9 @@ interface ActiveJob {
   ending?: Ending;
   /** Replicas being stopped for a job-scope restart; the restart launches once they are gone. */
   restarting?: boolean;
+  /** Restarts so far in this process, for the backoff. */
+  restarts: number;
+  restartTimer?: NodeJS.Timeout;
   killTimer?: NodeJS.Timeout;
   deadlineTimer?: NodeJS.Timeout;
   readonly ended: { promise: Promise<JobStatus>; resolve: (s: JobStatus) => void; reject: (e: unknown) => void };
@@ -142,6 +150,8 @@ interface ActiveJob {
 
 type Listener = (status: JobStatus, version: number) => void;
 
+/** Longest delay setTimeout honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const TERMINAL = new Set<JobPhase>(['Succeeded', 'Failed', 'Cancelled']);
 const RUN_STATUS: Record<'Succeeded' | 'Failed' | 'Cancelled', RunStatus> = {
   Succeeded: 'FINISHED',
@@ -199,6 +209,7 @@ export class LocalComputeBackend implements ComputeBackend {
   readonly #host: string;
   readonly #pollMs: number;
   readonly #graceMs: number;
+  readonly #backoffMs: number;
   readonly #logPrefix: string;
   readonly #active = new Map<string, ActiveJob>();
   readonly #queue: ActiveJob[] = [];
@@ -217,6 +228,7 @@ export class LocalComputeBackend implements ComputeBackend {
     this.#host = host;
     this.#pollMs = options.pollMs ?? 100;
     this.#graceMs = options.killGraceMs ?? 5_000;
+    this.#backoffMs = options.restartBackoffMs ?? 1_000;
     this.#logPrefix = (options.logPrefix ?? 'compute/logs').replace(/\/+$/, '');
     const capabilities: ComputeBackendCapabilities = {
       scheduler: 'local',
@@ -447,6 +459,7 @@ export class LocalComputeBackend implements ComputeBackend {
     for (const job of this.#active.values()) {
       clearTimeout(job.deadlineTimer);
       clearTimeout(job.killTimer);
+      clearTimeout(job.restartTimer);
       for (const live of job.live.values()) {
         clearInterval(live.watcher);
         live.log.stop();
@@ -516,6 +529,7 @@ export class LocalComputeBackend implements ComputeBackend {
       version: 1,
       serial: Promise.resolve(),
       live: new Map(),
+      restarts: 0,
       ended: deferred<JobStatus>(),
     };
     this.#active.set(job.id, job);
@@ -641,6 +655,11 @@ export class LocalComputeBackend implements ComputeBackend {
     }
     // Groups start in spec order and each replica is running once spawned, which honours startupPolicy InOrder.
     for (const n of which) await this.#launch(job, n, env.get(n)!);
+    if (job.state.restart) {
+      const { restart: _, ...rest } = job.state;
+      job.state = rest;
+      await this.#jobs.update(job.status, job.state);
+    }
     if (job.status.phase !== 'Running' && !job.ending) {
       const first = job.status.startedAt === undefined;
       // The run moves first, so that whoever sees the job Running finds its run RUNNING too.
@@ -864,9 +883,13 @@ export class LocalComputeBackend implements ComputeBackend {
         return;
       }
     }
+    const all = job.status.replicas.map((_, i) => i);
+    const scope = job.spec.restartScope ?? 'job';
+    // Recorded with the status, so that a platform restarted meanwhile still restarts what this one meant to.
+    job.state = { ...job.state, restart: scope === 'replica' ? [n] : all };
     await this.#publish(job, { reason: 'Restarting', message: `${why}; restarting` });
-    if ((job.spec.restartScope ?? 'job') === 'replica') {
-      await this.#startAll(job, [n]);
+    if (scope === 'replica') {
+      this.#restartLater(job, [n]);
       return;
     }
     job.restarting = true;
@@ -874,11 +897,28 @@ export class LocalComputeBackend implements ComputeBackend {
     await this.#settle(job);
   }
 
+  /** Starts the next attempt of `replicas` after the backoff, unless the job ends meanwhile. */
+  #restartLater(job: ActiveJob, replicas: readonly number[]): void {
+    const delay = Math.min(60_000, this.#backoffMs * 2 ** Math.min(job.restarts, 16));
+    job.restarts += 1;
+    clearTimeout(job.restartTimer);
+    job.restartTimer = setTimeout(() => {
+      void this.#serially(job, async () => {
+        if (job.ending || TERMINAL.has(job.status.phase)) return;
+        await this.#startAll(job, replicas);
+      });
+    }, delay);
+    job.restartTimer.unref();
+  }
+
   /** Decides how the job ends (once) and stops what still runs; the job ends when the last replica has. */
   async #end(job: ActiveJob, ending: Ending): Promise<void> {
     if (job.ending || TERMINAL.has(job.status.phase)) return;
     job.ending = ending;
+    // Recorded with the status below, so that a platform restarted before the replicas are gone still ends the job so.
+    job.state = { ...job.state, ending };
     clearTimeout(job.deadlineTimer);
+    clearTimeout(job.restartTimer);
     // Replicas that never ran end with the job.
     const now = new Date();
     await this.#publish(job, {}, (r, n) =>
@@ -910,7 +950,7 @@ export class LocalComputeBackend implements ComputeBackend {
     }
     if (job.restarting) {
       job.restarting = false;
-      await this.#startAll(job);
+      this.#restartLater(job, job.state.restart ?? job.status.replicas.map((_, n) => n));
     }
   }
 
@@ -928,7 +968,8 @@ export class LocalComputeBackend implements ComputeBackend {
     await this.#publish(job, { phase: ending.phase, reason: ending.reason, message: ending.message, finishedAt });
     if (slots) this.#pool.release(slots);
     this.#active.delete(job.id);
-    await rm(join(this.#options.workDir, 'spool', job.id), { recursive: true, force: true });
+    // Empty unless a log could not be kept in the ArtifactStore: then its file stays for an operator to recover.
+    await rmdir(join(this.#options.workDir, 'spool', job.id)).catch(() => undefined);
     job.ended.resolve(job.status);
     if (ttl !== undefined) this.#expireLogs(job.id, finishedAt.getTime() + ttl * 1000);
     setImmediate(() => this.#pump());
@@ -938,8 +979,14 @@ export class LocalComputeBackend implements ComputeBackend {
     const seconds = job.spec.timeoutSeconds;
     if (seconds === undefined || !job.status.startedAt) return;
     const due = job.status.startedAt.getTime() + seconds * 1000;
+    clearTimeout(job.deadlineTimer);
+    // A deadline further than setTimeout can wait (24.8 days) is waited for in steps.
     job.deadlineTimer = setTimeout(
       () => {
+        if (Date.now() < due) {
+          this.#armDeadline(job);
+          return;
+        }
         void this.#serially(job, () =>
           this.#end(job, {
             phase: 'Failed',
@@ -949,21 +996,24 @@ export class LocalComputeBackend implements ComputeBackend {
           }),
         );
       },
-      Math.max(0, due - Date.now()),
+      Math.min(Math.max(0, due - Date.now()), MAX_TIMER_MS),
     );
     job.deadlineTimer.unref();
   }
 
   #expireLogs(id: string, at: number): void {
-    const timer = setTimeout(
-      () => {
-        this.#ttlTimers.delete(timer);
-        void this.#deleteLogs(id).catch((err: unknown) =>
-          this.#options.logger?.error({ err, job: id }, 'could not delete the logs of a job after its TTL'),
-        );
-      },
-      Math.max(0, at - Date.now()),
-    );
+    // setTimeout fires at once past 2^31-1 ms (24.8 days): a longer TTL waits in steps.
+    const wait = Math.min(Math.max(0, at - Date.now()), MAX_TIMER_MS);
+    const timer = setTimeout(() => {
+      this.#ttlTimers.delete(timer);
+      if (Date.now() < at) {
+        this.#expireLogs(id, at);
+        return;
+      }
+      void this.#deleteLogs(id).catch((err: unknown) =>
+        this.#options.logger?.error({ err, job: id }, 'could not delete the logs of a job after its TTL'),
+      );
+    }, wait);
     timer.unref();
     this.#ttlTimers.add(timer);
   }
@@ -1061,23 +1111,42 @@ export class LocalComputeBackend implements ComputeBackend {
       }, this.#pollMs);
       live.watcher.unref();
     }
+    if (job.state.ending) {
+      // The previous platform was ending the job (cancel, deadline, a failure): this one finishes that.
+      job.ending = job.state.ending;
+      this.#stopAll(job);
+      for (const live of gone) await this.#adoptedExit(job, live);
+      await this.#settle(job);
+      return;
+    }
     this.#armDeadline(job);
     for (const live of gone) await this.#adoptedExit(job, live);
-    // Replicas the previous platform had not launched yet (it stopped mid-start or mid-restart) start now.
-    const unlaunched = job.status.replicas
-      .map((r, n) => ({ r, n }))
-      .filter(({ r, n }) => !job.live.has(n) && (r.phase === 'Pending' || r.reason === 'Restarted'))
-      .map(({ n }) => n);
-    if (job.live.size === 0 && unlaunched.length === 0 && !job.ending) {
+    if (job.ending) return;
+    const restart = job.state.restart;
+    if (restart) {
+      // The previous platform was restarting the job: a job-scope restart stops what still runs first.
+      if (restart.some((n) => job.live.has(n))) {
+        job.restarting = true;
+        this.#stopAll(job);
+      } else {
+        this.#restartLater(job, restart);
+      }
+      return;
+    }
+    // Replicas the previous platform had not launched yet (it stopped while starting the job) start now.
+    const unlaunched = job.status.replicas.flatMap((r, n) => (!job.live.has(n) && r.phase === 'Pending' ? [n] : []));
+    if (unlaunched.length > 0) {
+      await this.#startAll(job, unlaunched);
+      return;
+    }
+    if (job.live.size === 0) {
       await this.#end(job, {
         phase: 'Failed',
         reason: 'Lost',
         message: 'the platform stopped while the job was between attempts and no replica was found',
         replicaReason: 'Lost',
       });
-      return;
     }
-    if (unlaunched.length > 0 && !job.ending) await this.#startAll(job, unlaunched);
   }
 
   /** An adopted process is gone: its exit status is in its exit file, or it was lost (killed with its wrapper). */

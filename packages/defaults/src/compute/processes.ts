@@ -18,7 +18,8 @@ const WRAPPER = [
   'child=$!',
   // wait returns early when a trapped signal arrives; keep waiting while the program lives.
   'while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done',
-  'echo "$code" > "$exitfile.tmp" && mv "$exitfile.tmp" "$exitfile"',
+  // Owner-only, as every file of the data dir; the program itself keeps the umask it was given.
+  'umask 077; echo "$code" > "$exitfile.tmp" && mv "$exitfile.tmp" "$exitfile"',
   'exit "$code"',
 ].join('\n');
 

@@ -86,20 +86,22 @@ export function checkFitsCapacity(spec: JobSpec, capacity: Capacity): void {
     }
   }
   const total = (pick: (n: ReplicaNeed) => number) => needs.reduce((sum, n) => sum + pick(n), 0);
-  const checks: [number, number, string, string][] = [
-    [total((n) => n.cpu), capacity.cpu, 'cpu', 'cores'],
-    [total((n) => n.memoryBytes), capacity.memoryBytes, 'memory', 'bytes of memory'],
-    [total((n) => n.gpuCount), capacity.gpus.length, 'gpu.count', 'GPUs'],
+  const checks: [(n: ReplicaNeed) => number, number, string, string][] = [
+    [(n) => n.cpu, capacity.cpu, 'cpu', 'cores'],
+    [(n) => n.memoryBytes, capacity.memoryBytes, 'memory', 'bytes of memory'],
+    [(n) => n.gpuCount, capacity.gpus.length, 'gpu.count', 'GPUs'],
   ];
-  for (const [needed, offered, what, unit] of checks) {
+  for (const [pick, offered, what, unit] of checks) {
+    const needed = total(pick);
     if (needed <= offered) continue;
-    const culprit = spec.replicaGroups.findIndex((_, i) =>
-      needs.some((n) => n.field === `replicaGroups[${i}].resources`),
+    // The field named is the group asking for the most of it in all.
+    const byGroup = spec.replicaGroups.map((_, i) =>
+      needs.filter((n) => n.field === `replicaGroups[${i}].resources`).reduce((sum, n) => sum + pick(n), 0),
     );
-    const field = `replicaGroups[${Math.max(culprit, 0)}].resources.${what}`;
+    const culprit = byGroup.indexOf(Math.max(...byGroup));
     throw new ValidationError(
       `the job needs ${needed} ${unit} in all (every replica starts together); this host offers ${offered}`,
-      { field },
+      { field: `replicaGroups[${culprit}].resources.${what}` },
     );
   }
 }
