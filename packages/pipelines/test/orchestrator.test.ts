@@ -8,6 +8,7 @@ import { z } from 'zod';
 import {
   action,
   artifact,
+  step as defineStep,
   LINEAGE_TAGS,
   PipelineOrchestrator,
   type PipelineRunResult,
@@ -356,6 +357,17 @@ describe('pipeline orchestration on the local ComputeBackend', () => {
     expect(await lines('fix.log')).toEqual(['a', 'b', 'b', 'c']);
     const why = await orchestrator.explainCache(fixed.runId);
     expect(why.find((e) => e.step === 'a')!.resumed).toBe(true);
+  });
+
+  it("fails a step whose job the backend refuses (a queue on a backend without queues), naming the backend's field", async () => {
+    const queued = defineStep({ name: 'queued', version: '1', job: { command: ['true'], queue: 'gpu-jobs' } });
+    const result = await orchestrator.run(
+      pipeline({ name: 'queued' }, (q) => void q.step(queued, {})),
+      {},
+    );
+    expect(result.status).toBe('Failed');
+    expect(step(result, 'queued').error).toMatch(/queue/);
+    expect(step(result, 'queued').jobId).toBeUndefined();
   });
 
   it('refuses parameters that break their schema, naming the field', async () => {

@@ -1,6 +1,7 @@
 import type {
   ArtifactStore,
   ExperimentTracker,
+  JobSpec,
   ModelRegistry,
   ReplicaGroup,
   ResourceRequest,
@@ -39,9 +40,10 @@ export interface RetryPolicy {
 }
 
 /**
- * What a job step runs: one replica group of a JobSpec, less what the orchestrator sets (name, env it adds,
- * labels). Everything here is part of the step's cache key, except `resources` and `secretEnv` (they change where
- * and with which credentials it runs, not what it computes).
+ * What a job step runs: one replica group of a JobSpec and the job-level fields a step may set, less what the
+ * orchestrator sets (name, project, run, the env it adds, labels, idempotency key). `image`, `command`, `args`, `env`
+ * and `workingDir` are part of the step's cache key; the rest (resources, secrets, volumes, queue, priority) change
+ * where, when and with which credentials it runs, not what it computes.
  */
 export interface StepJob {
   readonly image?: string;
@@ -51,7 +53,16 @@ export interface StepJob {
   readonly secretEnv?: Readonly<Record<string, SecretRef>>;
   readonly workingDir?: string;
   readonly resources?: ResourceRequest;
+  /** Volumes of the job, and where this step mounts them (on Kubernetes: the workspace shared with the orchestrator). */
+  readonly volumes?: JobSpec['volumes'];
   readonly volumeMounts?: ReplicaGroup['volumeMounts'];
+  readonly sharedMemory?: string;
+  readonly tolerations?: ReplicaGroup['tolerations'];
+  readonly nodeSelector?: ReplicaGroup['nodeSelector'];
+  readonly serviceAccount?: string;
+  /** Where the job waits for quota, and its priority class (backends with `capabilities.queues` / `priorities`). */
+  readonly queue?: string;
+  readonly priority?: string;
 }
 
 interface StepCommon<I extends Schemas, O extends Schemas> {
