@@ -370,6 +370,45 @@ describe('pipeline orchestration on the local ComputeBackend', () => {
     expect(step(result, 'queued').jobId).toBeUndefined();
   });
 
+  it('adopts on resume the tracker run of a step whose start the dead orchestrator did not record', async () => {
+    const gate = join(marks, 'gate');
+    await writeFile(gate, 'closed');
+    const x = nodeStep({
+      name: 'x',
+      inputs: { marks: z.string() },
+      outputs: { v: z.number() },
+      script: "if (fs.existsSync(path.join(inputs.marks, 'gate'))) process.exit(1); out('v', 1);",
+      cache: false,
+    });
+    const y = nodeStep({
+      name: 'y',
+      inputs: { v: z.number() },
+      outputs: { v: z.number() },
+      script: "out('v', inputs.v + 1);",
+      cache: false,
+    });
+    const p = pipeline({ name: 'adopt', params: { marks: z.string() } }, (q) => {
+      const rx = q.step(x, { marks: q.params.marks });
+      q.step(y, { v: rx.v });
+    });
+    const failed = await orchestrator.run(p, { marks });
+    expect(failed.status).toBe('Failed');
+    // What a crash between creating y's tracker run and recording it leaves behind.
+    const tracker = await platform.get(experimentTrackerRef);
+    const experiment = await tracker.getExperimentByName('pipelines/adopt');
+    const orphan = await tracker.createRun({
+      experimentId: experiment.id,
+      name: 'y',
+      parentRunId: failed.trackerRunId!,
+      tags: { [LINEAGE_TAGS.pipelineRun]: failed.runId, [LINEAGE_TAGS.step]: 'y' },
+    });
+    await rm(gate);
+    const resumed = await orchestrator.resume(failed.runId, p);
+    expect(resumed.status).toBe('Succeeded');
+    expect(step(resumed, 'y').trackerRunId).toBe(orphan.info.id);
+    expect((await tracker.getRun(orphan.info.id)).info.status).toBe('FINISHED');
+  });
+
   it('refuses parameters that break their schema, naming the field', async () => {
     const p = pipeline({ name: 'typed', params: { n: z.number().int() } }, () => {});
     const err = await orchestrator.run(p, { n: 1.5 }).catch((e) => e);

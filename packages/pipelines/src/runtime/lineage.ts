@@ -105,6 +105,20 @@ export class Lineage {
     return run.info.id;
   }
 
+  /**
+   * The unfinished tracker run of a step, made by an orchestrator that died before recording it (it creates the run,
+   * submits the job, then writes both ids): a resumed run adopts it instead of leaving it RUNNING forever.
+   */
+  async findStepRun(pipeline: string, runId: string, stepId: string): Promise<string | undefined> {
+    if (!this.#tracker) return undefined;
+    const page = await this.#tracker.searchRuns({
+      experimentIds: [await this.experimentOf(pipeline)],
+      filter: `tags.\`${LINEAGE_TAGS.pipelineRun}\` = '${runId}' and tags.\`${LINEAGE_TAGS.step}\` = '${stepId.replace(/'/g, "''")}' and attributes.status = 'RUNNING'`,
+      maxResults: 1,
+    });
+    return page.items[0]?.info.id;
+  }
+
   /** Logs a finished step's inputs and outputs and ends its tracker run with `status`. */
   async finishStep(
     trackerRunId: string | undefined,

@@ -749,6 +749,7 @@ class RunExecution {
 
     const trackerRunId =
       saved?.trackerRunId ??
+      (this.#resumed ? await this.#ctx.lineage.findStepRun(this.#run.pipeline, this.#run.id, stepId) : undefined) ??
       (await this.#ctx.lineage.startStep(this.#run.pipeline, this.#run.id, this.#run.trackerRunId, stepId));
     let record: StepRecord = {
       ...(saved ?? this.#blank(stepId, node.id)),
