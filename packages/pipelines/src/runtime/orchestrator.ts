@@ -548,7 +548,7 @@ class RunExecution {
     if (node.over && saved && saved.status !== 'Failed' && FINISHED_STEP_STATUSES.includes(saved.status)) {
       return this.#kept(saved);
     }
-    if (!node.over && saved && saved.status !== 'Failed' && saved.status !== 'Running' && saved.status !== 'Waiting') {
+    if (!node.over && saved && saved.status !== 'Failed' && saved.status !== 'Running') {
       return this.#kept(saved);
     }
     const skippedBecause = this.#skippedSource(node);
@@ -620,12 +620,13 @@ class RunExecution {
     };
   }
 
+  /** A step's record before anything happened to it; every caller sets the status it writes. */
   #blank(stepId: string, node: string): StepRecord {
     return {
       runId: this.#run.id,
       stepId,
       node,
-      status: 'Waiting',
+      status: 'Running',
       attempt: 0,
       jobId: undefined,
       cacheKey: undefined,

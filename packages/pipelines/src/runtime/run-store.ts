@@ -14,11 +14,12 @@ export const PIPELINES_MIGRATIONS: Readonly<Record<string, Migration>> = Object.
 export type PipelineRunStatus = 'Running' | 'Succeeded' | 'Failed';
 
 /**
- * Waiting: not started. Running: its job (or action) is under way; `attempt` counts from 1. Succeeded: ran and its
- * outputs are stored. Cached: reused an earlier execution's outputs. Skipped: a condition was false, or a step it
- * needs was skipped. Failed: its last attempt failed, or its outputs broke their schemas.
+ * A step has a record once it starts (or is skipped or reused). Running: its job (or action) is under way; `attempt`
+ * counts from 1. Succeeded: ran and its outputs are stored. Cached: reused an earlier execution's outputs. Skipped: a
+ * condition was false, or a step it needs was skipped. Failed: its last attempt failed, or its outputs broke their
+ * schemas.
  */
-export type StepStatus = 'Waiting' | 'Running' | 'Succeeded' | 'Cached' | 'Skipped' | 'Failed';
+export type StepStatus = 'Running' | 'Succeeded' | 'Cached' | 'Skipped' | 'Failed';
 
 export const FINISHED_STEP_STATUSES: readonly StepStatus[] = Object.freeze([
   'Succeeded',
