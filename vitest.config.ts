@@ -16,6 +16,7 @@ const packages = [
   'plugin-torchserve',
   'plugin-k8s',
   'server',
+  'pipelines',
 ];
 
 const project = (name: string, root: string) => ({
