@@ -18,6 +18,7 @@ const packages = [
   'server',
   'client',
   'cli',
+  'pipelines',
 ];
 
 const project = (name: string, root: string) => ({

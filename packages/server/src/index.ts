@@ -37,3 +37,5 @@ export {
 export { v1Routes } from './routes/index.js';
 export type { ServedApi, ServeOptions } from './serve.js';
 export { serve } from './serve.js';
+export type { ServerTelemetry, TelemetryOptions } from './telemetry/telemetry.js';
+export { createTelemetry, UNMATCHED_ROUTE } from './telemetry/telemetry.js';

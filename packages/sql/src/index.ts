@@ -35,6 +35,7 @@ export { LEASES_MIGRATIONS, LEASES_OWNER, SqlLeaseManager } from './leases/sql-l
 export { managementPlugin, webhookSubscriptionsRef } from './management-plugin.js';
 export type { OutboxEntry } from './outbox/outbox.js';
 export {
+  countUnrelayed,
   domainEvent,
   markRelayed,
   OUTBOX_MIGRATIONS,

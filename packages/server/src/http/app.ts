@@ -11,6 +11,7 @@ import {
   validateNoControlCharacters,
 } from '@mlplane/core';
 import { type Context, Hono } from 'hono';
+import { routePath } from 'hono/route';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import { type AuthenticateRequest, actorOf, authenticate, authorizeRoute } from './auth.js';
@@ -35,6 +36,16 @@ export interface RateLimitOptions {
 }
 
 export interface ApiObserver {
+  /**
+   * Runs the whole handling of each request, its response log line included, inside `handle`: a telemetry observer
+   * sets the trace and log context there (`withTraceContext`, `withLogContext`).
+   */
+  around?(
+    request: { readonly requestId: string; readonly method: string; readonly headers: Headers },
+    handle: () => Promise<void>,
+  ): Promise<void>;
+  /** Called when the caller of a request is known, inside `around`. */
+  onAuthenticated?(principal: Principal): void;
   /** Called once per request when its answer is written, with the route template (or undefined when none matched). */
   onResponse?(event: {
     readonly method: string;
@@ -130,6 +141,7 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
         incomingOf(c),
       );
       c.set('principal', principal);
+      options.observer?.onAuthenticated?.(principal);
       return principal;
     },
     rateLimit: async (principal) => {
@@ -156,10 +168,18 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
     const offered = c.req.header('x-request-id');
     const requestId = offered && REQUEST_ID.test(offered) ? offered : randomUUID();
     c.set('requestId', requestId);
+    const around = options.observer?.around;
+    if (around)
+      await around({ requestId, method: c.req.method, headers: c.req.raw.headers }, () => handle(c, next, started));
+    else await handle(c, next, started);
+  });
+  const handle = async (c: Context<ApiEnv>, next: () => Promise<void>, started: number) => {
+    const requestId = c.get('requestId');
     await next();
     c.header('x-request-id', requestId);
     const seconds = (performance.now() - started) / 1000;
-    const route = c.get('route');
+    // Routes mounted beside /api/v1 need not name their template: the one hono matched is it.
+    const route = c.get('route') ?? routeTemplate(routePath(c));
     const principal = c.get('principal');
     options.observer?.onResponse?.({
       method: c.req.method,
@@ -179,7 +199,7 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
       },
       'request',
     );
-  });
+  };
 
   app.onError((err, c) => respondError(c, err));
   app.notFound((c) =>
@@ -298,6 +318,12 @@ function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, part: 'path'
 
 function incomingOf(c: Context<ApiEnv>): IncomingMessage | undefined {
   return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+}
+
+/** A hono route pattern as an OpenAPI-style template (`/runs/:runId` is `/runs/{runId}`); undefined for no route. */
+function routeTemplate(pattern: string): string | undefined {
+  if (pattern === '' || pattern === '*' || pattern === '/*') return undefined;
+  return pattern.replace(/:(\w+)(\{[^}]*\})?\??/g, '{$1}');
 }
 
 function clientAddress(c: Context<ApiEnv>): string | undefined {

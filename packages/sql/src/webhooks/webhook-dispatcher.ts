@@ -304,6 +304,8 @@ export class WebhookDispatcher {
             [WEBHOOK_HEADERS.eventType]: event.type,
             [WEBHOOK_HEADERS.timestamp]: timestamp,
             [WEBHOOK_HEADERS.signature]: signWebhook(secret, timestamp, event.id, event.type, body),
+            // The receiver continues the trace of the work that caused the event (W3C Trace Context).
+            ...event.traceContext,
           },
         });
       } catch (err) {
