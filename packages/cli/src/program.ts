@@ -75,10 +75,16 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
  * `mlplane up`: starts the distribution, prints where it is (and the admin token on the first start), and stops it
  * gracefully on the configured signals; a second signal while stopping exits at once.
  */
-async function runUp(
-  opts: { dataDir?: string; port: number; host: string; config?: string; publicUrl?: string },
-  env: NodeJS.ProcessEnv,
-): Promise<void> {
+interface UpCommandOptions {
+  dataDir?: string;
+  port: number;
+  host: string;
+  config?: string;
+  publicUrl?: string;
+  publicMetrics?: boolean;
+}
+
+async function runUp(opts: UpCommandOptions, env: NodeJS.ProcessEnv): Promise<void> {
   // A signal during the start is kept and acted on once the platform is up, so the start is never cut half-way
   // (a data dir lock held, an admin token issued but not yet written).
   let early: NodeJS.Signals | undefined;
@@ -96,6 +102,7 @@ async function runUp(
       ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
       ...(opts.config ? { config: opts.config } : {}),
       ...(opts.publicUrl ? { publicUrl: opts.publicUrl } : {}),
+      ...(opts.publicMetrics ? { publicMetrics: true } : {}),
     });
   } finally {
     for (const signal of START_SIGNALS) process.removeListener(signal, duringStart);
@@ -105,7 +112,7 @@ async function runUp(
     `  API:       ${running.urls.api}`,
     `  API docs:  ${running.urls.docs}`,
     `  MLflow:    MLFLOW_TRACKING_URI=${running.urls.mlflow}`,
-    ...(running.urls.metrics ? [`  metrics:   ${running.urls.metrics}`] : []),
+    `  metrics:   ${running.urls.metrics}`,
   ];
   if (running.newAdminToken) {
     lines.push(

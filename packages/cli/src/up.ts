@@ -12,7 +12,16 @@ import {
   type RawConfig,
   telemetryRef,
 } from '@mlplane/core';
-import { API_V1, createApi, type MlplaneApi, mountMlflow, type ServedApi, serve, v1Routes } from '@mlplane/server';
+import {
+  API_V1,
+  createApi,
+  createTelemetry,
+  type MlplaneApi,
+  mountMlflow,
+  type ServedApi,
+  serve,
+  v1Routes,
+} from '@mlplane/server';
 import { createReferencePlatform } from './distribution.js';
 import { ADMIN_TOKEN_FILE } from './files.js';
 
@@ -36,6 +45,11 @@ export interface UpOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** The URL the OpenAPI document names as its server (where a proxy exposes the API). */
   readonly publicUrl?: string;
+  /**
+   * Serve /metrics without a token. Off by default: a scrape then needs a token holding `telemetry.read` in every
+   * project; turn it on only where the network keeps strangers away from the port.
+   */
+  readonly publicMetrics?: boolean;
 }
 
 /** The principal `up` creates on a first start, holding `admin` in every project. */
@@ -56,8 +70,16 @@ export interface RunningDistribution {
   readonly newAdminToken: string | undefined;
   /** Where the admin token is kept (mode 600). */
   readonly adminTokenFile: string;
-  /** Links to print: the API, its docs, the MLflow tracking URI, metrics when served. */
-  readonly urls: Readonly<Record<string, string>>;
+  /** Links to print. */
+  readonly urls: {
+    readonly api: string;
+    readonly docs: string;
+    readonly openapi: string;
+    /** MLFLOW_TRACKING_URI for the stock mlflow client. */
+    readonly mlflow: string;
+    /** Prometheus metrics (a token with `telemetry.read` in `*` unless `publicMetrics`). */
+    readonly metrics: string;
+  };
   /**
    * Stops gracefully: the HTTP server takes no new connection and lets requests in flight finish (within the
    * platform's shutdown deadline), then the platform stops (the outbox relay hands over what it holds, stores close).
@@ -96,14 +118,16 @@ export async function startDistribution(options: UpOptions = {}): Promise<Runnin
   try {
     const { logger } = await platform.get(telemetryRef);
     const port = options.port ?? 8080;
+    // Prometheus /metrics, request metrics per route, and each request's trace and log context.
+    const telemetry = await createTelemetry(platform, { publicMetrics: options.publicMetrics ?? false });
     const api = await createApi(v1Routes, {
       platform,
-      logger: logger.child({ component: 'http' }),
+      logger: telemetry.logger,
+      observer: telemetry.observer,
       ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
-      // Beside /api/v1: the MLflow-compatible API (/api/2.0/mlflow, the stock mlflow client's
-      // MLFLOW_TRACKING_URI is this server). Prometheus /metrics mounts here too once @mlplane/server has it
-      // (createTelemetry: its `mount`, `observer` and `logger`), with `urls.metrics` set below.
-      mount: [mountMlflow()],
+      // Beside /api/v1: /metrics, and the MLflow-compatible API (/api/2.0/mlflow: the stock mlflow client's
+      // MLFLOW_TRACKING_URI is this server).
+      mount: [...telemetry.mount, mountMlflow()],
     });
     served = await serve(api, {
       port,
@@ -114,11 +138,12 @@ export async function startDistribution(options: UpOptions = {}): Promise<Runnin
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const admin = await ensureAdminToken(await platform.get(authorizerRef), dataDir);
     const base = options.publicUrl?.replace(/\/+$/, '') ?? served.url;
-    const urls: Record<string, string> = {
+    const urls = {
       api: `${base}${API_V1}`,
       docs: `${base}${API_V1}/docs`,
       openapi: `${base}${API_V1}/openapi.json`,
       mlflow: base,
+      metrics: `${base}/metrics`,
     };
     const httpServer = served;
     let stopping: Promise<{ clean: boolean }> | undefined;

@@ -54,6 +54,16 @@ describe('mlplane up', { timeout: 60_000 }, () => {
     expect(docs.status).toBe(200);
     expect(await docs.text()).toContain('swagger-ui');
   });
+
+  it('serves Prometheus metrics at /metrics to a token holding telemetry.read, counting the requests', async () => {
+    expect(up.stdout()).toContain(`metrics:   ${up.url}/metrics`);
+    expect((await fetch(`${up.url}/metrics`)).status).toBe(401);
+    const scrape = await fetch(`${up.url}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } });
+    expect(scrape.status).toBe(200);
+    expect(scrape.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    // The /api/v1/me call of the test above, by route template.
+    expect(await scrape.text()).toMatch(/mlplane_http_requests_total\{[^}]*route="\/api\/v1\/me"[^}]*\} [1-9]/);
+  });
 });
 
 describe('mlplane up refusing to start', { timeout: 60_000 }, () => {
