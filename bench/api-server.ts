@@ -30,8 +30,8 @@ const platform = createPlatform({
 await platform.start();
 
 const authorizer = await platform.get(authorizerRef);
+await authorizer.grant('bench-admin', ALL_PROJECTS, 'admin');
 const principal = await authorizer.getPrincipal('bench-admin', 'user');
-await authorizer.grant(principal.id, ALL_PROJECTS, 'admin');
 const { secret } = await authorizer.createToken({
   principal,
   name: 'bench',

@@ -17,6 +17,9 @@
 // sections, the goals table and the goal history are rewritten in docs/benchmarks.md.
 //   5. plugin-s3 vs the raw AWS SDK: upload and download MiB/s of 8 MiB, 256 MiB and 1 GiB, client RSS growth
 //      (MLPLANE_S3_*); BENCH_ONLY=s3 merges its figures into latest.json and rewrites only its docs section.
+//   6. the HTTP API (issue 10): mlplane's API server vs the MLflow server, both on the same PostgreSQL, 16 HTTP
+//      clients (bench/api.ts; needs MLPLANE_PG_URL and the MLflow peer on PostgreSQL). BENCH_ONLY=api is one of
+//      MERGED_SECTIONS; its docs section is spliced in between its own markers.
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -25,6 +28,15 @@ import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { RedisCache } from '@mlplane/plugin-redis';
 import { S3ArtifactStore } from '@mlplane/plugin-s3';
 import { type AliasSizes, aliasBench } from './alias.js';
+import {
+  type ApiResult,
+  type ApiSizes,
+  apiBench,
+  apiSkipReason,
+  extractApiSection,
+  renderApiSection,
+  spliceApiSection,
+} from './api.js';
 import {
   extractS3Section,
   MERGED_SECTIONS,
@@ -52,8 +64,16 @@ const runs = (section: string) => ONLY === undefined || ONLY.has(section);
 const RECORD_SECTIONS = !QUICK && ONLY !== undefined && [...ONLY].every((s) => MERGED_SECTIONS.includes(s));
 const inRecordedSections = (name: string) => RECORD_SECTIONS && [...ONLY!].some((s) => name.startsWith(`${s} `));
 
-const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlflow: MlflowSizes; s3: S3Sizes } = QUICK
+const SIZES: {
+  ingest: IngestSizes;
+  search: SearchSizes;
+  alias: AliasSizes;
+  mlflow: MlflowSizes;
+  s3: S3Sizes;
+  api: ApiSizes;
+} = QUICK
   ? {
+      api: { clients: 16, metricsPerBatch: 500, searchRuns: 2_000, rounds: 1, roundMs: 1_500 },
       ingest: { rows10: 2_000, rows500: 10_000, rounds: 2 },
       search: { runs: 1_000, samples: 10 },
       alias: { callers: 32, callsPerCaller: 20, rounds: 2 },
@@ -67,6 +87,8 @@ const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlfl
       },
     }
   : {
+      // 5 rounds of 4 s per operation and contender: every figure stands on 20 s of each server's load.
+      api: { clients: 16, metricsPerBatch: 500, searchRuns: 25_000, rounds: 5, roundMs: 4_000 },
       // 20,000 metrics per caller and round, in 500-metric batches (the size PEERS.md measured the client with).
       mlflow: { batches: 40, metricsPerBatch: 500, rounds: 5 },
       // 20,000 rows are 2,000 ten-metric batches per contender: enough samples, without minutes of round trips.
@@ -129,6 +151,8 @@ if (!redisUrl && runs('alias')) skipped.push(`Redis (${redis.why}): alias resolu
 if (!s3.url && runs('s3')) skipped.push(`S3 (${s3.why}, or MLPLANE_S3_* incomplete): plugin-s3 vs the raw SDK`);
 if (!mlflow.url && runs('mlflow'))
   skipped.push(`MLflow (${mlflow.why}): ingest through plugin-mlflow vs the Python client`);
+const apiSkip = runs('api') ? apiSkipReason(pgUrl, mlflow.url) : undefined;
+if (apiSkip) skipped.push(`HTTP API vs the MLflow server (${apiSkip})`);
 
 /** The commit measured, and whether the measured code had uncommitted changes (others work in this tree). */
 function provenance(): string {
@@ -177,6 +201,9 @@ measured.push(...mlflowFigures);
 const s3Results = runs('s3') && s3.url ? await s3Bench(SIZES.s3, s3Config!) : { figures: [], rounds: [] };
 const s3Measured = s3Results.figures;
 measured.push(...s3Measured);
+const apiResult: ApiResult | undefined =
+  runs('api') && !apiSkip ? await apiBench(SIZES.api, pgUrl!, mlflow.url!) : undefined;
+measured.push(...(apiResult?.figures ?? []));
 
 const loadEnd = load();
 const took = seconds(started);
@@ -232,6 +259,7 @@ const out = join(
   RECORD || MLFLOW_RECORD || RECORD_S3 || RECORD_SECTIONS ? 'latest.json' : 'quick.json',
 );
 const isS3 = (f: { name: string }) => f.name.startsWith('s3 ');
+const isApi = (f: { name: string }) => f.name.startsWith('api ');
 const previousDocs = await readFile(join(ROOT, 'docs', 'benchmarks.md'), 'utf8').catch(() => '');
 const s3Section = () =>
   renderS3Section({
@@ -250,6 +278,7 @@ if (RECORD && !s3Measured.length) {
   // S3 figures this run skipped (no S3 peer) stay as they were recorded, with their own date and machine.
   written = [...figures, ...previousFigures.filter(isS3)];
 }
+if (RECORD && !apiResult) written = [...written, ...previousFigures.filter(isApi)];
 if (MLFLOW_RECORD || RECORD_S3) {
   const previous = previousFigures;
   const names = new Set(figures.map((f) => f.name));
@@ -259,6 +288,12 @@ if (RECORD_SECTIONS) written = [...previousFigures.filter((f) => !inRecordedSect
 await writeFile(out, `${JSON.stringify(written, null, 2)}\n`);
 console.log(`wrote ${out}`);
 const docs = join(ROOT, 'docs', 'benchmarks.md');
+const apiSection = () =>
+  renderApiSection({
+    result: apiResult!,
+    sizes: SIZES.api,
+    recorded: `Recorded on ${startedAt.toISOString()} (${(took / 60).toFixed(1)} min for the run), ${m.cpu}, ${m.cores} cores, Node ${m.node}, load average ${m.loadavg.start.join(', ')} at the start and ${m.loadavg.end.join(', ')} at the end; ${source}.`,
+  });
 const mlflowContext = {
   sizes: SIZES.mlflow,
   machine: `${m.cpu}, ${m.cores} cores, Node ${m.node}`,
@@ -289,6 +324,7 @@ if (RECORD) {
     judged,
   });
   text = spliceS3Section(text, s3Measured.length ? s3Section() : extractS3Section(previousDocs));
+  text = spliceApiSection(text, apiResult ? apiSection() : extractApiSection(previousDocs));
   if (mlflowFigures.length > 0) text = withMlflowSection(text, mlflowFigures, mlflowContext);
   await writeFile(docs, text);
   console.log(`wrote ${docs}`);
@@ -309,9 +345,7 @@ if (RECORD) {
   ];
   await writeFile(judgedPath, `${JSON.stringify(judged, null, 2)}\n`);
   console.log(`wrote ${judgedPath}`);
-  await writeFile(
-    docs,
-    spliceSections(previousDocs, {
+  let text = spliceSections(previousDocs, {
       measured,
       machine: m,
       startedAt,
@@ -320,8 +354,9 @@ if (RECORD) {
       source,
       judged,
       sections: [...ONLY!],
-    }),
-  );
+    });
+  if (apiResult) text = spliceApiSection(text, apiSection());
+  await writeFile(docs, text);
   console.log(`merged the ${[...ONLY!].join(' and ')} figures into ${out}, ${judgedPath} and ${docs}`);
 } else if (RECORD_S3 && s3Measured.length) {
   await writeFile(docs, spliceS3Section(previousDocs, s3Section()));
