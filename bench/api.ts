@@ -20,7 +20,7 @@ import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { Pool } from 'undici';
-import { figure, fmtNumber, type Measured, percentile, rotated } from './lib.js';
+import { figure, fmtNumber, type Measured, percentile, rotated, round } from './lib.js';
 import { expectedAccLr, METRIC_KEYS, runData, seedInBulk } from './search.js';
 
 export interface ApiSizes {
@@ -80,6 +80,9 @@ interface Turn {
   readonly units: number;
   readonly seconds: number;
   readonly latencies: number[];
+  /** Requests answered with an error (not counted in requests, units or latencies), and the first one's message. */
+  readonly failed: number;
+  readonly firstError: string | undefined;
   /** CPU ms per request of the server process group, of PostgreSQL, of this (client) process. */
   readonly cpu: { server: number; postgres: number; client: number };
 }
@@ -188,7 +191,15 @@ async function startMlplane(pgUrl: string, schema: string, dataDir: string): Pro
   const log = await open(join(dataDir, 'server.log'), 'a');
   const child = spawn(
     process.execPath,
-    ['--conditions=@mlplane/source', '--import', 'tsx', join(import.meta.dirname, 'api-server.ts'), pgUrl, schema, dataDir],
+    [
+      '--conditions=@mlplane/source',
+      '--import',
+      'tsx',
+      join(import.meta.dirname, 'api-server.ts'),
+      pgUrl,
+      schema,
+      dataDir,
+    ],
     { stdio: ['ignore', log.fd, 'pipe'] },
   );
   let stderr = '';
@@ -248,7 +259,13 @@ function mlflowContender(pool: Pool, experimentId: string, searchExperimentId: s
       call(pool, 'POST', `${api}/runs/log-batch`, headers, JSON.stringify({ run_id: runId, metrics })),
     // With a start time, as the Python client sends it.
     createRunCall: () =>
-      call(pool, 'POST', `${api}/runs/create`, headers, JSON.stringify({ experiment_id: experimentId, start_time: Date.now() })),
+      call(
+        pool,
+        'POST',
+        `${api}/runs/create`,
+        headers,
+        JSON.stringify({ experiment_id: experimentId, start_time: Date.now() }),
+      ),
     alias: () => call(pool, 'GET', `${api}/registered-models/alias?name=${MODEL}&alias=${ALIAS}`, headers),
     search: () => call(pool, 'POST', `${api}/runs/search`, headers, searchBody),
   } satisfies Contender;
@@ -264,6 +281,8 @@ async function turn(
   const latencies: number[] = [];
   let requests = 0;
   let units = 0;
+  let failed = 0;
+  let firstError: string | undefined;
   // PostgreSQL forks a backend per connection: the ones a pool opens during the turn count from zero.
   const pgBefore = await pids.postgres();
   const [server0, pg0, client0] = [await cpuMs(pids.server), await cpuMs(pgBefore), process.cpuUsage()];
@@ -274,7 +293,15 @@ async function turn(
       while (performance.now() < deadline) {
         const next = make(client);
         const t = performance.now();
-        await next.call();
+        try {
+          await next.call();
+        } catch (err) {
+          // A server that gives up under the load (MLflow's connection pool timing out) answers with an error:
+          // counted and reported, not done work.
+          failed++;
+          firstError ??= (err as Error).message;
+          continue;
+        }
         latencies.push(performance.now() - t);
         requests++;
         units += next.units;
@@ -288,6 +315,8 @@ async function turn(
     units,
     seconds,
     latencies,
+    failed,
+    firstError,
     cpu: {
       server: ((await cpuMs(pids.server)) - server0) / requests,
       postgres: ((await cpuMs(await pids.postgres())) - pg0) / requests,
@@ -451,8 +480,9 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
     // Experiments: one for the load (create run, log-batch), one for the search seed; the same on both servers.
     const load = (await send(ours, 'POST', `${base}/experiments`, h, { name: `api-load-${stamp}` })).id as string;
     const searched = (await send(ours, 'POST', `${base}/experiments`, h, { name: `api-search-${stamp}` })).id as string;
-    const mlflowLoad = (await send(theirs, 'POST', '/api/2.0/mlflow/experiments/create', {}, { name: `api-load-${stamp}` }))
-      .experiment_id as string;
+    const mlflowLoad = (
+      await send(theirs, 'POST', '/api/2.0/mlflow/experiments/create', {}, { name: `api-load-${stamp}` })
+    ).experiment_id as string;
     const mlflowSearched = (
       await send(theirs, 'POST', '/api/2.0/mlflow/experiments/create', {}, { name: `api-search-${stamp}` })
     ).experiment_id as string;
@@ -473,15 +503,27 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
     await send(theirs, 'POST', '/api/2.0/mlflow/registered-models/create', {}, { name: MODEL }).catch((err: Error) => {
       if (!err.message.includes('RESOURCE_ALREADY_EXISTS')) throw err;
     });
-    const mv = await send(theirs, 'POST', '/api/2.0/mlflow/model-versions/create', {}, {
-      name: MODEL,
-      source: 's3://bench/model',
-    });
-    await send(theirs, 'POST', '/api/2.0/mlflow/registered-models/alias', {}, {
-      name: MODEL,
-      alias: ALIAS,
-      version: mv.model_version.version,
-    });
+    const mv = await send(
+      theirs,
+      'POST',
+      '/api/2.0/mlflow/model-versions/create',
+      {},
+      {
+        name: MODEL,
+        source: 's3://bench/model',
+      },
+    );
+    await send(
+      theirs,
+      'POST',
+      '/api/2.0/mlflow/registered-models/alias',
+      {},
+      {
+        name: MODEL,
+        alias: ALIAS,
+        version: mv.model_version.version,
+      },
+    );
 
     // The search seed: the same runs on both, in bulk (section 2's rows: 20 metrics, 3 params, 2 tags per run).
     let t = performance.now();
@@ -522,12 +564,18 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
     let mlflowFound = 0;
     token = undefined;
     do {
-      const page = await send(theirs, 'POST', '/api/2.0/mlflow/runs/search', {}, {
-        experiment_ids: [mlflowSearched],
-        filter: FILTER,
-        max_results: PAGE,
-        ...(token ? { page_token: token } : {}),
-      });
+      const page = await send(
+        theirs,
+        'POST',
+        '/api/2.0/mlflow/runs/search',
+        {},
+        {
+          experiment_ids: [mlflowSearched],
+          filter: FILTER,
+          max_results: PAGE,
+          ...(token ? { page_token: token } : {}),
+        },
+      );
       mlflowFound += page.runs?.length ?? 0;
       token = page.next_page_token;
     } while (token);
@@ -632,7 +680,7 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
           record(op, who, result);
           const rate = result.units / result.seconds;
           line.push(
-            `${who} ${fmtNumber(rate)} ${op === 'log-batch' ? 'metrics/s' : 'req/s'} (p50 ${percentile([...result.latencies], 0.5).toFixed(1)} ms, p99 ${percentile([...result.latencies], 0.99).toFixed(1)} ms)`,
+            `${who} ${fmtNumber(rate)} ${op === 'log-batch' ? 'metrics/s' : 'req/s'} (p50 ${percentile([...result.latencies], 0.5).toFixed(1)} ms, p99 ${percentile([...result.latencies], 0.99).toFixed(1)} ms${result.failed ? `; ${result.failed} failed: ${result.firstError!.slice(0, 300)}` : ''})`,
           );
           if (op === 'log-batch' && c !== CEILING) {
             // At the end of the ingest load: the server's resident set as the load leaves it.
@@ -655,6 +703,12 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
 
     // ---- figures ----
     const figures: Measured[] = [];
+    for (const [key, list] of results) {
+      const failed = list.reduce((n, x) => n + x.failed, 0);
+      if (failed === 0) continue;
+      const [op, who] = key.split('|');
+      figures.push(figure(`api failed requests, ${op}, ${who}`, 'requests', failed, null, 'lower-is-better'));
+    }
     const turns = (op: string, who: string) => results.get(`${op}|${who}`) ?? [];
     const rate = (op: string, who: string) => median(turns(op, who).map((x) => x.units / x.seconds));
     const pct = (op: string, who: string, q: number) =>
@@ -725,9 +779,16 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
           goal: { text: `≥ ${G.timesMlflow}x MLflow`, met: a >= G.timesMlflow * b },
           peerIs: vsMlflow,
         }),
-        figure(`api ${what} p50 x${sizes.clients} clients`, 'ms', pct(op, 'mlplane', 0.5), pct(op, 'MLflow', 0.5), 'lower-is-better', {
-          peerIs: vsMlflow,
-        }),
+        figure(
+          `api ${what} p50 x${sizes.clients} clients`,
+          'ms',
+          pct(op, 'mlplane', 0.5),
+          pct(op, 'MLflow', 0.5),
+          'lower-is-better',
+          {
+            peerIs: vsMlflow,
+          },
+        ),
         figure(
           `api ${what} p99 x${sizes.clients} clients`,
           'ms',
@@ -820,7 +881,6 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
   }
 }
 
-
 const BEGIN = '<!-- api section: written by `BENCH_ONLY=api pnpm bench` or a full run; the rest of the file stays -->';
 const END = '<!-- end of api section -->';
 
@@ -881,11 +941,57 @@ processes, and the bench's client process (which shares the machine's cores with
 
 ${rows(isCpu)}
 
+${whereTimeGoes(result.figures, sizes).join('\n')}
+
 Per round:
 
 ${result.notes.map((n) => `- ${n}`).join('\n')}
 ${END}
 `;
+}
+
+/** The figures read as sentences: where each operation's time goes, computed from this run's CPU rows. */
+function whereTimeGoes(figures: readonly Measured[], sizes: ApiSizes): string[] {
+  const get = (name: string) => figures.find((f) => f.name === name);
+  const cpu = (op: string, part: 'server process(es)' | 'PostgreSQL backends') =>
+    get(`api CPU per request, ${op}, ${part}`);
+  const ms = (x: number | null | undefined) => (x === null || x === undefined ? '–' : `${num(x)} ms`);
+  const lines: string[] = [];
+  const lb = cpu('log-batch', 'server process(es)');
+  const lbPg = cpu('log-batch', 'PostgreSQL backends');
+  const rawPg = get('api CPU per request, log-batch, PostgreSQL backends, raw pg INSERT ceiling');
+  if (lb && lbPg) {
+    lines.push(
+      `- **log-batch**: mlplane's server spends ${ms(lb.ours)} of CPU per ${sizes.metricsPerBatch}-metric request (${num(round((lb.ours * 1000) / sizes.metricsPerBatch))} µs per metric: reading and parsing the JSON body, the route's zod schema and then the port's argument schema over every metric, token verification, the run's project from the owner cache, building the SQL) and PostgreSQL ${ms(lbPg.ours)} (the metrics insert, the latest-value upsert, the outbox event and the run check, in one statement), where the bare INSERT of the ceiling costs PostgreSQL ${ms(rawPg?.ours)}. MLflow's workers spend ${ms(lb.peer)} per request (${num(lb.ratio)}x mlplane's server CPU) and PostgreSQL ${ms(lbPg.peer)} for it.`,
+    );
+  }
+  const me = cpu('me', 'server process(es)');
+  const mePg = cpu('me', 'PostgreSQL backends');
+  const health = cpu('health', 'server process(es)');
+  const create = cpu('create run', 'server process(es)');
+  const createPg = cpu('create run', 'PostgreSQL backends');
+  if (me && health && mePg) {
+    const auth = me.ours - health.ours;
+    lines.push(
+      `- **Per-request token verification**: GET /api/v1/me (authentication only) costs the server ${ms(me.ours)} and PostgreSQL ${ms(mePg.ours)} per request, against ${ms(health.ours)} for GET /health: about ${ms(round(auth))} of server CPU and one PostgreSQL read (\`SELECT … FROM authz_tokens\` by token id, then SHA-256 of the secret) on every authenticated request, uncached${create ? `; that is ${Math.round((100 * auth) / create.ours)}% of a create run's server CPU (${ms(create.ours)}) and ${createPg ? `${Math.round((100 * mePg.ours) / createPg.ours)}% of its PostgreSQL CPU` : ''}` : ''}. A short-lived cache of verified tokens (revocation then takes effect after its TTL, or on an event) would remove both from the hot paths.`,
+    );
+  }
+  if (create && createPg) {
+    lines.push(
+      `- **create run**: ${ms(create.ours)} of server CPU and ${ms(createPg.ours)} of PostgreSQL per request on mlplane (the run row with its tags, its outbox event, the experiment's project from the owner cache), ${ms(create.peer)} and ${ms(createPg.peer)} on MLflow.`,
+    );
+  }
+  const search = cpu('search x1', 'server process(es)');
+  const searchPg = cpu('search x1', 'PostgreSQL backends');
+  if (search && searchPg) {
+    lines.push(
+      `- **search**: one search of a ${PAGE}-run page costs mlplane's server ${ms(search.ours)} (turning ${PAGE} whole runs with ${METRIC_KEYS.length} metrics, 3 params and 2 tags each into JSON) and PostgreSQL ${ms(searchPg.ours)}; MLflow ${ms(search.peer)} and ${ms(searchPg.peer)}. From ${sizes.clients} clients the p50 is mostly waiting for a core: ${sizes.clients} searches in flight share 2 cores with the other processes on the machine.`,
+    );
+  }
+  lines.push(
+    "- **The machine**: 2 cores shared by both servers, PostgreSQL, the bench's clients and other engineers' work (see the load average above): every process waits for a core, and how the scheduler shares them among MLflow's processes (a parent and one per worker) and mlplane's one Node process moves the throughput ratios from round to round. The CPU per request is the steadier comparison.",
+  );
+  return lines;
 }
 
 /** `doc` with the api section put in place of its previous one, or appended. */

@@ -346,15 +346,15 @@ if (RECORD) {
   await writeFile(judgedPath, `${JSON.stringify(judged, null, 2)}\n`);
   console.log(`wrote ${judgedPath}`);
   let text = spliceSections(previousDocs, {
-      measured,
-      machine: m,
-      startedAt,
-      minutes: took / 60,
-      sizes: SIZES,
-      source,
-      judged,
-      sections: [...ONLY!],
-    });
+    measured,
+    machine: m,
+    startedAt,
+    minutes: took / 60,
+    sizes: SIZES,
+    source,
+    judged,
+    sections: [...ONLY!],
+  });
   if (apiResult) text = spliceApiSection(text, apiSection());
   await writeFile(docs, text);
   console.log(`merged the ${[...ONLY!].join(' and ')} figures into ${out}, ${judgedPath} and ${docs}`);
