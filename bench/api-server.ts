@@ -53,6 +53,8 @@ server.listen(0, '127.0.0.1', () => {
   const { port } = server.address() as AddressInfo;
   console.error(JSON.stringify({ port, token: secret, pid: process.pid }));
 });
+// Where the resident set goes (V8 heap, buffers), asked by the bench beside the RSS it reads from /proc.
+process.on('SIGUSR2', () => console.error(JSON.stringify({ memory: process.memoryUsage() })));
 platform.hooks.platform.shutdown.tapPromise('bench-api-server', async () => {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));

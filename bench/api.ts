@@ -123,8 +123,11 @@ async function procStat(pid: number): Promise<{ ppid: number; ticks: number } | 
   try {
     const text = await readFile(`/proc/${pid}/stat`, 'utf8');
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // After the command: state(3) ppid(4) ... utime(14) stime(15), counted from field 3.
-    return { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) };
+    // After the command: state(3) ppid(4) ... utime(14) stime(15) cutime(16) cstime(17), counted from field 3. The
+    // children's times hold what exited children spent once reaped: PostgreSQL backends and MLflow's overflow
+    // connections come and go during a turn, and their CPU moves into their parent's.
+    const [u, s, cu, cs] = [11, 12, 13, 14].map((i) => Number(rest[i]));
+    return { ppid: Number(rest[1]), ticks: u! + s! + cu! + cs! };
   } catch {
     return undefined;
   }
@@ -184,6 +187,8 @@ interface MlplaneServer {
   readonly child: ChildProcess;
   readonly port: number;
   readonly token: string;
+  /** The server's process.memoryUsage(), asked by a signal. */
+  memory(): Promise<NodeJS.MemoryUsage>;
   stop(): Promise<void>;
 }
 
@@ -203,18 +208,29 @@ async function startMlplane(pgUrl: string, schema: string, dataDir: string): Pro
     { stdio: ['ignore', log.fd, 'pipe'] },
   );
   let stderr = '';
+  let seen = 0;
+  const waiting: ((memory: NodeJS.MemoryUsage) => void)[] = [];
   const ready = await new Promise<{ port: number; token: string }>((resolve, reject) => {
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (chunk: string) => {
       stderr += chunk;
-      const line = stderr.split('\n').find((l) => l.startsWith('{"port"'));
+      const lines = stderr.split('\n');
+      const line = lines.find((l) => l.startsWith('{"port"'));
       if (line) resolve(JSON.parse(line));
+      const memory = lines.filter((l) => l.startsWith('{"memory"'));
+      for (const m of memory.slice(seen)) waiting.shift()?.(JSON.parse(m).memory);
+      seen = memory.length;
     });
     child.once('exit', (code) => reject(new Error(`the API server exited (${code}) before listening:\n${stderr}`)));
   });
   return {
     child,
     ...ready,
+    memory: () =>
+      new Promise((resolve) => {
+        waiting.push(resolve);
+        child.kill('SIGUSR2');
+      }),
     async stop() {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
@@ -596,6 +612,7 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
       results.set(key, [...(results.get(key) ?? []), turnResult]);
     };
     const rss: number[] = [];
+    const memory: NodeJS.MemoryUsage[] = [];
     const mlflowRss: number[] = [];
     const CEILING = 'raw pg';
 
@@ -684,8 +701,10 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
           );
           if (op === 'log-batch' && c !== CEILING) {
             // At the end of the ingest load: the server's resident set as the load leaves it.
-            if (c.label === 'mlplane') rss.push(await rssMB([server.child.pid!]));
-            else mlflowRss.push(await rssMB(await c.serverPids()));
+            if (c.label === 'mlplane') {
+              rss.push(await rssMB([server.child.pid!]));
+              memory.push(await server.memory());
+            } else mlflowRss.push(await rssMB(await c.serverPids()));
           }
         }
         const msg = `round ${r + 1} ${op}: ${line.join('; ')}`;
@@ -753,6 +772,11 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
       ),
     );
     const maxRss = Math.max(...rss);
+    const at = memory[rss.indexOf(maxRss)]!;
+    const mb = (bytes: number) => bytes / 2 ** 20;
+    const memoryNote = `API server memory when its RSS was largest (${fmtNumber(maxRss)} MB, process.memoryUsage() right after): V8 heap ${fmtNumber(mb(at.heapUsed))} MB used of ${fmtNumber(mb(at.heapTotal))} MB allocated, external ${fmtNumber(mb(at.external))} MB (array buffers ${fmtNumber(mb(at.arrayBuffers))} MB); the rest of the RSS is code, V8's other spaces and the allocator's free pages.`;
+    console.log(`  ${memoryNote}`);
+    notes.push(memoryNote);
     figures.push(
       figure(
         'api server RSS at the end of the log-batch load (largest over the rounds)',
@@ -815,12 +839,11 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
           a,
           b,
           'lower-is-better',
-          clients === sizes.clients
-            ? {
-                goal: { text: `≤ ${G.searchP50Ms} ms and ≥ ${G.searchTimesMlflow}x faster than MLflow`, met },
-                peerIs: vsMlflow,
-              }
-            : { peerIs: vsMlflow },
+          // Judged from 16 clients (the issue's load) and from one (a search's own latency, no queue of others).
+          {
+            goal: { text: `≤ ${G.searchP50Ms} ms and ≥ ${G.searchTimesMlflow}x faster than MLflow`, met },
+            peerIs: vsMlflow,
+          },
         ),
       );
     }
