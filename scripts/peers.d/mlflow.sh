@@ -8,7 +8,9 @@
 # logged through MLflow are objects that plugin-s3 can read. MLPLANE_MLFLOW_ARTIFACTS=local keeps them in the data
 # dir instead and drops the dependency on the S3 peer.
 # Port: MLPLANE_MLFLOW_PORT (default 15000). Env: MLPLANE_MLFLOW_URL, MLPLANE_MLFLOW_ARTIFACTS_URI,
-# MLPLANE_MLFLOW_BACKEND_URI (the backend store, as the server was started; for benchmarks that seed it directly).
+# MLPLANE_MLFLOW_BACKEND_URI (the backend store, as the server was started; for benchmarks that seed it directly), and
+# MLPLANE_MLFLOW_PYTHON: the virtualenv's python, whose stock mlflow client the server package's MLflow-compatible
+# API is tested with (packages/server/test/mlflow-client).
 MLFLOW_VERSION=3.17.2
 MLFLOW_BOTO3_VERSION=1.44.8
 MLFLOW_PSYCOPG2_VERSION=2.9.13
@@ -110,5 +112,6 @@ mlflow_env() {
   [ -f "$f" ] && echo "export MLPLANE_MLFLOW_ARTIFACTS_URI=$(cat "$f")"
   f="$(peer_data_dir mlflow)/backend-store"
   [ -f "$f" ] && echo "export MLPLANE_MLFLOW_BACKEND_URI=$(cat "$f")"
+  [ -x "$MLFLOW_HOME/venv/bin/python" ] && echo "export MLPLANE_MLFLOW_PYTHON=$MLFLOW_HOME/venv/bin/python"
   return 0
 }

@@ -23,4 +23,15 @@ export { DEFAULT_PROJECT, PROJECT_TAG, ProjectScope, RESERVED_TAG_PREFIX } from 
 export type { HttpMethod, RouteContext, RouteDefinition, RouteScope, StreamedResult } from './http/route.js';
 export { defineRoute } from './http/route.js';
 export type { ApiServices } from './http/services.js';
+export type { MlflowErrorBody, MlflowErrorCode } from './mlflow/index.js';
+export {
+  DEFAULT_EXPERIMENT_ID,
+  defaultExperimentName,
+  MLFLOW_API_PREFIXES,
+  MLFLOW_ARTIFACTS_PREFIX,
+  MLFLOW_ERROR_STATUS,
+  mlflowRoutes,
+  mountMlflow,
+  PROJECT_HEADER,
+} from './mlflow/index.js';
 export { v1Routes } from './routes/index.js';
