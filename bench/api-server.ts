@@ -1,6 +1,7 @@
 // The mlplane API server of bench/api.ts, in a process of its own so that its RSS is its own: the reference
 // distribution's platform (embedded defaults, the management plugin) on @mlplane/plugin-postgres, with
-// @mlplane/server's API served on a port, as a production deployment runs it until `mlplane up --config` lands.
+// @mlplane/server's API (/api/v1 and the MLflow-compatible /api/2.0/mlflow) served on a port, as a production
+// deployment runs it until `mlplane up --config` lands.
 // Usage: node --conditions=@mlplane/source --import tsx bench/api-server.ts PG_URL SCHEMA DATA_DIR
 // Writes one JSON line {port, token, pid} to stderr once it listens (the token: an admin token in every project),
 // then serves until SIGTERM, when the platform stops gracefully. Request logs (pino, one line per request at info,
@@ -10,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { ALL_PROJECTS, authorizerRef, telemetryRef } from '@mlplane/core';
 import { createPlatform } from '@mlplane/defaults';
 import { postgresPlugin } from '@mlplane/plugin-postgres';
-import { createApi, v1Routes } from '@mlplane/server';
+import { createApi, mountMlflow, v1Routes } from '@mlplane/server';
 
 const [connectionString, schema, dataDir] = process.argv.slice(2);
 if (!connectionString || !schema || !dataDir) {
@@ -47,12 +48,16 @@ const api = await createApi(v1Routes, {
   platform,
   logger,
   rateLimit: { points: 1_000_000, durationSeconds: 1 },
+  mount: [mountMlflow()],
 });
 const server = createServer({ keepAliveTimeout: 60_000 }, api.listener);
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address() as AddressInfo;
   console.error(JSON.stringify({ port, token: secret, pid: process.pid }));
 });
+// The bench holds our stdin open: when it ends (the bench exited, however), stop rather than outlive it.
+process.stdin.on('end', () => process.kill(process.pid, 'SIGTERM'));
+process.stdin.resume();
 // Where the resident set goes (V8 heap, buffers), asked by the bench beside the RSS it reads from /proc.
 process.on('SIGUSR2', () => console.error(JSON.stringify({ memory: process.memoryUsage() })));
 platform.hooks.platform.shutdown.tapPromise('bench-api-server', async () => {

@@ -12,16 +12,20 @@
 // Where the time goes: the CPU each process group spent per request (API server, MLflow workers, PostgreSQL
 // backends, the bench's own client), read from /proc around each contender's turn, and two floors of the API
 // server: GET /health (HTTP and routing only) and GET /api/v1/me (plus token verification).
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { Pool } from 'undici';
 import { figure, fmtNumber, type Measured, percentile, rotated, round } from './lib.js';
+import { mlflowPython } from './mlflow.js';
 import { expectedAccLr, METRIC_KEYS, runData, seedInBulk } from './search.js';
+
+const execFileAsync = promisify(execFile);
 
 export interface ApiSizes {
   readonly clients: number;
@@ -31,6 +35,13 @@ export interface ApiSizes {
   readonly rounds: number;
   /** How long each contender runs each operation per round. */
   readonly roundMs: number;
+  /** The same operations sent by the stock mlflow Python client from `processes` processes, count-based. */
+  readonly python?: {
+    readonly processes: number;
+    readonly rounds: number;
+    /** Calls per process and round of each operation. */
+    readonly calls: { readonly 'log-batch': number; 'create-run': number; alias: number; search: number };
+  };
 }
 
 export const API_GOALS = {
@@ -44,7 +55,9 @@ export const API_GOALS = {
   ceilingShare: 0.5,
 } as const;
 
-const PROJECT = 'bench';
+// The project the stock mlflow client lands in with an admin token (valid in every project): both APIs then see the
+// same experiments and models.
+const PROJECT = 'default';
 const MODEL = 'bench-model';
 const ALIAS = 'champion';
 const FILTER = "metrics.acc > 0.9 and params.lr = '0.01'";
@@ -205,7 +218,7 @@ async function startMlplane(pgUrl: string, schema: string, dataDir: string): Pro
       schema,
       dataDir,
     ],
-    { stdio: ['ignore', log.fd, 'pipe'] },
+    { stdio: ['pipe', log.fd, 'pipe'] },
   );
   let stderr = '';
   let seen = 0;
@@ -240,7 +253,13 @@ async function startMlplane(pgUrl: string, schema: string, dataDir: string): Pro
   };
 }
 
-function mlplaneContender(server: MlplaneServer, pool: Pool, experimentId: string, searchExperimentId: string) {
+function mlplaneContender(
+  server: MlplaneServer,
+  pool: Pool,
+  experimentId: string,
+  searchExperimentId: string,
+  v1Alias: boolean,
+) {
   const headers = { authorization: `Bearer ${server.token}` };
   const base = `/api/v1/projects/${PROJECT}`;
   const createBody = JSON.stringify({ experimentId });
@@ -254,7 +273,10 @@ function mlplaneContender(server: MlplaneServer, pool: Pool, experimentId: strin
     logBatch: (runId: string, metrics: Metric[]) =>
       call(pool, 'POST', `${base}/runs/${runId}/log-batch`, headers, JSON.stringify({ metrics })),
     createRunCall: () => call(pool, 'POST', `${base}/runs`, headers, createBody),
-    alias: () => call(pool, 'GET', `${base}/models/${MODEL}/aliases/${ALIAS}`, headers),
+    alias: () =>
+      v1Alias
+        ? call(pool, 'GET', `${base}/models/${MODEL}/aliases/${ALIAS}`, headers)
+        : call(pool, 'GET', `/api/2.0/mlflow/registered-models/alias?name=${MODEL}&alias=${ALIAS}`, headers),
     search: () => call(pool, 'POST', `${base}/runs/search`, headers, searchBody),
   } satisfies Contender;
 }
@@ -507,39 +529,30 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
     // The model and its alias, through each API.
     const paths = Object.keys(((await send(ours, 'GET', '/api/v1/openapi.json', {})) as { paths: object }).paths);
     const hasAlias = paths.includes('/api/v1/projects/{project}/models/{name}/aliases/{alias}');
-    if (hasAlias) {
-      await send(ours, 'POST', `${base}/models`, h, { name: MODEL });
-      const v = await send(ours, 'POST', `${base}/models/${MODEL}/versions`, h, { source: 's3://bench/model' });
-      await send(ours, 'PUT', `${base}/models/${MODEL}/aliases/${ALIAS}`, h, { version: v.version });
-    } else {
-      notes.push(
-        'mlplane has no route GET /api/v1/projects/{p}/models/{name}/aliases/{alias} in this build: the alias figures are not measured.',
+    // The model, its version and the alias, through each server's MLflow API (mlplane's MLflow-compatible one).
+    for (const [pool, headers] of [
+      [ours, h],
+      [theirs, {}],
+    ] as const) {
+      await send(pool, 'POST', '/api/2.0/mlflow/registered-models/create', headers, { name: MODEL }).catch(
+        (err: Error) => {
+          if (!err.message.includes('RESOURCE_ALREADY_EXISTS')) throw err;
+        },
       );
-    }
-    await send(theirs, 'POST', '/api/2.0/mlflow/registered-models/create', {}, { name: MODEL }).catch((err: Error) => {
-      if (!err.message.includes('RESOURCE_ALREADY_EXISTS')) throw err;
-    });
-    const mv = await send(
-      theirs,
-      'POST',
-      '/api/2.0/mlflow/model-versions/create',
-      {},
-      {
+      const mv = await send(pool, 'POST', '/api/2.0/mlflow/model-versions/create', headers, {
         name: MODEL,
         source: 's3://bench/model',
-      },
-    );
-    await send(
-      theirs,
-      'POST',
-      '/api/2.0/mlflow/registered-models/alias',
-      {},
-      {
+      });
+      await send(pool, 'POST', '/api/2.0/mlflow/registered-models/alias', headers, {
         name: MODEL,
         alias: ALIAS,
         version: mv.model_version.version,
-      },
-    );
+      });
+    }
+    const aliasRoute = hasAlias
+      ? `GET /api/v1/projects/{p}/models/{name}/aliases/{alias}`
+      : 'GET /api/2.0/mlflow/registered-models/alias (its MLflow-compatible route: this build has no /api/v1 alias route yet)';
+    notes.push(`mlplane's alias reads go to ${aliasRoute}.`);
 
     // The search seed: the same runs on both, in bulk (section 2's rows: 20 metrics, 3 params, 2 tags per run).
     let t = performance.now();
@@ -560,7 +573,7 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
     );
 
     const contenders: Contender[] = [
-      mlplaneContender(server, ours, load, searched),
+      mlplaneContender(server, ours, load, searched, hasAlias),
       mlflowContender(theirs, mlflowLoad, mlflowSearched),
     ];
     // Both searches must find the seeded runs: every page walked once, on each server.
@@ -605,7 +618,7 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
     const payloads = Array.from({ length: 64 }, (_, b) => batch(b, sizes.metricsPerBatch, now));
 
     type Op = 'log-batch' | 'create run' | 'alias' | 'search x16' | 'search x1' | 'health' | 'me';
-    const ops: Op[] = ['log-batch', 'create run', ...(hasAlias ? (['alias'] as Op[]) : []), 'search x16', 'search x1'];
+    const ops: Op[] = ['log-batch', 'create run', 'alias', 'search x16', 'search x1'];
     const results = new Map<string, Turn[]>();
     const record = (op: string, who: string, turnResult: Turn) => {
       const key = `${op}|${who}`;
@@ -720,6 +733,86 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
       }
     }
 
+    // ---- the stock mlflow Python client, both servers through their MLflow API ----
+    const pyOps = ['log-batch', 'create-run', 'alias', 'search'] as const;
+    type PyOp = (typeof pyOps)[number];
+    const py = new Map<string, { rate: number; latencies: number[]; cpuMs: number }[]>();
+    if (sizes.python) {
+      const P = sizes.python;
+      const targets = [
+        { label: 'mlplane', pool: ours, headers: h, uri: `http://127.0.0.1:${server.port}`, load, searched },
+        { label: 'MLflow', pool: theirs, headers: {}, uri: mlflowUrl, load: mlflowLoad, searched: mlflowSearched },
+      ];
+      for (let r = 0; r < P.rounds; r++) {
+        const line: string[] = [];
+        for (const target of rotated(targets, r)) {
+          const runIds = await Promise.all(
+            Array.from(
+              { length: P.processes },
+              async () =>
+                (
+                  await send(target.pool, 'POST', '/api/2.0/mlflow/runs/create', target.headers, {
+                    experiment_id: target.load,
+                    start_time: Date.now(),
+                  })
+                ).run.info.run_id as string,
+            ),
+          );
+          const spec = {
+            uri: target.uri,
+            processes: P.processes,
+            ops: pyOps,
+            runs: runIds,
+            experiment: target.load,
+            search_experiment: target.searched,
+            model: MODEL,
+            alias: ALIAS,
+            filter: FILTER,
+            metrics_per_batch: sizes.metricsPerBatch,
+            calls: P.calls,
+          };
+          try {
+            const { stdout } = await execFileAsync(
+              mlflowPython(),
+              [join(import.meta.dirname, 'mlflow_client_load.py'), JSON.stringify(spec)],
+              {
+                env: {
+                  ...process.env,
+                  MLFLOW_DISABLE_TELEMETRY: 'true',
+                  DO_NOT_TRACK: 'true',
+                  ...(target.label === 'mlplane' ? { MLFLOW_TRACKING_TOKEN: server.token } : {}),
+                },
+                maxBuffer: 64 << 20,
+              },
+            );
+            const parts: string[] = [];
+            for (const text of stdout.trim().split('\n')) {
+              const o = JSON.parse(text) as {
+                op: PyOp;
+                units: number;
+                seconds: number;
+                latencies: number[];
+                cpu: number;
+              };
+              const key = `${o.op}|${target.label}`;
+              const rate = o.units / o.seconds;
+              py.set(key, [
+                ...(py.get(key) ?? []),
+                { rate, latencies: o.latencies, cpuMs: (o.cpu * 1000) / o.latencies.length },
+              ]);
+              parts.push(`${o.op} ${fmtNumber(rate)} ${o.op === 'log-batch' ? 'metrics/s' : 'req/s'}`);
+            }
+            line.push(`${target.label}: ${parts.join(', ')}`);
+          } catch (err) {
+            line.push(`${target.label}: the client run failed: ${(err as Error).message.slice(0, 400)}`);
+          }
+        }
+        const msg = `python client round ${r + 1} (${P.processes} processes): ${line.join('; ')}`;
+        console.log(`  ${msg}`);
+        notes.push(msg);
+      }
+    }
+
     // ---- figures ----
     const figures: Measured[] = [];
     for (const [key, list] of results) {
@@ -792,7 +885,7 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
     );
     const reqOps: [Op, string][] = [
       ['create run', 'create run'],
-      ...(hasAlias ? ([['alias', 'get model version by alias']] as [Op, string][]) : []),
+      ['alias', 'get model version by alias'],
     ];
     for (const [op, what] of reqOps) {
       const a = rate(op, 'mlplane');
@@ -890,6 +983,74 @@ export async function apiBench(sizes: ApiSizes, pgUrl: string, mlflowUrl: string
         'lower-is-better',
       ),
     );
+    if (sizes.python) {
+      const P = sizes.python;
+      const pyTurns = (op: PyOp, who: string) => py.get(`${op}|${who}`) ?? [];
+      const pyRate = (op: PyOp, who: string) => median(pyTurns(op, who).map((x) => x.rate));
+      const pyPct = (op: PyOp, who: string, q: number) =>
+        percentile(
+          pyTurns(op, who).flatMap((x) => x.latencies),
+          q,
+        );
+      const who = `x${P.processes} processes`;
+      const peerIs = 'the MLflow server, the same Python client load';
+      if (pyTurns('log-batch', 'mlplane').length && pyTurns('log-batch', 'MLflow').length) {
+        figures.push(
+          figure(
+            `api python client log-batch ${sizes.metricsPerBatch} metrics ${who}, mlplane vs MLflow`,
+            'metrics/s',
+            pyRate('log-batch', 'mlplane'),
+            pyRate('log-batch', 'MLflow'),
+            'higher-is-better',
+            { peerIs },
+          ),
+          figure(
+            `api python client CPU per log-batch request ${who}`,
+            'ms',
+            median(pyTurns('log-batch', 'mlplane').map((x) => x.cpuMs)),
+            median(pyTurns('log-batch', 'MLflow').map((x) => x.cpuMs)),
+            'lower-is-better',
+            { peerIs: 'the same client against MLflow' },
+          ),
+        );
+      }
+      for (const [op, what] of [
+        ['create-run', 'create run'],
+        ['alias', 'get model version by alias'],
+      ] as const) {
+        if (!pyTurns(op, 'mlplane').length || !pyTurns(op, 'MLflow').length) continue;
+        figures.push(
+          figure(
+            `api python client ${what} ${who}, mlplane vs MLflow`,
+            'req/s',
+            pyRate(op, 'mlplane'),
+            pyRate(op, 'MLflow'),
+            'higher-is-better',
+            { peerIs },
+          ),
+          figure(
+            `api python client ${what} p99 ${who}`,
+            'ms',
+            pyPct(op, 'mlplane', 0.99),
+            pyPct(op, 'MLflow', 0.99),
+            'lower-is-better',
+            { peerIs },
+          ),
+        );
+      }
+      if (pyTurns('search', 'mlplane').length && pyTurns('search', 'MLflow').length) {
+        figures.push(
+          figure(
+            `api python client search runs p50 (${FILTER}) ${who}, mlplane vs MLflow`,
+            'ms',
+            pyPct('search', 'mlplane', 0.5),
+            pyPct('search', 'MLflow', 0.5),
+            'lower-is-better',
+            { peerIs },
+          ),
+        );
+      }
+    }
     return { figures, notes };
   } finally {
     for (const pool of pools) await pool.close();
@@ -956,7 +1117,19 @@ each) written in bulk into each server's tables, then \`VACUUM ANALYZE\`; each s
 ${PAGE} whole runs matching \`${FILTER}\`, and before timing every page is walked once on each server and must
 find the same ${fmtNumber(expectedAccLr(sizes.searchRuns))} runs.
 
-${rows((f) => !isCpu(f))}
+${
+  sizes.python
+    ? `**The stock mlflow Python client** (mlflow 3.17.2, the MLflow peer's virtualenv, \`bench/mlflow_client_load.py\`)
+sends the same operations to both servers' MLflow API (mlplane's MLflow-compatible \`/api/2.0/mlflow\`, with an
+mlplane token in \`MLFLOW_TRACKING_TOKEN\`): ${sizes.python.processes} client processes (forked after the import, each with its own
+\`MlflowClient\`, as ${sizes.python.processes} training jobs would be; threads of one process would share the GIL), each making per
+round ${sizes.python.calls['log-batch']} \`log_batch\` calls of ${sizes.metricsPerBatch} metrics to a run of its own, ${sizes.python.calls['create-run']} \`create_run\`, ${sizes.python.calls.alias} \`get_model_version_by_alias\`
+and ${sizes.python.calls.search} \`search_runs\` (the same filter, 100 runs); all processes start each operation together and its clock
+stops when the last is done; ${sizes.python.rounds} rounds, the servers' order rotated. These rows (\`api python client …\`) carry no goal.
+
+`
+    : ''
+}${rows((f) => !isCpu(f))}
 
 **Where the time goes.** CPU milliseconds per request, read from \`/proc\` around each contender's turn (median
 round): the server's processes (mlplane's one Node process; MLflow's parent and workers), the PostgreSQL server's

@@ -73,7 +73,14 @@ const SIZES: {
   api: ApiSizes;
 } = QUICK
   ? {
-      api: { clients: 16, metricsPerBatch: 500, searchRuns: 2_000, rounds: 1, roundMs: 1_500 },
+      api: {
+        clients: 16,
+        metricsPerBatch: 500,
+        searchRuns: 2_000,
+        rounds: 1,
+        roundMs: 1_500,
+        python: { processes: 16, rounds: 1, calls: { 'log-batch': 2, 'create-run': 3, alias: 5, search: 1 } },
+      },
       ingest: { rows10: 2_000, rows500: 10_000, rounds: 2 },
       search: { runs: 1_000, samples: 10 },
       alias: { callers: 32, callsPerCaller: 20, rounds: 2 },
@@ -88,7 +95,15 @@ const SIZES: {
     }
   : {
       // 5 rounds of 4 s per operation and contender: every figure stands on 20 s of each server's load.
-      api: { clients: 16, metricsPerBatch: 500, searchRuns: 25_000, rounds: 5, roundMs: 4_000 },
+      api: {
+        clients: 16,
+        metricsPerBatch: 500,
+        searchRuns: 25_000,
+        rounds: 5,
+        roundMs: 4_000,
+        // Count-based: 64,000 metrics, 160 runs, 320 alias reads and 32 searches per server and round.
+        python: { processes: 16, rounds: 3, calls: { 'log-batch': 8, 'create-run': 10, alias: 20, search: 2 } },
+      },
       // 20,000 metrics per caller and round, in 500-metric batches (the size PEERS.md measured the client with).
       mlflow: { batches: 40, metricsPerBatch: 500, rounds: 5 },
       // 20,000 rows are 2,000 ten-metric batches per contender: enough samples, without minutes of round trips.
