@@ -5,12 +5,14 @@
  */
 
 export { LocalArtifactStore } from './artifact-store/local-artifact-store.js';
+export type { LocalCapacityOptions, LocalComputeBackendOptions } from './compute/local-compute-backend.js';
+export { DEFAULT_INHERITED_ENV, LocalComputeBackend } from './compute/local-compute-backend.js';
 export type { CreatePlatformWithDefaultsOptions } from './create-platform.js';
 export { createPlatform } from './create-platform.js';
 export { InProcessEventBus } from './event-bus/in-process-event-bus.js';
 export type { SqliteMetadataStoreOptions } from './metadata-store/sqlite-metadata-store.js';
 export { SqliteMetadataStore } from './metadata-store/sqlite-metadata-store.js';
-export type { EmbeddedConfig } from './plugin.js';
-export { embeddedConfigSchema, embeddedPlugin } from './plugin.js';
+export type { EmbeddedConfig, LocalComputeConfig } from './plugin.js';
+export { embeddedConfigSchema, embeddedPlugin, localComputeConfigSchema } from './plugin.js';
 export { EnvFileSecretStore } from './secret-store/file-secret-store.js';
 export { createEmbeddedTelemetry } from './telemetry/embedded-telemetry.js';

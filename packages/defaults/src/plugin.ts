@@ -3,20 +3,56 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import {
   artifactStoreRef,
+  computeBackendRef,
   coreServices,
   definePlugin,
   eventBusRef,
+  experimentTrackerRef,
   metadataStoreRef,
   secretStoreRef,
   telemetryRef,
 } from '@mlplane/core';
 import { z } from 'zod';
 import { LocalArtifactStore } from './artifact-store/local-artifact-store.js';
+import { LocalComputeBackend } from './compute/local-compute-backend.js';
 import { DataDirOwnership } from './data-dir.js';
 import { InProcessEventBus } from './event-bus/in-process-event-bus.js';
 import { SqliteMetadataStore } from './metadata-store/sqlite-metadata-store.js';
 import { EnvFileSecretStore } from './secret-store/file-secret-store.js';
 import { createEmbeddedTelemetry } from './telemetry/embedded-telemetry.js';
+
+/** The local ComputeBackend's settings (docs/plugins/local-compute.md). */
+export const localComputeConfigSchema = z.object({
+  /** Cores jobs may hold at once; default the host's available parallelism. */
+  cpu: z.number().positive().optional(),
+  /** Memory jobs may hold at once, a quantity (`16Gi`); default the host's total memory. */
+  memory: z.string().min(1).optional(),
+  /**
+   * GPUs to hand out through CUDA_VISIBLE_DEVICES: a count (devices 0..n-1) or device ids (`["0", "2"]`, UUIDs).
+   * Default: what nvidia-smi reports, none without it.
+   */
+  gpus: z.union([z.number().int().nonnegative(), z.array(z.string().min(1))]).optional(),
+  /** Experiment (by name) in which jobs whose spec names none get their tracker run. */
+  experiment: z.string().min(1).default('Default'),
+  /** ArtifactStore prefix of the logs of finished attempts. */
+  logPrefix: z.string().min(1).default('compute/logs'),
+  /** Milliseconds between SIGTERM and SIGKILL when a job is cancelled, times out or restarts. */
+  killGraceMs: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(2 ** 31 - 1)
+    .default(5_000),
+  /** Delay before a failed job's next attempt, doubled at each restart up to 60 s. */
+  restartBackoffMs: z.number().int().nonnegative().max(60_000).default(1_000),
+  /** Environment variables of the platform's process that jobs inherit; nothing else is passed on. */
+  inheritEnv: z.array(z.string().min(1)).optional(),
+  /** Working directory of replicas whose group sets none; default the platform's. */
+  workingDir: z.string().min(1).optional(),
+  /** MLFLOW_TRACKING_URI given to every replica, so that stock MLflow clients reach the platform's tracker. */
+  trackingUri: z.string().min(1).optional(),
+});
+export type LocalComputeConfig = z.output<typeof localComputeConfigSchema>;
 
 export const embeddedConfigSchema = z.object({
   /**
@@ -50,6 +86,13 @@ export const embeddedConfigSchema = z.object({
       synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
     })
     .default({ file: 'metadata.db', synchronous: 'FULL' }),
+  /** The local ComputeBackend: jobs as process groups on this host, within CPU, memory and GPU slots. */
+  compute: localComputeConfigSchema.default({
+    experiment: 'Default',
+    logPrefix: 'compute/logs',
+    killGraceMs: 5_000,
+    restartBackoffMs: 1_000,
+  }),
 });
 export type EmbeddedConfig = z.output<typeof embeddedConfigSchema>;
 
@@ -61,7 +104,7 @@ export const embeddedPlugin = definePlugin({
   id: 'embedded',
   description:
     'Embedded defaults: SQLite metadata store, local artifact store, in-process event bus, env + encrypted-file ' +
-    'secrets and telemetry',
+    'secrets, telemetry and local process compute',
   configSchema: embeddedConfigSchema,
   register(env) {
     // register runs once per platform, so this is the hold of this platform on its data dir.
@@ -120,6 +163,46 @@ export const embeddedPlugin = definePlugin({
       ),
       dispose: async (store) => {
         await store.close();
+        await dataDirOwner.release();
+      },
+    });
+    env.provide(computeBackendRef, {
+      asDefault: true,
+      local: true,
+      deps: {
+        store: metadataStoreRef,
+        artifacts: artifactStoreRef,
+        secrets: secretStoreRef,
+        tracker: experimentTrackerRef,
+        logger: coreServices.logger,
+      },
+      factory: ({ store, artifacts, secrets, tracker, logger, config }) =>
+        inDataDir((dataDir) => {
+          const c = config.compute;
+          return LocalComputeBackend.open({
+            store,
+            artifacts,
+            secrets,
+            tracker,
+            logger,
+            workDir: join(dataDir, 'compute'),
+            capacity: {
+              ...(c.cpu !== undefined ? { cpu: c.cpu } : {}),
+              ...(c.memory !== undefined ? { memory: c.memory } : {}),
+              ...(c.gpus !== undefined ? { gpus: c.gpus } : {}),
+            },
+            experiment: c.experiment,
+            logPrefix: c.logPrefix,
+            killGraceMs: c.killGraceMs,
+            restartBackoffMs: c.restartBackoffMs,
+            ...(c.inheritEnv ? { inheritEnv: c.inheritEnv } : {}),
+            ...(c.workingDir ? { workingDir: resolve(c.workingDir) } : {}),
+            ...(c.trackingUri ? { trackingUri: c.trackingUri } : {}),
+          });
+        })({ config }),
+      dispose: async (backend) => {
+        // Running jobs keep running: the next platform on this data dir finds them again.
+        await (backend as LocalComputeBackend).close();
         await dataDirOwner.release();
       },
     });

@@ -90,13 +90,16 @@ describe('embedded defaults on a started platform', () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).problems).toEqual([
       "core.artifactStore would fall back to 'embedded', which keeps its data on this machine",
+      "core.computeBackend would fall back to 'embedded', which keeps its data on this machine",
       "core.eventBus would fall back to 'embedded', which keeps its data on this machine",
       "core.metadataStore would fall back to 'embedded', which keeps its data on this machine",
       "core.secretStore would fall back to 'embedded', which keeps its data on this machine",
     ]);
     // Choosing them in config is the explicit acknowledgement strict mode asks for; telemetry is not local.
     const providers = Object.fromEntries(
-      ['core.artifactStore', 'core.eventBus', 'core.metadataStore', 'core.secretStore'].map((id) => [id, 'embedded']),
+      ['core.artifactStore', 'core.computeBackend', 'core.eventBus', 'core.metadataStore', 'core.secretStore'].map(
+        (id) => [id, 'embedded'],
+      ),
     );
     await using platform = await startTestPlatform({ config: { platform: { strict: true, providers } } });
     expect(platform.platformConfig?.strict).toBe(true);

@@ -53,7 +53,7 @@ export type { SqlExperimentTrackerOptions } from './tracker/sql-experiment-track
 export { SqlExperimentTracker } from './tracker/sql-experiment-tracker.js';
 export { WEBHOOKS_MIGRATIONS, WEBHOOKS_OWNER } from './webhooks/schema.js';
 export type { WebhookDelivery, WebhookDispatcherOptions } from './webhooks/webhook-dispatcher.js';
-export { purgeDeliveries, WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+export { purgeDeliveries, WEBHOOK_GROUP_PREFIX, WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 export type {
   CreatedWebhook,
   CreateWebhookInput,

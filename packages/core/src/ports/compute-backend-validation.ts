@@ -19,7 +19,7 @@ import {
   validateJobName,
 } from './compute-backend.js';
 import { ValidationError } from './errors.js';
-import { RUN_ID_PATTERN } from './experiment-tracker.js';
+import { RUN_ID_PATTERN, TRACKER_LIMITS } from './experiment-tracker.js';
 import { SECRET_NAME_PATTERN } from './secret-store.js';
 
 // The checks behind `validateJobSpec`, apart from the port file so that the contract reads on its own.
@@ -298,6 +298,17 @@ export function validateJobSpec(spec: JobSpec, capabilities?: ComputeBackendCapa
     fail('project', 'project must be a non-empty string');
   if (spec.runId !== undefined && (typeof spec.runId !== 'string' || !RUN_ID_PATTERN.test(spec.runId))) {
     fail('runId', `runId '${String(spec.runId)}' is not a tracker run id`);
+  }
+  if (
+    spec.experiment !== undefined &&
+    (typeof spec.experiment !== 'string' ||
+      spec.experiment.trim() === '' ||
+      spec.experiment.length > TRACKER_LIMITS.experimentNameLength)
+  ) {
+    fail(
+      'experiment',
+      `experiment must be a non-empty experiment name of at most ${TRACKER_LIMITS.experimentNameLength} chars`,
+    );
   }
   const volumes = new Set<string>();
   if (spec.volumes !== undefined) {

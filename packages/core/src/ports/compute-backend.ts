@@ -36,8 +36,10 @@ export const JOB_ENV = Object.freeze({
   role: 'MLPLANE_ROLE',
   /** 0..replicas-1 within the role; Kubernetes also sets JOB_COMPLETION_INDEX for Indexed Jobs. */
   replicaIndex: 'MLPLANE_REPLICA_INDEX',
-  /** Set only when the spec names a `runId`. */
+  /** The job's tracker run: the spec's `runId`, or the run a backend that creates one made for the job. */
   runId: 'MLFLOW_RUN_ID',
+  /** The same run id under mlplane's own name, for code that does not speak MLflow. */
+  trackerRunId: 'MLPLANE_RUN_ID',
 });
 
 /**
@@ -183,6 +185,11 @@ export interface JobSpec {
    * statuses carry it, and `list` filters by it. The backend does not check that the run exists.
    */
   readonly runId?: string;
+  /**
+   * Experiment (by name) in which a backend that creates tracker runs (the local backend) makes the job's run when
+   * `runId` is absent; created when missing. Default: the backend's configured experiment. Others ignore it.
+   */
+  readonly experiment?: string;
   /** At least one; roles are unique. A plain single-process job is one group `{ role: 'main', command }`. */
   readonly replicaGroups: readonly ReplicaGroup[];
   /**

@@ -143,6 +143,8 @@ describe('validateJobSpec', () => {
       [(s) => (s.ttlSecondsAfterFinished = -1), 'ttlSecondsAfterFinished', 'from 0'],
       [(s) => (s.labels = { team: 'has spaces' }), 'labels.team', 'at most 63'],
       [(s) => (s.restartScope = 'pod'), 'restartScope', "'job' or 'replica'"],
+      [(s) => (s.experiment = ' '), 'experiment', 'non-empty experiment name'],
+      [(s) => (s.experiment = 'e'.repeat(501)), 'experiment', 'at most 500'],
     ];
     for (const [change, field, message] of cases) {
       const err = refused(change);
@@ -191,6 +193,9 @@ describe('validateJobSpec', () => {
     );
     expect(refused((s) => (s.replicaGroups[1].env.HF_TOKEN = 'x')).message).toContain('in both env and secretEnv');
     expect(refused((s) => (s.replicaGroups[1].env.MLFLOW_RUN_ID = 'x')).message).toContain('set runId on the spec');
+    expect(refused((s) => (s.replicaGroups[1].env.MLPLANE_RUN_ID = 'x')).field).toBe(
+      'replicaGroups[1].env.MLPLANE_RUN_ID',
+    );
   });
 
   it('checks retry rules as Kubernetes podFailurePolicy does', () => {

@@ -1,15 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
-import { ALL_PROJECTS, actingAs, checkInput, type Logger, type Platform, type Principal } from '@mlplane/core';
+import {
+  ALL_PROJECTS,
+  actingAs,
+  checkInput,
+  type Logger,
+  type Platform,
+  type Principal,
+  validateNoControlCharacters,
+} from '@mlplane/core';
 import { type Context, Hono } from 'hono';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { type AuthenticateRequest, actorOf, authenticate, authorizeRoute } from './auth.js';
 import { queryObject, readJsonBody } from './body.js';
 import { errorResponse, HttpError } from './errors.js';
 import { buildOpenApi, type OpenApiDocument, swaggerUiAsset, swaggerUiHtml } from './openapi.js';
-import type { RouteDefinition, StreamedResult } from './route.js';
+import { honoPath, type RouteDefinition, type StreamedResult } from './route.js';
 import { type ApiServices, resolveServices } from './services.js';
 
 /** Where the v1 API lives below the mount point. */
@@ -114,7 +122,13 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
     services,
     limits,
     authenticate: async (c) => {
-      const principal = await authenticate(c.req.raw, services.authorizer, clientAddress(c), options.authenticate);
+      const principal = await authenticate(
+        c.req.raw,
+        services.authorizer,
+        clientAddress(c),
+        options.authenticate,
+        incomingOf(c),
+      );
       c.set('principal', principal);
       return principal;
     },
@@ -195,15 +209,17 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
 
   for (const route of routes) {
     const template = `${API_V1}${route.path}`;
-    app.on(route.method, template.replace(/\{(\w+)\}/g, ':$1'), async (c) => {
+    const querySchema = strictQuery(route.query);
+    app.on(route.method, honoPath(template), async (c) => {
       c.set('route', template);
+      assertDecodablePath(c.req.path);
       const principal = await internals.authenticate(c);
       await internals.rateLimit(principal);
-      const params = parse(route.params, c.req.param(), 'path');
+      const params = parse(route.params, printableParams(c.req.param()), 'path');
       const input = { params, query: undefined as unknown, body: undefined as unknown };
       const early = typeof route.scope !== 'function';
       if (early) await authorizeRoute(services.authorizer, route, principal, input);
-      input.query = parse(route.query, route.query ? queryObject(new URL(c.req.url)) : undefined, 'query');
+      input.query = parse(querySchema, querySchema ? queryObject(new URL(c.req.url)) : undefined, 'query');
       if (route.body !== undefined && route.body !== 'stream') {
         input.body = parse(route.body, await readJsonBody(c.req.raw, limits.jsonBodyBytes), 'body');
       }
@@ -246,6 +262,31 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
   };
 }
 
+/**
+ * The router leaves a parameter it cannot percent-decode as it was sent (`%FF` stays the three characters), which
+ * would store an artifact or grant under a name the client never meant: such a path is refused.
+ */
+function assertDecodablePath(path: string): void {
+  try {
+    decodeURIComponent(path);
+  } catch {
+    throw new HttpError(400, 'VALIDATION', 'the path is not valid percent-encoded UTF-8', { field: 'path' });
+  }
+}
+
+/** No name the platform stores holds a control character, so a path parameter with one is refused, not looked up. */
+function printableParams(params: Record<string, string>): Record<string, string> {
+  for (const [name, value] of Object.entries(params)) {
+    validateNoControlCharacters(value, `path.${name}`, `path parameter ${name}`);
+  }
+  return params;
+}
+
+/** A query schema that refuses parameters it does not name: a misspelt `maxresults` is a 400, not ignored. */
+function strictQuery<T>(schema: z.ZodType<T> | undefined): z.ZodType<T> | undefined {
+  return schema instanceof z.ZodObject ? (schema.strict() as unknown as z.ZodType<T>) : schema;
+}
+
 /** Validates one part of the request; a ValidationError naming the field (`body.metrics[3].value`) otherwise. */
 function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, part: 'path' | 'query' | 'body'): T {
   if (!schema) return undefined as T;
@@ -255,7 +296,10 @@ function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, part: 'path'
   throw new HttpError(400, 'VALIDATION', `invalid ${part}`);
 }
 
+function incomingOf(c: Context<ApiEnv>): IncomingMessage | undefined {
+  return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+}
+
 function clientAddress(c: Context<ApiEnv>): string | undefined {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  return incoming?.socket?.remoteAddress ?? undefined;
+  return incomingOf(c)?.socket?.remoteAddress ?? undefined;
 }

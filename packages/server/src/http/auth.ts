@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import {
   ALL_PROJECTS,
   type Authorizer,
@@ -12,9 +13,14 @@ import type { RouteDefinition } from './route.js';
 
 /**
  * How a host application that authenticates requests itself (a Backstage backend, an SSO proxy) hands the caller
- * in: it answers the Principal for a request, or undefined to let the API look for a Bearer token.
+ * in: it answers the Principal for a request, or undefined to let the API look for a Bearer token. `incoming` is
+ * the Node request the host's own middleware saw (and may have decorated: Express's `req.user`), absent when the
+ * API is called as a fetch handler.
  */
-export type AuthenticateRequest = (request: Request) => Promise<Principal | undefined> | Principal | undefined;
+export type AuthenticateRequest = (
+  request: Request,
+  incoming: IncomingMessage | undefined,
+) => Promise<Principal | undefined> | Principal | undefined;
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
@@ -24,8 +30,9 @@ export async function authenticate(
   authorizer: Authorizer,
   source: string | undefined,
   hostAuthenticate?: AuthenticateRequest,
+  incoming?: IncomingMessage,
 ): Promise<Principal> {
-  const fromHost = hostAuthenticate ? await hostAuthenticate(request) : undefined;
+  const fromHost = hostAuthenticate ? await hostAuthenticate(request, incoming) : undefined;
   if (fromHost) return fromHost;
   const header = request.headers.get('authorization');
   if (header === null) throw unauthenticated('this route needs an API token: send Authorization: Bearer <token>');

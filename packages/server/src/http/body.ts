@@ -3,8 +3,32 @@ import { badRequest, HttpError, payloadTooLarge } from './errors.js';
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
+ * Deepest nesting of arrays and objects a JSON body may have. JSON.parse itself takes 100,000 levels, but what
+ * walks the value afterwards recursively (JSON.stringify in a port's size check, canonical JSON for the audit log)
+ * would overflow the stack; every request of the API nests fewer than 10.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether `text` opens more than `max` arrays or objects at once (brackets inside strings do not count). */
+function nestedDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \\ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 /* [ */ || c === 123 /* { */) {
+      if (++depth > max) return true;
+    } else if (c === 93 /* ] */ || c === 125 /* } */) depth--;
+  }
+  return false;
+}
+
+/**
  * Reads a JSON request body within `limit` bytes: 413 when the declared or actual length exceeds it (the rest is not
- * read), 415 for another content type, 400 for invalid UTF-8, malformed JSON or nesting too deep to parse.
+ * read), 415 for another content type, 400 for invalid UTF-8, malformed JSON or nesting deeper than MAX_JSON_DEPTH.
  */
 export async function readJsonBody(request: Request, limit: number): Promise<unknown> {
   const type = request.headers.get('content-type');
@@ -22,6 +46,9 @@ export async function readJsonBody(request: Request, limit: number): Promise<unk
     text = utf8.decode(bytes);
   } catch {
     throw badRequest('the request body is not valid UTF-8');
+  }
+  if (nestedDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw badRequest(`the JSON body is nested deeper than ${MAX_JSON_DEPTH} levels`, { limit: MAX_JSON_DEPTH });
   }
   try {
     return JSON.parse(text);

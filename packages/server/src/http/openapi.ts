@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import type { RouteDefinition } from './route.js';
+import { openApiPath, pathParameters, type RouteDefinition } from './route.js';
 
 export type OpenApiDocument = Record<string, unknown> & {
   readonly openapi: '3.1.0';
@@ -27,6 +27,7 @@ const COMMON_ERRORS: Record<string, string> = {
   '404': 'Not found (in this project)',
   '409': 'Conflicts with the current state',
   '413': 'Request body too large',
+  '415': 'A JSON body sent with another content type',
   '429': 'Rate limit exceeded; see Retry-After',
   '503': 'A backend is unavailable; retry later',
 };
@@ -48,6 +49,11 @@ export function buildOpenApi(
   const paths: Record<string, any> = {};
   for (const route of routes) {
     const parameters: unknown[] = [];
+    const rest = new Set(
+      pathParameters(route.path)
+        .filter((p) => p.rest)
+        .map((p) => p.name),
+    );
     for (const [where, schema] of [
       ['path', route.params],
       ['query', route.query],
@@ -60,6 +66,9 @@ export function buildOpenApi(
           in: where,
           required: where === 'path' || (object.required ?? []).includes(name),
           schema: property,
+          ...(where === 'path' && rest.has(name)
+            ? { description: "The rest of the path, '/' included; each segment percent-encoded" }
+            : {}),
         });
       }
     }
@@ -94,7 +103,7 @@ export function buildOpenApi(
         content: { 'application/json': { schema: jsonSchema(route.body, 'input') } },
       };
     }
-    const path = `/api/v1${route.path}`;
+    const path = `/api/v1${openApiPath(route.path)}`;
     paths[path] = { ...paths[path], [route.method.toLowerCase()]: operation };
   }
   return {

@@ -46,7 +46,10 @@ export interface RouteDefinition<Params = any, Query = any, Body = any, Result =
   /** OpenAPI operationId and the typed client's method name: `createExperiment`. */
   readonly operationId: string;
   readonly method: HttpMethod;
-  /** Below `/api/v1`, OpenAPI-style parameters: `/projects/{project}/experiments/{experimentId}`. */
+  /**
+   * Below `/api/v1`, OpenAPI-style parameters: `/projects/{project}/experiments/{experimentId}`. A last parameter
+   * written `{name...}` takes the rest of the path, slashes included (`/runs/{runId}/artifacts/{path...}`).
+   */
   readonly path: string;
   readonly summary: string;
   /** Groups operations in the docs: `experiments`, `runs`, `models`... */
@@ -70,4 +73,21 @@ export function defineRoute<Params = undefined, Query = undefined, Body = undefi
   route: RouteDefinition<Params, Query, Body, Result>,
 ): RouteDefinition<Params, Query, Body, Result> {
   return route;
+}
+
+const PARAMETER = /\{(\w+)(\.\.\.)?\}/g;
+
+/** The route's path as hono's router writes it: `{id}` is `:id`, a rest parameter `{path...}` is `:path{.+}`. */
+export function honoPath(path: string): string {
+  return path.replace(PARAMETER, (_, name: string, rest: string | undefined) => (rest ? `:${name}{.+}` : `:${name}`));
+}
+
+/** The route's path as OpenAPI writes it: `{path...}` is `{path}` (OpenAPI has no rest parameters). */
+export function openApiPath(path: string): string {
+  return path.replace(PARAMETER, '{$1}');
+}
+
+/** The names of a path's parameters, in order; `rest` for a `{name...}` parameter. */
+export function pathParameters(path: string): { readonly name: string; readonly rest: boolean }[] {
+  return [...path.matchAll(PARAMETER)].map((m) => ({ name: m[1]!, rest: m[2] !== undefined }));
 }

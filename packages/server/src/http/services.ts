@@ -12,7 +12,9 @@ import {
   type ModelRegistry,
   modelRegistryRef,
   type Platform,
+  WiringError,
 } from '@mlplane/core';
+import { type WebhookSubscriptions, webhookSubscriptionsRef } from '@mlplane/sql';
 import { ProjectScope } from './projects.js';
 
 /** The ports the API serves, resolved once when it is created. */
@@ -23,6 +25,11 @@ export interface ApiServices {
   readonly audit: AuditLog;
   readonly authorizer: Authorizer;
   readonly events: EventBus;
+  /**
+   * Webhook subscriptions and their delivery log. They are no port: the SQL management layer (@mlplane/sql) provides
+   * them as a service, which every platform built by createPlatform installs; absent on a platform without it.
+   */
+  readonly webhooks: WebhookSubscriptions | undefined;
   /** Which project each experiment, run and model belongs to. */
   readonly projects: ProjectScope;
 }
@@ -36,5 +43,18 @@ export async function resolveServices(platform: Pick<Platform, 'get'>): Promise<
     platform.get(authorizerRef),
     platform.get(eventBusRef),
   ]);
-  return { tracker, registry, artifacts, audit, authorizer, events, projects: new ProjectScope(tracker, registry) };
+  const webhooks = await platform.get(webhookSubscriptionsRef).catch((err: unknown) => {
+    if (err instanceof WiringError) return undefined;
+    throw err;
+  });
+  return {
+    tracker,
+    registry,
+    artifacts,
+    audit,
+    authorizer,
+    events,
+    webhooks,
+    projects: new ProjectScope(tracker, registry),
+  };
 }

@@ -1,6 +1,7 @@
 export { type ArtifactStoreFixture, artifactStoreConformance } from './artifact-store.js';
 export { type AuditLogFixture, type AuditTamper, auditLogConformance } from './audit-log.js';
 export { type AuthorizerFixture, authorizerConformance } from './authorizer.js';
+export { type ComputeBackendFixture, computeBackendConformance, type Program } from './compute-backend.js';
 export { type EventBusConformanceOptions, type EventBusFixture, eventBusConformance } from './event-bus.js';
 export { type ExperimentTrackerFixture, experimentTrackerConformance } from './experiment-tracker.js';
 export { type HooksFixture, type HooksPlatform, platformHooksConformance } from './hooks.js';
