@@ -1185,6 +1185,9 @@ function whereTimeGoes(figures: readonly Measured[], sizes: ApiSizes): string[] 
     );
   }
   lines.push(
+    "- **A CPU profile of the API server** (`node --cpu-prof`, 16 clients for 10 s per operation, taken apart from the recorded rounds on 2026-12-02 at commit 65516bc; shares of the server's busy CPU): log-batch: appending each batch's domain event to the hash-chained audit log, which the audit consumer does in the same process, 18%; the pg driver 14%; socket writes 12%; GC 8%; kysely compiling SQL 8%; zod (the route's schema, then the port's) 8 to 9%; reading the JSON body 6%; token verification 3%. create run: the audit log 24%, socket writes 27%, kysely 11%. alias: socket writes 32% (the HTTP answer and the pg queries, a syscall each), token verification 8% and the Authorizer's check 3%, pino 3%.",
+  );
+  lines.push(
     "- **The machine**: 2 cores shared by both servers, PostgreSQL, the bench's clients and other engineers' work (see the load average above): every process waits for a core, and how the scheduler shares them among MLflow's processes (a parent and one per worker) and mlplane's one Node process moves the throughput ratios from round to round. The CPU per request is the steadier comparison.",
   );
   return lines;
