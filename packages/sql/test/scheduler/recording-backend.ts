@@ -180,3 +180,17 @@ export class RecordingBackend implements ComputeBackend {
     return this.get(id);
   }
 }
+
+/** `backend` seen through `overrides` (a replica's own path to it: flaky, stalled); every other call goes through. */
+export function through(backend: ComputeBackend, overrides: Partial<ComputeBackend>): ComputeBackend {
+  return {
+    capabilities: backend.capabilities,
+    submit: (spec) => backend.submit(spec),
+    get: (id) => backend.get(id),
+    list: (options) => backend.list(options),
+    watch: (target, options) => backend.watch(target, options),
+    logs: (id, options) => backend.logs(id, options),
+    cancel: (id, options) => backend.cancel(id, options),
+    ...overrides,
+  };
+}
