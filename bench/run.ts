@@ -17,6 +17,8 @@
 // sections, the goals table and the goal history are rewritten in docs/benchmarks.md.
 //   5. plugin-s3 vs the raw AWS SDK: upload and download MiB/s of 8 MiB, 256 MiB and 1 GiB, client RSS growth
 //      (MLPLANE_S3_*); BENCH_ONLY=s3 merges its figures into latest.json and rewrites only its docs section.
+//   6. the durable scheduler on PostgreSQL vs BullMQ on Redis: submissions/s (single at 16 callers, batched) and
+//      dispatch latency at 500 jobs/s with two replicas; BENCH_ONLY=scheduler merges like search and alias.
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -38,6 +40,7 @@ import { type IngestSizes, ingest } from './ingest.js';
 import { type Figure, load, type Measured, machine, seconds } from './lib.js';
 import { type MlflowSizes, mlflowBench, withMlflowSection } from './mlflow.js';
 import { type S3Sizes, s3Bench, s3ConfigFromEnv } from './s3.js';
+import { type SchedulerSizes, schedulerBench } from './scheduler.js';
 import { type SearchSizes, searchBench } from './search.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -52,7 +55,14 @@ const runs = (section: string) => ONLY === undefined || ONLY.has(section);
 const RECORD_SECTIONS = !QUICK && ONLY !== undefined && [...ONLY].every((s) => MERGED_SECTIONS.includes(s));
 const inRecordedSections = (name: string) => RECORD_SECTIONS && [...ONLY!].some((s) => name.startsWith(`${s} `));
 
-const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlflow: MlflowSizes; s3: S3Sizes } = QUICK
+const SIZES: {
+  ingest: IngestSizes;
+  search: SearchSizes;
+  alias: AliasSizes;
+  mlflow: MlflowSizes;
+  s3: S3Sizes;
+  scheduler: SchedulerSizes;
+} = QUICK
   ? {
       ingest: { rows10: 2_000, rows500: 10_000, rounds: 2 },
       search: { runs: 1_000, samples: 10 },
@@ -64,6 +74,15 @@ const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlfl
           { mib: 64, rounds: 1 },
         ],
         rssMiB: 128,
+      },
+      scheduler: {
+        callers: 16,
+        singleJobs: 2_000,
+        batchedJobs: 10_000,
+        batchSize: 1_000,
+        rounds: 2,
+        dispatchRate: 500,
+        dispatchSeconds: 4,
       },
     }
   : {
@@ -81,6 +100,16 @@ const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlfl
           { mib: 1024, rounds: 2 },
         ],
         rssMiB: 1024,
+      },
+      // 20,000 single submits and 100,000 batched per contender and round; 10,000 jobs at 500/s for the latency.
+      scheduler: {
+        callers: 16,
+        singleJobs: 20_000,
+        batchedJobs: 100_000,
+        batchSize: 1_000,
+        rounds: 3,
+        dispatchRate: 500,
+        dispatchSeconds: 20,
       },
     };
 
@@ -126,6 +155,8 @@ if (!pgUrl && sqlSections)
     `PostgreSQL (${pg.why}): ingest on PostgreSQL and the COPY ceiling, search on PostgreSQL, alias resolution on PostgreSQL`,
   );
 if (!redisUrl && runs('alias')) skipped.push(`Redis (${redis.why}): alias resolution with the Redis cache`);
+if (!pgUrl && runs('scheduler')) skipped.push(`PostgreSQL (${pg.why}): the durable scheduler`);
+if (!redisUrl && runs('scheduler')) skipped.push(`Redis (${redis.why}): BullMQ beside the durable scheduler`);
 if (!s3.url && runs('s3')) skipped.push(`S3 (${s3.why}, or MLPLANE_S3_* incomplete): plugin-s3 vs the raw SDK`);
 if (!mlflow.url && runs('mlflow'))
   skipped.push(`MLflow (${mlflow.why}): ingest through plugin-mlflow vs the Python client`);
@@ -172,6 +203,7 @@ const measured: Measured[] = [];
 if (runs('ingest')) measured.push(...(await ingest(SIZES.ingest, pgUrl)));
 if (runs('search')) measured.push(...(await searchBench(SIZES.search, pgUrl)));
 if (runs('alias')) measured.push(...(await aliasBench(SIZES.alias, pgUrl, redisUrl)));
+if (runs('scheduler')) measured.push(...(await schedulerBench(SIZES.scheduler, pgUrl, redisUrl)));
 const mlflowFigures = runs('mlflow') && mlflow.url ? await mlflowBench(SIZES.mlflow, mlflow.url) : [];
 measured.push(...mlflowFigures);
 const s3Results = runs('s3') && s3.url ? await s3Bench(SIZES.s3, s3Config!) : { figures: [], rounds: [] };

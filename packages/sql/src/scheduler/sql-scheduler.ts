@@ -27,6 +27,7 @@ import {
 import { Cron } from 'croner';
 import { type Kysely, type RawBuilder, type Selectable, sql, type Transaction } from 'kysely';
 import { type SqlDialect, sqlDialect } from '../dialect/dialect.js';
+import { type PreparedQuery, prepareQuery } from '../dialect/prepared.js';
 import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, recordEvent } from '../outbox/outbox.js';
 import { type Candidate, dominantShare, emptyUsage, type ProjectUsage, pickAdmissions } from './admission.js';
 import {
@@ -153,8 +154,10 @@ const ACTIVE: StoredPhase[] = ['Admitted', 'Running'];
 const TERMINAL: StoredPhase[] = ['Succeeded', 'Failed', 'Cancelled'];
 /** Rows per INSERT statement: under both databases' limits on bound parameters. */
 const INSERT_CHUNK = 1000;
+/** Jobs per PostgreSQL insert statement (arrays have no parameter limit; this bounds one statement's size). */
+const INSERT_STATEMENT_MAX = 5000;
 /** Concurrent insert transactions that group-commit single submits. */
-const SUBMIT_TRANSACTIONS = 4;
+const SUBMIT_TRANSACTIONS = 2;
 const SUBMIT_BATCH = 1000;
 /** Annotations a cron schedule puts on the jobs it submits. */
 export const SCHEDULE_ANNOTATIONS = Object.freeze({
@@ -240,6 +243,7 @@ export class SqlScheduler implements ComputeBackend {
   readonly #logger: Logger | undefined;
   #lease: { token: number; renewedAt: number } | undefined;
   #lastFollow = 0;
+  #lastStrandedCheck = 0;
   #running = false;
   #loop: Promise<void> | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -247,6 +251,8 @@ export class SqlScheduler implements ComputeBackend {
   #knownLocks = new Set<string>();
   #pending: { job: PreparedJob; resolve: (s: JobStatus) => void; reject: (e: unknown) => void }[] = [];
   #inFlight = 0;
+  #insertStatement: PreparedQuery | undefined;
+  #updateStatement: PreparedQuery | undefined;
 
   private constructor(store: MetadataStore, backend: ComputeBackend, options: SqlSchedulerOptions) {
     this.#store = store;
@@ -397,7 +403,7 @@ export class SqlScheduler implements ComputeBackend {
         throw err;
       }
     });
-    const results = await this.#store.transaction((trx) => this.#insertJobs(trx, jobs));
+    const results = await this.#insertJobs(undefined, jobs);
     this.#wakeDispatch();
     const error = results.find((r) => r instanceof Error);
     if (error) throw error;
@@ -408,13 +414,10 @@ export class SqlScheduler implements ComputeBackend {
     while (this.#inFlight < SUBMIT_TRANSACTIONS && this.#pending.length > 0) {
       const batch = this.#pending.splice(0, SUBMIT_BATCH);
       this.#inFlight++;
-      this.#store
-        .transaction((trx) =>
-          this.#insertJobs(
-            trx,
-            batch.map((b) => b.job),
-          ),
-        )
+      this.#insertJobs(
+        undefined,
+        batch.map((b) => b.job),
+      )
         .then(
           (results) => {
             for (const [i, r] of results.entries()) {
@@ -434,8 +437,63 @@ export class SqlScheduler implements ComputeBackend {
     }
   }
 
-  /** Inserts the jobs with their `job.queued` events; an idempotency key already used yields that job (or a ConflictError). */
-  async #insertJobs(trx: Transaction<any>, jobs: readonly PreparedJob[]): Promise<(JobStatus | Error)[]> {
+  #queuedEvent(j: PreparedJob) {
+    return domainEvent(
+      'job.queued',
+      `job:${j.id}`,
+      {
+        jobId: j.id,
+        name: j.spec.name,
+        queue: j.queue,
+        priority: j.priorityClass,
+        cpu: j.demand.cpuMilli / 1000,
+        memoryBytes: j.demand.memoryBytes,
+        gpus: j.demand.gpus,
+        ...(j.demand.gpuType ? { gpuType: j.demand.gpuType } : {}),
+      },
+      { project: j.spec.project },
+    );
+  }
+
+  /**
+   * PostgreSQL: the jobs and their `job.queued` events in one statement (atomic on its own, one round trip): every
+   * column bound as one array and unnested, the events inserted only for the jobs that were (an idempotency key
+   * already used inserts neither). Returns the ids inserted.
+   */
+  async #insertPostgres(db: Kysely<any>, jobs: readonly PreparedJob[]): Promise<Set<string>> {
+    const events = jobs.map((j) => this.#queuedEvent(j));
+    const ids = jobs.map((j) => j.id);
+    const params: unknown[] = [
+      ids,
+      jobs.map((j) => j.spec.name),
+      jobs.map((j) => j.spec.project),
+      jobs.map((j) => j.queue),
+      jobs.map((j) => j.priorityClass),
+      jobs.map((j) => j.priority),
+      jobs.map((j) => j.spec.runId ?? null),
+      jobs.map((j) => j.spec.idempotencyKey ?? null),
+      jobs.map((j) => j.specText),
+      jobs.map((j) => JSON.stringify(j.spec.labels ?? {})),
+      jobs.map((j) => j.demand.cpuMilli),
+      jobs.map((j) => j.demand.memoryBytes),
+      jobs.map((j) => j.demand.gpus),
+      jobs.map((j) => j.demand.gpuType ?? null),
+      jobs.map((j) => j.submittedAt),
+      ids,
+      events.map((e) => e.id),
+      events.map((e) => e.subject),
+      events.map((e) => e.actor ?? null),
+      events.map((e) => e.project ?? null),
+      events.map((e) => JSON.stringify(e.payload)),
+      events.map((e) => e.occurredAt),
+    ];
+    this.#insertStatement ??= prepareQuery('scheduler.insertJobs', insertJobsSql(params).compile(db), params);
+    const result = await db.executeQuery<{ id: string }>(this.#insertStatement.bind(params));
+    return new Set(result.rows.map((r) => r.id));
+  }
+
+  /** SQLite: multi-row inserts in the caller's transaction. Returns the ids inserted. */
+  async #insertSqlite(trx: Transaction<any>, jobs: readonly PreparedJob[]): Promise<Set<string>> {
     const db = trx as Transaction<SchedulerDatabase>;
     const inserted = new Set<string>();
     for (let i = 0; i < jobs.length; i += INSERT_CHUNK) {
@@ -467,26 +525,33 @@ export class SqlScheduler implements ComputeBackend {
         .execute();
       for (const r of rows) inserted.add(r.id);
     }
-    const events = jobs
-      .filter((j) => inserted.has(j.id))
-      .map((j) =>
-        domainEvent(
-          'job.queued',
-          `job:${j.id}`,
-          {
-            jobId: j.id,
-            name: j.spec.name,
-            queue: j.queue,
-            priority: j.priorityClass,
-            cpu: j.demand.cpuMilli / 1000,
-            memoryBytes: j.demand.memoryBytes,
-            gpus: j.demand.gpus,
-            ...(j.demand.gpuType ? { gpuType: j.demand.gpuType } : {}),
-          },
-          { project: j.spec.project },
-        ),
-      );
+    const events = jobs.filter((j) => inserted.has(j.id)).map((j) => this.#queuedEvent(j));
     for (let i = 0; i < events.length; i += INSERT_CHUNK) await recordEvent(trx, events.slice(i, i + INSERT_CHUNK));
+    return inserted;
+  }
+
+  /**
+   * Inserts the jobs with their `job.queued` events, in `trx` when given (a cron firing), else atomically on their
+   * own; an idempotency key already used yields that job (or a ConflictError).
+   */
+  async #insertJobs(trx: Transaction<any> | undefined, jobs: readonly PreparedJob[]): Promise<(JobStatus | Error)[]> {
+    let inserted: Set<string>;
+    if (this.#store.dialect === 'postgres' && (trx !== undefined || jobs.length <= INSERT_STATEMENT_MAX)) {
+      inserted = await this.#insertPostgres(trx ?? this.#store.db(), jobs);
+    } else if (this.#store.dialect === 'postgres') {
+      inserted = await this.#store.transaction(async (t) => {
+        const ids = new Set<string>();
+        for (let i = 0; i < jobs.length; i += INSERT_STATEMENT_MAX) {
+          for (const id of await this.#insertPostgres(t, jobs.slice(i, i + INSERT_STATEMENT_MAX))) ids.add(id);
+        }
+        return ids;
+      });
+    } else if (trx !== undefined) {
+      inserted = await this.#insertSqlite(trx, jobs);
+    } else {
+      inserted = await this.#store.transaction((t) => this.#insertSqlite(t, jobs));
+    }
+    const db = (trx ?? this.#store.db()) as Kysely<SchedulerDatabase>;
     const results: (JobStatus | Error)[] = [];
     for (const j of jobs) {
       if (inserted.has(j.id)) {
@@ -850,7 +915,10 @@ export class SqlScheduler implements ComputeBackend {
 
   // ---------------------------------------------------------------- dispatching
 
-  /** Starts dispatch rounds and heartbeats in the background; `stop` ends them. */
+  /**
+   * Starts dispatch rounds, following and heartbeats in the background; `stop` ends them. Following runs in a loop of
+   * its own, so that reading many running jobs from the backend never delays the admission of new ones.
+   */
   start(): void {
     if (this.#running) return;
     this.#running = true;
@@ -858,7 +926,22 @@ export class SqlScheduler implements ComputeBackend {
       if (this.#lease) void this.heartbeat().catch((err) => this.#logger?.warn({ err }, 'scheduler heartbeat failed'));
     }, this.#heartbeatMs);
     this.#heartbeat.unref();
-    this.#loop = this.#run();
+    this.#loop = Promise.all([this.#run(), this.#followLoop()]).then(() => undefined);
+  }
+
+  async #followLoop(): Promise<void> {
+    while (this.#running) {
+      const token = this.#lease?.token;
+      if (token !== undefined) {
+        try {
+          await this.#follow(token);
+        } catch (err) {
+          this.#logger?.warn({ err, replica: this.#replica }, 'following jobs failed; retrying');
+        }
+      }
+      const until = Date.now() + Math.max(this.#followMs, 10);
+      while (this.#running && Date.now() < until) await delay(Math.min(50, until - Date.now()));
+    }
   }
 
   /**
@@ -885,7 +968,7 @@ export class SqlScheduler implements ComputeBackend {
     while (this.#running) {
       let busy = false;
       try {
-        const stats = await this.runOnce();
+        const stats = await this.#round(false);
         busy = stats.admitted >= this.#batch || stats.cronFired > 0;
       } catch (err) {
         this.#logger?.warn({ err, replica: this.#replica }, 'scheduler round failed; retrying');
@@ -953,14 +1036,25 @@ export class SqlScheduler implements ComputeBackend {
    * cron schedules, admit queued jobs, hand them to the backend and, every `followIntervalMs`, follow the jobs this
    * replica owns. `start` runs it in a loop; tests call it directly.
    */
-  async runOnce(): Promise<RoundStats> {
+  runOnce(): Promise<RoundStats> {
+    return this.#round(true);
+  }
+
+  async #round(follow: boolean): Promise<RoundStats> {
     const token = await this.#ensureLease();
     if (token === undefined) return { takenOver: 0, cronFired: 0, admitted: 0, dispatched: 0, finished: 0, fenced: 0 };
     const takenOver = await this.#takeOver(token);
     const cronFired = await this.#fireSchedules();
     const admitted = await this.#admit(token);
     let { dispatched, finished, fenced } = await this.#handOff(token, admitted);
-    if (takenOver > 0 || Date.now() - this.#lastFollow >= this.#followMs) {
+    if (takenOver > 0 || Date.now() - this.#lastStrandedCheck >= this.#followMs) {
+      this.#lastStrandedCheck = Date.now();
+      const stranded = await this.#handOverStranded(token);
+      dispatched += stranded.dispatched;
+      finished += stranded.finished;
+      fenced += stranded.fenced;
+    }
+    if (follow && (takenOver > 0 || Date.now() - this.#lastFollow >= this.#followMs)) {
       this.#lastFollow = Date.now();
       const followed = await this.#follow(token);
       dispatched += followed.dispatched;
@@ -1159,96 +1253,148 @@ export class SqlScheduler implements ComputeBackend {
         return { job, err };
       }
     });
-    const refused: { id: string; backendId: string }[] = [];
-    let dispatched = 0;
-    let finished = 0;
-    let fenced = 0;
-    await this.#store.transaction(async (tx) => {
-      const trx = tx as Transaction<SchedulerDatabase>;
-      for (const a of answers) {
-        if ('err' in a) {
-          if (a.err instanceof ValidationError || a.err instanceof ConflictError) {
-            const row = await this.#fencedUpdate(trx, a.job.id, token, ['Admitted'], {
-              phase: 'Failed',
-              reason: 'Rejected',
-              message: `the backend refused the job: ${(a.err as Error).message}`,
-              finished_at: Date.now(),
-            });
-            if (row) {
-              finished++;
-              await recordEvent(trx, this.#finishedEvent(row));
-            } else fenced++;
-          } else {
-            // Unreachable backend: the job stays Admitted and is handed over again when followed.
-            this.#logger?.warn({ err: a.err, job: a.job.id }, 'could not hand a job to the backend; will retry');
-          }
-          continue;
+    const updates: JobUpdate[] = [];
+    const backendIds = new Map<string, string>();
+    for (const a of answers) {
+      if ('err' in a) {
+        if (a.err instanceof ValidationError || a.err instanceof ConflictError) {
+          updates.push({
+            id: a.job.id,
+            from: 'Admitted',
+            phase: 'Failed',
+            reason: 'Rejected',
+            message: `the backend refused the job: ${(a.err as Error).message}`,
+            finishedAt: Date.now(),
+          });
+        } else {
+          // Unreachable backend: the job stays Admitted and is handed over again when followed.
+          this.#logger?.warn({ err: a.err, job: a.job.id }, 'could not hand a job to the backend; will retry');
         }
-        const s = a.status;
-        const phase = storedPhase(s.phase);
-        const row = await this.#fencedUpdate(trx, a.job.id, token, ['Admitted'], {
-          backend_id: s.id,
-          ...statusColumns(s, phase, 'Admitted'),
-        });
-        if (!row) {
-          fenced++;
-          refused.push({ id: a.job.id, backendId: s.id });
-          continue;
-        }
-        dispatched++;
-        if (phase === 'Running' || TERMINAL.includes(phase)) await recordEvent(trx, this.#startedEvent(row));
-        if (TERMINAL.includes(phase)) {
-          finished++;
-          await recordEvent(trx, this.#finishedEvent(row));
-        }
+        continue;
       }
-    });
+      backendIds.set(a.job.id, a.status.id);
+      updates.push({ ...statusUpdate(a.status, 'Admitted'), id: a.job.id, backendId: a.status.id });
+    }
+    const { updated, finished } = await this.#record(token, updates);
+    const dispatched = [...updated].filter((id) => backendIds.has(id)).length;
+    const fenced = updates.length - updated.size;
     // A job cancelled while it was handed over: stop what the backend started for it.
-    for (const r of refused) {
-      const row = await this.#row(r.id).catch(() => undefined);
+    for (const [id, backendId] of backendIds) {
+      if (updated.has(id)) continue;
+      const row = await this.#row(id).catch(() => undefined);
       if (row?.phase === 'Cancelled') {
-        await this.#backend.cancel(r.backendId, { reason: row.message ?? 'cancelled' }).catch((err) => {
-          this.#logger?.warn({ err, job: r.id }, 'could not cancel the backend job of a cancelled job');
+        await this.#backend.cancel(backendId, { reason: row.message ?? 'cancelled' }).catch((err) => {
+          this.#logger?.warn({ err, job: id }, 'could not cancel the backend job of a cancelled job');
         });
       }
     }
     return { dispatched, finished, fenced };
   }
 
-  /** Updates a job only while `token` owns it and it is in one of `from`; the updated row, or undefined when fenced. */
-  async #fencedUpdate(
+  /**
+   * Applies `updates` in one transaction, each only while `token` owns the job and it is still in its `from` phase,
+   * with the `job.started` and `job.finished` events they imply; returns the ids updated (the others were fenced or
+   * changed meanwhile) and how many finished.
+   */
+  async #record(token: number, updates: readonly JobUpdate[]): Promise<{ updated: Set<string>; finished: number }> {
+    if (updates.length === 0) return { updated: new Set(), finished: 0 };
+    const from = new Map(updates.map((u) => [u.id, u.from]));
+    return this.#store.transaction(async (tx) => {
+      const trx = tx as Transaction<SchedulerDatabase>;
+      const rows = await this.#applyUpdates(trx, token, updates);
+      const events = [];
+      let finished = 0;
+      for (const row of rows) {
+        const before = from.get(row.id)!;
+        if (before === 'Admitted' && (row.phase === 'Running' || TERMINAL.includes(row.phase))) {
+          events.push(this.#startedEvent(row));
+        }
+        if (TERMINAL.includes(row.phase)) {
+          finished++;
+          events.push(this.#finishedEvent(row));
+        }
+      }
+      await recordEvent(trx, events);
+      return { updated: new Set(rows.map((r) => r.id)), finished };
+    });
+  }
+
+  async #applyUpdates(
     trx: Transaction<SchedulerDatabase>,
-    id: string,
     token: number,
-    from: StoredPhase[],
-    set: Partial<Omit<SchedulerJobTable, 'seq' | 'version' | 'retries_used'>> & { retries_used?: number },
-  ): Promise<JobRow | undefined> {
-    return trx
-      .updateTable('scheduler_jobs')
-      .set({ ...set, version: sql`version + 1` })
-      .where('id', '=', id)
-      .where('owner_token', '=', token)
-      .where('phase', 'in', from)
-      .returningAll()
-      .executeTakeFirst();
+    updates: readonly JobUpdate[],
+  ): Promise<UpdatedRow[]> {
+    if (this.#store.dialect === 'postgres') {
+      // One statement for the whole round: each row's values unnested from arrays, fenced by owner and phase.
+      const params: unknown[] = [
+        updates.map((u) => u.id),
+        updates.map((u) => u.from),
+        updates.map((u) => u.phase),
+        updates.map((u) => u.backendId ?? null),
+        updates.map((u) => u.retriesUsed ?? null),
+        updates.map((u) => u.replicas ?? null),
+        updates.map((u) => u.reason ?? null),
+        updates.map((u) => u.message ?? null),
+        updates.map((u) => u.startedAt ?? null),
+        updates.map((u) => u.finishedAt ?? null),
+        token,
+      ];
+      this.#updateStatement ??= prepareQuery('scheduler.updateJobs', updateJobsSql(params).compile(trx), params);
+      const result = await trx.executeQuery<UpdatedRow>(this.#updateStatement.bind(params));
+      return result.rows;
+    }
+    const rows: UpdatedRow[] = [];
+    for (const u of updates) {
+      const row = await trx
+        .updateTable('scheduler_jobs')
+        .set((eb) => ({
+          phase: u.phase,
+          backend_id: u.backendId ?? eb.ref('backend_id'),
+          retries_used: u.retriesUsed ?? eb.ref('retries_used'),
+          replicas: u.replicas ?? eb.ref('replicas'),
+          reason: u.reason ?? null,
+          message: u.message ?? null,
+          started_at: eb.fn.coalesce('started_at', sql.val(u.startedAt ?? null)),
+          finished_at: eb.fn.coalesce('finished_at', sql.val(u.finishedAt ?? null)),
+          version: sql`version + 1`,
+        }))
+        .where('id', '=', u.id)
+        .where('owner_token', '=', token)
+        .where('phase', '=', u.from)
+        .returning(['id', 'name', 'project', 'queue', 'priority_class', 'phase', 'backend_id', 'reason'])
+        .executeTakeFirst();
+      if (row) rows.push(row);
+    }
+    return rows;
   }
 
   /**
-   * Asks the backend about every active job this replica owns and records what changed, fenced by `token`. Jobs
-   * admitted but never handed over (the backend was unreachable, or the previous owner died mid-handoff) are handed
-   * over now; the idempotency key makes that safe.
+   * Hands over the jobs this replica owns that are Admitted but were never handed to the backend: the backend was
+   * unreachable, or the previous owner died mid-handoff. The idempotency key makes a second handoff safe. Runs in the
+   * dispatch loop, after its own handoffs, so it never races them.
    */
-  async #follow(token: number): Promise<{ dispatched: number; finished: number; fenced: number }> {
+  async #handOverStranded(token: number): Promise<{ dispatched: number; finished: number; fenced: number }> {
     const rows = await this.#db
       .selectFrom('scheduler_jobs')
-      .select(['id', 'spec', 'backend_id', 'phase', 'retries_used', 'replicas', 'reason', 'message'])
+      .select(['id', 'spec'])
+      .where('owner_token', '=', token)
+      .where('phase', '=', 'Admitted')
+      .where('backend_id', 'is', null)
+      .limit(this.#batch)
+      .execute();
+    return this.#handOff(token, rows);
+  }
+
+  /** Asks the backend about every dispatched job this replica owns and records what changed, fenced by `token`. */
+  async #follow(token: number): Promise<{ dispatched: number; finished: number; fenced: number }> {
+    const dispatched = await this.#db
+      .selectFrom('scheduler_jobs')
+      .select(['id', 'backend_id', 'phase', 'retries_used', 'replicas', 'reason', 'message'])
       .where('owner_token', '=', token)
       .where('phase', 'in', ACTIVE)
+      .where('backend_id', 'is not', null)
       .execute();
-    const handOver = rows.filter((r) => r.backend_id === null);
-    const result = await this.#handOff(token, handOver);
-    const dispatched = rows.filter((r) => r.backend_id !== null);
-    if (dispatched.length === 0) return result;
+    if (dispatched.length === 0) return { dispatched: 0, finished: 0, fenced: 0 };
     const answers = await mapLimit(dispatched, this.#concurrency, async (row) => {
       try {
         return { row, status: await this.#backend.get(row.backend_id!) };
@@ -1256,54 +1402,34 @@ export class SqlScheduler implements ComputeBackend {
         return { row, err };
       }
     });
-    let { finished, fenced } = result;
-    await this.#store.transaction(async (tx) => {
-      const trx = tx as Transaction<SchedulerDatabase>;
-      for (const a of answers) {
-        const from = [a.row.phase];
-        let updated: JobRow | undefined;
-        if ('err' in a) {
-          if (!(a.err instanceof NotFoundError)) {
-            this.#logger?.warn({ err: a.err, job: a.row.id }, 'could not read a job from the backend');
-            continue;
-          }
-          updated = await this.#fencedUpdate(trx, a.row.id, token, from, {
-            phase: 'Failed',
-            reason: 'Lost',
-            message: 'the backend no longer knows this job',
-            finished_at: Date.now(),
-          });
-        } else {
-          const s = a.status;
-          const phase = storedPhase(s.phase);
-          // Phases only move forward here; a backend's preemption keeps the job's quota until it ends.
-          const next = PHASE_ORDER[phase] >= PHASE_ORDER[a.row.phase] ? phase : a.row.phase;
-          const columns = statusColumns(s, next, a.row.phase);
-          if (
-            next === a.row.phase &&
-            columns.replicas === a.row.replicas &&
-            columns.retries_used === Number(a.row.retries_used) &&
-            columns.reason === a.row.reason &&
-            columns.message === a.row.message
-          ) {
-            continue;
-          }
-          updated = await this.#fencedUpdate(trx, a.row.id, token, from, columns);
-          if (updated && a.row.phase === 'Admitted' && (next === 'Running' || TERMINAL.includes(next))) {
-            await recordEvent(trx, this.#startedEvent(updated));
-          }
-        }
-        if (!updated) {
-          fenced++;
+    const updates: JobUpdate[] = [];
+    for (const a of answers) {
+      if ('err' in a) {
+        if (!(a.err instanceof NotFoundError)) {
+          this.#logger?.warn({ err: a.err, job: a.row.id }, 'could not read a job from the backend');
           continue;
         }
-        if (TERMINAL.includes(updated.phase)) {
-          finished++;
-          await recordEvent(trx, this.#finishedEvent(updated));
-        }
+        updates.push({
+          id: a.row.id,
+          from: a.row.phase,
+          phase: 'Failed',
+          reason: 'Lost',
+          message: 'the backend no longer knows this job',
+          finishedAt: Date.now(),
+        });
+        continue;
       }
-    });
-    return { dispatched: result.dispatched, finished, fenced };
+      const update = { ...statusUpdate(a.status, a.row.phase), id: a.row.id };
+      const unchanged =
+        update.phase === a.row.phase &&
+        update.replicas === a.row.replicas &&
+        update.retriesUsed === Number(a.row.retries_used) &&
+        (update.reason ?? null) === a.row.reason &&
+        (update.message ?? null) === a.row.message;
+      if (!unchanged) updates.push(update);
+    }
+    const recorded = await this.#record(token, updates);
+    return { dispatched: 0, finished: recorded.finished, fenced: updates.length - recorded.updated.size };
   }
 
   async #fireSchedules(): Promise<number> {
@@ -1349,7 +1475,7 @@ export class SqlScheduler implements ComputeBackend {
     });
   }
 
-  #payload(r: JobRow) {
+  #payload(r: UpdatedRow) {
     return {
       jobId: r.id,
       name: r.name,
@@ -1361,11 +1487,11 @@ export class SqlScheduler implements ComputeBackend {
     };
   }
 
-  #startedEvent(r: JobRow) {
+  #startedEvent(r: UpdatedRow) {
     return domainEvent('job.started', `job:${r.id}`, this.#payload(r), { project: r.project });
   }
 
-  #finishedEvent(r: JobRow) {
+  #finishedEvent(r: UpdatedRow) {
     return domainEvent('job.finished', `job:${r.id}`, this.#payload(r), { project: r.project });
   }
 }
@@ -1377,20 +1503,87 @@ export class FencedError extends ConflictError {
   }
 }
 
-/** Columns recording the backend's status `s` as `phase`; start and finish times only when the job reaches them. */
-function statusColumns(s: JobStatus, phase: StoredPhase, previous: StoredPhase) {
+/** The insert of `SqlScheduler.#insertPostgres`: `p` are its 22 arrays, in order. */
+function insertJobsSql(p: readonly unknown[]) {
+  const a = (i: number, type: string) => sql`${p[i]}::${sql.raw(type)}[]`;
+  return sql<{ id: string }>`
+    WITH inserted AS (
+      INSERT INTO scheduler_jobs (id, name, project, queue, priority_class, priority, run_id, idempotency_key, spec,
+        labels, cpu_milli, memory_bytes, gpus, gpu_type, phase, submitted_at)
+      SELECT id, name, project, queue, priority_class, priority, run_id, idempotency_key, spec, labels, cpu_milli,
+        memory_bytes, gpus, gpu_type, 'Queued', submitted_at
+      FROM unnest(${a(0, 'text')}, ${a(1, 'text')}, ${a(2, 'text')}, ${a(3, 'text')}, ${a(4, 'text')}, ${a(5, 'int4')},
+        ${a(6, 'text')}, ${a(7, 'text')}, ${a(8, 'text')}, ${a(9, 'text')}, ${a(10, 'int8')}, ${a(11, 'int8')},
+        ${a(12, 'int4')}, ${a(13, 'text')}, ${a(14, 'int8')})
+        AS t(id, name, project, queue, priority_class, priority, run_id, idempotency_key, spec, labels, cpu_milli,
+          memory_bytes, gpus, gpu_type, submitted_at)
+      ON CONFLICT DO NOTHING
+      RETURNING id
+    ), events AS (
+      INSERT INTO outbox (id, type, version, subject, actor, project, payload, occurred_at)
+      SELECT e.id::uuid, 'job.queued', 1, e.subject, e.actor, e.project, e.payload::jsonb, e.occurred_at::timestamptz
+      FROM unnest(${a(15, 'text')}, ${a(16, 'text')}, ${a(17, 'text')}, ${a(18, 'text')}, ${a(19, 'text')},
+        ${a(20, 'text')}, ${a(21, 'text')}) AS e(job_id, id, subject, actor, project, payload, occurred_at)
+      WHERE e.job_id IN (SELECT id FROM inserted)
+    )
+    SELECT id FROM inserted`;
+}
+
+/** The fenced update of `SqlScheduler.#applyUpdates` on PostgreSQL: `p` are its 10 arrays and the fencing token. */
+function updateJobsSql(p: readonly unknown[]) {
+  const a = (i: number, type: string) => sql`${p[i]}::${sql.raw(type)}[]`;
+  return sql<UpdatedRow>`
+    UPDATE scheduler_jobs j SET
+      phase = v.phase,
+      backend_id = coalesce(v.backend_id, j.backend_id),
+      retries_used = coalesce(v.retries_used, j.retries_used),
+      replicas = coalesce(v.replicas, j.replicas),
+      reason = v.reason,
+      message = v.message,
+      started_at = coalesce(j.started_at, v.started_at),
+      finished_at = coalesce(j.finished_at, v.finished_at),
+      version = j.version + 1
+    FROM unnest(${a(0, 'text')}, ${a(1, 'text')}, ${a(2, 'text')}, ${a(3, 'text')}, ${a(4, 'int4')}, ${a(5, 'text')},
+      ${a(6, 'text')}, ${a(7, 'text')}, ${a(8, 'int8')}, ${a(9, 'int8')})
+      AS v(id, from_phase, phase, backend_id, retries_used, replicas, reason, message, started_at, finished_at)
+    WHERE j.id = v.id AND j.phase = v.from_phase AND j.owner_token = ${p[10]}
+    RETURNING j.id, j.name, j.project, j.queue, j.priority_class, j.phase, j.backend_id, j.reason`;
+}
+
+/** One fenced change of a job: applied only while it is still in phase `from`. */
+interface JobUpdate {
+  readonly id: string;
+  readonly from: StoredPhase;
+  readonly phase: StoredPhase;
+  readonly backendId?: string;
+  readonly retriesUsed?: number;
+  readonly replicas?: string;
+  readonly reason?: string;
+  readonly message?: string;
+  /** Kept when already set. */
+  readonly startedAt?: number;
+  readonly finishedAt?: number;
+}
+
+type UpdatedRow = Pick<
+  JobRow,
+  'id' | 'name' | 'project' | 'queue' | 'priority_class' | 'phase' | 'backend_id' | 'reason'
+>;
+
+/** The backend's status `s` as a change of a job now in phase `from`; phases only move forward. */
+function statusUpdate(s: JobStatus, from: StoredPhase): Omit<JobUpdate, 'id'> {
+  const reported = storedPhase(s.phase);
+  // A backend's preemption (back to its queue) keeps the job Running here, holding its quota until it ends.
+  const phase = PHASE_ORDER[reported] >= PHASE_ORDER[from] ? reported : from;
   return {
+    from,
     phase,
-    retries_used: s.retriesUsed,
+    retriesUsed: s.retriesUsed,
     replicas: JSON.stringify(s.replicas),
-    reason: s.reason ?? null,
-    message: s.message ?? null,
-    ...(previous === 'Admitted' && (phase === 'Running' || TERMINAL.includes(phase))
-      ? { started_at: (s.startedAt ?? new Date()).getTime() }
-      : {}),
-    ...(!TERMINAL.includes(previous) && TERMINAL.includes(phase)
-      ? { finished_at: (s.finishedAt ?? new Date()).getTime() }
-      : {}),
+    ...(s.reason !== undefined ? { reason: s.reason } : {}),
+    ...(s.message !== undefined ? { message: s.message } : {}),
+    ...(phase === 'Running' || TERMINAL.includes(phase) ? { startedAt: (s.startedAt ?? new Date()).getTime() } : {}),
+    ...(TERMINAL.includes(phase) ? { finishedAt: (s.finishedAt ?? new Date()).getTime() } : {}),
   };
 }
 
