@@ -1304,10 +1304,18 @@ export class SqlScheduler implements ComputeBackend {
    */
   async #record(token: number, updates: readonly JobUpdate[]): Promise<{ updated: Set<string>; finished: number }> {
     if (updates.length === 0) return { updated: new Set(), finished: 0 };
+    if (this.#store.dialect === 'postgres') {
+      // One statement, atomic on its own: the fenced updates and the events they imply (see updateJobsSql).
+      const rows = await this.#updatePostgres(this.#db, token, updates);
+      return {
+        updated: new Set(rows.map((r) => r.id)),
+        finished: rows.filter((r) => TERMINAL.includes(r.phase)).length,
+      };
+    }
     const from = new Map(updates.map((u) => [u.id, u.from]));
     return this.#store.transaction(async (tx) => {
       const trx = tx as Transaction<SchedulerDatabase>;
-      const rows = await this.#applyUpdates(trx, token, updates);
+      const rows = await this.#updateSqlite(trx, token, updates);
       const events = [];
       let finished = 0;
       for (const row of rows) {
@@ -1325,30 +1333,29 @@ export class SqlScheduler implements ComputeBackend {
     });
   }
 
-  async #applyUpdates(
+  async #updatePostgres(db: Kysely<any>, token: number, updates: readonly JobUpdate[]): Promise<UpdatedRow[]> {
+    const params: unknown[] = [
+      updates.map((u) => u.id),
+      updates.map((u) => u.from),
+      updates.map((u) => u.phase),
+      updates.map((u) => u.backendId ?? null),
+      updates.map((u) => u.retriesUsed ?? null),
+      updates.map((u) => u.replicas ?? null),
+      updates.map((u) => u.reason ?? null),
+      updates.map((u) => u.message ?? null),
+      updates.map((u) => u.startedAt ?? null),
+      updates.map((u) => u.finishedAt ?? null),
+      token,
+    ];
+    this.#updateStatement ??= prepareQuery('scheduler.updateJobs', updateJobsSql(params).compile(db), params);
+    return (await db.executeQuery<UpdatedRow>(this.#updateStatement.bind(params))).rows;
+  }
+
+  async #updateSqlite(
     trx: Transaction<SchedulerDatabase>,
     token: number,
     updates: readonly JobUpdate[],
   ): Promise<UpdatedRow[]> {
-    if (this.#store.dialect === 'postgres') {
-      // One statement for the whole round: each row's values unnested from arrays, fenced by owner and phase.
-      const params: unknown[] = [
-        updates.map((u) => u.id),
-        updates.map((u) => u.from),
-        updates.map((u) => u.phase),
-        updates.map((u) => u.backendId ?? null),
-        updates.map((u) => u.retriesUsed ?? null),
-        updates.map((u) => u.replicas ?? null),
-        updates.map((u) => u.reason ?? null),
-        updates.map((u) => u.message ?? null),
-        updates.map((u) => u.startedAt ?? null),
-        updates.map((u) => u.finishedAt ?? null),
-        token,
-      ];
-      this.#updateStatement ??= prepareQuery('scheduler.updateJobs', updateJobsSql(params).compile(trx), params);
-      const result = await trx.executeQuery<UpdatedRow>(this.#updateStatement.bind(params));
-      return result.rows;
-    }
     const rows: UpdatedRow[] = [];
     for (const u of updates) {
       const row = await trx
@@ -1543,25 +1550,44 @@ function insertJobsSql(p: readonly unknown[]) {
     SELECT id FROM inserted`;
 }
 
-/** The fenced update of `SqlScheduler.#applyUpdates` on PostgreSQL: `p` are its 10 arrays and the fencing token. */
+/**
+ * The fenced update of `SqlScheduler.#updatePostgres`: `p` are its 10 arrays and the fencing token. Each row changes
+ * only while the token owns it and it is in the phase the replica saw; the same statement inserts `job.started` (a job
+ * leaving Admitted for Running or an end) and `job.finished` (a job reaching an end) outbox events for the rows it
+ * changed, with the payload `SqlScheduler` gives them elsewhere, so a change and its events commit together.
+ */
 function updateJobsSql(p: readonly unknown[]) {
   const a = (i: number, type: string) => sql`${p[i]}::${sql.raw(type)}[]`;
   return sql<UpdatedRow>`
-    UPDATE scheduler_jobs j SET
-      phase = v.phase,
-      backend_id = coalesce(v.backend_id, j.backend_id),
-      retries_used = coalesce(v.retries_used, j.retries_used),
-      replicas = coalesce(v.replicas, j.replicas),
-      reason = v.reason,
-      message = v.message,
-      started_at = coalesce(j.started_at, v.started_at),
-      finished_at = coalesce(j.finished_at, v.finished_at),
-      version = j.version + 1
-    FROM unnest(${a(0, 'text')}, ${a(1, 'text')}, ${a(2, 'text')}, ${a(3, 'text')}, ${a(4, 'int4')}, ${a(5, 'text')},
-      ${a(6, 'text')}, ${a(7, 'text')}, ${a(8, 'int8')}, ${a(9, 'int8')})
-      AS v(id, from_phase, phase, backend_id, retries_used, replicas, reason, message, started_at, finished_at)
-    WHERE j.id = v.id AND j.phase = v.from_phase AND j.owner_token = ${p[10]}
-    RETURNING j.id, j.name, j.project, j.queue, j.priority_class, j.phase, j.backend_id, j.reason`;
+    WITH updated AS (
+      UPDATE scheduler_jobs j SET
+        phase = v.phase,
+        backend_id = coalesce(v.backend_id, j.backend_id),
+        retries_used = coalesce(v.retries_used, j.retries_used),
+        replicas = coalesce(v.replicas, j.replicas),
+        reason = v.reason,
+        message = v.message,
+        started_at = coalesce(j.started_at, v.started_at),
+        finished_at = coalesce(j.finished_at, v.finished_at),
+        version = j.version + 1
+      FROM unnest(${a(0, 'text')}, ${a(1, 'text')}, ${a(2, 'text')}, ${a(3, 'text')}, ${a(4, 'int4')}, ${a(5, 'text')},
+        ${a(6, 'text')}, ${a(7, 'text')}, ${a(8, 'int8')}, ${a(9, 'int8')})
+        AS v(id, from_phase, phase, backend_id, retries_used, replicas, reason, message, started_at, finished_at)
+      WHERE j.id = v.id AND j.phase = v.from_phase AND j.owner_token = ${p[10]}
+      RETURNING j.id, j.name, j.project, j.queue, j.priority_class, j.phase, j.backend_id, j.reason, v.from_phase
+    ), events AS (
+      INSERT INTO outbox (id, type, version, subject, actor, project, payload, occurred_at)
+      SELECT gen_random_uuid(), e.type, 1, 'job:' || u.id, NULL, u.project,
+        jsonb_strip_nulls(jsonb_build_object('jobId', u.id, 'name', u.name, 'queue', u.queue,
+          'priority', u.priority_class, 'phase', u.phase, 'backendJobId', u.backend_id, 'reason', u.reason)),
+        now()
+      FROM updated u CROSS JOIN (VALUES ('job.started', 1), ('job.finished', 2)) AS e(type, ord)
+      WHERE (e.type = 'job.started' AND u.from_phase = 'Admitted'
+               AND u.phase IN ('Running', 'Succeeded', 'Failed', 'Cancelled'))
+         OR (e.type = 'job.finished' AND u.phase IN ('Succeeded', 'Failed', 'Cancelled'))
+      ORDER BY u.id, e.ord
+    )
+    SELECT id, name, project, queue, priority_class, phase, backend_id, reason FROM updated`;
 }
 
 /** One fenced change of a job: applied only while it is still in phase `from`. */
