@@ -4,6 +4,7 @@ import {
   type ComputeBackend,
   type ComputeBackendCapabilities,
   ConflictError,
+  currentActor,
   decodePageToken,
   encodePageToken,
   type JobPhase,
@@ -140,7 +141,10 @@ export interface RoundStats {
 interface PreparedJob {
   readonly id: string;
   readonly spec: JobSpec;
+  /** The spec as stored: JSON (compared by canonicalJson when an idempotency key repeats). */
   readonly specText: string;
+  /** Who submitted it (`actingAs`), for its `job.queued` event. */
+  readonly actor: string | undefined;
   readonly queue: string;
   readonly priorityClass: string;
   readonly priority: number;
@@ -364,7 +368,8 @@ export class SqlScheduler implements ComputeBackend {
     return {
       id: randomUUID(),
       spec,
-      specText: canonicalJson(spec),
+      specText: JSON.stringify(spec),
+      actor: currentActor()?.actor,
       queue,
       priorityClass,
       priority,
@@ -451,7 +456,8 @@ export class SqlScheduler implements ComputeBackend {
         gpus: j.demand.gpus,
         ...(j.demand.gpuType ? { gpuType: j.demand.gpuType } : {}),
       },
-      { project: j.spec.project },
+      // The submitter's, captured at submit: a shared insert runs in whichever caller's context started it.
+      { project: j.spec.project, ...(j.actor !== undefined ? { actor: j.actor } : {}) },
     );
   }
 
@@ -461,7 +467,6 @@ export class SqlScheduler implements ComputeBackend {
    * already used inserts neither). Returns the ids inserted.
    */
   async #insertPostgres(db: Kysely<any>, jobs: readonly PreparedJob[]): Promise<Set<string>> {
-    const events = jobs.map((j) => this.#queuedEvent(j));
     const ids = jobs.map((j) => j.id);
     const params: unknown[] = [
       ids,
@@ -480,12 +485,7 @@ export class SqlScheduler implements ComputeBackend {
       jobs.map((j) => j.demand.gpuType ?? null),
       jobs.map((j) => j.submittedAt),
       ids,
-      events.map((e) => e.id),
-      events.map((e) => e.subject),
-      events.map((e) => e.actor ?? null),
-      events.map((e) => e.project ?? null),
-      events.map((e) => JSON.stringify(e.payload)),
-      events.map((e) => e.occurredAt),
+      jobs.map((j) => j.actor ?? null),
     ];
     this.#insertStatement ??= prepareQuery('scheduler.insertJobs', insertJobsSql(params).compile(db), params);
     const result = await db.executeQuery<{ id: string }>(this.#insertStatement.bind(params));
@@ -570,7 +570,7 @@ export class SqlScheduler implements ComputeBackend {
               .executeTakeFirst();
       if (!existing) {
         results.push(new ConflictError(`job id ${j.id} collided; submit again`));
-      } else if (existing.spec !== j.specText) {
+      } else if (canonicalJson(JSON.parse(existing.spec)) !== canonicalJson(j.spec)) {
         results.push(
           new ConflictError(
             `idempotency key '${key}' was used in project '${j.spec.project}' for job ${existing.id} with another spec`,
@@ -1524,7 +1524,12 @@ export class FencedError extends ConflictError {
   }
 }
 
-/** The insert of `SqlScheduler.#insertPostgres`: `p` are its 22 arrays, in order. */
+/**
+ * The insert of `SqlScheduler.#insertPostgres`: `p` are its 17 arrays, in order (the last two, the ids again and the
+ * submitters). The
+ * `job.queued` events are made from the rows inserted, with the payload `SqlScheduler.#queuedEvent` gives them on
+ * SQLite, so a job and its event commit together and a repeated idempotency key inserts neither.
+ */
 function insertJobsSql(p: readonly unknown[]) {
   const a = (i: number, type: string) => sql`${p[i]}::${sql.raw(type)}[]`;
   return sql<{ id: string }>`
@@ -1539,13 +1544,15 @@ function insertJobsSql(p: readonly unknown[]) {
         AS t(id, name, project, queue, priority_class, priority, run_id, idempotency_key, spec, labels, cpu_milli,
           memory_bytes, gpus, gpu_type, submitted_at)
       ON CONFLICT DO NOTHING
-      RETURNING id
+      RETURNING id, name, project, queue, priority_class, cpu_milli, memory_bytes, gpus, gpu_type
     ), events AS (
       INSERT INTO outbox (id, type, version, subject, actor, project, payload, occurred_at)
-      SELECT e.id::uuid, 'job.queued', 1, e.subject, e.actor, e.project, e.payload::jsonb, e.occurred_at::timestamptz
-      FROM unnest(${a(15, 'text')}, ${a(16, 'text')}, ${a(17, 'text')}, ${a(18, 'text')}, ${a(19, 'text')},
-        ${a(20, 'text')}, ${a(21, 'text')}) AS e(job_id, id, subject, actor, project, payload, occurred_at)
-      WHERE e.job_id IN (SELECT id FROM inserted)
+      SELECT gen_random_uuid(), 'job.queued', 1, 'job:' || i.id, s.actor, i.project,
+        jsonb_strip_nulls(jsonb_build_object('jobId', i.id, 'name', i.name, 'queue', i.queue, 'priority',
+          i.priority_class, 'cpu', i.cpu_milli / 1000.0, 'memoryBytes', i.memory_bytes, 'gpus', i.gpus,
+          'gpuType', i.gpu_type)),
+        now()
+      FROM inserted i JOIN unnest(${a(15, 'text')}, ${a(16, 'text')}) AS s(id, actor) ON s.id = i.id
     )
     SELECT id FROM inserted`;
 }

@@ -1,7 +1,7 @@
 // The scheduler with two replicas on the PostgreSQL peer, each with its own connection pool, as two processes
 // would have: no double dispatch under contention, quotas never exceeded, takeover after a lease expires, fencing.
 import { setTimeout as delay } from 'node:timers/promises';
-import { type ComputeBackend, type JobSpec, type JobStatus, UnavailableError } from '@mlplane/core';
+import { actingAs, type ComputeBackend, type JobSpec, type JobStatus, UnavailableError } from '@mlplane/core';
 import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -208,6 +208,34 @@ describe('SqlScheduler with two replicas on PostgreSQL', () => {
     const outbox = await readOutbox(a.store.db(), { limit: 1000 });
     expect(outbox.filter((e) => e.event.type === 'job.finished')).toHaveLength(1);
     expect((await b.scheduler.get(submitted.id)).phase).toBe('Succeeded');
+  });
+
+  it('stores concurrent submits in shared statements, each job.queued naming its own submitter', async () => {
+    const name = await schema();
+    const { scheduler, store } = await replica(name, new RecordingBackend(), { queues: [{ name: 'batch' }] });
+    const submitted = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => actingAs({ actor: `user-${i}` }, () => scheduler.submit(job('a', i)))),
+    );
+    const again = await Promise.all([
+      scheduler.submit({ ...job('a', 1), idempotencyKey: 'once' }),
+      scheduler.submit({ ...job('a', 1), idempotencyKey: 'once' }),
+    ]);
+    expect(again[0]!.id).toBe(again[1]!.id);
+    const queued = (await readOutbox(store.db(), { limit: 1000 })).filter((e) => e.event.type === 'job.queued');
+    expect(queued).toHaveLength(41);
+    submitted.forEach((s, i) => {
+      const event = queued.find((e) => e.event.subject === `job:${s.id}`)!;
+      expect(event.event.actor).toBe(`user-${i}`);
+      expect(event.event.payload).toEqual({
+        jobId: s.id,
+        name: `job-${i}`,
+        queue: 'batch',
+        priority: 'normal',
+        cpu: 1,
+        memoryBytes: 0,
+        gpus: 0,
+      });
+    });
   });
 
   it('fires a cron schedule once per time with two replicas polling it', async () => {

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConflictError, type JobSpec, type MetadataStore, ValidationError } from '@mlplane/core';
+import { actingAs, ConflictError, type JobSpec, type MetadataStore, ValidationError } from '@mlplane/core';
 import { SqliteMetadataStore } from '@mlplane/defaults';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readOutbox } from '../../src/outbox/outbox.js';
@@ -245,6 +245,20 @@ describe('SqlScheduler on SQLite', () => {
     await expect(s.submit(spec({ idempotencyKey: 'nightly-1', name: 'other' }))).rejects.toBeInstanceOf(ConflictError);
     expect((await s.list()).items).toHaveLength(2);
     expect(await events('job.queued')).toHaveLength(2);
+  });
+
+  it('names the submitter as the actor of job.queued, and matches a repeated key whatever the order of its fields', async () => {
+    const s = await scheduler();
+    const [a, b] = await Promise.all([
+      actingAs({ actor: 'alice' }, () => s.submit(spec({ name: 'by-alice' }))),
+      actingAs({ actor: 'bob' }, () => s.submit(spec({ name: 'by-bob' }))),
+    ]);
+    const queued = await events('job.queued');
+    expect(queued.find((e) => e.event.subject === `job:${a.id}`)!.event.actor).toBe('alice');
+    expect(queued.find((e) => e.event.subject === `job:${b.id}`)!.event.actor).toBe('bob');
+    const first = await s.submit({ ...spec(), idempotencyKey: 'k', labels: { a: '1', b: '2' } });
+    const again = await s.submit({ labels: { b: '2', a: '1' }, idempotencyKey: 'k', ...spec() });
+    expect(again.id).toBe(first.id);
   });
 
   it('cancels a queued job without dispatching it, and a running one through the backend', async () => {
