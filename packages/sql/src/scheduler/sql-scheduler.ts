@@ -311,6 +311,10 @@ export class SqlScheduler implements ComputeBackend {
       scheduler: `mlplane-scheduler/${inner.scheduler}`,
       queues: true,
       priorities: true,
+      // Its statuses never go back to Queued (a backend's preemption keeps the job Running here) ...
+      preemption: false,
+      // ... and stay in the MetadataStore after the backend removed what ran the job.
+      statusAfterTtl: true,
     });
   }
 
