@@ -127,15 +127,17 @@ describe('SqlScheduler with two replicas on PostgreSQL', () => {
     expect([count('job.queued'), count('job.started'), count('job.finished')]).toEqual([10_000, 10_000, 10_000]);
   }, 300_000);
 
-  it("takes over a dead replica's jobs after its lease expires, handing over those it died handing over", async () => {
+  it("takes over a dead replica's jobs after its lease expires, handing over again those it died handing over without a second backend job", async () => {
     const name = await schema();
     const backend = new RecordingBackend();
-    // Replica a reaches the backend for its first three jobs, then dies while handing over the other three.
-    let reachable = 3;
+    // Replica a hands its first three jobs over; for the other three the backend creates the job but a's connection
+    // drops before the answer arrives (it dies mid-handoff): the backend has them, the database does not know.
+    let answered = 3;
     const flaky = through(backend, {
       submit: async (spec: JobSpec) => {
-        if (reachable-- <= 0) throw new UnavailableError('backend unreachable from replica a');
-        return backend.submit(spec);
+        const status = await backend.submit(spec);
+        if (answered-- <= 0) throw new UnavailableError('connection to the backend lost');
+        return status;
       },
     });
     const options = { queues: [{ name: 'batch' }], leaseTtlMs: 1_000, heartbeatIntervalMs: 300 };
@@ -144,7 +146,10 @@ describe('SqlScheduler with two replicas on PostgreSQL', () => {
     const jobs = await a.scheduler.submitMany(Array.from({ length: 6 }, (_, i) => job('a', i)));
     const first = await a.scheduler.runOnce();
     expect(first).toMatchObject({ admitted: 6, dispatched: 3 });
-    expect(reachable).toBeLessThan(0); // the outage was met
+    expect(answered).toBeLessThan(0); // the lost answers happened
+    // a tried the three again in the same round (stranded Admitted jobs), and lost those answers too.
+    expect(backend.submitCalls).toHaveLength(9);
+    expect(backend.created.size).toBe(6);
     // a is gone (no more heartbeats); b finds nothing to take while a's lease lasts.
     expect((await b.scheduler.runOnce()).takenOver).toBe(0);
     await delay(1_200);
@@ -153,6 +158,8 @@ describe('SqlScheduler with two replicas on PostgreSQL', () => {
     expect(round.dispatched).toBe(3);
     const statuses = await Promise.all(jobs.map((j) => b.scheduler.get(j.id)));
     expect(statuses.map((s) => s.phase)).toEqual(Array(6).fill('Running'));
+    // b handed the three over again under the same idempotency keys: the backend returned the jobs it had.
+    expect(backend.submitCalls).toHaveLength(12);
     expect(backend.created.size).toBe(6);
     backend.completeAll();
     expect((await b.scheduler.runOnce()).finished).toBe(6);
