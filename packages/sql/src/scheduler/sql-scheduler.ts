@@ -973,7 +973,8 @@ export class SqlScheduler implements ComputeBackend {
       let busy = false;
       try {
         const stats = await this.#round(false);
-        busy = stats.admitted >= this.#batch || stats.cronFired > 0;
+        // While work flows, the next round starts at once: more has likely arrived since this one read the queue.
+        busy = stats.admitted > 0 || stats.cronFired > 0;
       } catch (err) {
         this.#logger?.warn({ err, replica: this.#replica }, 'scheduler round failed; retrying');
       }
