@@ -282,7 +282,8 @@ a disk flush per commit. Goals: single ≥ BullMQ's \`queue.add\`; batched ≥ $
 
 Dispatch latency: ${n(sizes.dispatchRate * sizes.dispatchSeconds)} jobs submitted at a steady ${sizes.dispatchRate} jobs/s (open loop, every 10 ms the
 jobs due by then) through a scheduler instance that does not dispatch, as an API process would; two replicas, each
-with its own connection pool, dispatch them, polling every ${SCHEDULER_BENCH_POLL_MS} ms when idle. Latency is from the \`submit\` call to the
+with its own connection pool (in the same Node process as the submitter: one event loop for all three), dispatch
+them, polling every ${SCHEDULER_BENCH_POLL_MS} ms when idle. Latency is from the \`submit\` call to the
 moment the wrapped backend receives the job (an in-memory backend that starts it at once and ends it 100 ms later, so
 the replicas also follow running jobs). Goal: p99 ≤ ${SCHEDULER_GOAL_P99_MS} ms. The replicas and the submitter share this
 machine's cores with PostgreSQL and Redis.
