@@ -163,6 +163,8 @@ const INSERT_STATEMENT_MAX = 5000;
 /** Concurrent insert transactions that group-commit single submits. */
 const SUBMIT_TRANSACTIONS = 2;
 const SUBMIT_BATCH = 1000;
+/** Jobs followed per backend read burst and per recorded statement. */
+const FOLLOW_CHUNK = 64;
 /** Annotations a cron schedule puts on the jobs it submits. */
 export const SCHEDULE_ANNOTATIONS = Object.freeze({
   schedule: 'mlplane.io/schedule',
@@ -1412,42 +1414,50 @@ export class SqlScheduler implements ComputeBackend {
       .where('phase', 'in', ACTIVE)
       .where('backend_id', 'is not', null)
       .execute();
-    if (dispatched.length === 0) return { dispatched: 0, finished: 0, fenced: 0 };
-    const answers = await mapLimit(dispatched, this.#concurrency, async (row) => {
-      try {
-        return { row, status: await this.#backend.get(row.backend_id!) };
-      } catch (err) {
-        return { row, err };
-      }
-    });
-    const updates: JobUpdate[] = [];
-    for (const a of answers) {
-      if ('err' in a) {
-        if (!(a.err instanceof NotFoundError)) {
-          this.#logger?.warn({ err: a.err, job: a.row.id }, 'could not read a job from the backend');
+    let finished = 0;
+    let fenced = 0;
+    // In chunks, yielding between them: following many jobs must not hold up this process's dispatch rounds.
+    for (let i = 0; i < dispatched.length; i += FOLLOW_CHUNK) {
+      const chunk = dispatched.slice(i, i + FOLLOW_CHUNK);
+      const answers = await mapLimit(chunk, this.#concurrency, async (row) => {
+        try {
+          return { row, status: await this.#backend.get(row.backend_id!) };
+        } catch (err) {
+          return { row, err };
+        }
+      });
+      const updates: JobUpdate[] = [];
+      for (const a of answers) {
+        if ('err' in a) {
+          if (!(a.err instanceof NotFoundError)) {
+            this.#logger?.warn({ err: a.err, job: a.row.id }, 'could not read a job from the backend');
+            continue;
+          }
+          updates.push({
+            id: a.row.id,
+            from: a.row.phase,
+            phase: 'Failed',
+            reason: 'Lost',
+            message: 'the backend no longer knows this job',
+            finishedAt: Date.now(),
+          });
           continue;
         }
-        updates.push({
-          id: a.row.id,
-          from: a.row.phase,
-          phase: 'Failed',
-          reason: 'Lost',
-          message: 'the backend no longer knows this job',
-          finishedAt: Date.now(),
-        });
-        continue;
+        const update = { ...statusUpdate(a.status, a.row.phase), id: a.row.id };
+        const unchanged =
+          update.phase === a.row.phase &&
+          update.replicas === a.row.replicas &&
+          update.retriesUsed === Number(a.row.retries_used) &&
+          (update.reason ?? null) === a.row.reason &&
+          (update.message ?? null) === a.row.message;
+        if (!unchanged) updates.push(update);
       }
-      const update = { ...statusUpdate(a.status, a.row.phase), id: a.row.id };
-      const unchanged =
-        update.phase === a.row.phase &&
-        update.replicas === a.row.replicas &&
-        update.retriesUsed === Number(a.row.retries_used) &&
-        (update.reason ?? null) === a.row.reason &&
-        (update.message ?? null) === a.row.message;
-      if (!unchanged) updates.push(update);
+      const recorded = await this.#record(token, updates);
+      finished += recorded.finished;
+      fenced += updates.length - recorded.updated.size;
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    const recorded = await this.#record(token, updates);
-    return { dispatched: 0, finished: recorded.finished, fenced: updates.length - recorded.updated.size };
+    return { dispatched: 0, finished, fenced };
   }
 
   async #fireSchedules(): Promise<number> {
