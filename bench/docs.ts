@@ -280,7 +280,8 @@ the figure is each contender's median rate. Durability differs: the PostgreSQL p
 \`scripts/peers\` starts it) and Redis with its default persistence (no fsync per write), so neither figure includes
 a disk flush per commit. Goals: single ≥ BullMQ's \`queue.add\`; batched ≥ ${n(SCHEDULER_GOAL_BATCHED)} jobs/s.
 
-Dispatch latency: ${n(sizes.dispatchRate * sizes.dispatchSeconds)} jobs submitted at a steady ${sizes.dispatchRate} jobs/s (open loop, every 10 ms the
+Dispatch latency, measured first (in one run that measured it after the throughput rounds, PostgreSQL's work on
+their rows stretched its tail to seconds): ${n(sizes.dispatchRate * sizes.dispatchSeconds)} jobs submitted at a steady ${sizes.dispatchRate} jobs/s (open loop, every 10 ms the
 jobs due by then) through a scheduler instance that does not dispatch, as an API process would; two replicas, each
 with its own connection pool (in the same Node process as the submitter: one event loop for all three), dispatch
 them, polling every ${SCHEDULER_BENCH_POLL_MS} ms when idle. Latency is from the \`submit\` call to the

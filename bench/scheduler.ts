@@ -174,7 +174,9 @@ export async function schedulerBench(
   redisUrl: string | undefined,
 ): Promise<Measured[]> {
   if (!pgUrl) return [];
-  const out: Measured[] = [];
+  // Latency first: after the throughput rounds PostgreSQL is still busy with their 400,000 rows (autovacuum, the
+  // schema drop), which in one recorded run stretched the dispatch tail to seconds.
+  const out: Measured[] = await dispatchLatency(sizes, pgUrl);
   await withSchema(pgUrl, async (schema) => {
     const store = await PostgresMetadataStore.connect({ connectionString: pgUrl, schema });
     const bullName = `mlplane-bench-${randomUUID().slice(0, 8)}`;
@@ -269,7 +271,6 @@ export async function schedulerBench(
       await store.close();
     }
   });
-  out.push(...(await dispatchLatency(sizes, pgUrl)));
   return out;
 }
 
