@@ -6,6 +6,12 @@ import { GOAL_CHANGES, type JudgedFigure, type JudgedRun } from './goals.js';
 import type { IngestSizes } from './ingest.js';
 import type { Machine, Measured } from './lib.js';
 import { S3_GOAL_RATIO, S3_GOAL_RSS_MIB, type S3Sizes } from './s3.js';
+import {
+  SCHEDULER_BENCH_POLL_MS,
+  SCHEDULER_GOAL_BATCHED,
+  SCHEDULER_GOAL_P99_MS,
+  type SchedulerSizes,
+} from './scheduler.js';
 import type { SearchSizes } from './search.js';
 
 export interface DocsInput {
@@ -14,7 +20,7 @@ export interface DocsInput {
   readonly skipped: readonly string[];
   readonly startedAt: Date;
   readonly minutes: number;
-  readonly sizes: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes };
+  readonly sizes: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; scheduler: SchedulerSizes };
   /** The commit measured and whether its measured files had uncommitted changes. */
   readonly source: string;
   /** The judged figures of every recorded run, this one last. */
@@ -83,6 +89,7 @@ scripts/peers up postgres redis && eval "$(scripts/peers env)"
 pnpm bench                     # full sizes: writes bench/results/latest.json and this file
 BENCH_QUICK=1 pnpm bench       # small sizes in about a minute: bench/results/quick.json only
 BENCH_ONLY=search,alias pnpm bench  # these sections only, merged into this file and latest.json (the rest kept)
+BENCH_ONLY=scheduler pnpm bench     # the same for the scheduler section (PostgreSQL and Redis)
 BENCH_ONLY=ingest pnpm bench   # one section at full size: quick.json only
 # The HTTP API against the MLflow server (section 6) needs MLflow on the same PostgreSQL, as the peer runs it:
 scripts/peers up postgres s3 mlflow && eval "$(scripts/peers env)" && BENCH_ONLY=api pnpm bench
@@ -96,7 +103,7 @@ of 4 and 7 to 8 minutes at 12.`;
 /** The goals table; `recorded` (when the rows come from several recorded runs) says which came from which. */
 function goalsBlock(goals: readonly Measured[], recorded = ''): string {
   const met = goals.filter((f) => f.goal!.met).length;
-  return `## Goals (issue 4, the Foundation v2 issue and issue 10)
+  return `## Goals (issue 4, the Foundation v2 issue, issues 10 and 12)
 
 ${met} of ${goals.length} figures with a goal meet it.
 ${recorded}
@@ -106,8 +113,8 @@ Figures judged in earlier runs, and changes of what is judged, are in the [goal 
 }
 
 /** Sections that `BENCH_ONLY=<them> pnpm bench` at full size records on their own, merged into the record. */
-export const MERGED_SECTIONS: readonly string[] = ['search', 'alias', 'api'];
-const SECTION_ORDER = ['ingest', 'search', 'alias', 'api'];
+export const MERGED_SECTIONS: readonly string[] = ['search', 'alias', 'api', 'scheduler'];
+const SECTION_ORDER = ['ingest', 'search', 'alias', 'api', 'scheduler'];
 const sectionOf = (name: string) => SECTION_ORDER.findIndex((s) => name.startsWith(`${s} `));
 
 /**
@@ -131,7 +138,7 @@ export interface SectionsInput {
   readonly machine: Machine;
   readonly startedAt: Date;
   readonly minutes: number;
-  readonly sizes: { search: SearchSizes; alias: AliasSizes };
+  readonly sizes: { search: SearchSizes; alias: AliasSizes; scheduler: SchedulerSizes };
   readonly source: string;
   /** The judged figures of every recorded run, this one last. */
   readonly judged: readonly JudgedRun[];
@@ -165,6 +172,13 @@ export function spliceSections(doc: string, input: SectionsInput): string {
   }
   if (input.sections.includes('alias')) {
     out = replaceBlock(out, '## 3. Alias', aliasSection(input.sizes.alias, section('alias'), recorded));
+  }
+  if (input.sections.includes('scheduler')) {
+    const text = schedulerSection(input.sizes.scheduler, section('scheduler'), recorded);
+    // The first run of this section alone adds it before the goal history.
+    out = out.includes('\n## 8. Scheduler')
+      ? replaceBlock(out, '## 8. Scheduler', text)
+      : out.replace('\n## Goal history', `\n${text.trimEnd()}\n\n## Goal history`);
   }
   const current = currentGoals(input.judged);
   const runs = [...new Set(current.map((c) => c.run))];
@@ -252,6 +266,34 @@ value is bound anew, which cost 80 to 100 µs a call, several times the read its
 ${table(rows)}`;
 }
 
+/** Section 6; `recorded` as for searchSection. */
+function schedulerSection(sizes: SchedulerSizes, rows: readonly Measured[], recorded = ''): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  return `## 8. Scheduler: durable submissions and dispatch latency (issue 12)
+${recorded}
+\`SqlScheduler\` (packages/sql/src/scheduler, see docs/operations/scheduler.md) on PostgreSQL against BullMQ on the
+Redis peer, the same job spec as payload (one replica group, a command, CPU and memory). Submitting stores the job as
+Queued with its \`job.queued\` outbox event, committed before the call returns; nothing dispatches during these
+rounds, so the figure is the durable write alone, as BullMQ's add is. Single: ${n(sizes.singleJobs)} calls of \`submit\` per round
+from ${sizes.callers} concurrent callers (concurrent calls share insert statements: group commit) against as many
+\`queue.add\` calls from ${sizes.callers} callers; batched: ${n(sizes.batchedJobs)} jobs per round through \`submitMany\` in calls of
+${n(sizes.batchSize)} against \`queue.addBulk\` of the same size. ${sizes.rounds} rounds, the contenders' order rotated each round;
+the figure is each contender's median rate. Durability differs: the PostgreSQL peer runs with \`fsync\` off (as
+\`scripts/peers\` starts it) and Redis with its default persistence (no fsync per write), so neither figure includes
+a disk flush per commit. Goals: single ≥ BullMQ's \`queue.add\`; batched ≥ ${n(SCHEDULER_GOAL_BATCHED)} jobs/s.
+
+Dispatch latency, measured first (in one run that measured it after the throughput rounds, PostgreSQL's work on
+their rows stretched its tail to seconds): ${n(sizes.dispatchRate * sizes.dispatchSeconds)} jobs submitted at a steady ${sizes.dispatchRate} jobs/s (open loop, every 10 ms the
+jobs due by then) through a scheduler instance that does not dispatch, as an API process would; two replicas, each
+with its own connection pool (in the same Node process as the submitter: one event loop for all three), dispatch
+them, polling every ${SCHEDULER_BENCH_POLL_MS} ms when idle. Latency is from the \`submit\` call to the
+moment the wrapped backend receives the job (an in-memory backend that starts it at once and ends it 100 ms later, so
+the replicas also follow running jobs). Goal: p99 ≤ ${SCHEDULER_GOAL_P99_MS} ms. The replicas and the submitter share this
+machine's cores with PostgreSQL and Redis.
+
+${table(rows)}`;
+}
+
 export function renderDocs(input: DocsInput): string {
   const { measured, machine: m, sizes } = input;
   const section = (prefix: string) => measured.filter((f) => f.name.startsWith(prefix));
@@ -303,6 +345,8 @@ ${table(section('ingest'))}
 ${searchSection(sizes.search, section('search'))}
 
 ${aliasSection(sizes.alias, section('alias'))}
+
+${schedulerSection(sizes.scheduler, section('scheduler'))}
 
 ${goalHistory(input.judged)}`;
 }

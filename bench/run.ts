@@ -19,9 +19,11 @@
 //      (MLPLANE_S3_*); BENCH_ONLY=s3 merges its figures into latest.json and rewrites only its docs section.
 //   6. pipeline overhead: a 200-step fan-out of `true` on the local ComputeBackend vs spawning the processes directly
 //      (no peers); BENCH_ONLY=pipelines merges its figures into latest.json and rewrites only its docs section.
-//   6. the HTTP API (issue 10): mlplane's API server vs the MLflow server, both on the same PostgreSQL, 16 HTTP
+//   7. the HTTP API (issue 10): mlplane's API server vs the MLflow server, both on the same PostgreSQL, 16 HTTP
 //      clients (bench/api.ts; needs MLPLANE_PG_URL and the MLflow peer on PostgreSQL). BENCH_ONLY=api is one of
 //      MERGED_SECTIONS; its docs section is spliced in between its own markers.
+//   8. the durable scheduler on PostgreSQL vs BullMQ on Redis: submissions/s (single at 16 callers, batched) and
+//      dispatch latency at 500 jobs/s with two replicas; BENCH_ONLY=scheduler merges like search and alias.
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -61,6 +63,7 @@ import {
   splicePipelinesSection,
 } from './pipelines.js';
 import { type S3Sizes, s3Bench, s3ConfigFromEnv } from './s3.js';
+import { type SchedulerSizes, schedulerBench } from './scheduler.js';
 import { type SearchSizes, searchBench } from './search.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -85,6 +88,7 @@ const SIZES: {
   s3: S3Sizes;
   pipelines: PipelineSizes;
   api: ApiSizes;
+  scheduler: SchedulerSizes;
 } = QUICK
   ? {
       pipelines: { steps: 50, parallelism: 4, rounds: 1 },
@@ -106,6 +110,15 @@ const SIZES: {
           { mib: 64, rounds: 1 },
         ],
         rssMiB: 128,
+      },
+      scheduler: {
+        callers: 16,
+        singleJobs: 2_000,
+        batchedJobs: 10_000,
+        batchSize: 1_000,
+        rounds: 2,
+        dispatchRate: 500,
+        dispatchSeconds: 4,
       },
     }
   : {
@@ -135,6 +148,16 @@ const SIZES: {
           { mib: 1024, rounds: 2 },
         ],
         rssMiB: 1024,
+      },
+      // 20,000 single submits and 100,000 batched per contender and round; 10,000 jobs at 500/s for the latency.
+      scheduler: {
+        callers: 16,
+        singleJobs: 20_000,
+        batchedJobs: 100_000,
+        batchSize: 1_000,
+        rounds: 3,
+        dispatchRate: 500,
+        dispatchSeconds: 20,
       },
     };
 
@@ -180,6 +203,8 @@ if (!pgUrl && sqlSections)
     `PostgreSQL (${pg.why}): ingest on PostgreSQL and the COPY ceiling, search on PostgreSQL, alias resolution on PostgreSQL`,
   );
 if (!redisUrl && runs('alias')) skipped.push(`Redis (${redis.why}): alias resolution with the Redis cache`);
+if (!pgUrl && runs('scheduler')) skipped.push(`PostgreSQL (${pg.why}): the durable scheduler`);
+if (!redisUrl && runs('scheduler')) skipped.push(`Redis (${redis.why}): BullMQ beside the durable scheduler`);
 if (!s3.url && runs('s3')) skipped.push(`S3 (${s3.why}, or MLPLANE_S3_* incomplete): plugin-s3 vs the raw SDK`);
 if (!mlflow.url && runs('mlflow'))
   skipped.push(`MLflow (${mlflow.why}): ingest through plugin-mlflow vs the Python client`);
@@ -228,6 +253,7 @@ const measured: Measured[] = [];
 if (runs('ingest')) measured.push(...(await ingest(SIZES.ingest, pgUrl)));
 if (runs('search')) measured.push(...(await searchBench(SIZES.search, pgUrl)));
 if (runs('alias')) measured.push(...(await aliasBench(SIZES.alias, pgUrl, redisUrl)));
+if (runs('scheduler')) measured.push(...(await schedulerBench(SIZES.scheduler, pgUrl, redisUrl)));
 const mlflowFigures = runs('mlflow') && mlflow.url ? await mlflowBench(SIZES.mlflow, mlflow.url) : [];
 measured.push(...mlflowFigures);
 const s3Results = runs('s3') && s3.url ? await s3Bench(SIZES.s3, s3Config!) : { figures: [], rounds: [] };

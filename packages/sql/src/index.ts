@@ -1,7 +1,7 @@
 /**
  * @mlplane/sql: the management layer on any SQL MetadataStore (SQLite, PostgreSQL): experiment tracker, model
- * registry, audit log, authorizer, webhooks, the transactional outbox and its relay, leases and retention. It
- * speaks only kysely, so it loads no driver: the store's plugin brings one.
+ * registry, audit log, authorizer, webhooks, the transactional outbox and its relay, leases, retention and the durable
+ * job scheduler. It speaks only kysely, so it loads no driver: the store's plugin brings one.
  */
 
 export type { AuditCheckpoint } from './audit/checkpoints.js';
@@ -50,6 +50,21 @@ export type { OutboxRelayOptions, OutboxRelayStats } from './relay/outbox-relay.
 export { OutboxRelay } from './relay/outbox-relay.js';
 export type { RetentionRule, RetentionSweeperOptions } from './retention/retention-sweeper.js';
 export { RetentionSweeper } from './retention/retention-sweeper.js';
+export type { Candidate, ProjectUsage } from './scheduler/admission.js';
+export { dominantShare, pickAdmissions } from './scheduler/admission.js';
+export type { JobDemand, ProjectQuota, QueueConfig, ResolvedQuota } from './scheduler/config.js';
+export { DEFAULT_PRIORITY_CLASSES, jobDemand } from './scheduler/config.js';
+export { schedulerPlugin } from './scheduler/scheduler-plugin.js';
+export { SCHEDULER_MIGRATIONS, SCHEDULER_OWNER } from './scheduler/schema.js';
+export type {
+  QueueState,
+  ResourceUse,
+  RoundStats,
+  Schedule,
+  ScheduleInput,
+  SqlSchedulerOptions,
+} from './scheduler/sql-scheduler.js';
+export { FencedError, SCHEDULE_ANNOTATIONS, SqlScheduler } from './scheduler/sql-scheduler.js';
 export type { SqlExperimentTrackerOptions } from './tracker/sql-experiment-tracker.js';
 export { SqlExperimentTracker } from './tracker/sql-experiment-tracker.js';
 export { WEBHOOKS_MIGRATIONS, WEBHOOKS_OWNER } from './webhooks/schema.js';
