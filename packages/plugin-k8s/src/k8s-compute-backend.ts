@@ -431,8 +431,9 @@ export class K8sComputeBackend implements ComputeBackend {
       kind: 'Job',
       name: job.metadata!.name!,
       uid: job.metadata!.uid!,
+      // No blockOwnerDeletion: it would need `update` on jobs/finalizers where OwnerReferencesPermissionEnforcement
+      // is on, and Background deletion does not wait for dependents anyway.
       controller: true,
-      blockOwnerDeletion: true,
     };
     const own = <T extends { metadata?: object }>(o: T): T => ({
       ...o,
