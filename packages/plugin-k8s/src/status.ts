@@ -158,9 +158,11 @@ export function jobStatus(job: V1Job, pods: readonly V1Pod[], workload?: KueueWo
       message = pending.message;
     }
   } else {
-    const running = replicas.filter((r) => r.phase === 'Running' || r.phase === 'Succeeded').length;
+    // A replica that ran (even one that already ended, before the Job controller writes Complete or Failed, or one
+    // waiting for its retry) keeps the job Running: phases never go back to Pending.
+    const started = replicas.filter((r) => r.phase !== 'Pending' || (byIndex.get(r.index)?.length ?? 0) > 1).length;
     const needed = spec?.gang ? count : 1;
-    if (running >= needed && replicas.some((r) => r.phase === 'Running')) {
+    if (started >= needed) {
       phase = 'Running';
     } else if (admitted) {
       phase = 'Admitted';
