@@ -17,6 +17,8 @@
 // sections, the goals table and the goal history are rewritten in docs/benchmarks.md.
 //   5. plugin-s3 vs the raw AWS SDK: upload and download MiB/s of 8 MiB, 256 MiB and 1 GiB, client RSS growth
 //      (MLPLANE_S3_*); BENCH_ONLY=s3 merges its figures into latest.json and rewrites only its docs section.
+//   6. plugin-k8s vs raw client calls: Jobs submitted per second, submit-to-Running p50/p99 on kwok, RSS while
+//      watching 10,000 Jobs (MLPLANE_KUBECONFIG). Runs only when named (BENCH_ONLY=k8s) and is not recorded yet.
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -35,6 +37,7 @@ import {
 } from './docs.js';
 import { type JudgedRun, judgedFigures, silentGoalChanges } from './goals.js';
 import { type IngestSizes, ingest } from './ingest.js';
+import { type K8sSizes, k8sBench } from './k8s.js';
 import { type Figure, load, type Measured, machine, seconds } from './lib.js';
 import { type MlflowSizes, mlflowBench, withMlflowSection } from './mlflow.js';
 import { type S3Sizes, s3Bench, s3ConfigFromEnv } from './s3.js';
@@ -84,6 +87,11 @@ const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlfl
       },
     };
 
+const K8S_SIZES: K8sSizes = QUICK
+  ? { jobs: 30, rounds: 2, concurrency: 8, watched: 1_000 }
+  : { jobs: 100, rounds: 3, concurrency: 8, watched: 10_000 };
+const kubeconfig = process.env.MLPLANE_KUBECONFIG || undefined;
+
 /** The URL when its server answers now; otherwise why not, so the figures needing it are skipped, not failed. */
 async function reachable(name: string, url: string | undefined, probe: (url: string) => Promise<void>) {
   if (!url) return { url: undefined, why: `${name} unset` };
@@ -126,6 +134,8 @@ if (!pgUrl && sqlSections)
     `PostgreSQL (${pg.why}): ingest on PostgreSQL and the COPY ceiling, search on PostgreSQL, alias resolution on PostgreSQL`,
   );
 if (!redisUrl && runs('alias')) skipped.push(`Redis (${redis.why}): alias resolution with the Redis cache`);
+if (ONLY?.has('k8s') && !kubeconfig)
+  skipped.push('Kubernetes (MLPLANE_KUBECONFIG unset): plugin-k8s vs raw client calls');
 if (!s3.url && runs('s3')) skipped.push(`S3 (${s3.why}, or MLPLANE_S3_* incomplete): plugin-s3 vs the raw SDK`);
 if (!mlflow.url && runs('mlflow'))
   skipped.push(`MLflow (${mlflow.why}): ingest through plugin-mlflow vs the Python client`);
@@ -177,6 +187,7 @@ measured.push(...mlflowFigures);
 const s3Results = runs('s3') && s3.url ? await s3Bench(SIZES.s3, s3Config!) : { figures: [], rounds: [] };
 const s3Measured = s3Results.figures;
 measured.push(...s3Measured);
+if (ONLY?.has('k8s') && kubeconfig) measured.push(...(await k8sBench(K8S_SIZES, kubeconfig)));
 
 const loadEnd = load();
 const took = seconds(started);

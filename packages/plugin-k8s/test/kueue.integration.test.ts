@@ -118,10 +118,9 @@ afterAll(async () => {
 describe('Kueue strategy on the Kubernetes peer', () => {
   it("admits within quota, queues on exhausted quota with Kueue's message, and preempts by priority", async () => {
     const low1 = await backend.submit(gpuJob('queue-a', `${tag}-low`));
-    // Created suspended: Queued until Kueue admits it.
+    // Created suspended: Queued until Kueue admits it (which it may have done already by now).
     expect(low1.phase).toBe('Queued');
     const job = await peer.batch.readNamespacedJob({ name: low1.id, namespace: peer.namespace });
-    expect(job.spec!.suspend).toBe(true);
     expect(job.metadata!.labels).toMatchObject({
       [LABELS.kueueQueue]: 'queue-a',
       [LABELS.kueuePriority]: `${tag}-low`,
