@@ -66,6 +66,15 @@ const MAX_TOMBSTONES = 10_000;
 
 type Listener = (status: JobStatus) => void;
 
+/**
+ * Drops what the plugin never reads from an object the informer caches (client-go's informers do the same with a
+ * transform): managedFields are often the largest part of a Job or pod, and the cache holds every one of them.
+ */
+function trim<T extends { metadata?: { managedFields?: unknown } }>(obj: T): T {
+  if (obj.metadata?.managedFields !== undefined) delete obj.metadata.managedFields;
+  return obj;
+}
+
 function statusCode(error: unknown): number | undefined {
   if (error instanceof ApiException) return error.code;
   const e = error as { statusCode?: number; code?: unknown } | undefined;
@@ -189,7 +198,7 @@ export class K8sComputeBackend implements ComputeBackend {
     const upsertJob = (job: V1Job) => {
       const name = job.metadata?.name;
       if (!name) return;
-      this.jobs.set(name, job);
+      this.jobs.set(name, trim(job));
       this.touch(name);
     };
     jobs.on('add', upsertJob);
@@ -218,7 +227,7 @@ export class K8sComputeBackend implements ComputeBackend {
       const name = pod.metadata?.name;
       if (!job || !name) return;
       const byName = this.pods.get(job) ?? new Map<string, V1Pod>();
-      byName.set(name, pod);
+      byName.set(name, trim(pod));
       this.pods.set(job, byName);
       this.touch(job);
     };
@@ -256,7 +265,7 @@ export class K8sComputeBackend implements ComputeBackend {
       const upsertWorkload = (wl: KueueWorkload) => {
         const job = ownerJob(wl);
         if (!job) return;
-        this.workloads.set(job, wl);
+        this.workloads.set(job, trim(wl as KueueWorkload & { metadata?: { managedFields?: unknown } }));
         this.touch(job);
       };
       workloads.on('add', upsertWorkload);
@@ -349,26 +358,15 @@ export class K8sComputeBackend implements ComputeBackend {
     // A keyed job's name comes from its key, so two racing submits collide on the name and only one Job exists.
     let name = `${spec.name}-${key !== undefined ? key.slice(0, 8) : randomSuffix()}`;
     const submittedAt = new Date();
-    // Builds (and so validates) before any call to the API server.
-    buildManifests({
-      spec,
-      name,
-      config: this.options.config,
-      capabilities: this.capabilities,
-      submittedAt,
-      secretValues: dummySecrets(spec),
-    });
+    const storeSecrets = Object.values(spec.replicaGroups[0]?.secretEnv ?? {}).some((r) => r.kind === 'secretStore');
+    const build = (secretValues: Record<string, string>) =>
+      buildManifests({ spec, name, config: this.options.config, capabilities: this.capabilities, submittedAt, secretValues });
+    // Built (and so validated) before any call to the API server, and before the SecretStore is read.
+    let manifests = build(storeSecrets ? dummySecrets(spec) : {});
     await this.checkPriorityClass(spec);
-    const secretValues = await this.readSecrets(spec);
+    const secretValues = storeSecrets ? await this.readSecrets(spec) : {};
+    if (storeSecrets) manifests = build(secretValues);
     for (let attempt = 0; ; attempt++) {
-      const manifests = buildManifests({
-        spec,
-        name,
-        config: this.options.config,
-        capabilities: this.capabilities,
-        submittedAt,
-        secretValues,
-      });
       let created: V1Job;
       try {
         created = await this.batch.createNamespacedJob({ namespace: this.namespace, body: manifests.job });
@@ -380,16 +378,17 @@ export class K8sComputeBackend implements ComputeBackend {
           }
           if (attempt < 3) {
             name = `${spec.name}-${randomSuffix()}`;
+            manifests = build(secretValues);
             continue;
           }
         }
         throw portError(error, `creating Job '${name}' in namespace '${this.namespace}'`);
       }
       await this.createOwned(created, manifests);
-      if (!this.jobs.has(name)) this.jobs.set(name, created);
+      if (!this.jobs.has(name)) this.jobs.set(name, trim(created));
+      // Watchers get it on the next flush; the caller gets it now, without recomputing other jobs' statuses.
       this.touch(name);
-      this.flush();
-      return this.statuses.get(name) ?? jobStatus(created, []);
+      return jobStatus(created, []);
     }
   }
 
