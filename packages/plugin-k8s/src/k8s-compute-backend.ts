@@ -360,7 +360,14 @@ export class K8sComputeBackend implements ComputeBackend {
     const submittedAt = new Date();
     const storeSecrets = Object.values(spec.replicaGroups[0]?.secretEnv ?? {}).some((r) => r.kind === 'secretStore');
     const build = (secretValues: Record<string, string>) =>
-      buildManifests({ spec, name, config: this.options.config, capabilities: this.capabilities, submittedAt, secretValues });
+      buildManifests({
+        spec,
+        name,
+        config: this.options.config,
+        capabilities: this.capabilities,
+        submittedAt,
+        secretValues,
+      });
     // Built (and so validated) before any call to the API server, and before the SecretStore is read.
     let manifests = build(storeSecrets ? dummySecrets(spec) : {});
     await this.checkPriorityClass(spec);
