@@ -376,7 +376,12 @@ export class K8sComputeBackend implements ComputeBackend {
     for (let attempt = 0; ; attempt++) {
       let created: V1Job;
       try {
-        created = await this.batch.createNamespacedJob({ namespace: this.namespace, body: manifests.job });
+        // Strict: a field the API server does not know is an error, never silently dropped from the Job.
+        created = await this.batch.createNamespacedJob({
+          namespace: this.namespace,
+          body: manifests.job,
+          fieldValidation: 'Strict',
+        });
       } catch (error) {
         if (statusCode(error) === 409) {
           if (key !== undefined) {
@@ -447,10 +452,18 @@ export class K8sComputeBackend implements ComputeBackend {
     });
     try {
       if (manifests.secret) {
-        await this.core.createNamespacedSecret({ namespace: this.namespace, body: own(manifests.secret) });
+        await this.core.createNamespacedSecret({
+          namespace: this.namespace,
+          body: own(manifests.secret),
+          fieldValidation: 'Strict',
+        });
       }
       if (manifests.service) {
-        await this.core.createNamespacedService({ namespace: this.namespace, body: own(manifests.service) });
+        await this.core.createNamespacedService({
+          namespace: this.namespace,
+          body: own(manifests.service),
+          fieldValidation: 'Strict',
+        });
       }
       if (manifests.podGroup) {
         await this.custom.createNamespacedCustomObject({
@@ -459,6 +472,7 @@ export class K8sComputeBackend implements ComputeBackend {
           namespace: this.namespace,
           plural: 'podgroups',
           body: own(manifests.podGroup as { metadata?: object }),
+          fieldValidation: 'Strict',
         });
       }
     } catch (error) {
