@@ -15,6 +15,10 @@ const packages = [
   'plugin-feast',
   'plugin-torchserve',
   'plugin-k8s',
+  'server',
+  'client',
+  'cli',
+  'pipelines',
 ];
 
 const project = (name: string, root: string) => ({

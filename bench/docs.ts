@@ -23,7 +23,7 @@ export interface DocsInput {
 
 const n = (x: number | null) => (x === null ? '–' : x.toLocaleString('en-US', { maximumFractionDigits: 3 }));
 
-function table(rows: readonly Measured[]): string {
+export function table(rows: readonly Measured[]): string {
   const lines = [
     '| figure | ours | unit | peer | peer is | ratio (>1: mlplane better) | goal |',
     '|---|---:|---|---:|---|---:|---|',

@@ -17,7 +17,9 @@
 // sections, the goals table and the goal history are rewritten in docs/benchmarks.md.
 //   5. plugin-s3 vs the raw AWS SDK: upload and download MiB/s of 8 MiB, 256 MiB and 1 GiB, client RSS growth
 //      (MLPLANE_S3_*); BENCH_ONLY=s3 merges its figures into latest.json and rewrites only its docs section.
-//   6. plugin-k8s vs raw client calls: Jobs submitted per second, submit-to-Running p50/p99 on kwok, RSS while
+//   6. pipeline overhead: a 200-step fan-out of `true` on the local ComputeBackend vs spawning the processes directly
+//      (no peers); BENCH_ONLY=pipelines merges its figures into latest.json and rewrites only its docs section.
+//   7. plugin-k8s vs raw client calls: Jobs submitted per second, submit-to-Running p50/p99 on kwok, RSS while
 //      watching 10,000 Jobs (MLPLANE_KUBECONFIG). Runs only when named (BENCH_ONLY=k8s) and is not recorded yet.
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -34,12 +36,21 @@ import {
   renderS3Section,
   spliceS3Section,
   spliceSections,
+  table,
 } from './docs.js';
 import { type JudgedRun, judgedFigures, silentGoalChanges } from './goals.js';
 import { type IngestSizes, ingest } from './ingest.js';
 import { type K8sSizes, k8sBench } from './k8s.js';
 import { type Figure, load, type Measured, machine, seconds } from './lib.js';
 import { type MlflowSizes, mlflowBench, withMlflowSection } from './mlflow.js';
+import {
+  extractPipelinesSection,
+  type PipelineResults,
+  type PipelineSizes,
+  pipelinesBench,
+  renderPipelinesSection,
+  splicePipelinesSection,
+} from './pipelines.js';
 import { type S3Sizes, s3Bench, s3ConfigFromEnv } from './s3.js';
 import { type SearchSizes, searchBench } from './search.js';
 
@@ -50,13 +61,23 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const RECORD = !QUICK && ONLY === undefined;
 /** The S3 section alone at full size: recorded into its own part of latest.json and of the docs. */
 const RECORD_S3 = !QUICK && ONLY?.size === 1 && ONLY.has('s3');
+/** The pipelines section alone at full size: likewise recorded into its own part of latest.json and of the docs. */
+const RECORD_PIPELINES = !QUICK && ONLY?.size === 1 && ONLY.has('pipelines');
 const runs = (section: string) => ONLY === undefined || ONLY.has(section);
 /** Only sections that a run of their own records (MERGED_SECTIONS), at full size: merged into the record. */
 const RECORD_SECTIONS = !QUICK && ONLY !== undefined && [...ONLY].every((s) => MERGED_SECTIONS.includes(s));
 const inRecordedSections = (name: string) => RECORD_SECTIONS && [...ONLY!].some((s) => name.startsWith(`${s} `));
 
-const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlflow: MlflowSizes; s3: S3Sizes } = QUICK
+const SIZES: {
+  ingest: IngestSizes;
+  search: SearchSizes;
+  alias: AliasSizes;
+  mlflow: MlflowSizes;
+  s3: S3Sizes;
+  pipelines: PipelineSizes;
+} = QUICK
   ? {
+      pipelines: { steps: 50, parallelism: 4, rounds: 1 },
       ingest: { rows10: 2_000, rows500: 10_000, rounds: 2 },
       search: { runs: 1_000, samples: 10 },
       alias: { callers: 32, callsPerCaller: 20, rounds: 2 },
@@ -70,6 +91,8 @@ const SIZES: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; mlfl
       },
     }
   : {
+      // The issue's 200 steps; 4 at a time keeps both contenders within the 2 cores' reach without idling them.
+      pipelines: { steps: 200, parallelism: 4, rounds: 5 },
       // 20,000 metrics per caller and round, in 500-metric batches (the size PEERS.md measured the client with).
       mlflow: { batches: 40, metricsPerBatch: 500, rounds: 5 },
       // 20,000 rows are 2,000 ten-metric batches per contender: enough samples, without minutes of round trips.
@@ -174,7 +197,7 @@ const started = performance.now();
 const loadStart = load();
 const startedAt = new Date();
 console.log(
-  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: ${(!QUICK && ONLY.size === 1 && ONLY.has('mlflow')) || RECORD_S3 || RECORD_SECTIONS ? 'merged into the record' : 'not recorded'})` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
+  `mlplane bench${QUICK ? ' (QUICK sizes: not recorded)' : ''}${ONLY ? ` (only ${[...ONLY].join(', ')}: ${(!QUICK && ONLY.size === 1 && ONLY.has('mlflow')) || RECORD_S3 || RECORD_PIPELINES || RECORD_SECTIONS ? 'merged into the record' : 'not recorded'})` : ''}: ${machine(loadStart, []).cpu}, ${machine(loadStart, []).cores} cores, Node ${process.version}; ${source}; load average at start ${loadStart.join(' ')}`,
 );
 for (const s of skipped) console.log(`SKIPPED: ${s}`);
 
@@ -187,6 +210,10 @@ measured.push(...mlflowFigures);
 const s3Results = runs('s3') && s3.url ? await s3Bench(SIZES.s3, s3Config!) : { figures: [], rounds: [] };
 const s3Measured = s3Results.figures;
 measured.push(...s3Measured);
+const pipelineResults: PipelineResults = runs('pipelines')
+  ? await pipelinesBench(SIZES.pipelines)
+  : { figures: [], rounds: [] };
+measured.push(...pipelineResults.figures);
 if (ONLY?.has('k8s') && kubeconfig) measured.push(...(await k8sBench(K8S_SIZES, kubeconfig)));
 
 const loadEnd = load();
@@ -240,9 +267,10 @@ const out = join(
   ROOT,
   'bench',
   'results',
-  RECORD || MLFLOW_RECORD || RECORD_S3 || RECORD_SECTIONS ? 'latest.json' : 'quick.json',
+  RECORD || MLFLOW_RECORD || RECORD_S3 || RECORD_PIPELINES || RECORD_SECTIONS ? 'latest.json' : 'quick.json',
 );
 const isS3 = (f: { name: string }) => f.name.startsWith('s3 ');
+const isPipelines = (f: { name: string }) => f.name.startsWith('pipelines ');
 const previousDocs = await readFile(join(ROOT, 'docs', 'benchmarks.md'), 'utf8').catch(() => '');
 const s3Section = () =>
   renderS3Section({
@@ -254,6 +282,16 @@ const s3Section = () =>
     sizes: SIZES.s3,
     source,
   });
+const pipelinesSection = () =>
+  renderPipelinesSection({
+    results: pipelineResults,
+    machine: m,
+    startedAt,
+    minutes: took / 60,
+    sizes: SIZES.pipelines,
+    source,
+    table,
+  });
 await mkdir(dirname(out), { recursive: true });
 let written = figures;
 const previousFigures = JSON.parse(await readFile(out, 'utf8').catch(() => '[]')) as Figure[];
@@ -261,7 +299,7 @@ if (RECORD && !s3Measured.length) {
   // S3 figures this run skipped (no S3 peer) stay as they were recorded, with their own date and machine.
   written = [...figures, ...previousFigures.filter(isS3)];
 }
-if (MLFLOW_RECORD || RECORD_S3) {
+if (MLFLOW_RECORD || RECORD_S3 || RECORD_PIPELINES) {
   const previous = previousFigures;
   const names = new Set(figures.map((f) => f.name));
   written = [...previous.filter((f) => !names.has(f.name)), ...figures];
@@ -290,7 +328,7 @@ if (RECORD) {
   await writeFile(judgedPath, `${JSON.stringify(judged, null, 2)}\n`);
   console.log(`wrote ${judgedPath}`);
   let text = renderDocs({
-    measured: measured.filter((f) => !isS3(f)),
+    measured: measured.filter((f) => !isS3(f) && !isPipelines(f)),
     machine: m,
     skipped,
     startedAt,
@@ -300,6 +338,10 @@ if (RECORD) {
     judged,
   });
   text = spliceS3Section(text, s3Measured.length ? s3Section() : extractS3Section(previousDocs));
+  text = splicePipelinesSection(
+    text,
+    pipelineResults.figures.length ? pipelinesSection() : extractPipelinesSection(previousDocs),
+  );
   if (mlflowFigures.length > 0) text = withMlflowSection(text, mlflowFigures, mlflowContext);
   await writeFile(docs, text);
   console.log(`wrote ${docs}`);
@@ -337,4 +379,7 @@ if (RECORD) {
 } else if (RECORD_S3 && s3Measured.length) {
   await writeFile(docs, spliceS3Section(previousDocs, s3Section()));
   console.log(`merged the S3 figures into ${out} and ${docs}`);
+} else if (RECORD_PIPELINES) {
+  await writeFile(docs, splicePipelinesSection(previousDocs, pipelinesSection()));
+  console.log(`merged the pipelines figures into ${out} and ${docs}`);
 }

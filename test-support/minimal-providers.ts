@@ -80,6 +80,7 @@ function memoryArtifacts(): ArtifactStore {
 
 function memoryTracker(artifacts: ArtifactStore): ExperimentTracker {
   const runs = new Map<string, Run>();
+  const params = new Map<string, string>();
   let next = 0;
   const tracker: Partial<ExperimentTracker> = {
     async createExperiment(input) {
@@ -106,6 +107,24 @@ function memoryTracker(artifacts: ArtifactStore): ExperimentTracker {
       if (input.status && isTerminalRunStatus(input.status)) Object.assign(info, { endTime: now() });
       runs.set(input.runId, { ...run, info });
       return info;
+    },
+    // Logging keeps only params, to refuse changing one as every tracker must (params are immutable).
+    async logBatch(runId, batch) {
+      await tracker.getRun!(runId);
+      for (const param of batch.params ?? []) {
+        const key = `${runId}/${param.key}`;
+        if ((params.get(key) ?? param.value) !== param.value) throw new ConflictError(`param ${param.key} is set`);
+        params.set(key, param.value);
+      }
+    },
+    async logMetric(runId, metric) {
+      await tracker.logBatch!(runId, { metrics: [metric] });
+    },
+    async logParam(runId, param) {
+      await tracker.logBatch!(runId, { params: [param] });
+    },
+    async setTag(runId, tag) {
+      await tracker.logBatch!(runId, { tags: [tag] });
     },
     async logArtifact(runId, path, body, options) {
       await tracker.getRun!(runId);

@@ -5,12 +5,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createReferencePlatform, PRODUCTION_PLUGINS } from '@mlplane/cli';
 import { deepMerge, loadConfig, platformConfigSchema, type RawConfig } from '@mlplane/core';
 import { embeddedConfigSchema } from '@mlplane/defaults';
 import { managementPlugin } from '@mlplane/sql';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import { createReferencePlatform, PRODUCTION_PLUGINS } from '../src/reference-distribution.js';
 
 const example = fileURLToPath(new URL('../../mlplane.yaml.example', import.meta.url));
 
@@ -119,6 +119,7 @@ describe('mlplane.yaml.example', () => {
       'redis-streams',
       'redis-cache',
       'mlflow',
+      's3',
     ]);
     expect(validate(config)).toEqual([]);
     expect(config.platform).toMatchObject({ strict: true });

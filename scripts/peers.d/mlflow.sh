@@ -3,7 +3,9 @@
 # the S3 peer's (s3://$MLPLANE_S3_BUCKET/mlflow-artifacts, boto3 in the server's virtualenv), so a run's artifacts
 # logged through MLflow are objects that plugin-s3 can read. MLPLANE_MLFLOW_ARTIFACTS=local keeps them in the data
 # dir instead and drops the dependency on the S3 peer.
-# Port: MLPLANE_MLFLOW_PORT (default 15000). Env: MLPLANE_MLFLOW_URL, MLPLANE_MLFLOW_ARTIFACTS_URI.
+# Port: MLPLANE_MLFLOW_PORT (default 15000). Env: MLPLANE_MLFLOW_URL, MLPLANE_MLFLOW_ARTIFACTS_URI, and
+# MLPLANE_MLFLOW_PYTHON: the virtualenv's python, whose stock mlflow client the server package's MLflow-compatible
+# API is tested with (packages/server/test/mlflow-client).
 MLFLOW_VERSION=3.17.2
 MLFLOW_BOTO3_VERSION=1.44.8
 MLFLOW_PORT="$(peer_port MLPLANE_MLFLOW_PORT 15000)"
@@ -61,5 +63,6 @@ mlflow_env() {
   # Where the server stores proxied artifacts, as it was started (absent while it is not up).
   local f; f="$(peer_data_dir mlflow)/artifacts-destination"
   [ -f "$f" ] && echo "export MLPLANE_MLFLOW_ARTIFACTS_URI=$(cat "$f")"
+  [ -x "$MLFLOW_HOME/venv/bin/python" ] && echo "export MLPLANE_MLFLOW_PYTHON=$MLFLOW_HOME/venv/bin/python"
   return 0
 }

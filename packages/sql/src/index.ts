@@ -35,6 +35,7 @@ export { LEASES_MIGRATIONS, LEASES_OWNER, SqlLeaseManager } from './leases/sql-l
 export { managementPlugin, webhookSubscriptionsRef } from './management-plugin.js';
 export type { OutboxEntry } from './outbox/outbox.js';
 export {
+  countUnrelayed,
   domainEvent,
   markRelayed,
   OUTBOX_MIGRATIONS,
@@ -53,7 +54,7 @@ export type { SqlExperimentTrackerOptions } from './tracker/sql-experiment-track
 export { SqlExperimentTracker } from './tracker/sql-experiment-tracker.js';
 export { WEBHOOKS_MIGRATIONS, WEBHOOKS_OWNER } from './webhooks/schema.js';
 export type { WebhookDelivery, WebhookDispatcherOptions } from './webhooks/webhook-dispatcher.js';
-export { purgeDeliveries, WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+export { purgeDeliveries, WEBHOOK_GROUP_PREFIX, WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
 export type {
   CreatedWebhook,
   CreateWebhookInput,

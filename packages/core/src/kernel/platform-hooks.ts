@@ -3,6 +3,7 @@ import { artifactStoreInputs, artifactStorePort, artifactStoreRef } from '../por
 import { auditLogInputs, auditLogRef } from '../ports/audit-log.js';
 import { authorizerInputs, authorizerRef } from '../ports/authorizer.js';
 import { computeBackendPort } from '../ports/compute-backend.js';
+import { eventBusPort } from '../ports/event-bus.js';
 import { experimentTrackerInputs, experimentTrackerPort, experimentTrackerRef } from '../ports/experiment-tracker.js';
 import { modelRegistryInputs, modelRegistryPort, modelRegistryRef } from '../ports/model-registry.js';
 import { modelServerPort } from '../ports/model-server.js';
@@ -18,6 +19,7 @@ export const CORE_PORTS: readonly PortDefinition<any, any>[] = Object.freeze([
   modelRegistryPort,
   computeBackendPort,
   modelServerPort,
+  eventBusPort,
 ]);
 
 /**
@@ -66,6 +68,7 @@ export function createPlatformHooks() {
     model: of(modelRegistryPort),
     job: of(computeBackendPort),
     deployment: of(modelServerPort),
+    event: of(eventBusPort),
     /** The hooks of any port, by its definition: `hooks.of(featureStorePort)`. */
     of,
   });

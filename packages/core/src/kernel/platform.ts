@@ -1,9 +1,12 @@
 import 'reflect-metadata';
 import { type DestinationStream, type Logger as PinoLogger, pino } from 'pino';
 import { type DependencyContainer, container as globalContainer } from 'tsyringe';
+import { currentActor } from '../ports/actor-context.js';
+import { currentLogContext } from '../ports/log-context.js';
 import { validatePortInputs } from '../ports/port-inputs.js';
 import { type SecretStore, secretStoreRef } from '../ports/secret-store.js';
 import type { Logger } from '../ports/telemetry.js';
+import { currentTraceContext } from '../ports/trace-context.js';
 import type { PlatformConfig, RawConfig } from './config.js';
 import {
   assertConfigTree,
@@ -79,6 +82,26 @@ interface PluginRecord {
 
 const HOST = 'host';
 
+/**
+ * What every line logged during a piece of work says about it: the log context's fields (the HTTP API's request id),
+ * the actor of `actingAs` and the trace of `withTraceContext` (as `trace_id` and `span_id`, the names log pipelines
+ * correlate with traces by). A fresh object each time: pino merges the line's own fields into it.
+ */
+function workContextFields(): Record<string, unknown> {
+  const fields: Record<string, unknown> = { ...currentLogContext() };
+  const actor = currentActor();
+  if (actor) {
+    fields.actor = actor.actor;
+    if (actor.project !== undefined) fields.project = actor.project;
+  }
+  const trace = currentTraceContext();
+  if (trace) {
+    fields.trace_id = trace.traceId;
+    fields.span_id = trace.spanId;
+  }
+  return fields;
+}
+
 export function createKernelPlatform(options: CreatePlatformOptions): Platform {
   return new KernelPlatform(options);
 }
@@ -114,6 +137,7 @@ class KernelPlatform implements Platform {
         name: 'mlplane',
         level: options.log?.level ?? readLogLevel(options.config),
         formatters: { log: (obj) => redactor.value(obj) },
+        mixin: workContextFields,
         hooks: {
           logMethod(args, method) {
             method.apply(this, args.map((a) => redactor.value(a)) as Parameters<typeof method>);

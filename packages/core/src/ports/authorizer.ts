@@ -19,6 +19,8 @@ export const RESOURCE_ACTIONS = Object.freeze({
   audit: ['read'],
   token: ['read', 'write'],
   role: ['read', 'write'],
+  /** Operational telemetry (the server's /metrics): granted on `*` to a Prometheus scraper's token. */
+  telemetry: ['read'],
 } as const);
 
 export type ResourceKind = keyof typeof RESOURCE_ACTIONS;

@@ -1,4 +1,7 @@
+import { definePort } from '../kernel/port.js';
 import { createServiceRef } from '../kernel/service-ref.js';
+import { createEventBusHooks, guardEventBus } from './guards/event-bus.js';
+import type { TraceContextHeaders } from './trace-context.js';
 
 export { NotFoundError, UnavailableError, ValidationError } from './errors.js';
 
@@ -21,6 +24,11 @@ export interface DomainEvent<TType extends string = string, TPayload = unknown> 
   readonly actor?: string;
   /** Tenant (project) the subject belongs to. */
   readonly project?: string;
+  /**
+   * The W3C trace context of the work that caused it (an HTTP request carrying `traceparent`), so a consumer can
+   * continue the trace: the kernel runs every handler inside it (`withTraceContext`). Absent for untraced work.
+   */
+  readonly traceContext?: TraceContextHeaders;
   readonly payload: TPayload;
 }
 
@@ -73,6 +81,17 @@ export interface EventBus {
 }
 
 export const eventBusRef = createServiceRef<EventBus>({ id: 'core.eventBus' });
+
+/**
+ * The port as the kernel knows it: its hook (`event.handled`, under `platform.hooks.event`) and the guard that fires
+ * it and runs each handler inside its event's trace context, for whichever bus is chosen.
+ */
+export const eventBusPort = definePort({
+  ref: eventBusRef,
+  hooksKey: 'event',
+  createHooks: createEventBusHooks,
+  guard: guardEventBus,
+});
 
 /** Matches an event type against a subscription filter (`model.*` is a prefix match). */
 export function matchesEventType(type: string, filters: readonly string[] | undefined): boolean {

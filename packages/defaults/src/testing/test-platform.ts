@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Platform, Plugin } from '@mlplane/core';
+import type { CreatePlatformOptions, Platform, Plugin } from '@mlplane/core';
 import { deepMerge, type RawConfig } from '@mlplane/core';
 import { createPlatform } from '../create-platform.js';
 
@@ -12,6 +12,8 @@ export interface StartTestPlatformOptions {
   readonly config?: RawConfig;
   /** Install the embedded defaults (default true). */
   readonly defaults?: boolean;
+  /** Where log lines go, to read them in a test; default silent unless MLPLANE_TEST_LOG names a level. */
+  readonly log?: CreatePlatformOptions['log'];
 }
 
 export interface TestPlatform extends Platform {
@@ -35,7 +37,7 @@ export async function startTestPlatform(options: StartTestPlatformOptions = {}):
     plugins: options.plugins ?? [],
     defaults,
     config: deepMerge(base, options.config ?? {}),
-    log: { level: process.env.MLPLANE_TEST_LOG ?? 'silent' },
+    log: options.log ?? { level: process.env.MLPLANE_TEST_LOG ?? 'silent' },
   });
   const cleanup = () => rm(dataDir, { recursive: true, force: true });
   try {

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { DomainEvent, Migration } from '@mlplane/core';
-import { currentActor } from '@mlplane/core';
+import { currentActor, currentTraceContext, traceContextHeaders } from '@mlplane/core';
 import { type Generated, type Kysely, SqliteAdapter, type Transaction } from 'kysely';
 import { sqlDialect } from '../dialect/dialect.js';
 import * as createOutbox from './migrations/20261126T160000_create_outbox.js';
+import * as outboxTraceContext from './migrations/20261202T090000_outbox_trace_context.js';
 
 /** Owner of the `outbox` table's migrations; every owner that records events migrates it first. */
 export const OUTBOX_OWNER = 'outbox';
@@ -27,6 +28,9 @@ export interface OutboxTable {
   /** timestamptz on Postgres (a Date when read), ISO-8601 text on SQLite. */
   occurred_at: Date | string;
   relayed_at: Date | string | null;
+  /** The event's W3C trace context headers; null for untraced work. */
+  traceparent: string | null;
+  tracestate: string | null;
 }
 
 export interface OutboxDatabase {
@@ -35,11 +39,13 @@ export interface OutboxDatabase {
 
 export const OUTBOX_MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '20261126T160000_create_outbox': createOutbox,
+  '20261202T090000_outbox_trace_context': outboxTraceContext,
 });
 
 /**
  * Builds a version-1 event that happened now, with a fresh id. Without an explicit actor or project it takes those
- * of the work in progress (`actingAs`), so events name who caused them.
+ * of the work in progress (`actingAs`), so events name who caused them; it carries the trace context of the work in
+ * progress (`withTraceContext`), so a consumer can continue the trace.
  */
 export function domainEvent<TPayload>(
   type: string,
@@ -54,6 +60,7 @@ export function domainEvent<TPayload>(
   const acting = currentActor();
   const actor = options.actor ?? acting?.actor;
   const project = options.project ?? acting?.project;
+  const trace = currentTraceContext();
   return {
     id: randomUUID(),
     type,
@@ -62,6 +69,7 @@ export function domainEvent<TPayload>(
     subject,
     ...(actor !== undefined ? { actor } : {}),
     ...(project !== undefined ? { project } : {}),
+    ...(trace !== undefined ? { traceContext: traceContextHeaders(trace) } : {}),
     payload,
   };
 }
@@ -77,6 +85,8 @@ export function outboxRow(e: DomainEvent) {
     project: e.project ?? null,
     payload: JSON.stringify(e.payload ?? null),
     occurred_at: e.occurredAt,
+    traceparent: e.traceContext?.traceparent ?? null,
+    tracestate: e.traceContext?.tracestate ?? null,
   };
 }
 
@@ -118,9 +128,27 @@ export async function readOutbox(
       subject: r.subject,
       ...(r.actor !== null ? { actor: r.actor } : {}),
       ...(r.project !== null ? { project: r.project } : {}),
+      ...(r.traceparent !== null
+        ? {
+            traceContext: {
+              traceparent: r.traceparent,
+              ...(r.tracestate !== null ? { tracestate: r.tracestate } : {}),
+            },
+          }
+        : {}),
       payload: dialect.parseJson(r.payload),
     },
   }));
+}
+
+/** How many events wait for the relay, counted when a full batch shows there may be more than one batch. */
+export async function countUnrelayed(db: Kysely<any>): Promise<number> {
+  const row = await (db as Kysely<OutboxDatabase>)
+    .selectFrom('outbox')
+    .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+    .where('relayed_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /** Marks rows as relayed (by seq); the relay calls it after the EventBus accepted them. */

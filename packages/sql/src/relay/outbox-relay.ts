@@ -11,7 +11,14 @@ import type {
 } from '@mlplane/core';
 import { UnavailableError, ValidationError } from '@mlplane/core';
 import { SqlLeaseManager } from '../leases/sql-lease.js';
-import { markRelayed, OUTBOX_MIGRATIONS, OUTBOX_OWNER, type OutboxEntry, readOutbox } from '../outbox/outbox.js';
+import {
+  countUnrelayed,
+  markRelayed,
+  OUTBOX_MIGRATIONS,
+  OUTBOX_OWNER,
+  type OutboxEntry,
+  readOutbox,
+} from '../outbox/outbox.js';
 
 export interface OutboxRelayOptions {
   readonly store: MetadataStore;
@@ -72,6 +79,7 @@ export class OutboxRelay {
         readonly rejected: Counter;
         readonly errors: Counter;
         readonly lag: Gauge;
+        readonly pending: Gauge;
         readonly leader: Gauge;
       }
     | undefined;
@@ -120,6 +128,10 @@ export class OutboxRelay {
       lag: metrics.gauge({
         name: 'mlplane_outbox_lag_seconds',
         help: 'Age of the oldest unrelayed outbox event at the last poll (0 when none)',
+      }),
+      pending: metrics.gauge({
+        name: 'mlplane_outbox_pending_events',
+        help: 'Outbox events not yet relayed at the last poll',
       }),
       leader: metrics.gauge({
         name: 'mlplane_outbox_relay_leader',
@@ -178,7 +190,12 @@ export class OutboxRelay {
   async relayOnce(): Promise<number> {
     if (!(await this.#ensureLease())) return 0;
     const batch = await readOutbox(this.#store.db(), { unrelayedOnly: true, limit: this.#batchSize });
-    this.#metrics?.lag.set(batch.length === 0 ? 0 : lagSeconds(batch[0]!));
+    if (this.#metrics) {
+      this.#metrics.lag.set(batch.length === 0 ? 0 : lagSeconds(batch[0]!));
+      // A batch short of full is the whole backlog; only a full one needs counting (cheap on the partial index).
+      const pending = batch.length < this.#batchSize ? batch.length : await countUnrelayed(this.#store.db());
+      this.#metrics.pending.set(pending);
+    }
     if (batch.length === 0) return 0;
     const rejected = await this.#publish(batch);
     await markRelayed(

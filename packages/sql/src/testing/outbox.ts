@@ -1,6 +1,14 @@
-import type { MetadataStore } from '@mlplane/core';
+import { type MetadataStore, withTraceContext } from '@mlplane/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, readOutbox, recordEvent } from '../outbox/outbox.js';
+import {
+  countUnrelayed,
+  domainEvent,
+  markRelayed,
+  OUTBOX_MIGRATIONS,
+  OUTBOX_OWNER,
+  readOutbox,
+  recordEvent,
+} from '../outbox/outbox.js';
 
 /**
  * The transactional outbox on a MetadataStore: events are written inside the caller's transaction, roll back with
@@ -60,6 +68,36 @@ export function outboxConformance(
         expect(entries).toHaveLength(1);
         expect(entries[0]?.event).toEqual(event);
         expect(entries[0]?.relayedAt).toBeUndefined();
+      });
+
+      it('keeps the trace context of the work that recorded an event, and none for untraced work', async () => {
+        const subject = `thing:${tag}`;
+        const traceContext = {
+          traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+          tracestate: 'vendor=opaque',
+        };
+        const traced = withTraceContext(traceContext, () => domainEvent('thing.traced', subject, {}));
+        const plain = domainEvent('thing.untraced', subject, {});
+        expect(traced.traceContext).toEqual(traceContext);
+        expect(plain.traceContext).toBeUndefined();
+        await store.transaction((trx) => recordEvent(trx, [traced, plain]));
+        const entries = await eventsFor(subject);
+        expect(entries.map((e) => e.event)).toEqual([traced, plain]);
+      });
+
+      it('counts the events waiting for the relay', async () => {
+        const subject = `thing:${tag}`;
+        const before = await countUnrelayed(store.db());
+        await store.transaction((trx) =>
+          recordEvent(
+            trx,
+            [1, 2, 3].map((n) => domainEvent('thing.counted', subject, { n })),
+          ),
+        );
+        expect(await countUnrelayed(store.db())).toBe(before + 3);
+        const [first] = await eventsFor(subject);
+        await markRelayed(store.db(), [first!.seq]);
+        expect(await countUnrelayed(store.db())).toBe(before + 2);
       });
 
       it('rolls the event back with the change it describes', async () => {

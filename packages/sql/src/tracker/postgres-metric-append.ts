@@ -49,9 +49,9 @@ export async function appendMetricsInOneStatement(
       SET value = excluded.value, is_nan = excluded.is_nan, step = excluded.step, timestamp = excluded.timestamp
       WHERE (excluded.step, excluded.timestamp, excluded.is_nan, excluded.value) > (l.step, l.timestamp, l.is_nan, l.value)
     ), recorded AS (
-      INSERT INTO outbox (id, type, version, subject, actor, project, payload, occurred_at)
+      INSERT INTO outbox (id, type, version, subject, actor, project, payload, occurred_at, traceparent, tracestate)
       SELECT ${e.id}::uuid, ${e.type}, ${e.version}, ${e.subject}, ${e.actor}, ${e.project}, ${e.payload}::jsonb,
-        ${e.occurred_at}::timestamptz
+        ${e.occurred_at}::timestamptz, ${e.traceparent}::text, ${e.tracestate}::text
       FROM run
     )
     SELECT count(*)::int AS active FROM run`.execute(db);

@@ -15,7 +15,7 @@ import { signWebhook, UnavailableError, ValidationError, WEBHOOK_HEADERS } from 
 import type { Kysely } from 'kysely';
 import pRetry from 'p-retry';
 import type { WebhooksDatabase } from './schema.js';
-import type { WebhookSubscription, WebhookSubscriptions } from './webhook-subscriptions.js';
+import { readDeliveries, type WebhookSubscription, type WebhookSubscriptions } from './webhook-subscriptions.js';
 
 export interface WebhookDispatcherOptions {
   readonly store: MetadataStore;
@@ -36,6 +36,12 @@ export interface WebhookDispatcherOptions {
   /** How long stop() lets deliveries finish their retries before cutting them short (default 10 s). */
   readonly stopGraceMs?: number;
 }
+
+/**
+ * The default `groupPrefix`: subscription `<id>`'s events flow through the EventBus group `webhook.<id>`, whose dead
+ * letters are the events the dispatcher gave up on (readable and redeliverable through the EventBus port).
+ */
+export const WEBHOOK_GROUP_PREFIX = 'webhook.';
 
 /** One row of the delivery log: an HTTP attempt. */
 export interface WebhookDelivery {
@@ -117,7 +123,7 @@ export class WebhookDispatcher {
     this.#backoff = backoff;
     this.#timeoutMs = positiveInteger(options.timeoutMs ?? 10_000, 'timeoutMs');
     this.#refreshMs = positiveInteger(options.refreshIntervalMs ?? 30_000, 'refreshIntervalMs');
-    this.#groupPrefix = options.groupPrefix ?? 'webhook.';
+    this.#groupPrefix = options.groupPrefix ?? WEBHOOK_GROUP_PREFIX;
     this.#stopGraceMs = options.stopGraceMs ?? 10_000;
     this.#logger = options.telemetry?.logger.child({ component: 'webhook-dispatcher' });
     const metrics = options.telemetry?.metrics;
@@ -202,28 +208,11 @@ export class WebhookDispatcher {
   }
 
   /** The delivery log of a subscription, newest first (optionally of one event). */
-  async deliveries(
+  deliveries(
     subscriptionId: string,
     options: { readonly eventId?: string; readonly limit?: number } = {},
   ): Promise<readonly WebhookDelivery[]> {
-    let query = this.#db
-      .selectFrom('webhook_deliveries')
-      .selectAll()
-      .where('subscription_id', '=', subscriptionId)
-      .orderBy('id', 'desc')
-      .limit(options.limit ?? 100);
-    if (options.eventId !== undefined) query = query.where('event_id', '=', options.eventId);
-    return (await query.execute()).map((r) => ({
-      subscriptionId: r.subscription_id,
-      eventId: r.event_id,
-      eventType: r.event_type,
-      attempt: Number(r.attempt),
-      outcome: r.outcome as WebhookDelivery['outcome'],
-      ...(r.status_code !== null ? { statusCode: Number(r.status_code) } : {}),
-      ...(r.error !== null ? { error: r.error } : {}),
-      durationMs: Number(r.duration_ms),
-      at: new Date(Number(r.delivered_at)),
-    }));
+    return readDeliveries(this.#db, subscriptionId, options);
   }
 
   /**
@@ -315,6 +304,8 @@ export class WebhookDispatcher {
             [WEBHOOK_HEADERS.eventType]: event.type,
             [WEBHOOK_HEADERS.timestamp]: timestamp,
             [WEBHOOK_HEADERS.signature]: signWebhook(secret, timestamp, event.id, event.type, body),
+            // The receiver continues the trace of the work that caused the event (W3C Trace Context).
+            ...event.traceContext,
           },
         });
       } catch (err) {

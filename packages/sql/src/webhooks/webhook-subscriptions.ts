@@ -11,6 +11,7 @@ import {
 import type { Kysely, Transaction } from 'kysely';
 import { domainEvent, OUTBOX_MIGRATIONS, OUTBOX_OWNER, recordEvent } from '../outbox/outbox.js';
 import { WEBHOOKS_MIGRATIONS, WEBHOOKS_OWNER, type WebhookSubscriptionTable, type WebhooksDatabase } from './schema.js';
+import type { WebhookDelivery } from './webhook-dispatcher.js';
 
 /** A receiver of events: where they are POSTed, which types, and which secret signs them. */
 export interface WebhookSubscription {
@@ -261,6 +262,24 @@ export class WebhookSubscriptions {
     this.#changed();
   }
 
+  /**
+   * The delivery log of a subscription (every HTTP attempt the dispatcher made, in any process), newest first,
+   * optionally of one event; at most `limit` rows (default 100, at most 1000). NotFoundError for an unknown id.
+   */
+  async deliveries(
+    id: string,
+    options: { readonly eventId?: string; readonly limit?: number } = {},
+  ): Promise<readonly WebhookDelivery[]> {
+    if (
+      options.limit !== undefined &&
+      !(Number.isInteger(options.limit) && options.limit >= 1 && options.limit <= 1000)
+    ) {
+      throw new ValidationError('limit must be an integer from 1 to 1000', { field: 'limit' });
+    }
+    await this.get(id);
+    return readDeliveries(this.#db, id, options);
+  }
+
   async #existingSecret(name: string): Promise<string> {
     if (typeof name !== 'string' || !SECRET_NAME_PATTERN.test(name)) {
       throw new ValidationError(`secretName ${JSON.stringify(name)} is not a valid secret name`, {
@@ -284,6 +303,32 @@ export class WebhookSubscriptions {
   #changed(): void {
     for (const listener of this.#listeners) listener();
   }
+}
+
+/** The delivery log rows of a subscription, newest first; shared by the dispatcher and the repository. */
+export async function readDeliveries(
+  db: Kysely<WebhooksDatabase>,
+  subscriptionId: string,
+  options: { readonly eventId?: string; readonly limit?: number },
+): Promise<readonly WebhookDelivery[]> {
+  let query = db
+    .selectFrom('webhook_deliveries')
+    .selectAll()
+    .where('subscription_id', '=', subscriptionId)
+    .orderBy('id', 'desc')
+    .limit(options.limit ?? 100);
+  if (options.eventId !== undefined) query = query.where('event_id', '=', options.eventId);
+  return (await query.execute()).map((r) => ({
+    subscriptionId: r.subscription_id,
+    eventId: r.event_id,
+    eventType: r.event_type,
+    attempt: Number(r.attempt),
+    outcome: r.outcome as WebhookDelivery['outcome'],
+    ...(r.status_code !== null ? { statusCode: Number(r.status_code) } : {}),
+    ...(r.error !== null ? { error: r.error } : {}),
+    durationMs: Number(r.duration_ms),
+    at: new Date(Number(r.delivered_at)),
+  }));
 }
 
 /** 256 random bits, prefixed so that a leaked value is recognizable as a webhook secret. */

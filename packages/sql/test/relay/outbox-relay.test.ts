@@ -120,6 +120,36 @@ describe('OutboxRelay on SQLite with the in-process bus', () => {
     expect(text).toMatch(/mlplane_outbox_relay_leader 1/);
   });
 
+  it('reports the backlog while the bus is down: pending events (counted past one batch) and the oldest one’s age', async () => {
+    const telemetry = createEmbeddedTelemetry({ logger: captureLogger() });
+    let failing = true;
+    let attempts = 0;
+    const flaky: EventBus = {
+      capabilities: bus.capabilities,
+      publish: async (events) => {
+        attempts++;
+        if (failing) throw new Error('connect ECONNREFUSED 127.0.0.1:9');
+        await bus.publish(events);
+      },
+      subscribe: (o) => bus.subscribe(o),
+      deadLetters: (g, o) => bus.deadLetters(g, o),
+      redeliver: (g, id) => bus.redeliver(g, id),
+    };
+    const relay = await openRelay({ bus: flaky, telemetry, batchSize: 2, backoff: { initialMs: 20, maxMs: 50 } });
+    const seen = await collect();
+    await write(5);
+    relay.start();
+    await waitFor('two failed attempts', () => attempts >= 2);
+    const gauge = async (name: string) =>
+      Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await telemetry.metrics.metricsText())?.[1]);
+    expect(await gauge('mlplane_outbox_pending_events')).toBe(5);
+    expect(await gauge('mlplane_outbox_lag_seconds')).toBeGreaterThan(0);
+    failing = false;
+    await waitFor('delivery after recovery', () => seen.length === 5);
+    await waitFor('an empty poll', async () => (await gauge('mlplane_outbox_pending_events')) === 0);
+    expect(await gauge('mlplane_outbox_lag_seconds')).toBe(0);
+  });
+
   it('publishes again when marking failed after publish (at-least-once), and consumers see each id once', async () => {
     let publishes = 0;
     let crashAfterPublish = true;

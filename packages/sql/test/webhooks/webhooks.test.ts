@@ -4,7 +4,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DomainEvent } from '@mlplane/core';
-import { NotFoundError, signedContent, ValidationError, verifyWebhook, WEBHOOK_HEADERS } from '@mlplane/core';
+import {
+  NotFoundError,
+  signedContent,
+  ValidationError,
+  verifyWebhook,
+  WEBHOOK_HEADERS,
+  withTraceContext,
+} from '@mlplane/core';
 import { createEmbeddedTelemetry, EnvFileSecretStore, InProcessEventBus, SqliteMetadataStore } from '@mlplane/defaults';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { captureLogger, waitFor } from '../../../../test-support/wait.js';
@@ -270,6 +277,25 @@ describe('WebhookDispatcher against a real HTTP receiver', () => {
         statusCode: 200,
       }),
     ]);
+  });
+
+  it('sends the trace context of a traced event as traceparent and tracestate headers, and none for others', async () => {
+    await subscriptions.create({ url: receiver.url, eventTypes: ['model.*'] });
+    await dispatcher();
+    const traceContext = {
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      tracestate: 'vendor=opaque',
+    };
+    const traced = withTraceContext(traceContext, () => event());
+    await bus.publish(traced);
+    await bus.publish(event());
+    await waitFor('both deliveries', () => receiver.requests.length === 2);
+    const [first, second] = receiver.requests;
+    expect(first!.headers.traceparent).toBe(traceContext.traceparent);
+    expect(first!.headers.tracestate).toBe(traceContext.tracestate);
+    expect(JSON.parse(first!.body).traceContext).toEqual(traceContext);
+    expect(second!.headers.traceparent).toBeUndefined();
+    expect(second!.headers.tracestate).toBeUndefined();
   });
 
   it('retries on 500 with backoff, then succeeds; every attempt is logged', async () => {

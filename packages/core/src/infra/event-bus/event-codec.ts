@@ -1,4 +1,5 @@
 import { type DomainEvent, ValidationError } from '../../ports/event-bus.js';
+import { parseTraceContext, traceContextHeaders } from '../../ports/trace-context.js';
 
 /**
  * Validation and wire format shared by the broker-backed event buses. The rules are the ones the
@@ -57,6 +58,17 @@ export function acceptEvent(event: DomainEvent, where: string): DomainEvent {
   if (event.project !== undefined && typeof event.project !== 'string') {
     throw fail('project', 'must be a string when set');
   }
+  let traceContext: DomainEvent['traceContext'];
+  if (event.traceContext !== undefined) {
+    try {
+      traceContext = traceContextHeaders(parseTraceContext(event.traceContext));
+    } catch (err) {
+      throw new ValidationError(`${where}.traceContext: ${(err as Error).message}`, {
+        field: `${where}.traceContext`,
+        cause: err,
+      });
+    }
+  }
   let json: string | undefined;
   try {
     json = JSON.stringify(event.payload);
@@ -75,6 +87,7 @@ export function acceptEvent(event: DomainEvent, where: string): DomainEvent {
     subject: event.subject,
     ...(event.actor === undefined ? {} : { actor: event.actor }),
     ...(event.project === undefined ? {} : { project: event.project }),
+    ...(traceContext === undefined ? {} : { traceContext }),
     payload: JSON.parse(json) as unknown,
   };
   return deepFreeze(copy);

@@ -113,6 +113,11 @@ export function eventBusConformance(
         ['a non-ISO occurredAt', (e) => ({ ...e, occurredAt: 'yesterday' })],
         ['an occurredAt without a time zone', (e) => ({ ...e, occurredAt: '2024-05-01T12:00:00' })],
         ['an empty subject', (e) => ({ ...e, subject: '' })],
+        ['a malformed traceContext', (e) => ({ ...e, traceContext: { traceparent: '00-abc-def-01' } })],
+        [
+          'an all-zero trace id',
+          (e) => ({ ...e, traceContext: { traceparent: `00-${'0'.repeat(32)}-${'1'.repeat(16)}-01` } }),
+        ],
       ];
       for (const [label, corrupt] of bad) {
         it(`rejects an event with ${label} with ValidationError`, async () => {
@@ -164,6 +169,18 @@ export function eventBusConformance(
           subject: events[0]!.subject,
           payload: { i: 0 },
         });
+      });
+
+      it('carries the trace context of an event to its consumers', async () => {
+        const { received } = await recorder(group('traced'));
+        const traceContext = {
+          traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+          tracestate: 'vendor=opaque',
+        };
+        const traced = { ...event('thing.traced', 's'), traceContext };
+        await bus.publish(traced);
+        await wait(() => expect(received.map((e) => e.id)).toContain(traced.id));
+        expect(received.find((e) => e.id === traced.id)!.traceContext).toEqual(traceContext);
       });
 
       it('shares a group between competing subscribers, each event handled once', async () => {

@@ -16,6 +16,7 @@ import {
 } from '../../ports/experiment-tracker.js';
 import { validatePortInputs } from '../../ports/port-inputs.js';
 import { SEARCH_FILTER_LIMITS } from '../../ports/search-filter.js';
+import { withTraceContext } from '../../ports/trace-context.js';
 import { itWhen, readAll, rejects, sha256Hex, uniqueTag } from './support.js';
 
 export interface ExperimentTrackerFixture {
@@ -1321,6 +1322,22 @@ export function experimentTrackerConformance(name: string, factory: () => Promis
           expect((events[2]?.payload as { keys?: string[] } | undefined)?.keys).toHaveLength(10);
           expect(events[6]?.payload).toMatchObject({ status: 'FINISHED' });
           expect(new Set(events.map((e) => e.id)).size).toBe(events.length);
+        });
+
+        it('records the trace context of the work that made each change on its events', async () => {
+          const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+          const run = await newRun();
+          await withTraceContext({ traceparent, tracestate: 'vendor=opaque' }, async () => {
+            // A metrics-only batch is the path some stores take in one statement; params and tags take the other.
+            await tracker.logBatch(run.info.id, { metrics: [{ key: 'loss', value: 1, step: 0 }] });
+            await tracker.logBatch(run.info.id, { params: [{ key: 'traced', value: 'yes' }] });
+          });
+          await tracker.setTag(run.info.id, { key: 'untraced', value: 'yes' });
+          const events = await eventsWhere(aboutRun(run.info.id));
+          const byType = (type: string) => events.find((e) => e.type === type);
+          expect(byType('run.metrics.logged')?.traceContext).toEqual({ traceparent, tracestate: 'vendor=opaque' });
+          expect(byType('run.params.logged')?.traceContext).toEqual({ traceparent, tracestate: 'vendor=opaque' });
+          expect(byType('run.tags.set')?.traceContext).toBeUndefined();
         });
 
         it('records no event for a write that failed', async () => {

@@ -5,11 +5,14 @@ import type { ServiceRef } from '../../kernel/service-ref.js';
 import { artifactStoreRef } from '../../ports/artifact-store.js';
 import { computeBackendRef, type JobSpec } from '../../ports/compute-backend.js';
 import { ConflictError, VetoedError } from '../../ports/errors.js';
+import { type DomainEvent, eventBusRef } from '../../ports/event-bus.js';
 import { experimentTrackerRef } from '../../ports/experiment-tracker.js';
 import type { JobEvent } from '../../ports/guards/compute-backend.js';
+import type { EventHandling } from '../../ports/guards/event-bus.js';
 import type { DeploymentRollout } from '../../ports/guards/model-server.js';
 import { modelRegistryRef } from '../../ports/model-registry.js';
 import { type DeploymentSpec, modelServerRef } from '../../ports/model-server.js';
+import { currentTraceContext } from '../../ports/trace-context.js';
 import { eventually, uniqueTag } from './support.js';
 
 /** A started platform, as the suite needs it. */
@@ -46,6 +49,7 @@ export function platformHooksConformance(name: string, factory: () => Promise<Ho
     const has = {
       artifacts: await provided(probe.platform, artifactStoreRef),
       tracker: await provided(probe.platform, experimentTrackerRef),
+      bus: await provided(probe.platform, eventBusRef),
       registry: await provided(probe.platform, modelRegistryRef),
       compute: (await provided(probe.platform, computeBackendRef)) && probe.job !== undefined,
       serving: (await provided(probe.platform, modelServerRef)) && probe.deployment !== undefined,
@@ -100,6 +104,38 @@ export function platformHooksConformance(name: string, factory: () => Promise<Ho
         }),
       );
 
+      it(
+        'fires run.logged after each logBatch, logMetric, logParam and setTag that wrote, with what was logged',
+        withPlatform(async ({ platform }) => {
+          const tracker = await platform.get(experimentTrackerRef);
+          const logged: [string, number, number, number][] = [];
+          platform.hooks.run.logged.tapPromise('probe', async (runId, batch) => {
+            logged.push([runId, batch.metrics?.length ?? 0, batch.params?.length ?? 0, batch.tags?.length ?? 0]);
+          });
+          const experiment = await tracker.createExperiment({ name: `hooks-${uniqueTag()}` });
+          const id = (await tracker.createRun({ experimentId: experiment.id })).info.id;
+          await tracker.logBatch(id, {
+            metrics: [
+              { key: 'loss', value: 1, step: 0 },
+              { key: 'loss', value: 0.5, step: 1 },
+            ],
+            params: [{ key: 'lr', value: '0.1' }],
+            tags: [{ key: 'team', value: 'a' }],
+          });
+          await tracker.logMetric(id, { key: 'acc', value: 0.9, step: 1 });
+          await tracker.logParam(id, { key: 'seed', value: '1' });
+          await tracker.setTag(id, { key: 'note', value: 'x' });
+          // A write the tracker refuses fires nothing.
+          await expect(tracker.logParam(id, { key: 'lr', value: '0.2' })).rejects.toBeDefined();
+          expect(logged).toEqual([
+            [id, 2, 1, 1],
+            [id, 1, 0, 0],
+            [id, 0, 1, 0],
+            [id, 0, 0, 1],
+          ]);
+        }),
+      );
+
       it.skipIf(!has.artifacts)(
         'gates run artifacts with artifact.beforePut exactly once, whatever store the tracker writes to',
         withPlatform(async ({ platform }) => {
@@ -119,6 +155,52 @@ export function platformHooksConformance(name: string, factory: () => Promise<Ho
           ]);
           const listed = await tracker.listRunArtifacts(run.info.id, { path: 'tools' });
           expect(listed.items).toEqual([]);
+        }),
+      );
+    });
+
+    describe.skipIf(!has.bus)('event.handled (no EventBus provided: skipped)', () => {
+      it(
+        "fires after every handler call, failed ones too, and runs handlers inside the event's trace context",
+        withPlatform(async ({ platform }) => {
+          const bus = await platform.get(eventBusRef);
+          const handled: EventHandling[] = [];
+          const ns = `hooks${uniqueTag()}`;
+          // Other groups (the audit log's) handle the event too; the probe's group is the one under test.
+          platform.hooks.event.handled.tapPromise('probe', async (handling) => {
+            if (handling.group === `${ns}-probe`) handled.push(handling);
+          });
+          const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+          const traces: (string | undefined)[] = [];
+          let calls = 0;
+          const subscription = await bus.subscribe({
+            group: `${ns}-probe`,
+            types: [`${ns}.*`],
+            maxAttempts: 3,
+            backoff: { initialMs: 1, maxMs: 5 },
+            handler: async () => {
+              traces.push(currentTraceContext()?.traceparent);
+              if (++calls === 1) throw new Error('first call fails');
+            },
+          });
+          try {
+            const event: DomainEvent = {
+              id: `${ns}-1`,
+              type: `${ns}.thing.happened`,
+              version: 1,
+              occurredAt: new Date(Date.now() - 1000).toISOString(),
+              subject: `${ns}:s`,
+              traceContext: { traceparent },
+              payload: {},
+            };
+            await bus.publish(event);
+            await eventually(() => expect(handled.map((h) => h.ok)).toEqual([false, true]), 10_000);
+            expect(handled.every((h) => h.event.id === event.id)).toBe(true);
+            expect(handled[1]!.lagSeconds).toBeGreaterThanOrEqual(1);
+            expect(traces).toEqual([traceparent, traceparent]);
+          } finally {
+            await subscription.close();
+          }
         }),
       );
     });

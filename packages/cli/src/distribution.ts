@@ -4,10 +4,11 @@ import { kafkaPlugin } from '@mlplane/plugin-kafka';
 import { mlflowPlugin } from '@mlplane/plugin-mlflow';
 import { postgresPlugin } from '@mlplane/plugin-postgres';
 import { redisCachePlugin, redisStreamsPlugin } from '@mlplane/plugin-redis';
+import { s3Plugin } from '@mlplane/plugin-s3';
 
 /**
  * The production plugins the reference distribution knows, by config section: a section in the config installs its
- * plugin (see mlplane.yaml.example). Without any, every port runs on its embedded default.
+ * plugin (see mlplane.yaml.example and docs/deployment.md). Without any, every port runs on its embedded default.
  */
 export const PRODUCTION_PLUGINS: Readonly<Record<string, () => Plugin<any>>> = Object.freeze({
   postgres: () => postgresPlugin(),
@@ -15,6 +16,7 @@ export const PRODUCTION_PLUGINS: Readonly<Record<string, () => Plugin<any>>> = O
   'redis-streams': () => redisStreamsPlugin(),
   'redis-cache': () => redisCachePlugin(),
   mlflow: () => mlflowPlugin(),
+  s3: () => s3Plugin(),
 });
 
 /** The production plugins whose config section `config` holds. */
