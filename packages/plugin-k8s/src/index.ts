@@ -9,4 +9,4 @@ export {
   validateImageReference,
 } from './manifests.js';
 export { k8sPlugin } from './plugin.js';
-export { jobStatus, type KueueWorkload } from './status.js';
+export { jobStatus, type KueueWorkload, type WarningEvent } from './status.js';

@@ -5,9 +5,11 @@ import {
   ApiException,
   BatchV1Api,
   CoreV1Api,
+  type CoreV1Event,
   CustomObjectsApi,
   KubeConfig,
   type KubernetesListObject,
+  ListWatch,
   Log,
   makeInformer,
   PatchStrategy,
@@ -16,6 +18,7 @@ import {
   type V1Job,
   type V1OwnerReference,
   type V1Pod,
+  Watch,
 } from '@kubernetes/client-node';
 import {
   type ComputeBackend,
@@ -45,7 +48,7 @@ import {
 import type { K8sConfig } from './config.js';
 import { ANNOTATIONS, idempotencyLabel, LABELS, MANAGED_BY } from './labels.js';
 import { buildManifests, capabilitiesFor, specDigest } from './manifests.js';
-import { jobStatus, type KueueWorkload, podsByIndex, specOf } from './status.js';
+import { jobStatus, type KueueWorkload, podsByIndex, specOf, type WarningEvent } from './status.js';
 import { WatchCache } from './watch-cache.js';
 
 export interface K8sComputeBackendOptions {
@@ -140,6 +143,10 @@ export class K8sComputeBackend implements ComputeBackend {
   private readonly jobs = new Map<string, V1Job>();
   private readonly pods = new Map<string, Map<string, V1Pod>>();
   private readonly workloads = new Map<string, KueueWorkload>();
+  /** The latest Warning event about each job's Job or pods (FailedCreate, FailedMount...), by job id. */
+  private readonly warnings = new Map<string, WarningEvent>();
+  /** Pod name -> job id, to attribute a pod's events. */
+  private readonly podJobs = new Map<string, string>();
   private readonly statuses = new Map<string, JobStatus>();
   private readonly statusKeys = new Map<string, string>();
   private readonly tombstones = new Map<string, JobStatus>();
@@ -210,6 +217,7 @@ export class K8sComputeBackend implements ComputeBackend {
         this.tombstone(name, jobStatus(job, [...(this.pods.get(name)?.values() ?? [])], this.workloads.get(name)));
       }
       this.jobs.delete(name);
+      this.warnings.delete(name);
       this.touch(name);
     });
 
@@ -228,6 +236,7 @@ export class K8sComputeBackend implements ComputeBackend {
       if (!job || !name) return;
       const byName = this.pods.get(job) ?? new Map<string, V1Pod>();
       byName.set(name, trim(pod));
+      this.podJobs.set(name, job);
       this.pods.set(job, byName);
       this.touch(job);
     };
@@ -237,10 +246,38 @@ export class K8sComputeBackend implements ComputeBackend {
       const job = pod.metadata?.labels?.[LABELS.jobId];
       if (!job) return;
       this.pods.get(job)?.delete(pod.metadata?.name ?? '');
+      this.podJobs.delete(pod.metadata?.name ?? '');
       if (this.pods.get(job)?.size === 0) this.pods.delete(job);
       this.touch(job);
     });
-    this.caches.push(jobs as never, pods as never);
+    // Warning events only (a field selector): why a Job could not create its pods (quota, admission webhooks) or a
+    // pod could not start (volumes, images) when no pod condition says so.
+    const warningSelector = 'type=Warning';
+    const events = new WatchCache(
+      new ListWatch<CoreV1Event>(
+        `/api/v1/namespaces/${ns}/events`,
+        new Watch(this.kc),
+        () => this.core.listNamespacedEvent({ namespace: ns, fieldSelector: warningSelector }),
+        false,
+        undefined,
+        warningSelector,
+      ),
+      { restartBackoffMs: backoff, onError: onError('Event') },
+    );
+    const onWarning = (event: CoreV1Event) => {
+      const about = event.involvedObject;
+      const job =
+        about.kind === 'Job' ? about.name : about.kind === 'Pod' ? this.podJobs.get(about.name ?? '') : undefined;
+      if (!job || !this.jobs.has(job) || !event.reason) return;
+      const at = new Date(event.lastTimestamp ?? event.eventTime ?? event.metadata.creationTimestamp ?? 0).getTime();
+      const seen = this.warnings.get(job);
+      if (seen && seen.at > at) return;
+      this.warnings.set(job, { reason: event.reason, message: event.message ?? '', at });
+      this.touch(job);
+    };
+    events.on('add', onWarning);
+    events.on('update', onWarning);
+    this.caches.push(jobs as never, pods as never, events as never);
 
     if (this.options.config.scheduler.kind === 'kueue') {
       // Kueue's Workloads carry none of our labels: each names its Job in an ownerReference.
@@ -340,7 +377,7 @@ export class K8sComputeBackend implements ComputeBackend {
     const job = this.jobs.get(id);
     if (!job) return this.tombstones.get(id);
     if (!specOf(job)) return undefined;
-    return jobStatus(job, [...(this.pods.get(id)?.values() ?? [])], this.workloads.get(id));
+    return jobStatus(job, [...(this.pods.get(id)?.values() ?? [])], this.workloads.get(id), this.warnings.get(id));
   }
 
   private current(id: string): JobStatus | undefined {

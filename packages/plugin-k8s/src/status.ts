@@ -15,6 +15,14 @@ export interface KueueWorkload {
   readonly status?: { readonly conditions?: readonly V1Condition[] };
 }
 
+/** A Kubernetes Warning event about a job's Job or one of its pods. */
+export interface WarningEvent {
+  readonly reason: string;
+  readonly message: string;
+  /** Milliseconds since the epoch: the event's last occurrence. */
+  readonly at: number;
+}
+
 /** The JobSpec a Job was made from, kept in its annotation; undefined for a Job not made by this plugin. */
 export function specOf(job: V1Job): JobSpec | undefined {
   const text = job.metadata?.annotations?.[ANNOTATIONS.spec];
@@ -106,7 +114,12 @@ function failureMessage(condition: V1JobCondition, replicas: readonly ReplicaSta
  * The JobStatus of a Job, from the Job itself, its pods and (under Kueue) its Workload. Pure: the backend calls it on
  * every change an informer reports and sends watchers the result when it differs from the last one.
  */
-export function jobStatus(job: V1Job, pods: readonly V1Pod[], workload?: KueueWorkload): JobStatus {
+export function jobStatus(
+  job: V1Job,
+  pods: readonly V1Pod[],
+  workload?: KueueWorkload,
+  warning?: WarningEvent,
+): JobStatus {
   const meta = job.metadata ?? {};
   const spec = specOf(job);
   const group = spec?.replicaGroups[0];
@@ -170,7 +183,8 @@ export function jobStatus(job: V1Job, pods: readonly V1Pod[], workload?: KueueWo
       phase = 'Pending';
     }
     if (phase !== 'Running') {
-      const cause = pendingCause(pods);
+      // A pod condition says most; else the latest Warning event (a Job that cannot create pods has none).
+      const cause = pendingCause(pods) ?? (warning ? { reason: warning.reason, message: warning.message } : undefined);
       if (cause) {
         reason = cause.reason;
         message = cause.message;

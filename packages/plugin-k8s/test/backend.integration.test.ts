@@ -136,6 +136,30 @@ describe('K8sComputeBackend on the Kubernetes peer', () => {
     });
   });
 
+  it("a Job that cannot create its pods (quota) shows the Job controller's Warning event", async () => {
+    const quota = 'no-pods';
+    await peer.core.createNamespacedResourceQuota({
+      namespace: peer.namespace,
+      body: { metadata: { name: quota }, spec: { hard: { pods: '0' } } },
+    });
+    try {
+      await waitFor('the quota to be counted', async () => {
+        const q = await peer.core.readNamespacedResourceQuota({ name: quota, namespace: peer.namespace });
+        return q.status?.hard?.pods !== undefined ? true : undefined;
+      });
+      const submitted = await backend.submit(spec());
+      const blocked = await waitFor('the FailedCreate event', async () => {
+        const s = await backend.get(submitted.id);
+        return s.reason === 'FailedCreate' ? s : undefined;
+      });
+      expect(blocked.phase).toBe('Pending');
+      expect(blocked.message).toMatch(/forbidden: exceeded quota/);
+      await backend.cancel(submitted.id);
+    } finally {
+      await peer.core.deleteNamespacedResourceQuota({ name: quota, namespace: peer.namespace });
+    }
+  });
+
   it('a failing pod surfaces its exit code; a FailJob rule ends the job at once despite retries left', async () => {
     const failing = { labels: { [KWOK_FAIL_LABEL]: 'true' }, annotations: { [KWOK_EXIT_CODE]: '42' } };
     const submitted = await backend.submit(

@@ -111,6 +111,21 @@ describe('jobStatus', () => {
     });
   });
 
+  it('a Job that cannot create its pods shows its latest Warning event; a pod condition takes precedence', () => {
+    const warning = { reason: 'FailedCreate', message: 'Error creating: pods "x" is forbidden: exceeded quota', at: 1 };
+    expect(jobStatus(job(), [], undefined, warning)).toMatchObject({
+      phase: 'Pending',
+      reason: 'FailedCreate',
+      message: warning.message,
+    });
+    const unschedulable = pod(0, '01', {
+      phase: 'Pending',
+      conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'no node' }],
+    });
+    expect(jobStatus(job(), [unschedulable], undefined, warning)).toMatchObject({ reason: 'Unschedulable' });
+    expect(jobStatus(job(), [pod(0, '01', running())], undefined, warning).reason).toBeUndefined();
+  });
+
   it('stays Running once a replica ran, also between its end and the Job condition', () => {
     const s = jobStatus(job(), [pod(0, '01', running()), pod(1, '01', { phase: 'Pending' })]);
     expect(s.phase).toBe('Running');
