@@ -1,6 +1,7 @@
 // plugin-k8s on the Kubernetes peer (MLPLANE_KUBECONFIG, `scripts/peers up k8s`), in a namespace of its own:
 //   - jobs submitted per second through K8sComputeBackend.submit vs creating the same Job manifests with raw
-//     client calls (BatchV1Api.createNamespacedJob, what kubectl create does), at the same concurrency;
+//     client calls (BatchV1Api.createNamespacedJob with strict field validation, what kubectl create does), at the
+//     same concurrency;
 //   - submit-to-Running latency p50/p99 of the plugin's jobs on kwok nodes, seen through its own watch;
 //   - the plugin's RSS growth while its informers hold `watched` Jobs (created suspended, so no pods run).
 import { setFlagsFromString } from 'node:v8';
@@ -94,7 +95,8 @@ export async function k8sBench(sizes: K8sSizes, kubeconfig: string): Promise<Mea
               const s = spec(project, i);
               const name = `${s.name}-r${round}x${i}`;
               const { job } = buildManifests({ spec: s, name, config, capabilities: backend.capabilities });
-              await batch.createNamespacedJob({ namespace, body: job });
+              // kubectl create validates strictly by default (--validate=strict), as the plugin does.
+              await batch.createNamespacedJob({ namespace, body: job, fieldValidation: 'Strict' });
             });
             rates.raw.push(sizes.jobs / ((performance.now() - started) / 1000));
           }
