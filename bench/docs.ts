@@ -84,6 +84,8 @@ pnpm bench                     # full sizes: writes bench/results/latest.json an
 BENCH_QUICK=1 pnpm bench       # small sizes in about a minute: bench/results/quick.json only
 BENCH_ONLY=search,alias pnpm bench  # these sections only, merged into this file and latest.json (the rest kept)
 BENCH_ONLY=ingest pnpm bench   # one section at full size: quick.json only
+# The HTTP API against the MLflow server (section 6) needs MLflow on the same PostgreSQL, as the peer runs it:
+scripts/peers up postgres s3 mlflow && eval "$(scripts/peers env)" && BENCH_ONLY=api pnpm bench
 \`\`\`
 
 Without \`MLPLANE_PG_URL\` or \`MLPLANE_REDIS_URL\` (or with a server that does not answer) the figures that need
@@ -94,7 +96,7 @@ of 4 and 7 to 8 minutes at 12.`;
 /** The goals table; `recorded` (when the rows come from several recorded runs) says which came from which. */
 function goalsBlock(goals: readonly Measured[], recorded = ''): string {
   const met = goals.filter((f) => f.goal!.met).length;
-  return `## Goals (issue 4 and the Foundation v2 issue)
+  return `## Goals (issue 4, the Foundation v2 issue and issue 10)
 
 ${met} of ${goals.length} figures with a goal meet it.
 ${recorded}
@@ -104,8 +106,8 @@ Figures judged in earlier runs, and changes of what is judged, are in the [goal 
 }
 
 /** Sections that `BENCH_ONLY=<them> pnpm bench` at full size records on their own, merged into the record. */
-export const MERGED_SECTIONS: readonly string[] = ['search', 'alias'];
-const SECTION_ORDER = ['ingest', 'search', 'alias'];
+export const MERGED_SECTIONS: readonly string[] = ['search', 'alias', 'api'];
+const SECTION_ORDER = ['ingest', 'search', 'alias', 'api'];
 const sectionOf = (name: string) => SECTION_ORDER.findIndex((s) => name.startsWith(`${s} `));
 
 /**

@@ -1,6 +1,6 @@
 // plugin-mlflow's metric ingest vs MLflow's own Python client (`MlflowClient.log_batch`), against the same MLflow
 // server, with 1 caller and 8 concurrent callers. Contenders alternate within each round so that drift of the
-// shared machine (and of the server's SQLite file) falls on both; the median round is reported.
+// shared machine (and of the server's backend store) falls on both; the median round is reported.
 import { execFile } from 'node:child_process';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -32,8 +32,8 @@ export async function mlflowBench(sizes: MlflowSizes, url: string): Promise<Meas
     connections: 16,
     connectTimeoutMs: 10_000,
     requestTimeoutMs: 120_000,
-    // The plugin's default, as a user runs it: a 503 from the server's locked SQLite file is retried, as the
-    // Python client retries it (MLflow's REST client repeats 429 and 5xx answers with backoff).
+    // The plugin's default, as a user runs it: a 503 from the server (a locked SQLite file, a busy pool) is retried,
+    // as the Python client retries it (MLflow's REST client repeats 429 and 5xx answers with backoff).
     retries: 3,
   });
   const tracker = new MlflowExperimentTracker(client);
@@ -155,6 +155,14 @@ function busy(figures: readonly Measured[]): string[] {
   return lines;
 }
 
+/** How the MLflow peer stores its runs, from the backend store URI that `scripts/peers env` exports. */
+function peerBackend(): string {
+  const uri = process.env.MLPLANE_MLFLOW_BACKEND_URI ?? '';
+  if (uri.startsWith('postgresql')) return 'PostgreSQL backend store, as many workers as cores';
+  if (uri.startsWith('sqlite')) return 'SQLite backend store, one worker';
+  return 'backend store as scripts/peers started it';
+}
+
 const BEGIN = '<!-- mlflow-ingest: written by pnpm bench (BENCH_ONLY=mlflow); do not edit by hand -->';
 const END = '<!-- /mlflow-ingest -->';
 
@@ -173,10 +181,10 @@ export function withMlflowSection(
     '## 4. MLflow ingest: plugin-mlflow vs the MLflow Python client',
     '',
     `Measured ${context.at.toISOString()} on ${context.machine}; ${context.source}. Both contenders log to the same`,
-    'MLflow peer (`scripts/peers up mlflow`: mlflow 3.17.2, SQLite backend store, one worker) from the same machine.',
+    `MLflow peer (\`scripts/peers up mlflow\`: mlflow 3.17.2, ${peerBackend()}) from the same machine.`,
     `Each round, a contender logs ${context.sizes.batches} batches of ${context.sizes.metricsPerBatch} metrics, shared evenly among its callers, each to its own run;`,
     'plugin-mlflow callers are concurrent `logBatch` calls in one Node process sharing one keep-alive pool (default',
-    '`retries: 3`, so a 503 from the locked SQLite file is repeated, as the Python client repeats it), the Python',
+    '`retries: 3`, so a 503 from the server is repeated, as the Python client repeats it), the Python',
     'callers are threads sharing one `MlflowClient` (`log_batch(..., synchronous=True)`, run by',
     "`bench/mlflow_log_batch.py` in the peer's virtualenv; imports and payload building are outside the clock).",
     `Contenders alternate within each of ${context.sizes.rounds} rounds; the median round is shown.`,

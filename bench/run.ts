@@ -19,7 +19,10 @@
 //      (MLPLANE_S3_*); BENCH_ONLY=s3 merges its figures into latest.json and rewrites only its docs section.
 //   6. pipeline overhead: a 200-step fan-out of `true` on the local ComputeBackend vs spawning the processes directly
 //      (no peers); BENCH_ONLY=pipelines merges its figures into latest.json and rewrites only its docs section.
-//   7. plugin-k8s vs raw client calls: Jobs submitted per second, submit-to-Running p50/p99 on kwok, RSS while
+//   6. the HTTP API (issue 10): mlplane's API server vs the MLflow server, both on the same PostgreSQL, 16 HTTP
+//      clients (bench/api.ts; needs MLPLANE_PG_URL and the MLflow peer on PostgreSQL). BENCH_ONLY=api is one of
+//      MERGED_SECTIONS; its docs section is spliced in between its own markers.
+//   8. plugin-k8s vs raw client calls: Jobs submitted per second, submit-to-Running p50/p99 on kwok, RSS while
 //      watching 10,000 Jobs (MLPLANE_KUBECONFIG). Runs only when named (BENCH_ONLY=k8s) and is not recorded yet.
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -29,6 +32,15 @@ import { PostgresMetadataStore } from '@mlplane/plugin-postgres';
 import { RedisCache } from '@mlplane/plugin-redis';
 import { S3ArtifactStore } from '@mlplane/plugin-s3';
 import { type AliasSizes, aliasBench } from './alias.js';
+import {
+  type ApiResult,
+  type ApiSizes,
+  apiBench,
+  apiSkipReason,
+  extractApiSection,
+  renderApiSection,
+  spliceApiSection,
+} from './api.js';
 import {
   extractS3Section,
   MERGED_SECTIONS,
@@ -75,9 +87,18 @@ const SIZES: {
   mlflow: MlflowSizes;
   s3: S3Sizes;
   pipelines: PipelineSizes;
+  api: ApiSizes;
 } = QUICK
   ? {
       pipelines: { steps: 50, parallelism: 4, rounds: 1 },
+      api: {
+        clients: 16,
+        metricsPerBatch: 500,
+        searchRuns: 2_000,
+        rounds: 1,
+        roundMs: 1_500,
+        python: { processes: 16, rounds: 1, calls: { 'log-batch': 2, 'create-run': 3, alias: 5, search: 1 } },
+      },
       ingest: { rows10: 2_000, rows500: 10_000, rounds: 2 },
       search: { runs: 1_000, samples: 10 },
       alias: { callers: 32, callsPerCaller: 20, rounds: 2 },
@@ -93,6 +114,16 @@ const SIZES: {
   : {
       // The issue's 200 steps; 4 at a time keeps both contenders within the 2 cores' reach without idling them.
       pipelines: { steps: 200, parallelism: 4, rounds: 5 },
+      // 5 rounds of 4 s per operation and contender: every figure stands on 20 s of each server's load.
+      api: {
+        clients: 16,
+        metricsPerBatch: 500,
+        searchRuns: 25_000,
+        rounds: 5,
+        roundMs: 4_000,
+        // Count-based: 64,000 metrics, 160 runs, 320 alias reads and 32 searches per server and round.
+        python: { processes: 16, rounds: 3, calls: { 'log-batch': 8, 'create-run': 10, alias: 20, search: 2 } },
+      },
       // 20,000 metrics per caller and round, in 500-metric batches (the size PEERS.md measured the client with).
       mlflow: { batches: 40, metricsPerBatch: 500, rounds: 5 },
       // 20,000 rows are 2,000 ten-metric batches per contender: enough samples, without minutes of round trips.
@@ -162,6 +193,8 @@ if (ONLY?.has('k8s') && !kubeconfig)
 if (!s3.url && runs('s3')) skipped.push(`S3 (${s3.why}, or MLPLANE_S3_* incomplete): plugin-s3 vs the raw SDK`);
 if (!mlflow.url && runs('mlflow'))
   skipped.push(`MLflow (${mlflow.why}): ingest through plugin-mlflow vs the Python client`);
+const apiSkip = runs('api') ? apiSkipReason(pgUrl, mlflow.url) : undefined;
+if (apiSkip) skipped.push(`HTTP API vs the MLflow server (${apiSkip})`);
 
 /** The commit measured, and whether the measured code had uncommitted changes (others work in this tree). */
 function provenance(): string {
@@ -214,6 +247,9 @@ const pipelineResults: PipelineResults = runs('pipelines')
   ? await pipelinesBench(SIZES.pipelines)
   : { figures: [], rounds: [] };
 measured.push(...pipelineResults.figures);
+const apiResult: ApiResult | undefined =
+  runs('api') && !apiSkip ? await apiBench(SIZES.api, pgUrl!, mlflow.url!) : undefined;
+measured.push(...(apiResult?.figures ?? []));
 if (ONLY?.has('k8s') && kubeconfig) measured.push(...(await k8sBench(K8S_SIZES, kubeconfig)));
 
 const loadEnd = load();
@@ -271,6 +307,7 @@ const out = join(
 );
 const isS3 = (f: { name: string }) => f.name.startsWith('s3 ');
 const isPipelines = (f: { name: string }) => f.name.startsWith('pipelines ');
+const isApi = (f: { name: string }) => f.name.startsWith('api ');
 const previousDocs = await readFile(join(ROOT, 'docs', 'benchmarks.md'), 'utf8').catch(() => '');
 const s3Section = () =>
   renderS3Section({
@@ -299,6 +336,7 @@ if (RECORD && !s3Measured.length) {
   // S3 figures this run skipped (no S3 peer) stay as they were recorded, with their own date and machine.
   written = [...figures, ...previousFigures.filter(isS3)];
 }
+if (RECORD && !apiResult) written = [...written, ...previousFigures.filter(isApi)];
 if (MLFLOW_RECORD || RECORD_S3 || RECORD_PIPELINES) {
   const previous = previousFigures;
   const names = new Set(figures.map((f) => f.name));
@@ -308,6 +346,12 @@ if (RECORD_SECTIONS) written = [...previousFigures.filter((f) => !inRecordedSect
 await writeFile(out, `${JSON.stringify(written, null, 2)}\n`);
 console.log(`wrote ${out}`);
 const docs = join(ROOT, 'docs', 'benchmarks.md');
+const apiSection = () =>
+  renderApiSection({
+    result: apiResult!,
+    sizes: SIZES.api,
+    recorded: `Recorded on ${startedAt.toISOString()} (${(took / 60).toFixed(1)} min for the run), ${m.cpu}, ${m.cores} cores, Node ${m.node}, load average ${m.loadavg.start.join(', ')} at the start and ${m.loadavg.end.join(', ')} at the end; ${source}.`,
+  });
 const mlflowContext = {
   sizes: SIZES.mlflow,
   machine: `${m.cpu}, ${m.cores} cores, Node ${m.node}`,
@@ -342,6 +386,7 @@ if (RECORD) {
     text,
     pipelineResults.figures.length ? pipelinesSection() : extractPipelinesSection(previousDocs),
   );
+  text = spliceApiSection(text, apiResult ? apiSection() : extractApiSection(previousDocs));
   if (mlflowFigures.length > 0) text = withMlflowSection(text, mlflowFigures, mlflowContext);
   await writeFile(docs, text);
   console.log(`wrote ${docs}`);
@@ -362,19 +407,18 @@ if (RECORD) {
   ];
   await writeFile(judgedPath, `${JSON.stringify(judged, null, 2)}\n`);
   console.log(`wrote ${judgedPath}`);
-  await writeFile(
-    docs,
-    spliceSections(previousDocs, {
-      measured,
-      machine: m,
-      startedAt,
-      minutes: took / 60,
-      sizes: SIZES,
-      source,
-      judged,
-      sections: [...ONLY!],
-    }),
-  );
+  let text = spliceSections(previousDocs, {
+    measured,
+    machine: m,
+    startedAt,
+    minutes: took / 60,
+    sizes: SIZES,
+    source,
+    judged,
+    sections: [...ONLY!],
+  });
+  if (apiResult) text = spliceApiSection(text, apiSection());
+  await writeFile(docs, text);
   console.log(`merged the ${[...ONLY!].join(' and ')} figures into ${out}, ${judgedPath} and ${docs}`);
 } else if (RECORD_S3 && s3Measured.length) {
   await writeFile(docs, spliceS3Section(previousDocs, s3Section()));

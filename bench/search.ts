@@ -23,7 +23,7 @@ export interface SearchSizes {
   readonly samples: number;
 }
 
-const METRIC_KEYS = [
+export const METRIC_KEYS = [
   'acc',
   'loss',
   'f1',
@@ -78,7 +78,7 @@ function value(run: number, metric: number): number {
   return x - Math.floor(x);
 }
 
-interface RunData {
+export interface RunData {
   readonly startTime: number;
   readonly status: 'RUNNING' | 'SCHEDULED';
   readonly tags: Record<string, string>;
@@ -87,7 +87,7 @@ interface RunData {
 }
 
 /** Run `i` of the seed: the same whichever path writes it. */
-function runData(i: number): RunData {
+export function runData(i: number): RunData {
   return {
     startTime: T0 + i * 1000,
     status: i % 5 === 0 ? 'SCHEDULED' : 'RUNNING',
@@ -102,7 +102,7 @@ function runData(i: number): RunData {
 }
 
 /** Runs matching `metrics.acc > 0.9 and params.lr = '0.01'`, to check the seed (and the search) end to end. */
-function expectedAccLr(runs: number): number {
+export function expectedAccLr(runs: number): number {
   let n = 0;
   for (let i = 0; i < runs; i++) if (value(i, 0) > 0.9 && i % 3 === 1) n++;
   return n;
@@ -140,7 +140,7 @@ async function seedThroughApi(
  * 25,000 runs per store would take most of the time budget on a loaded 2-core machine. Outbox rows are left
  * out; search never reads them.
  */
-async function seedInBulk(store: MetadataStore, experimentId: string, from: number, to: number) {
+export async function seedInBulk(store: MetadataStore, experimentId: string, from: number, to: number) {
   const dialect = sqlDialect(store.dialect);
   const [experiment] = await store
     .db<TrackerDatabase>()

@@ -1,6 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { artifactCommands } from './commands/artifacts.js';
 import { auditCommands } from './commands/audit.js';
+import { computeCommands } from './commands/compute.js';
 import { modelCommands } from './commands/models.js';
 import { clientAction } from './commands/shared.js';
 import { tokenCommands } from './commands/tokens.js';
@@ -68,6 +69,7 @@ export function buildProgram(env: NodeJS.ProcessEnv = process.env): Command {
   artifactCommands(program, action);
   tokenCommands(program, action);
   auditCommands(program, action);
+  computeCommands(program, action);
   return program;
 }
 

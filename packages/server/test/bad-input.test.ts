@@ -46,7 +46,8 @@ function pathOf(route: RouteDefinition): string {
   return fillPath(route, {
     project: PROJECT,
     experimentId: fixtures.experimentId,
-    runId: fixtures.runId,
+    runId: route.path.includes('/pipeline-runs/') ? fixtures.pipelineRunId : fixtures.runId,
+    jobId: fixtures.jobId,
     path: 'dir/file.txt',
     name: route.path.startsWith('/roles/') ? 'bad-role' : fixtures.modelName,
     version: '1',

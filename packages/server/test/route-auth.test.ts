@@ -84,7 +84,8 @@ async function call(route: RouteDefinition, token: string | undefined): Promise<
   const path = fillPath(route, {
     project: PROJECT,
     experimentId: fixtures.experimentId,
-    runId: fixtures.runId,
+    runId: route.path.includes('/pipeline-runs/') ? fixtures.pipelineRunId : fixtures.runId,
+    jobId: fixtures.jobId,
     path: 'dir/file.txt',
     name: route.path.startsWith('/roles/') ? 'walked-role' : fixtures.modelName,
     version: '1',

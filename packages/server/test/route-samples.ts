@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ALL_PERMISSIONS, ALL_PROJECTS, authorizerRef, type Permission } from '@mlplane/core';
+import { action, pipeline } from '@mlplane/pipelines';
 import { z } from 'zod';
 import { pathParameters, type RouteDefinition } from '../src/http/route.js';
 import type { TestApi } from './support.js';
@@ -144,6 +145,8 @@ export interface Fixtures {
   readonly modelName: string;
   readonly webhookId: string;
   readonly tokenId: string;
+  readonly jobId: string;
+  readonly pipelineRunId: string;
 }
 
 export async function seedFixtures(t: TestApi, project: string): Promise<Fixtures> {
@@ -162,7 +165,15 @@ export async function seedFixtures(t: TestApi, project: string): Promise<Fixture
   const token = await t.call('POST', '/api/v1/tokens', {
     body: { name: 'victim', projects: [project], roles: ['viewer'] },
   });
-  for (const res of [experiment, run, webhook, token]) {
+  const job = await t.call('POST', `/api/v1/projects/${project}/jobs`, {
+    body: { name: 'walked-job', replicaGroups: [{ role: 'main', command: ['sh', '-c', 'echo walked'] }] },
+  });
+  const counted = action({ name: 'walked-action', version: '1', outputs: { n: z.number() }, run: () => ({ n: 1 }) });
+  const walked = pipeline({ name: 'walked-pipeline' }, (p) => {
+    p.step(counted, {});
+  });
+  const pipelineRun = await t.pipelines.run(walked, {}, { project });
+  for (const res of [experiment, run, webhook, token, job]) {
     if (res.status >= 300) throw new Error(`seeding failed: ${res.status} ${JSON.stringify(res.body)}`);
   }
   return {
@@ -171,6 +182,8 @@ export async function seedFixtures(t: TestApi, project: string): Promise<Fixture
     modelName: 'walked-model',
     webhookId: webhook.body.subscription.id,
     tokenId: token.body.token.id,
+    jobId: job.body.id,
+    pipelineRunId: pipelineRun.runId,
   };
 }
 

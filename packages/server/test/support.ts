@@ -1,10 +1,14 @@
+import { join } from 'node:path';
 import { ALL_PROJECTS, authorizerRef, type Principal } from '@mlplane/core';
 import { startTestPlatform, type TestPlatform } from '@mlplane/defaults/testing';
+import { PipelineOrchestrator } from '@mlplane/pipelines';
 import { type CreateApiOptions, createApi, type MlplaneApi, v1Routes } from '../src/index.js';
 
 export interface TestApi {
   readonly platform: TestPlatform;
   readonly api: MlplaneApi;
+  /** The orchestrator whose runs the API serves under /pipeline-runs. */
+  readonly pipelines: PipelineOrchestrator;
   /** An admin token in every project. */
   readonly adminToken: string;
   /** A token for `principalId` holding `roles` in `projects` (granted first), expiring in an hour. */
@@ -26,7 +30,10 @@ export interface TestApi {
 /** A platform on embedded defaults with the API over it, and an admin token. */
 export async function startTestApi(options: Partial<CreateApiOptions> = {}): Promise<TestApi> {
   const platform = await startTestPlatform();
-  const api = await createApi(v1Routes, { rateLimit: false, ...options, platform });
+  const pipelines = await PipelineOrchestrator.forPlatform(platform, {
+    workspace: join(platform.dataDir, 'pipelines'),
+  });
+  const api = await createApi(v1Routes, { rateLimit: false, pipelineRuns: pipelines, ...options, platform });
   const authorizer = await platform.get(authorizerRef);
   const token = async (principalId: string, projects: readonly string[], roles: readonly string[]) => {
     for (const project of projects) for (const role of roles) await authorizer.grant(principalId, project, role);
@@ -60,5 +67,5 @@ export async function startTestApi(options: Partial<CreateApiOptions> = {}): Pro
     } catch {}
     return { status: res.status, body: parsed, headers: res.headers };
   };
-  return { platform, api, adminToken, token, call, [Symbol.asyncDispose]: () => platform.stop() };
+  return { platform, api, pipelines, adminToken, token, call, [Symbol.asyncDispose]: () => platform.stop() };
 }

@@ -86,6 +86,8 @@ export interface RunPipelineOptions {
 export interface PipelineRunResult {
   readonly runId: string;
   readonly pipeline: string;
+  /** The project the run was started in. */
+  readonly project: string;
   readonly status: PipelineRunStatus;
   readonly error: string | undefined;
   readonly trackerRunId: string | undefined;
@@ -342,6 +344,7 @@ function resultOf(run: PipelineRunRecord, steps: readonly StepRecord[]): Pipelin
   return {
     runId: run.id,
     pipeline: run.pipeline,
+    project: run.project,
     status: run.status,
     error: run.error,
     trackerRunId: run.trackerRunId,

@@ -19,7 +19,7 @@ import { queryObject, readJsonBody } from './body.js';
 import { errorResponse, HttpError } from './errors.js';
 import { buildOpenApi, type OpenApiDocument, swaggerUiAsset, swaggerUiHtml } from './openapi.js';
 import { honoPath, type RouteDefinition, type StreamedResult } from './route.js';
-import { type ApiServices, resolveServices } from './services.js';
+import { type ApiServices, type PipelineRunReader, resolveServices } from './services.js';
 
 /** Where the v1 API lives below the mount point. */
 export const API_V1 = '/api/v1';
@@ -70,6 +70,8 @@ export interface CreateApiOptions {
   readonly observer?: ApiObserver;
   /** Extra checks for `/ready` besides the platform running (a database ping). */
   readonly readiness?: () => Promise<void>;
+  /** Pipeline runs to serve under /projects/{project}/pipeline-runs (an @mlplane/pipelines orchestrator). */
+  readonly pipelineRuns?: PipelineRunReader;
   /** Served as the OpenAPI document's `servers` entry (where the host mounts the API). */
   readonly publicUrl?: string;
 }
@@ -108,7 +110,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * /api/v1/openapi.json and browsable docs at /api/v1/docs.
  */
 export async function createApi(routes: readonly RouteDefinition[], options: CreateApiOptions): Promise<MlplaneApi> {
-  const services = await resolveServices(options.platform);
+  const services = await resolveServices(options.platform, options.pipelineRuns);
   const limits: Required<ApiLimits> = { jsonBodyBytes: options.limits?.jsonBodyBytes ?? DEFAULT_JSON_BODY_BYTES };
   const log = options.logger;
   const rate =

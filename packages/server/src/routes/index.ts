@@ -2,7 +2,9 @@ import type { RouteDefinition } from '../http/route.js';
 import { artifactRoutes } from './artifacts.js';
 import { auditRoutes } from './audit.js';
 import { experimentRoutes } from './experiments.js';
+import { jobRoutes } from './jobs.js';
 import { modelRoutes } from './models.js';
+import { pipelineRoutes } from './pipelines.js';
 import { roleRoutes } from './roles.js';
 import { runRoutes } from './runs.js';
 import { tokenRoutes } from './tokens.js';
@@ -14,6 +16,8 @@ export const v1Routes: readonly RouteDefinition[] = [
   ...runRoutes,
   ...artifactRoutes,
   ...modelRoutes,
+  ...jobRoutes,
+  ...pipelineRoutes,
   ...tokenRoutes,
   ...roleRoutes,
   ...auditRoutes,

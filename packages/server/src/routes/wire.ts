@@ -33,6 +33,14 @@ export const projectParams = z.object({
   project: z.string().regex(PROJECT_PATTERN, { error: 'must be a project name: letters, digits, . _ - (up to 128)' }),
 });
 
+/** An integer query parameter: digits only (an empty `index=` is refused, not read as 0), within [min, max]. */
+export const queryInteger = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/, { error: 'must be a non-negative integer' })
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
 export const pageQuery = z.object({
   maxResults: z.coerce.number().int().min(1).max(50_000).optional(),
   pageToken: z.string().max(1_048_576).optional(),
