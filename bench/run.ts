@@ -24,6 +24,8 @@
 //      MERGED_SECTIONS; its docs section is spliced in between its own markers.
 //   8. the durable scheduler on PostgreSQL vs BullMQ on Redis: submissions/s (single at 16 callers, batched) and
 //      dispatch latency at 500 jobs/s with two replicas; BENCH_ONLY=scheduler merges like search and alias.
+//   9. plugin-k8s vs raw client calls: Jobs submitted per second, submit-to-Running p50/p99 on kwok, RSS while
+//      watching 10,000 Jobs (MLPLANE_KUBECONFIG). Runs only when named (BENCH_ONLY=k8s) and is not recorded yet.
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -52,6 +54,7 @@ import {
 } from './docs.js';
 import { type JudgedRun, judgedFigures, silentGoalChanges } from './goals.js';
 import { type IngestSizes, ingest } from './ingest.js';
+import { type K8sSizes, k8sBench } from './k8s.js';
 import { type Figure, load, type Measured, machine, seconds } from './lib.js';
 import { type MlflowSizes, mlflowBench, withMlflowSection } from './mlflow.js';
 import {
@@ -161,6 +164,11 @@ const SIZES: {
       },
     };
 
+const K8S_SIZES: K8sSizes = QUICK
+  ? { jobs: 30, rounds: 2, concurrency: 8, watched: 1_000 }
+  : { jobs: 100, rounds: 3, concurrency: 8, watched: 10_000 };
+const kubeconfig = process.env.MLPLANE_KUBECONFIG || undefined;
+
 /** The URL when its server answers now; otherwise why not, so the figures needing it are skipped, not failed. */
 async function reachable(name: string, url: string | undefined, probe: (url: string) => Promise<void>) {
   if (!url) return { url: undefined, why: `${name} unset` };
@@ -205,6 +213,8 @@ if (!pgUrl && sqlSections)
 if (!redisUrl && runs('alias')) skipped.push(`Redis (${redis.why}): alias resolution with the Redis cache`);
 if (!pgUrl && runs('scheduler')) skipped.push(`PostgreSQL (${pg.why}): the durable scheduler`);
 if (!redisUrl && runs('scheduler')) skipped.push(`Redis (${redis.why}): BullMQ beside the durable scheduler`);
+if (ONLY?.has('k8s') && !kubeconfig)
+  skipped.push('Kubernetes (MLPLANE_KUBECONFIG unset): plugin-k8s vs raw client calls');
 if (!s3.url && runs('s3')) skipped.push(`S3 (${s3.why}, or MLPLANE_S3_* incomplete): plugin-s3 vs the raw SDK`);
 if (!mlflow.url && runs('mlflow'))
   skipped.push(`MLflow (${mlflow.why}): ingest through plugin-mlflow vs the Python client`);
@@ -266,6 +276,7 @@ measured.push(...pipelineResults.figures);
 const apiResult: ApiResult | undefined =
   runs('api') && !apiSkip ? await apiBench(SIZES.api, pgUrl!, mlflow.url!) : undefined;
 measured.push(...(apiResult?.figures ?? []));
+if (ONLY?.has('k8s') && kubeconfig) measured.push(...(await k8sBench(K8S_SIZES, kubeconfig)));
 
 const loadEnd = load();
 const took = seconds(started);

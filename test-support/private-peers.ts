@@ -61,6 +61,11 @@ export async function startPrivatePeers(names: readonly string[]): Promise<Priva
     MLPLANE_KAFKA_PORT: String(await freePort()),
     MLPLANE_KAFKA_CONTROLLER_PORT: String(await freePort()),
     MLPLANE_REDIS_PORT: String(await freePort()),
+    MLPLANE_K8S_PORT: String(await freePort()),
+    MLPLANE_K8S_ETCD_PORT: String(await freePort()),
+    MLPLANE_K8S_ETCD_PEER_PORT: String(await freePort()),
+    MLPLANE_K8S_CONTROLLER_MANAGER_PORT: String(await freePort()),
+    MLPLANE_K8S_SCHEDULER_PORT: String(await freePort()),
   };
   const down = async () => {
     await run(['down', ...names], env, 120_000).catch(() => undefined);

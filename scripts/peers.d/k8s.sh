@@ -138,20 +138,24 @@ k8s_start() {
   done
 
   # PKI: a CA, the apiserver's serving cert, one client cert per component, the service-account key pair.
-  mkdir -p "$pki" && mkdir -m 700 "$d/etcd"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -subj "/CN=mlplane-peer-ca" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-    -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null || { peer_fail k8s "openssl (CA)"; return 1; }
-  _k8s_cert "$pki" apiserver "/CN=kube-apiserver" "extendedKeyUsage=serverAuth" \
-    "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" &&
-    _k8s_cert "$pki" admin "/O=system:masters/CN=mlplane-admin" "extendedKeyUsage=clientAuth" &&
-    _k8s_cert "$pki" kube-controller-manager "/CN=system:kube-controller-manager" "extendedKeyUsage=clientAuth" &&
-    _k8s_cert "$pki" kube-scheduler "/CN=system:kube-scheduler" "extendedKeyUsage=clientAuth" &&
-    _k8s_cert "$pki" kwok "/O=system:masters/CN=kwok-controller" "extendedKeyUsage=clientAuth" &&
-    _k8s_cert "$pki" front-proxy-client "/CN=front-proxy-client" "extendedKeyUsage=clientAuth" &&
-    openssl ecparam -name prime256v1 -genkey -noout -out "$pki/sa.key" 2>/dev/null &&
-    openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null ||
-    { peer_fail k8s "openssl (certificates in $pki)"; return 1; }
+  # A restart (scripts/peers restart k8s) keeps the PKI and etcd's data: clients keep their credentials and
+  # tokens, and resourceVersions continue, as after a real control-plane restart.
+  mkdir -p "$pki" && mkdir -p -m 700 "$d/etcd"
+  if [ ! -f "$pki/sa.pub" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -subj "/CN=mlplane-peer-ca" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+      -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null || { peer_fail k8s "openssl (CA)"; return 1; }
+    _k8s_cert "$pki" apiserver "/CN=kube-apiserver" "extendedKeyUsage=serverAuth" \
+      "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local" &&
+      _k8s_cert "$pki" admin "/O=system:masters/CN=mlplane-admin" "extendedKeyUsage=clientAuth" &&
+      _k8s_cert "$pki" kube-controller-manager "/CN=system:kube-controller-manager" "extendedKeyUsage=clientAuth" &&
+      _k8s_cert "$pki" kube-scheduler "/CN=system:kube-scheduler" "extendedKeyUsage=clientAuth" &&
+      _k8s_cert "$pki" kwok "/O=system:masters/CN=kwok-controller" "extendedKeyUsage=clientAuth" &&
+      _k8s_cert "$pki" front-proxy-client "/CN=front-proxy-client" "extendedKeyUsage=clientAuth" &&
+      openssl ecparam -name prime256v1 -genkey -noout -out "$pki/sa.key" 2>/dev/null &&
+      openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null ||
+      { peer_fail k8s "openssl (certificates in $pki)"; return 1; }
+  fi
   for p in admin kube-controller-manager kube-scheduler kwok; do _k8s_kubeconfig "$d/$p.kubeconfig" "$port" "$pki" "$p"; done
   cp "$d/admin.kubeconfig" "$K8S_KUBECONFIG"
 
