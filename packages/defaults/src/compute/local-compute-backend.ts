@@ -654,24 +654,31 @@ export class LocalComputeBackend implements ComputeBackend {
       return;
     }
     // Groups start in spec order and each replica is running once spawned, which honours startupPolicy InOrder.
-    for (const n of which) await this.#launch(job, n, env.get(n)!);
+    // The last replica's record commits with the job's own change (Running, the restart done): one write, not three.
+    for (const [i, n] of which.entries()) {
+      await this.#launch(job, n, env.get(n)!, i === which.length - 1 ? () => this.#started(job) : undefined);
+    }
+    if (job.status.phase === 'Running' && job.status.startedAt && job.deadlineTimer === undefined) {
+      this.#armDeadline(job);
+    }
+  }
+
+  /** What the job's status gains once every replica of an attempt is launched; the restart it was is done. */
+  async #started(job: ActiveJob): Promise<Partial<JobStatus>> {
     if (job.state.restart) {
       const { restart: _, ...rest } = job.state;
       job.state = rest;
-      await this.#jobs.update(job.status, job.state);
     }
-    if (job.status.phase !== 'Running' && !job.ending) {
-      const first = job.status.startedAt === undefined;
-      // The run moves first, so that whoever sees the job Running finds its run RUNNING too.
-      if (first) await this.#runStatus(job, 'RUNNING');
-      await this.#publish(job, {
-        phase: 'Running',
-        ...(first ? { startedAt: new Date() } : {}),
-        reason: 'Started',
-        message: 'replicas started',
-      });
-      if (first) this.#armDeadline(job);
-    }
+    if (job.status.phase === 'Running' || job.ending) return {};
+    const first = job.status.startedAt === undefined;
+    // The run moves first, so that whoever sees the job Running finds its run RUNNING too.
+    if (first) await this.#runStatus(job, 'RUNNING');
+    return {
+      phase: 'Running',
+      ...(first ? { startedAt: new Date() } : {}),
+      reason: 'Started',
+      message: 'replicas started',
+    };
   }
 
   async #environment(job: ActiveJob, n: number): Promise<Record<string, string>> {
@@ -727,7 +734,13 @@ export class LocalComputeBackend implements ComputeBackend {
     return env;
   }
 
-  async #launch(job: ActiveJob, n: number, env: Record<string, string>): Promise<void> {
+  /** Launches replica `n`'s next attempt and records it, along with what `jobChanges` adds to the job's status. */
+  async #launch(
+    job: ActiveJob,
+    n: number,
+    env: Record<string, string>,
+    jobChanges?: () => Promise<Partial<JobStatus>>,
+  ): Promise<void> {
     const { group } = replicaPlace(job.spec, n);
     const g = job.spec.replicaGroups[group]!;
     const attempt = job.status.replicas[n]!.attempt + 1;
@@ -773,7 +786,7 @@ export class LocalComputeBackend implements ComputeBackend {
     job.state = { ...job.state, processes: [...job.state.processes.filter((p) => p.replica !== n), record] };
     await this.#publish(
       job,
-      {},
+      (await jobChanges?.()) ?? {},
       replicaChange(n, { phase: 'Running', attempt, node: this.#host, startedAt: new Date() }, [
         'exitCode',
         'reason',
@@ -845,20 +858,22 @@ export class LocalComputeBackend implements ComputeBackend {
       exitCode === 0
         ? { phase: 'Succeeded', reason: 'Completed' }
         : { phase: 'Failed', reason: note ? 'StartError' : 'Error' };
-    await this.#publish(job, {}, replicaChange(n, { phase: end.phase, exitCode, finishedAt, reason: end.reason }));
+    const ended = replicaChange(n, { phase: end.phase, exitCode, finishedAt, reason: end.reason });
     if (exitCode === 0) {
       const roles = job.spec.successPolicy?.roles;
-      const counted = job.status.replicas.filter((r) => !roles || roles.includes(r.role));
+      const counted = job.status.replicas.map(ended).filter((r) => !roles || roles.includes(r.role));
       if (counted.every((r) => r.phase === 'Succeeded')) {
-        await this.#end(job, {
-          phase: 'Succeeded',
-          reason: 'Completed',
-          message: 'every replica succeeded',
-          replicaReason: 'Stopped',
-        });
+        // The replica's end is recorded with the job's.
+        await this.#end(
+          job,
+          { phase: 'Succeeded', reason: 'Completed', message: 'every replica succeeded', replicaReason: 'Stopped' },
+          ended,
+        );
+        return;
       }
-      return;
     }
+    await this.#publish(job, {}, ended);
+    if (exitCode === 0) return;
     const why = `replica ${name} exited with code ${exitCode}${note ? ` (${note})` : ''}`;
     const action = retryAction(job.spec, role, exitCode);
     if (action === 'FailJob') {
@@ -911,21 +926,31 @@ export class LocalComputeBackend implements ComputeBackend {
     job.restartTimer.unref();
   }
 
-  /** Decides how the job ends (once) and stops what still runs; the job ends when the last replica has. */
-  async #end(job: ActiveJob, ending: Ending): Promise<void> {
+  /**
+   * Decides how the job ends (once) and stops what still runs; the job ends when the last replica has. `replicas`
+   * changes the status's replicas along with it (the replica whose exit ends the job).
+   */
+  async #end(job: ActiveJob, ending: Ending, replicas?: (r: ReplicaStatus, n: number) => ReplicaStatus): Promise<void> {
     if (job.ending || TERMINAL.has(job.status.phase)) return;
     job.ending = ending;
-    // Recorded with the status below, so that a platform restarted before the replicas are gone still ends the job so.
-    job.state = { ...job.state, ending };
     clearTimeout(job.deadlineTimer);
     clearTimeout(job.restartTimer);
     // Replicas that never ran end with the job.
     const now = new Date();
-    await this.#publish(job, {}, (r, n) =>
-      r.phase === 'Pending' || (r.phase === 'Running' && !job.live.has(n))
-        ? { ...r, phase: 'Failed', reason: ending.replicaReason, finishedAt: now }
-        : r,
-    );
+    const change = (replica: ReplicaStatus, n: number) => {
+      const r = replicas ? replicas(replica, n) : replica;
+      return r.phase === 'Pending' || (r.phase === 'Running' && !job.live.has(n))
+        ? { ...r, phase: 'Failed' as const, reason: ending.replicaReason, finishedAt: now }
+        : r;
+    };
+    if (job.live.size === 0) {
+      // Nothing to stop: the job finishes now, in one write.
+      await this.#finish(job, ending, change);
+      return;
+    }
+    // Recorded with the status, so that a platform restarted before the replicas are gone still ends the job so.
+    job.state = { ...job.state, ending };
+    await this.#publish(job, {}, change);
     this.#stopAll(job);
     await this.#settle(job);
   }
@@ -954,7 +979,11 @@ export class LocalComputeBackend implements ComputeBackend {
     }
   }
 
-  async #finish(job: ActiveJob, ending: Ending): Promise<void> {
+  async #finish(
+    job: ActiveJob,
+    ending: Ending,
+    replicas?: (r: ReplicaStatus, n: number) => ReplicaStatus,
+  ): Promise<void> {
     const finishedAt = new Date();
     const slots = job.state.slots;
     const ttl = job.spec.ttlSecondsAfterFinished;
@@ -965,7 +994,11 @@ export class LocalComputeBackend implements ComputeBackend {
     };
     // The run ends first, so that whoever sees the job finished finds its run finished too.
     await this.#runStatus(job, RUN_STATUS[ending.phase]);
-    await this.#publish(job, { phase: ending.phase, reason: ending.reason, message: ending.message, finishedAt });
+    await this.#publish(
+      job,
+      { phase: ending.phase, reason: ending.reason, message: ending.message, finishedAt },
+      replicas,
+    );
     if (slots) this.#pool.release(slots);
     this.#active.delete(job.id);
     // Empty unless a log could not be kept in the ArtifactStore: then its file stays for an operator to recover.
