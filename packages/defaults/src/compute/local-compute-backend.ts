@@ -140,6 +140,11 @@ interface ActiveJob {
   ending?: Ending;
   /** Replicas being stopped for a job-scope restart; the restart launches once they are gone. */
   restarting?: boolean;
+  /**
+   * Admission not yet recorded: the job's next write records it (with its first replica's launch) and watchers get
+   * the Admitted status first, then that write's, so admitting a job costs no commit of its own.
+   */
+  admitting?: Partial<JobStatus>;
   /** Restarts so far in this process, for the backoff. */
   restarts: number;
   restartTimer?: NodeJS.Timeout;
@@ -564,9 +569,18 @@ export class LocalComputeBackend implements ComputeBackend {
     changes: Partial<JobStatus>,
     replicas?: (r: ReplicaStatus, n: number) => ReplicaStatus,
   ): Promise<void> {
-    const next = { ...job.status, ...changes } as JobStatus;
+    const admitting = job.admitting;
+    const before = admitting ? freeze({ ...job.status, ...admitting } as JobStatus) : job.status;
+    const next = { ...before, ...changes } as JobStatus;
     const status = freeze({ ...next, replicas: replicas ? next.replicas.map(replicas) : next.replicas });
     await this.#jobs.update(status, job.state);
+    if (admitting && job.admitting === admitting) {
+      // Written with this status: delivered before it, so that watchers see every phase in order.
+      job.admitting = undefined;
+      job.status = before;
+      job.version += 1;
+      this.#emit(job);
+    }
     job.status = status;
     job.version += 1;
     this.#emit(job);
@@ -590,6 +604,8 @@ export class LocalComputeBackend implements ComputeBackend {
       try {
         do {
           this.#pumpAgain = false;
+          // Jobs admitted in one pass, and those marked Queued, change side by side: their writes share group commits.
+          const changes: Promise<void>[] = [];
           while (this.#queue.length > 0 && !this.#closed) {
             const head = this.#queue[0]!;
             if (head.ending || TERMINAL.has(head.status.phase)) {
@@ -605,30 +621,34 @@ export class LocalComputeBackend implements ComputeBackend {
                   position === 0
                     ? `waiting for slots (free now: ${free.cpu} cores, ${free.memoryBytes} bytes, ${free.gpus} GPUs)`
                     : `waiting behind ${position} earlier job(s)`;
-                await this.#serially(job, async () => {
-                  // Cancelled meanwhile: phases never go back.
-                  if (job.status.phase !== 'Pending' || job.ending) return;
-                  await this.#publish(job, { phase: 'Queued', reason: 'WaitingForSlots', message });
-                });
+                changes.push(
+                  this.#serially(job, async () => {
+                    // Cancelled meanwhile: phases never go back.
+                    if (job.status.phase !== 'Pending' || job.ending) return;
+                    await this.#publish(job, { phase: 'Queued', reason: 'WaitingForSlots', message });
+                  }),
+                );
               }
               break;
             }
             this.#queue.shift();
-            await this.#serially(head, async () => {
+            const admitted = this.#serially(head, async () => {
               if (head.ending || TERMINAL.has(head.status.phase)) {
                 this.#pool.release(slots);
                 return;
               }
               head.state = { ...head.state, slots };
-              await this.#publish(head, {
+              head.admitting = {
                 phase: 'Admitted',
                 admittedAt: new Date(),
                 reason: 'SlotsReserved',
                 message: 'slots reserved',
-              });
+              };
               await this.#startAll(head);
             });
+            changes.push(admitted);
           }
+          await Promise.all(changes);
         } while (this.#pumpAgain && !this.#closed);
       } finally {
         this.#pumping = false;
