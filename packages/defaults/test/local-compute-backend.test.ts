@@ -356,13 +356,25 @@ describe('LocalComputeBackend specifics', () => {
 
   it('a deadline or TTL beyond what a timer can wait (24.8 days) does not fire early', async () => {
     const year = 365 * 86_400;
-    const job = await h.backend.submit(spec('sleep 0.3', { timeoutSeconds: year, ttlSecondsAfterFinished: year }));
+    const job = await h.backend.submit(
+      spec('echo kept; sleep 0.3', { timeoutSeconds: year, ttlSecondsAfterFinished: year }),
+    );
     const end = await finished(h.backend, job.id);
     expect(end.phase).toBe('Succeeded');
     await new Promise((r) => setTimeout(r, 100));
-    expect(await lines(h.backend, job.id)).toEqual([]);
+    expect(await lines(h.backend, job.id)).toEqual(['kept']);
     const listing = await h.artifacts.list({ prefix: `compute/logs/${job.id}/` });
     expect(listing.items).toHaveLength(1);
+  });
+
+  it('keeps no object for an attempt that wrote nothing, and its log reads empty once the job is finished', async () => {
+    const job = await h.backend.submit(spec('exit 3', { retries: 1 }));
+    const end = await finished(h.backend, job.id);
+    expect(end).toMatchObject({ phase: 'Failed', retriesUsed: 2 });
+    expect((await h.artifacts.list({ prefix: `compute/logs/${job.id}/` })).items).toEqual([]);
+    expect(await lines(h.backend, job.id, { attempt: 1 })).toEqual([]);
+    expect(await lines(h.backend, job.id, { attempt: 2, tailLines: 5 })).toEqual([]);
+    expect(await readdir(join(h.dir, 'compute', 'spool'))).toEqual([]);
   });
 
   it('refuses bad log options with ValidationError', async () => {

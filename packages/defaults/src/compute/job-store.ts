@@ -49,6 +49,11 @@ export interface JobState {
   readonly createdRun?: boolean;
   /** Epoch ms after which logs are deleted (ttlSecondsAfterFinished); set when the job ends. */
   readonly logsExpireAt?: number;
+  /**
+   * Attempts (`<replica>-<attempt>`, status indexes) that wrote nothing: no log is kept in the ArtifactStore for them,
+   * and `logs` returns no lines.
+   */
+  readonly emptyLogs?: readonly string[];
   /** The logs were deleted after the TTL: `logs` raises NotFoundError. */
   readonly logsDeleted?: boolean;
 }

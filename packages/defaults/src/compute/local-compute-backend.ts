@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -430,6 +430,8 @@ export class LocalComputeBackend implements ComputeBackend {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
     }
+    // An attempt that wrote nothing has nothing stored.
+    if (state.emptyLogs?.includes(`${replica}-${attempt}`)) return;
     let body: Awaited<ReturnType<ArtifactStore['get']>>['body'];
     try {
       body = (await this.#options.artifacts.get(this.#logKey(id, replica, spec, attempt))).body;
@@ -837,6 +839,12 @@ export class LocalComputeBackend implements ComputeBackend {
 
   async #keepLog(job: ActiveJob, live: Live): Promise<void> {
     try {
+      if ((await stat(live.log.stampedPath)).size === 0) {
+        // Nothing was written: the state says so (recorded with the replica's end) instead of an empty object.
+        job.state = { ...job.state, emptyLogs: [...(job.state.emptyLogs ?? []), `${live.replica}-${live.attempt}`] };
+        await live.log.remove();
+        return;
+      }
       await this.#options.artifacts.put(
         this.#logKey(job.id, live.replica, job.spec, live.attempt),
         createReadStream(live.log.stampedPath),
@@ -1010,6 +1018,7 @@ export class LocalComputeBackend implements ComputeBackend {
     job.state = {
       processes: [],
       ...(job.state.createdRun ? { createdRun: true } : {}),
+      ...(job.state.emptyLogs ? { emptyLogs: job.state.emptyLogs } : {}),
       ...(ttl !== undefined ? { logsExpireAt: finishedAt.getTime() + ttl * 1000 } : {}),
     };
     // The run ends first, so that whoever sees the job finished finds its run finished too.
