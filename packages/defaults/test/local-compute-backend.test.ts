@@ -188,6 +188,20 @@ describe('LocalComputeBackend specifics', () => {
     expect(end.startedAt!.getTime()).toBeGreaterThanOrEqual(first.finishedAt!.getTime());
   });
 
+  it('records a job submitted behind one that waits Queued at once, and runs both in order', async () => {
+    await h.close();
+    h = await harness({ capacity: { cpu: 1, memory: '1Gi', gpus: 0 } });
+    const running = await h.backend.submit(spec('sleep 0.5', { name: 'running' }));
+    const waiting = await h.backend.submit(spec('true', { name: 'waiting' }));
+    await eventually(async () => expect((await h.backend.get(waiting.id)).phase).toBe('Queued'), 5_000, 20);
+    const behind = await h.backend.submit(spec('true', { name: 'behind' }));
+    expect(behind).toMatchObject({ phase: 'Queued', reason: 'WaitingForSlots', message: 'waiting behind 1 earlier job(s)' });
+    expect((await h.backend.list({ phases: ['Queued'] })).items.map((j) => j.id)).toContain(behind.id);
+    const ends = await Promise.all([running, waiting, behind].map((j) => finished(h.backend, j.id)));
+    expect(ends.map((e) => e.phase)).toEqual(['Succeeded', 'Succeeded', 'Succeeded']);
+    expect(ends[2]!.startedAt!.getTime()).toBeGreaterThanOrEqual(ends[1]!.finishedAt!.getTime());
+  });
+
   it('refuses a job that could never fit the host, naming the resource', async () => {
     await h.close();
     h = await harness({ capacity: { cpu: 2, memory: '1Gi', gpus: 0 } });

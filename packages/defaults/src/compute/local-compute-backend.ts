@@ -288,12 +288,16 @@ export class LocalComputeBackend implements ComputeBackend {
     const id = `${spec.name}-${randomBytes(4).toString('hex')}`;
     const created = spec.runId === undefined ? await this.#createRun(spec, id) : undefined;
     const runId = spec.runId ?? created;
+    // Behind a job that already waits for slots, this one waits too (admission is in submission order): it is
+    // recorded Queued at once rather than Pending and then Queued, one write instead of two.
+    const ahead = this.#queue.some((j) => j.status.phase === 'Queued') ? this.#queue.length : 0;
     const status: JobStatus = freeze({
       id,
       name: spec.name,
       project: spec.project,
       ...(runId ? { runId } : {}),
-      phase: 'Pending',
+      phase: ahead > 0 ? 'Queued' : 'Pending',
+      ...(ahead > 0 ? { reason: 'WaitingForSlots', message: `waiting behind ${ahead} earlier job(s)` } : {}),
       retriesUsed: 0,
       labels: { ...spec.labels },
       submittedAt: new Date(),
