@@ -55,6 +55,21 @@ describe('LocalJobStore group commit', () => {
     expect((await jobs.list({ phases: ['Queued'] })).items.map((s) => s.id).sort()).toEqual(ids.slice(1).sort());
   });
 
+  it('answers a taken idempotency key with false inside a group, without failing the other writes', async () => {
+    const keyed = (name: string) => ({ ...spec(name), idempotencyKey: 'k' });
+    const transactions = vi.spyOn(store, 'transaction');
+    const answers = await Promise.all([
+      jobs.insert(keyed('first'), status('first', 'Pending'), { processes: [] }),
+      jobs.insert(keyed('second'), status('second', 'Pending'), { processes: [] }),
+      jobs.insert(spec('plain'), status('plain', 'Pending'), { processes: [] }),
+    ]);
+    expect(transactions).toHaveBeenCalledTimes(1);
+    expect(answers).toEqual([true, false, true]);
+    expect((await jobs.byIdempotencyKey('p', 'k'))?.status.id).toBe('first');
+    expect(await jobs.get('second')).toBeUndefined();
+    expect(await jobs.get('plain')).toBeDefined();
+  });
+
   it('retries a failed group one write at a time, so each caller gets its own answer', async () => {
     await Promise.all(['a', 'b', 'c'].map((id) => jobs.insert(spec(id), status(id, 'Pending'), { processes: [] })));
     let failed = 0;

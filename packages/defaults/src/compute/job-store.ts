@@ -12,7 +12,6 @@ import {
   type Page,
   resolveMaxResults,
 } from '@mlplane/core';
-import { isUniqueViolation } from '@mlplane/sql';
 import { type Kysely, sql } from 'kysely';
 import * as createLocalJobs from './migrations/20261202T080000_create_local_jobs.js';
 import type { ProcessIdentity } from './processes.js';
@@ -152,8 +151,8 @@ export class LocalJobStore {
   }
 
   /**
-   * Inserts a new job; false when its idempotency key was taken meanwhile (the caller reads that job). A job without
-   * a key joins the next group commit; one with a key is inserted alone, since its unique violation is an answer.
+   * Inserts a new job, in the next group commit; false when its idempotency key was taken meanwhile (the caller reads
+   * that job). The key's conflict is answered by the insert itself (nothing inserted), so it never fails the group.
    */
   async insert(spec: JobSpec, status: JobStatus, state: JobState): Promise<boolean> {
     const row = {
@@ -170,20 +169,16 @@ export class LocalJobStore {
       state: JSON.stringify(state),
       logs_expire_at: null,
     };
-    if (spec.idempotencyKey === undefined) {
-      await this.#grouped((db) => db.insertInto('mlplane_local_jobs').values(row as never).execute());
-      return true;
-    }
-    try {
-      await this.#db
+    let inserted = false;
+    await this.#grouped(async (db) => {
+      const result = await db
         .insertInto('mlplane_local_jobs')
         .values(row as never)
-        .execute();
-      return true;
-    } catch (err) {
-      if (isUniqueViolation(err)) return false;
-      throw err;
-    }
+        .onConflict((oc) => oc.columns(['project', 'idempotency_key']).doNothing())
+        .executeTakeFirst();
+      inserted = Number(result.numInsertedOrUpdatedRows ?? 1n) > 0;
+    });
+    return inserted;
   }
 
   /** Writes the job's status and state; resolves once committed (in a group commit with other jobs' writes). */
