@@ -257,9 +257,9 @@ ${sizes.rounds} rounds, in an order rotated each round; the rates are medians. T
 ${sizes.steps} steps (cache lookups, a tracker run per reused step), reported without a goal.
 
 Where a step's time goes, counted from the SQL statements of such a fan-out and a \`--cpu-prof\` profile of it. The
-backend writes a job's row three or four times (inserted, \`Queued\`, \`Running\` with its admission and process
-record, its end with the replica's), and the writes of jobs changing at the same time share one transaction; an
-attempt that printed nothing keeps no log object. The orchestrator adds per step its step records (batched per turn),
+backend writes a job's row three times (inserted, already \`Queued\` when it must wait; \`Running\` with its admission
+and process record; its end with the replica's), four when a job inserted \`Pending\` then waits, and the writes of
+jobs changing at the same time share one transaction; an attempt that printed nothing keeps no log object. The orchestrator adds per step its step records (batched per turn),
 a tracker run created, logged and finished (three tracker transactions, with their outbox events), and the five
 audit entries of those events, chained in shared transactions. On SQLite \`FULL\` each commit's fsync blocks the
 event loop (better-sqlite3 is synchronous): in the profile about 45% of the process's time is SQLite writes and 20%

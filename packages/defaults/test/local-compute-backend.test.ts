@@ -202,6 +202,18 @@ describe('LocalComputeBackend specifics', () => {
     expect(ends[2]!.startedAt!.getTime()).toBeGreaterThanOrEqual(ends[1]!.finishedAt!.getTime());
   });
 
+  it('records a job whose slots are taken Queued at once, and a job that fits Pending', async () => {
+    await h.close();
+    h = await harness({ capacity: { cpu: 1, memory: '1Gi', gpus: 0 } });
+    const running = await h.backend.submit(spec('sleep 0.5', { name: 'running' }));
+    expect(running.phase).toBe('Pending');
+    await eventually(async () => expect((await h.backend.get(running.id)).phase).toBe('Running'), 5_000, 20);
+    const next = await h.backend.submit(spec('true', { name: 'next' }));
+    expect(next).toMatchObject({ phase: 'Queued', reason: 'WaitingForSlots' });
+    expect(next.message).toContain('waiting for slots (free now: 0 cores');
+    expect((await finished(h.backend, next.id)).phase).toBe('Succeeded');
+  });
+
   it('refuses a job that could never fit the host, naming the resource', async () => {
     await h.close();
     h = await harness({ capacity: { cpu: 2, memory: '1Gi', gpus: 0 } });

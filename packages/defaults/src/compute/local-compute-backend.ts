@@ -288,16 +288,17 @@ export class LocalComputeBackend implements ComputeBackend {
     const id = `${spec.name}-${randomBytes(4).toString('hex')}`;
     const created = spec.runId === undefined ? await this.#createRun(spec, id) : undefined;
     const runId = spec.runId ?? created;
-    // Behind a job that already waits for slots, this one waits too (admission is in submission order): it is
-    // recorded Queued at once rather than Pending and then Queued, one write instead of two.
-    const ahead = this.#queue.some((j) => j.status.phase === 'Queued') ? this.#queue.length : 0;
+    // A job that cannot have its slots now, or is behind one that already waits for them (admission is in submission
+    // order), waits: it is recorded Queued at once rather than Pending and then Queued, one write instead of two.
+    const waits = this.#queue.some((j) => j.status.phase === 'Queued') || !this.#fitsNow(spec);
+    const ahead = this.#queue.length;
     const status: JobStatus = freeze({
       id,
       name: spec.name,
       project: spec.project,
       ...(runId ? { runId } : {}),
-      phase: ahead > 0 ? 'Queued' : 'Pending',
-      ...(ahead > 0 ? { reason: 'WaitingForSlots', message: `waiting behind ${ahead} earlier job(s)` } : {}),
+      phase: waits ? 'Queued' : 'Pending',
+      ...(waits ? { reason: 'WaitingForSlots', message: this.#waitingMessage(ahead) } : {}),
       retriesUsed: 0,
       labels: { ...spec.labels },
       submittedAt: new Date(),
@@ -623,10 +624,7 @@ export class LocalComputeBackend implements ComputeBackend {
               const free = this.#pool.free();
               for (const [position, job] of this.#queue.entries()) {
                 if (job.status.phase !== 'Pending') continue;
-                const message =
-                  position === 0
-                    ? `waiting for slots (free now: ${free.cpu} cores, ${free.memoryBytes} bytes, ${free.gpus} GPUs)`
-                    : `waiting behind ${position} earlier job(s)`;
+                const message = this.#waitingMessage(position, free);
                 changes.push(
                   this.#serially(job, async () => {
                     // Cancelled meanwhile: phases never go back.
@@ -660,6 +658,19 @@ export class LocalComputeBackend implements ComputeBackend {
         this.#pumping = false;
       }
     })();
+  }
+
+  /** Whether every slot the job asks for is free now (nothing is reserved). */
+  #fitsNow(spec: JobSpec): boolean {
+    const slots = this.#pool.reserve(spec);
+    if (slots) this.#pool.release(slots);
+    return slots !== undefined;
+  }
+
+  #waitingMessage(position: number, free = this.#pool.free()): string {
+    return position === 0
+      ? `waiting for slots (free now: ${free.cpu} cores, ${free.memoryBytes} bytes, ${free.gpus} GPUs)`
+      : `waiting behind ${position} earlier job(s)`;
   }
 
   /** Launches a new attempt of every replica given (default all), group by group, then marks the job Running. */
