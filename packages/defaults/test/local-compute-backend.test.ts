@@ -195,7 +195,11 @@ describe('LocalComputeBackend specifics', () => {
     const waiting = await h.backend.submit(spec('true', { name: 'waiting' }));
     await eventually(async () => expect((await h.backend.get(waiting.id)).phase).toBe('Queued'), 5_000, 20);
     const behind = await h.backend.submit(spec('true', { name: 'behind' }));
-    expect(behind).toMatchObject({ phase: 'Queued', reason: 'WaitingForSlots', message: 'waiting behind 1 earlier job(s)' });
+    expect(behind).toMatchObject({
+      phase: 'Queued',
+      reason: 'WaitingForSlots',
+      message: 'waiting behind 1 earlier job(s)',
+    });
     expect((await h.backend.list({ phases: ['Queued'] })).items.map((j) => j.id)).toContain(behind.id);
     const ends = await Promise.all([running, waiting, behind].map((j) => finished(h.backend, j.id)));
     expect(ends.map((e) => e.phase)).toEqual(['Succeeded', 'Succeeded', 'Succeeded']);
