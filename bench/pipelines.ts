@@ -256,6 +256,19 @@ WAL mode), since both the orchestrator and the backend commit several times per 
 ${sizes.rounds} rounds, in an order rotated each round; the rates are medians. The cached rerun reuses all
 ${sizes.steps} steps (cache lookups, a tracker run per reused step), reported without a goal.
 
+Where a step's time goes, counted from the SQL statements of such a fan-out and a \`--cpu-prof\` profile of it. The
+backend writes a job's row three times (inserted, already \`Queued\` when it must wait; \`Running\` with its admission
+and process record; its end with the replica's), four when a job inserted \`Pending\` then waits, and the writes of
+jobs changing at the same time share one transaction; an attempt that printed nothing keeps no log object. The orchestrator adds per step its step records (batched per turn),
+a tracker run created, logged and finished (three tracker transactions, with their outbox events), and the five
+audit entries of those events, chained in shared transactions. On SQLite \`FULL\` each commit's fsync blocks the
+event loop (better-sqlite3 is synchronous): in the profile about 45% of the process's time is SQLite writes and 20%
+\`child_process.spawn\` (forking the platform's process, which the direct contender's spawns pay too), the rest
+being the \`/bin/sh\` wrapper per replica (it keeps the exit code for a restarted platform), the spool files, the
+tracker and audit work. The first record of this section (commit 89b18de) had 8 job writes per job, each its own
+commit, five audit transactions per step and a log object per attempt: 9.26 steps/s against 96.3 (0.096), the backend
+alone 19.6 jobs/s (0.203).
+
 ${judged.filter((f) => f.goal!.met).length} of ${judged.length} figures with a goal meet it (≥ ${PIPELINE_GOAL_RATIO} of the direct rate, the goal of issue 12).
 
 ${input.table(results.figures)}

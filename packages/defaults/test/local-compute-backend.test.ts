@@ -188,6 +188,36 @@ describe('LocalComputeBackend specifics', () => {
     expect(end.startedAt!.getTime()).toBeGreaterThanOrEqual(first.finishedAt!.getTime());
   });
 
+  it('records a job submitted behind one that waits Queued at once, and runs both in order', async () => {
+    await h.close();
+    h = await harness({ capacity: { cpu: 1, memory: '1Gi', gpus: 0 } });
+    const running = await h.backend.submit(spec('sleep 0.5', { name: 'running' }));
+    const waiting = await h.backend.submit(spec('true', { name: 'waiting' }));
+    await eventually(async () => expect((await h.backend.get(waiting.id)).phase).toBe('Queued'), 5_000, 20);
+    const behind = await h.backend.submit(spec('true', { name: 'behind' }));
+    expect(behind).toMatchObject({
+      phase: 'Queued',
+      reason: 'WaitingForSlots',
+      message: 'waiting behind 1 earlier job(s)',
+    });
+    expect((await h.backend.list({ phases: ['Queued'] })).items.map((j) => j.id)).toContain(behind.id);
+    const ends = await Promise.all([running, waiting, behind].map((j) => finished(h.backend, j.id)));
+    expect(ends.map((e) => e.phase)).toEqual(['Succeeded', 'Succeeded', 'Succeeded']);
+    expect(ends[2]!.startedAt!.getTime()).toBeGreaterThanOrEqual(ends[1]!.finishedAt!.getTime());
+  });
+
+  it('records a job whose slots are taken Queued at once, and a job that fits Pending', async () => {
+    await h.close();
+    h = await harness({ capacity: { cpu: 1, memory: '1Gi', gpus: 0 } });
+    const running = await h.backend.submit(spec('sleep 0.5', { name: 'running' }));
+    expect(running.phase).toBe('Pending');
+    await eventually(async () => expect((await h.backend.get(running.id)).phase).toBe('Running'), 5_000, 20);
+    const next = await h.backend.submit(spec('true', { name: 'next' }));
+    expect(next).toMatchObject({ phase: 'Queued', reason: 'WaitingForSlots' });
+    expect(next.message).toContain('waiting for slots (free now: 0 cores');
+    expect((await finished(h.backend, next.id)).phase).toBe('Succeeded');
+  });
+
   it('refuses a job that could never fit the host, naming the resource', async () => {
     await h.close();
     h = await harness({ capacity: { cpu: 2, memory: '1Gi', gpus: 0 } });
@@ -356,13 +386,25 @@ describe('LocalComputeBackend specifics', () => {
 
   it('a deadline or TTL beyond what a timer can wait (24.8 days) does not fire early', async () => {
     const year = 365 * 86_400;
-    const job = await h.backend.submit(spec('sleep 0.3', { timeoutSeconds: year, ttlSecondsAfterFinished: year }));
+    const job = await h.backend.submit(
+      spec('echo kept; sleep 0.3', { timeoutSeconds: year, ttlSecondsAfterFinished: year }),
+    );
     const end = await finished(h.backend, job.id);
     expect(end.phase).toBe('Succeeded');
     await new Promise((r) => setTimeout(r, 100));
-    expect(await lines(h.backend, job.id)).toEqual([]);
+    expect(await lines(h.backend, job.id)).toEqual(['kept']);
     const listing = await h.artifacts.list({ prefix: `compute/logs/${job.id}/` });
     expect(listing.items).toHaveLength(1);
+  });
+
+  it('keeps no object for an attempt that wrote nothing, and its log reads empty once the job is finished', async () => {
+    const job = await h.backend.submit(spec('exit 3', { retries: 1 }));
+    const end = await finished(h.backend, job.id);
+    expect(end).toMatchObject({ phase: 'Failed', retriesUsed: 2 });
+    expect((await h.artifacts.list({ prefix: `compute/logs/${job.id}/` })).items).toEqual([]);
+    expect(await lines(h.backend, job.id, { attempt: 1 })).toEqual([]);
+    expect(await lines(h.backend, job.id, { attempt: 2, tailLines: 5 })).toEqual([]);
+    expect(await readdir(join(h.dir, 'compute', 'spool'))).toEqual([]);
   });
 
   it('refuses bad log options with ValidationError', async () => {

@@ -11,7 +11,7 @@ import {
 } from '@mlplane/core';
 import { auditLogConformance } from '@mlplane/core/testing';
 import { SqliteMetadataStore } from '@mlplane/defaults';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { auditEventHandler, auditFromEvent } from '../src/audit/from-event.js';
 import { AUDIT_FIELD_LENGTH, type SqlAuditLog } from '../src/audit/sql-audit-log.js';
 import { type AuditSurroundings, auditSurroundings, sqlAuditFixture } from './audit-fixture.js';
@@ -101,6 +101,50 @@ describe('auditFromEvent and auditEventHandler', () => {
       },
       { defaultProject: 'ml' },
     );
+  });
+});
+
+describe('SqlAuditLog group commit of events', () => {
+  const eventNo = (i: number) => ({
+    id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    type: 'run.updated',
+    version: 1,
+    occurredAt: '2025-03-01T12:00:00Z',
+    subject: `run:${i}`,
+    payload: { i },
+  });
+
+  it('chains events handed over at once in shared transactions, each once, and the chain verifies', async () => {
+    await withLog(async ({ log, store }) => {
+      const transactions = vi.spyOn(store, 'transaction');
+      const events = Array.from({ length: 20 }, (_, i) => eventNo(i));
+      // Event 3 is delivered twice at once, as an at-least-once relay may.
+      const entries = await Promise.all([...events, events[3]!].map((e) => log.appendEvent(e)));
+      expect(transactions.mock.calls.length).toBeLessThan(events.length);
+      expect(entries[20]).toEqual(entries[3]);
+      const listed = (await log.list({ order: 'asc', maxResults: 100 })).items;
+      expect(listed.map((e) => e.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      expect(listed.map((e) => (e.details as { eventId: string }).eventId)).toEqual(events.map((e) => e.id));
+      expect(await log.verify()).toEqual({ ok: true, checkedEntries: 20 });
+    });
+  });
+
+  it('retries a failed group one event at a time, so each event gets its own answer', async () => {
+    await withLog(async ({ log, store }) => {
+      const real = store.transaction.bind(store);
+      let failed = 0;
+      vi.spyOn(store, 'transaction').mockImplementation((fn) => {
+        if (failed === 0) {
+          failed += 1;
+          return Promise.reject(new Error('disk full'));
+        }
+        return real(fn);
+      });
+      const entries = await Promise.all([1, 2, 3].map((i) => log.appendEvent(eventNo(i))));
+      expect(failed).toBe(1);
+      expect(entries.map((e) => e.seq)).toEqual([1, 2, 3]);
+      expect(await log.verify()).toEqual({ ok: true, checkedEntries: 3 });
+    });
   });
 });
 

@@ -12,7 +12,6 @@ import {
   type Page,
   resolveMaxResults,
 } from '@mlplane/core';
-import { isUniqueViolation } from '@mlplane/sql';
 import { type Kysely, sql } from 'kysely';
 import * as createLocalJobs from './migrations/20261202T080000_create_local_jobs.js';
 import type { ProcessIdentity } from './processes.js';
@@ -49,6 +48,11 @@ export interface JobState {
   readonly createdRun?: boolean;
   /** Epoch ms after which logs are deleted (ttlSecondsAfterFinished); set when the job ends. */
   readonly logsExpireAt?: number;
+  /**
+   * Attempts (`<replica>-<attempt>`, status indexes) that wrote nothing: no log is kept in the ArtifactStore for them,
+   * and `logs` returns no lines.
+   */
+  readonly emptyLogs?: readonly string[];
   /** The logs were deleted after the TTL: `logs` raises NotFoundError. */
   readonly logsDeleted?: boolean;
 }
@@ -118,10 +122,19 @@ function toStored(row: JobTable): StoredJob {
   };
 }
 
+interface GroupedWrite {
+  readonly write: (db: Kysely<Database>) => Promise<unknown>;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /** The local backend's jobs as rows of the MetadataStore (SQLite or PostgreSQL). */
 export class LocalJobStore {
   readonly #store: MetadataStore;
   readonly #host: string;
+  /** Writes waiting for the next group commit. */
+  #group: GroupedWrite[] = [];
+  #committing = false;
 
   private constructor(store: MetadataStore, host: string) {
     this.#store = store;
@@ -137,45 +150,97 @@ export class LocalJobStore {
     return this.#store.db<Database>();
   }
 
-  /** Inserts a new job; false when its idempotency key was taken meanwhile (the caller reads that job). */
+  /**
+   * Inserts a new job, in the next group commit; false when its idempotency key was taken meanwhile (the caller reads
+   * that job). The key's conflict is answered by the insert itself (nothing inserted), so it never fails the group.
+   */
   async insert(spec: JobSpec, status: JobStatus, state: JobState): Promise<boolean> {
-    try {
-      await this.#db
+    const row = {
+      id: status.id,
+      project: spec.project,
+      host: this.#host,
+      idempotency_key: spec.idempotencyKey ?? null,
+      spec_hash: specHash(spec),
+      spec: JSON.stringify(spec),
+      phase: status.phase,
+      run_id: status.runId ?? null,
+      labels: JSON.stringify(status.labels),
+      status: JSON.stringify(status),
+      state: JSON.stringify(state),
+      logs_expire_at: null,
+    };
+    let inserted = false;
+    await this.#grouped(async (db) => {
+      const result = await db
         .insertInto('mlplane_local_jobs')
-        .values({
-          id: status.id,
-          project: spec.project,
-          host: this.#host,
-          idempotency_key: spec.idempotencyKey ?? null,
-          spec_hash: specHash(spec),
-          spec: JSON.stringify(spec),
-          phase: status.phase,
-          run_id: status.runId ?? null,
-          labels: JSON.stringify(status.labels),
-          status: JSON.stringify(status),
-          state: JSON.stringify(state),
-          logs_expire_at: null,
-        } as never)
-        .execute();
-      return true;
-    } catch (err) {
-      if (spec.idempotencyKey !== undefined && isUniqueViolation(err)) return false;
-      throw err;
+        .values(row as never)
+        .onConflict((oc) => oc.columns(['project', 'idempotency_key']).doNothing())
+        .executeTakeFirst();
+      inserted = Number(result.numInsertedOrUpdatedRows ?? 1n) > 0;
+    });
+    return inserted;
+  }
+
+  /** Writes the job's status and state; resolves once committed (in a group commit with other jobs' writes). */
+  update(status: JobStatus, state: JobState): Promise<void> {
+    const set = {
+      phase: status.phase,
+      run_id: status.runId ?? null,
+      status: JSON.stringify(status),
+      state: JSON.stringify(state),
+      logs_expire_at: state.logsDeleted ? null : (state.logsExpireAt ?? null),
+    };
+    return this.#grouped((db) => db.updateTable('mlplane_local_jobs').set(set).where('id', '=', status.id).execute());
+  }
+
+  /**
+   * Group commit: writes asked for while the previous group commits (or within the same turn of the event loop)
+   * commit together in one transaction, so that jobs running side by side share one commit (one fsync on SQLite
+   * FULL) instead of one each. Each caller resolves only after its write is committed, so what a caller then
+   * publishes survives a restart as before. Writes apply in the order they were asked for. When a group fails, its
+   * writes are retried one by one, so that one bad write fails alone.
+   */
+  #grouped(write: (db: Kysely<Database>) => Promise<unknown>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#group.push({ write, resolve, reject });
+      if (!this.#committing) {
+        this.#committing = true;
+        setImmediate(() => void this.#commitGroups());
+      }
+    });
+  }
+
+  async #commitGroups(): Promise<void> {
+    try {
+      while (this.#group.length > 0) {
+        const group = this.#group;
+        this.#group = [];
+        if (group.length === 1) {
+          await this.#writeAlone(group[0]!);
+          continue;
+        }
+        try {
+          await this.#store.transaction<void, Database>(async (trx) => {
+            for (const w of group) await w.write(trx);
+          });
+        } catch {
+          for (const w of group) await this.#writeAlone(w);
+          continue;
+        }
+        for (const w of group) w.resolve();
+      }
+    } finally {
+      this.#committing = false;
     }
   }
 
-  async update(status: JobStatus, state: JobState): Promise<void> {
-    await this.#db
-      .updateTable('mlplane_local_jobs')
-      .set({
-        phase: status.phase,
-        run_id: status.runId ?? null,
-        status: JSON.stringify(status),
-        state: JSON.stringify(state),
-        logs_expire_at: state.logsDeleted ? null : (state.logsExpireAt ?? null),
-      })
-      .where('id', '=', status.id)
-      .execute();
+  async #writeAlone(w: GroupedWrite): Promise<void> {
+    try {
+      await w.write(this.#db);
+      w.resolve();
+    } catch (err) {
+      w.reject(err);
+    }
   }
 
   async get(id: string): Promise<StoredJob | undefined> {

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -140,6 +140,11 @@ interface ActiveJob {
   ending?: Ending;
   /** Replicas being stopped for a job-scope restart; the restart launches once they are gone. */
   restarting?: boolean;
+  /**
+   * Admission not yet recorded: the job's next write records it (with its first replica's launch) and watchers get
+   * the Admitted status first, then that write's, so admitting a job costs no commit of its own.
+   */
+  admitting?: Partial<JobStatus>;
   /** Restarts so far in this process, for the backoff. */
   restarts: number;
   restartTimer?: NodeJS.Timeout;
@@ -283,12 +288,17 @@ export class LocalComputeBackend implements ComputeBackend {
     const id = `${spec.name}-${randomBytes(4).toString('hex')}`;
     const created = spec.runId === undefined ? await this.#createRun(spec, id) : undefined;
     const runId = spec.runId ?? created;
+    // A job that cannot have its slots now, or is behind one that already waits for them (admission is in submission
+    // order), waits: it is recorded Queued at once rather than Pending and then Queued, one write instead of two.
+    const waits = this.#queue.some((j) => j.status.phase === 'Queued') || !this.#fitsNow(spec);
+    const ahead = this.#queue.length;
     const status: JobStatus = freeze({
       id,
       name: spec.name,
       project: spec.project,
       ...(runId ? { runId } : {}),
-      phase: 'Pending',
+      phase: waits ? 'Queued' : 'Pending',
+      ...(waits ? { reason: 'WaitingForSlots', message: this.#waitingMessage(ahead) } : {}),
       retriesUsed: 0,
       labels: { ...spec.labels },
       submittedAt: new Date(),
@@ -425,6 +435,8 @@ export class LocalComputeBackend implements ComputeBackend {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
     }
+    // An attempt that wrote nothing has nothing stored.
+    if (state.emptyLogs?.includes(`${replica}-${attempt}`)) return;
     let body: Awaited<ReturnType<ArtifactStore['get']>>['body'];
     try {
       body = (await this.#options.artifacts.get(this.#logKey(id, replica, spec, attempt))).body;
@@ -564,9 +576,18 @@ export class LocalComputeBackend implements ComputeBackend {
     changes: Partial<JobStatus>,
     replicas?: (r: ReplicaStatus, n: number) => ReplicaStatus,
   ): Promise<void> {
-    const next = { ...job.status, ...changes } as JobStatus;
+    const admitting = job.admitting;
+    const before = admitting ? freeze({ ...job.status, ...admitting } as JobStatus) : job.status;
+    const next = { ...before, ...changes } as JobStatus;
     const status = freeze({ ...next, replicas: replicas ? next.replicas.map(replicas) : next.replicas });
     await this.#jobs.update(status, job.state);
+    if (admitting && job.admitting === admitting) {
+      // Written with this status: delivered before it, so that watchers see every phase in order.
+      job.admitting = undefined;
+      job.status = before;
+      job.version += 1;
+      this.#emit(job);
+    }
     job.status = status;
     job.version += 1;
     this.#emit(job);
@@ -590,6 +611,8 @@ export class LocalComputeBackend implements ComputeBackend {
       try {
         do {
           this.#pumpAgain = false;
+          // Jobs admitted in one pass, and those marked Queued, change side by side: their writes share group commits.
+          const changes: Promise<void>[] = [];
           while (this.#queue.length > 0 && !this.#closed) {
             const head = this.#queue[0]!;
             if (head.ending || TERMINAL.has(head.status.phase)) {
@@ -601,39 +624,53 @@ export class LocalComputeBackend implements ComputeBackend {
               const free = this.#pool.free();
               for (const [position, job] of this.#queue.entries()) {
                 if (job.status.phase !== 'Pending') continue;
-                const message =
-                  position === 0
-                    ? `waiting for slots (free now: ${free.cpu} cores, ${free.memoryBytes} bytes, ${free.gpus} GPUs)`
-                    : `waiting behind ${position} earlier job(s)`;
-                await this.#serially(job, async () => {
-                  // Cancelled meanwhile: phases never go back.
-                  if (job.status.phase !== 'Pending' || job.ending) return;
-                  await this.#publish(job, { phase: 'Queued', reason: 'WaitingForSlots', message });
-                });
+                const message = this.#waitingMessage(position, free);
+                changes.push(
+                  this.#serially(job, async () => {
+                    // Cancelled meanwhile: phases never go back.
+                    if (job.status.phase !== 'Pending' || job.ending) return;
+                    await this.#publish(job, { phase: 'Queued', reason: 'WaitingForSlots', message });
+                  }),
+                );
               }
               break;
             }
             this.#queue.shift();
-            await this.#serially(head, async () => {
+            const admitted = this.#serially(head, async () => {
               if (head.ending || TERMINAL.has(head.status.phase)) {
                 this.#pool.release(slots);
                 return;
               }
               head.state = { ...head.state, slots };
-              await this.#publish(head, {
+              head.admitting = {
                 phase: 'Admitted',
                 admittedAt: new Date(),
                 reason: 'SlotsReserved',
                 message: 'slots reserved',
-              });
+              };
               await this.#startAll(head);
             });
+            changes.push(admitted);
           }
+          await Promise.all(changes);
         } while (this.#pumpAgain && !this.#closed);
       } finally {
         this.#pumping = false;
       }
     })();
+  }
+
+  /** Whether every slot the job asks for is free now (nothing is reserved). */
+  #fitsNow(spec: JobSpec): boolean {
+    const slots = this.#pool.reserve(spec);
+    if (slots) this.#pool.release(slots);
+    return slots !== undefined;
+  }
+
+  #waitingMessage(position: number, free = this.#pool.free()): string {
+    return position === 0
+      ? `waiting for slots (free now: ${free.cpu} cores, ${free.memoryBytes} bytes, ${free.gpus} GPUs)`
+      : `waiting behind ${position} earlier job(s)`;
   }
 
   /** Launches a new attempt of every replica given (default all), group by group, then marks the job Running. */
@@ -654,24 +691,31 @@ export class LocalComputeBackend implements ComputeBackend {
       return;
     }
     // Groups start in spec order and each replica is running once spawned, which honours startupPolicy InOrder.
-    for (const n of which) await this.#launch(job, n, env.get(n)!);
+    // The last replica's record commits with the job's own change (Running, the restart done): one write, not three.
+    for (const [i, n] of which.entries()) {
+      await this.#launch(job, n, env.get(n)!, i === which.length - 1 ? () => this.#started(job) : undefined);
+    }
+    if (job.status.phase === 'Running' && job.status.startedAt && job.deadlineTimer === undefined) {
+      this.#armDeadline(job);
+    }
+  }
+
+  /** What the job's status gains once every replica of an attempt is launched; the restart it was is done. */
+  async #started(job: ActiveJob): Promise<Partial<JobStatus>> {
     if (job.state.restart) {
       const { restart: _, ...rest } = job.state;
       job.state = rest;
-      await this.#jobs.update(job.status, job.state);
     }
-    if (job.status.phase !== 'Running' && !job.ending) {
-      const first = job.status.startedAt === undefined;
-      // The run moves first, so that whoever sees the job Running finds its run RUNNING too.
-      if (first) await this.#runStatus(job, 'RUNNING');
-      await this.#publish(job, {
-        phase: 'Running',
-        ...(first ? { startedAt: new Date() } : {}),
-        reason: 'Started',
-        message: 'replicas started',
-      });
-      if (first) this.#armDeadline(job);
-    }
+    if (job.status.phase === 'Running' || job.ending) return {};
+    const first = job.status.startedAt === undefined;
+    // The run moves first, so that whoever sees the job Running finds its run RUNNING too.
+    if (first) await this.#runStatus(job, 'RUNNING');
+    return {
+      phase: 'Running',
+      ...(first ? { startedAt: new Date() } : {}),
+      reason: 'Started',
+      message: 'replicas started',
+    };
   }
 
   async #environment(job: ActiveJob, n: number): Promise<Record<string, string>> {
@@ -727,7 +771,13 @@ export class LocalComputeBackend implements ComputeBackend {
     return env;
   }
 
-  async #launch(job: ActiveJob, n: number, env: Record<string, string>): Promise<void> {
+  /** Launches replica `n`'s next attempt and records it, along with what `jobChanges` adds to the job's status. */
+  async #launch(
+    job: ActiveJob,
+    n: number,
+    env: Record<string, string>,
+    jobChanges?: () => Promise<Partial<JobStatus>>,
+  ): Promise<void> {
     const { group } = replicaPlace(job.spec, n);
     const g = job.spec.replicaGroups[group]!;
     const attempt = job.status.replicas[n]!.attempt + 1;
@@ -773,7 +823,7 @@ export class LocalComputeBackend implements ComputeBackend {
     job.state = { ...job.state, processes: [...job.state.processes.filter((p) => p.replica !== n), record] };
     await this.#publish(
       job,
-      {},
+      (await jobChanges?.()) ?? {},
       replicaChange(n, { phase: 'Running', attempt, node: this.#host, startedAt: new Date() }, [
         'exitCode',
         'reason',
@@ -804,6 +854,12 @@ export class LocalComputeBackend implements ComputeBackend {
 
   async #keepLog(job: ActiveJob, live: Live): Promise<void> {
     try {
+      if ((await stat(live.log.stampedPath)).size === 0) {
+        // Nothing was written: the state says so (recorded with the replica's end) instead of an empty object.
+        job.state = { ...job.state, emptyLogs: [...(job.state.emptyLogs ?? []), `${live.replica}-${live.attempt}`] };
+        await live.log.remove();
+        return;
+      }
       await this.#options.artifacts.put(
         this.#logKey(job.id, live.replica, job.spec, live.attempt),
         createReadStream(live.log.stampedPath),
@@ -845,20 +901,22 @@ export class LocalComputeBackend implements ComputeBackend {
       exitCode === 0
         ? { phase: 'Succeeded', reason: 'Completed' }
         : { phase: 'Failed', reason: note ? 'StartError' : 'Error' };
-    await this.#publish(job, {}, replicaChange(n, { phase: end.phase, exitCode, finishedAt, reason: end.reason }));
+    const ended = replicaChange(n, { phase: end.phase, exitCode, finishedAt, reason: end.reason });
     if (exitCode === 0) {
       const roles = job.spec.successPolicy?.roles;
-      const counted = job.status.replicas.filter((r) => !roles || roles.includes(r.role));
+      const counted = job.status.replicas.map(ended).filter((r) => !roles || roles.includes(r.role));
       if (counted.every((r) => r.phase === 'Succeeded')) {
-        await this.#end(job, {
-          phase: 'Succeeded',
-          reason: 'Completed',
-          message: 'every replica succeeded',
-          replicaReason: 'Stopped',
-        });
+        // The replica's end is recorded with the job's.
+        await this.#end(
+          job,
+          { phase: 'Succeeded', reason: 'Completed', message: 'every replica succeeded', replicaReason: 'Stopped' },
+          ended,
+        );
+        return;
       }
-      return;
     }
+    await this.#publish(job, {}, ended);
+    if (exitCode === 0) return;
     const why = `replica ${name} exited with code ${exitCode}${note ? ` (${note})` : ''}`;
     const action = retryAction(job.spec, role, exitCode);
     if (action === 'FailJob') {
@@ -911,21 +969,31 @@ export class LocalComputeBackend implements ComputeBackend {
     job.restartTimer.unref();
   }
 
-  /** Decides how the job ends (once) and stops what still runs; the job ends when the last replica has. */
-  async #end(job: ActiveJob, ending: Ending): Promise<void> {
+  /**
+   * Decides how the job ends (once) and stops what still runs; the job ends when the last replica has. `replicas`
+   * changes the status's replicas along with it (the replica whose exit ends the job).
+   */
+  async #end(job: ActiveJob, ending: Ending, replicas?: (r: ReplicaStatus, n: number) => ReplicaStatus): Promise<void> {
     if (job.ending || TERMINAL.has(job.status.phase)) return;
     job.ending = ending;
-    // Recorded with the status below, so that a platform restarted before the replicas are gone still ends the job so.
-    job.state = { ...job.state, ending };
     clearTimeout(job.deadlineTimer);
     clearTimeout(job.restartTimer);
     // Replicas that never ran end with the job.
     const now = new Date();
-    await this.#publish(job, {}, (r, n) =>
-      r.phase === 'Pending' || (r.phase === 'Running' && !job.live.has(n))
-        ? { ...r, phase: 'Failed', reason: ending.replicaReason, finishedAt: now }
-        : r,
-    );
+    const change = (replica: ReplicaStatus, n: number) => {
+      const r = replicas ? replicas(replica, n) : replica;
+      return r.phase === 'Pending' || (r.phase === 'Running' && !job.live.has(n))
+        ? { ...r, phase: 'Failed' as const, reason: ending.replicaReason, finishedAt: now }
+        : r;
+    };
+    if (job.live.size === 0) {
+      // Nothing to stop: the job finishes now, in one write.
+      await this.#finish(job, ending, change);
+      return;
+    }
+    // Recorded with the status, so that a platform restarted before the replicas are gone still ends the job so.
+    job.state = { ...job.state, ending };
+    await this.#publish(job, {}, change);
     this.#stopAll(job);
     await this.#settle(job);
   }
@@ -954,18 +1022,27 @@ export class LocalComputeBackend implements ComputeBackend {
     }
   }
 
-  async #finish(job: ActiveJob, ending: Ending): Promise<void> {
+  async #finish(
+    job: ActiveJob,
+    ending: Ending,
+    replicas?: (r: ReplicaStatus, n: number) => ReplicaStatus,
+  ): Promise<void> {
     const finishedAt = new Date();
     const slots = job.state.slots;
     const ttl = job.spec.ttlSecondsAfterFinished;
     job.state = {
       processes: [],
       ...(job.state.createdRun ? { createdRun: true } : {}),
+      ...(job.state.emptyLogs ? { emptyLogs: job.state.emptyLogs } : {}),
       ...(ttl !== undefined ? { logsExpireAt: finishedAt.getTime() + ttl * 1000 } : {}),
     };
     // The run ends first, so that whoever sees the job finished finds its run finished too.
     await this.#runStatus(job, RUN_STATUS[ending.phase]);
-    await this.#publish(job, { phase: ending.phase, reason: ending.reason, message: ending.message, finishedAt });
+    await this.#publish(
+      job,
+      { phase: ending.phase, reason: ending.reason, message: ending.message, finishedAt },
+      replicas,
+    );
     if (slots) this.#pool.release(slots);
     this.#active.delete(job.id);
     // Empty unless a log could not be kept in the ArtifactStore: then its file stays for an operator to recover.

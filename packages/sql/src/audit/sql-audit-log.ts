@@ -101,6 +101,14 @@ interface Anchor extends Head {
   readonly source: string;
 }
 
+/** An event's entry waiting for its group's commit. */
+interface PendingEvent {
+  readonly record: Prepared;
+  readonly eventId: string;
+  readonly resolve: (entry: AuditEntry) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /** One thing verify found wrong, at the first seq it concerns. */
 interface Problem {
   readonly seq: number;
@@ -140,6 +148,9 @@ export class SqlAuditLog implements AuditLog {
   #checkpointing: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
+  /** Events waiting for the next group commit (appendEvent). */
+  #eventGroup: PendingEvent[] = [];
+  #committingEvents = false;
 
   private constructor(options: SqlAuditLogOptions, keys: AuditKeys, keySecret: string) {
     this.#store = options.store;
@@ -201,9 +212,64 @@ export class SqlAuditLog implements AuditLog {
       throw new ValidationError('event id must be a non-empty string', { field: 'id' });
     }
     const prepared = prepare(auditFromEvent(event, { defaultProject: this.#defaultProject }));
-    const { entry, head } = await this.#store.transaction((trx: Trx) => this.#appendLocked(trx, prepared, event.id));
-    this.#remember({ ...head, source: 'an append by this process' });
-    return entry;
+    return new Promise<AuditEntry>((resolve, reject) => {
+      this.#eventGroup.push({ record: prepared, eventId: event.id, resolve, reject });
+      if (!this.#committingEvents) {
+        this.#committingEvents = true;
+        setImmediate(() => void this.#commitEventGroups());
+      }
+    });
+  }
+
+  /**
+   * Group commit of events: those handed over while the previous group commits (an event bus delivers many subjects
+   * at once) are chained in one transaction, one commit (one fsync on SQLite FULL) for all. Each caller resolves once
+   * its entry is committed, as with a transaction of its own. A group that fails is retried one event at a time, so
+   * that one bad event fails alone.
+   */
+  async #commitEventGroups(): Promise<void> {
+    try {
+      while (this.#eventGroup.length > 0) {
+        const group = this.#eventGroup;
+        this.#eventGroup = [];
+        if (group.length > 1) {
+          let entries: AuditEntry[] | undefined;
+          try {
+            const { done, head } = await this.#store.transaction(async (trx: Trx) => {
+              const done: AuditEntry[] = [];
+              let last: Head | undefined;
+              for (const e of group) {
+                const appended = await this.#appendLocked(trx, e.record, e.eventId);
+                done.push(appended.entry);
+                last = appended.head;
+              }
+              return { done, head: last! };
+            });
+            this.#remember({ ...head, source: 'an append by this process' });
+            entries = done;
+          } catch {
+            entries = undefined;
+          }
+          if (entries) {
+            for (const [i, e] of group.entries()) e.resolve(entries[i]!);
+            continue;
+          }
+        }
+        for (const e of group) {
+          try {
+            const { entry, head } = await this.#store.transaction((trx: Trx) =>
+              this.#appendLocked(trx, e.record, e.eventId),
+            );
+            this.#remember({ ...head, source: 'an append by this process' });
+            e.resolve(entry);
+          } catch (err) {
+            e.reject(err);
+          }
+        }
+      }
+    } finally {
+      this.#committingEvents = false;
+    }
   }
 
   async #appendLocked(trx: Trx, record: Prepared, eventId: string | null): Promise<{ entry: AuditEntry; head: Head }> {
