@@ -5,6 +5,7 @@ import { mlflowPlugin } from '@mlplane/plugin-mlflow';
 import { postgresPlugin } from '@mlplane/plugin-postgres';
 import { redisCachePlugin, redisStreamsPlugin } from '@mlplane/plugin-redis';
 import { s3Plugin } from '@mlplane/plugin-s3';
+import { schedulerPlugin } from '@mlplane/sql';
 
 /**
  * The production plugins the reference distribution knows, by config section: a section in the config installs its
@@ -17,6 +18,7 @@ export const PRODUCTION_PLUGINS: Readonly<Record<string, () => Plugin<any>>> = O
   'redis-cache': () => redisCachePlugin(),
   mlflow: () => mlflowPlugin(),
   s3: () => s3Plugin(),
+  scheduler: () => schedulerPlugin(),
 });
 
 /** The production plugins whose config section `config` holds. */

@@ -11,7 +11,10 @@ import {
   type Platform,
   type RawConfig,
   telemetryRef,
+  WiringError,
 } from '@mlplane/core';
+import { localComputeTrackingRef } from '@mlplane/defaults';
+import { PipelineOrchestrator } from '@mlplane/pipelines';
 import {
   API_V1,
   createApi,
@@ -120,8 +123,12 @@ export async function startDistribution(options: UpOptions = {}): Promise<Runnin
     const port = options.port ?? 8080;
     // Prometheus /metrics, request metrics per route, and each request's trace and log context.
     const telemetry = await createTelemetry(platform, { publicMetrics: options.publicMetrics ?? false });
+    // Pipeline runs are served read-only (their steps and cache explanations); the workspace is where steps
+    // exchange files, inside the data dir.
+    const pipelineRuns = await PipelineOrchestrator.forPlatform(platform, { workspace: join(dataDir, 'pipelines') });
     const api = await createApi(v1Routes, {
       platform,
+      pipelineRuns,
       logger: telemetry.logger,
       observer: telemetry.observer,
       ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
@@ -136,8 +143,10 @@ export async function startDistribution(options: UpOptions = {}): Promise<Runnin
     });
     // After the port is taken: a start that fails there issues no token, so the first one that succeeds shows it.
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    const admin = await ensureAdminToken(await platform.get(authorizerRef), dataDir);
+    const authorizer = await platform.get(authorizerRef);
+    const admin = await ensureAdminToken(authorizer, dataDir);
     const base = options.publicUrl?.replace(/\/+$/, '') ?? served.url;
+    await connectJobsToTracking(platform, authorizer, served.url);
     const urls = {
       api: `${base}${API_V1}`,
       docs: `${base}${API_V1}/docs`,
@@ -176,6 +185,37 @@ export async function startDistribution(options: UpOptions = {}): Promise<Runnin
     await platform.stop().catch(() => undefined);
     throw err;
   }
+}
+
+/** The principal jobs' MLflow clients log as: `editor` in each project it has run a job for. */
+export const JOBS_PRINCIPAL = 'jobs';
+const JOB_TOKEN_DAYS = 7;
+
+/**
+ * Jobs of the embedded ComputeBackend get MLFLOW_TRACKING_URI (this server) and a token scoped to their project, so
+ * that training code logs with the stock mlflow client unchanged. Each launch gets its own token, acting for the
+ * `jobs` principal with `editor` in that project only, expiring after 7 days. Platforms whose ComputeBackend is not
+ * the embedded one (Kubernetes) configure tracking through that plugin.
+ */
+async function connectJobsToTracking(platform: Platform, authorizer: Authorizer, url: string): Promise<void> {
+  const tracking = await platform.get(localComputeTrackingRef).catch((err: unknown) => {
+    if (err instanceof WiringError) return undefined;
+    throw err;
+  });
+  if (!tracking) return;
+  tracking.uri = url;
+  tracking.tokenFor = (project, job) =>
+    actingAs({ actor: 'mlplane-up', project }, async () => {
+      await authorizer.grant(JOBS_PRINCIPAL, project, 'editor');
+      const created = await authorizer.createToken({
+        principal: await authorizer.getPrincipal(JOBS_PRINCIPAL, 'service'),
+        name: `job ${job.id}`,
+        projects: [project],
+        roles: ['editor'],
+        expiresAt: new Date(Date.now() + JOB_TOKEN_DAYS * DAY_MS),
+      });
+      return created.secret;
+    });
 }
 
 /**

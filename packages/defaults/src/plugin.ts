@@ -5,6 +5,7 @@ import {
   artifactStoreRef,
   computeBackendRef,
   coreServices,
+  createServiceRef,
   definePlugin,
   eventBusRef,
   experimentTrackerRef,
@@ -14,7 +15,15 @@ import {
 } from '@mlplane/core';
 import { z } from 'zod';
 import { LocalArtifactStore } from './artifact-store/local-artifact-store.js';
-import { LocalComputeBackend } from './compute/local-compute-backend.js';
+import { type JobTracking, LocalComputeBackend } from './compute/local-compute-backend.js';
+
+/**
+ * Where the embedded ComputeBackend's jobs send their MLflow clients: a host that serves the tracking API after the
+ * platform started (`mlplane up`) sets `uri` and `tokenFor` here, and each job launched afterwards gets
+ * MLFLOW_TRACKING_URI and a token scoped to its project.
+ */
+export const localComputeTrackingRef = createServiceRef<JobTracking>({ id: 'embedded.computeTracking' });
+
 import { DataDirOwnership } from './data-dir.js';
 import { InProcessEventBus } from './event-bus/in-process-event-bus.js';
 import { SqliteMetadataStore } from './metadata-store/sqlite-metadata-store.js';
@@ -166,17 +175,19 @@ export const embeddedPlugin = definePlugin({
         await dataDirOwner.release();
       },
     });
+    env.provide(localComputeTrackingRef, { factory: (): JobTracking => ({}) });
     env.provide(computeBackendRef, {
       asDefault: true,
       local: true,
       deps: {
+        tracking: localComputeTrackingRef,
         store: metadataStoreRef,
         artifacts: artifactStoreRef,
         secrets: secretStoreRef,
         tracker: experimentTrackerRef,
         logger: coreServices.logger,
       },
-      factory: ({ store, artifacts, secrets, tracker, logger, config }) =>
+      factory: ({ tracking, store, artifacts, secrets, tracker, logger, config }) =>
         inDataDir((dataDir) => {
           const c = config.compute;
           return LocalComputeBackend.open({
@@ -198,6 +209,7 @@ export const embeddedPlugin = definePlugin({
             ...(c.inheritEnv ? { inheritEnv: c.inheritEnv } : {}),
             ...(c.workingDir ? { workingDir: resolve(c.workingDir) } : {}),
             ...(c.trackingUri ? { trackingUri: c.trackingUri } : {}),
+            tracking,
           });
         })({ config }),
       dispose: async (backend) => {

@@ -29,6 +29,9 @@ describe('jobs over /api/v1 on the local ComputeBackend', () => {
     expect(logs.body).toBe('one\ntwo\n');
     const listed = await t.call('GET', `${P}/jobs?phase=Succeeded`);
     expect(listed.body.items.map((j: { id: string }) => j.id)).toContain(id);
+    const queues = await t.call('GET', `${P}/queues`);
+    expect(queues.status).toBe(200);
+    expect(queues.body.queues.map((q: { name: string }) => q.name)).toContain('default');
   });
 
   it('cancels a running job, hides it from other projects and refuses a bad spec naming the field', async () => {

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { ALL_PROJECTS, authorizerRef, type Principal } from '@mlplane/core';
 import { startTestPlatform, type TestPlatform } from '@mlplane/defaults/testing';
 import { PipelineOrchestrator } from '@mlplane/pipelines';
+import { schedulerPlugin } from '@mlplane/sql';
 import { type CreateApiOptions, createApi, type MlplaneApi, v1Routes } from '../src/index.js';
 
 export interface TestApi {
@@ -29,7 +30,8 @@ export interface TestApi {
 
 /** A platform on embedded defaults with the API over it, and an admin token. */
 export async function startTestApi(options: Partial<CreateApiOptions> = {}): Promise<TestApi> {
-  const platform = await startTestPlatform();
+  // The durable scheduler in front of the local ComputeBackend, as a production platform would have it.
+  const platform = await startTestPlatform({ plugins: [schedulerPlugin()] });
   const pipelines = await PipelineOrchestrator.forPlatform(platform, {
     workspace: join(platform.dataDir, 'pipelines'),
   });

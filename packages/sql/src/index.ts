@@ -54,7 +54,8 @@ export type { Candidate, ProjectUsage } from './scheduler/admission.js';
 export { dominantShare, pickAdmissions } from './scheduler/admission.js';
 export type { JobDemand, ProjectQuota, QueueConfig, ResolvedQuota } from './scheduler/config.js';
 export { DEFAULT_PRIORITY_CLASSES, jobDemand } from './scheduler/config.js';
-export { schedulerPlugin } from './scheduler/scheduler-plugin.js';
+export type { SchedulerQueues } from './scheduler/scheduler-plugin.js';
+export { schedulerPlugin, schedulerQueuesRef } from './scheduler/scheduler-plugin.js';
 export { SCHEDULER_MIGRATIONS, SCHEDULER_OWNER } from './scheduler/schema.js';
 export type {
   QueueState,

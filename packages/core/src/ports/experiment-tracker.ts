@@ -38,6 +38,16 @@ export type { Page, PageOptions } from './paging.js';
  * A breach raises ValidationError whose `field` names the offending input and whose message names the limit;
  * values are never silently truncated (MLflow's client truncates by default; ours refuses).
  */
+/**
+ * The project (tenant) an experiment or registered model belongs to, as a tag: the HTTP API sets it when it creates
+ * one and refuses to change it; runs and versions belong to their experiment's and model's project. Components that
+ * create experiments for a project (the local ComputeBackend's job runs) set it the same way. Untagged means
+ * DEFAULT_PROJECT.
+ */
+export const PROJECT_TAG = 'mlplane.project';
+/** The project of experiments and models without PROJECT_TAG. */
+export const DEFAULT_PROJECT = 'default';
+
 export const TRACKER_LIMITS = Object.freeze({
   /** logBatch: metrics per call. */
   metricsPerBatch: 1000,

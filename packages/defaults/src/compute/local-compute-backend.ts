@@ -9,6 +9,7 @@ import {
   type ComputeBackend,
   type ComputeBackendCapabilities,
   ConflictError,
+  DEFAULT_PROJECT,
   type ExperimentTracker,
   isTerminalJobPhase,
   JOB_ENV,
@@ -21,6 +22,7 @@ import {
   type MetadataStore,
   NotFoundError,
   type Page,
+  PROJECT_TAG,
   parseMemory,
   type ReplicaStatus,
   type RetryAction,
@@ -104,6 +106,17 @@ export interface LocalComputeBackendOptions {
    * each launch; an error fails the launch like a missing secret.
    */
   readonly tokenFor?: (project: string, job: { readonly id: string; readonly runId?: string }) => Promise<string>;
+  /**
+   * Where `trackingUri` and `tokenFor` come from when they are not given: read at each launch, so a host that
+   * starts serving HTTP after the platform (`mlplane up`) sets them on the `localComputeTrackingRef` service.
+   */
+  readonly tracking?: JobTracking;
+}
+
+/** The tracking server replicas log to and how they get a token for it; see LocalComputeBackendOptions. */
+export interface JobTracking {
+  uri?: string;
+  tokenFor?: (project: string, job: { readonly id: string; readonly runId?: string }) => Promise<string>;
 }
 
 type ReplicaEnd = { readonly phase: 'Succeeded' | 'Failed'; readonly reason: string };
@@ -726,7 +739,8 @@ export class LocalComputeBackend implements ComputeBackend {
       const value = process.env[name];
       if (value !== undefined) env[name] = value;
     }
-    if (this.#options.trackingUri) env.MLFLOW_TRACKING_URI = this.#options.trackingUri;
+    const trackingUri = this.#options.trackingUri ?? this.#options.tracking?.uri;
+    if (trackingUri) env.MLFLOW_TRACKING_URI = trackingUri;
     Object.assign(env, g.env);
     for (const [name, ref] of Object.entries(g.secretEnv ?? {})) {
       // validateJobSpec admits only the kinds in capabilities.secretRefKinds: secretStore.
@@ -746,9 +760,10 @@ export class LocalComputeBackend implements ComputeBackend {
         );
       }
     }
-    if (this.#options.tokenFor) {
+    const tokenFor = this.#options.tokenFor ?? this.#options.tracking?.tokenFor;
+    if (tokenFor) {
       try {
-        env.MLFLOW_TRACKING_TOKEN = await this.#options.tokenFor(job.spec.project, {
+        env.MLFLOW_TRACKING_TOKEN = await tokenFor(job.spec.project, {
           id: job.id,
           ...(job.status.runId ? { runId: job.status.runId } : {}),
         });
@@ -1113,18 +1128,30 @@ export class LocalComputeBackend implements ComputeBackend {
   async #createRun(spec: JobSpec, id: string): Promise<string | undefined> {
     const tracker = this.#options.tracker;
     if (!tracker) return undefined;
-    const name = spec.experiment ?? this.#options.experiment ?? 'Default';
-    let experimentId: string;
-    try {
-      experimentId = (await tracker.getExperimentByName(name)).id;
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
+    const base = spec.experiment ?? this.#options.experiment ?? 'Default';
+    // The run must be in the job's project, so that a token of that project (MLFLOW_TRACKING_TOKEN) reaches it:
+    // an experiment of that name in another project is not used; `<name> (<project>)` is, created with the tag.
+    const inProject = async (name: string): Promise<string | undefined> => {
       try {
-        experimentId = (await tracker.createExperiment({ name })).id;
-      } catch (createErr) {
-        if (!(createErr instanceof ConflictError)) throw createErr;
-        experimentId = (await tracker.getExperimentByName(name)).id;
+        const found = await tracker.getExperimentByName(name);
+        return (found.tags[PROJECT_TAG] ?? DEFAULT_PROJECT) === spec.project ? found.id : undefined;
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+        try {
+          return (await tracker.createExperiment({ name, tags: { [PROJECT_TAG]: spec.project } })).id;
+        } catch (createErr) {
+          if (!(createErr instanceof ConflictError)) throw createErr;
+          const raced = await tracker.getExperimentByName(name);
+          return (raced.tags[PROJECT_TAG] ?? DEFAULT_PROJECT) === spec.project ? raced.id : undefined;
+        }
       }
+    };
+    const experimentId = (await inProject(base)) ?? (await inProject(`${base} (${spec.project})`));
+    if (experimentId === undefined) {
+      throw new ValidationError(
+        `experiment '${base} (${spec.project})' belongs to another project; name another experiment for the job`,
+        { field: 'experiment' },
+      );
     }
     const run = await tracker.createRun({
       experimentId,

@@ -1,14 +1,10 @@
-import { type ExperimentTracker, type ModelRegistry, NotFoundError } from '@mlplane/core';
+import { DEFAULT_PROJECT, type ExperimentTracker, type ModelRegistry, NotFoundError, PROJECT_TAG } from '@mlplane/core';
 import { LRUCache } from 'lru-cache';
 
-/**
- * Which project an experiment or registered model belongs to: the value of this tag, set when the API creates it and
- * never changed through the API afterwards (routes refuse to set or delete `mlplane.*` tags). Runs belong to their
- * experiment's project, model versions to their model's.
- */
-export const PROJECT_TAG = 'mlplane.project';
-/** Experiments and models made before projects existed, or outside the API without the tag. */
-export const DEFAULT_PROJECT = 'default';
+// Which project an experiment or registered model belongs to: core's PROJECT_TAG, set when the API creates it and
+// never changed through the API afterwards (routes refuse to set or delete `mlplane.*` tags). Runs belong to their
+// experiment's project, model versions to their model's; untagged ones to DEFAULT_PROJECT.
+export { DEFAULT_PROJECT, PROJECT_TAG } from '@mlplane/core';
 /** Tags with this prefix are the platform's own; clients may read but not write them. */
 export const RESERVED_TAG_PREFIX = 'mlplane.';
 

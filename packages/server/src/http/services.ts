@@ -16,7 +16,12 @@ import {
   type Platform,
   WiringError,
 } from '@mlplane/core';
-import { type WebhookSubscriptions, webhookSubscriptionsRef } from '@mlplane/sql';
+import {
+  type SchedulerQueues,
+  schedulerQueuesRef,
+  type WebhookSubscriptions,
+  webhookSubscriptionsRef,
+} from '@mlplane/sql';
 import { ProjectScope } from './projects.js';
 
 /** The ports the API serves, resolved once when it is created. */
@@ -34,6 +39,8 @@ export interface ApiServices {
   readonly webhooks: WebhookSubscriptions | undefined;
   /** The platform's ComputeBackend (the scheduler's, when one decorates it); absent on a platform without one. */
   readonly compute: ComputeBackend | undefined;
+  /** Queue state of the durable scheduler, when the platform installs one (the `scheduler` plugin). */
+  readonly queues: SchedulerQueues | undefined;
   /** Pipeline runs, when the host runs an orchestrator (`mlplane up` does); absent otherwise. */
   readonly pipelineRuns: PipelineRunReader | undefined;
   /** Which project each experiment, run and model belongs to. */
@@ -94,9 +101,10 @@ export async function resolveServices(
       if (err instanceof WiringError) return undefined;
       throw err;
     });
-  const [webhooks, compute] = await Promise.all([
+  const [webhooks, compute, queues] = await Promise.all([
     optional(platform.get(webhookSubscriptionsRef)),
     optional(platform.get(computeBackendRef)),
+    optional(platform.get(schedulerQueuesRef)),
   ]);
   return {
     tracker,
@@ -107,6 +115,7 @@ export async function resolveServices(
     events,
     webhooks,
     compute,
+    queues,
     pipelineRuns,
     projects: new ProjectScope(tracker, registry),
   };

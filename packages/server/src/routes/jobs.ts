@@ -107,7 +107,60 @@ async function jobIn(services: ApiServices, project: string, jobId: string): Pro
   return status;
 }
 
+const useSchema = z.object({
+  cpu: z.number(),
+  memoryBytes: z.number(),
+  gpus: z.number(),
+  gpuTypes: z.record(z.string(), z.number()),
+  running: z.number().int(),
+});
+
 export const jobRoutes = [
+  defineRoute({
+    operationId: 'getQueues',
+    method: 'GET',
+    path: '/projects/{project}/queues',
+    summary: "The scheduler's queues (jobs queued, admitted, running) and the project's quota and use",
+    tag: 'jobs',
+    permission: 'job.read',
+    scope: 'project',
+    params: projectParams,
+    response: z.object({
+      queues: z.array(
+        z.object({
+          name: z.string(),
+          maxRunning: z.number().int().optional(),
+          queued: z.number().int(),
+          admitted: z.number().int(),
+          running: z.number().int(),
+        }),
+      ),
+      project: z.object({
+        queued: z.number().int(),
+        use: useSchema,
+        quota: z.record(z.string(), z.unknown()).optional(),
+        share: z.number(),
+      }),
+    }),
+    async handle({ params, services }) {
+      if (!services.queues) {
+        throw new HttpError(501, 'NOT_IMPLEMENTED', 'this platform has no scheduler (install the scheduler plugin)');
+      }
+      const state = await services.queues.queueState();
+      const mine = state.projects.find((p) => p.project === params.project);
+      return {
+        queues: state.queues.map((q) => ({ ...q })),
+        project: mine
+          ? {
+              queued: mine.queued,
+              use: { ...mine.use, gpuTypes: { ...mine.use.gpuTypes } },
+              ...(mine.quota ? { quota: { ...mine.quota } } : {}),
+              share: mine.share,
+            }
+          : { queued: 0, use: { cpu: 0, memoryBytes: 0, gpus: 0, gpuTypes: {}, running: 0 }, share: 0 },
+      };
+    },
+  }),
   defineRoute({
     operationId: 'submitJob',
     method: 'POST',

@@ -1,7 +1,7 @@
-import { computeBackendRef, coreServices, definePlugin, metadataStoreRef } from '@mlplane/core';
+import { computeBackendRef, coreServices, createServiceRef, definePlugin, metadataStoreRef } from '@mlplane/core';
 import { z } from 'zod';
 import type { ProjectQuota } from './config.js';
-import { SqlScheduler, type SqlSchedulerOptions } from './sql-scheduler.js';
+import { type QueueState, SqlScheduler, type SqlSchedulerOptions } from './sql-scheduler.js';
 
 const quantity = z.union([z.number().nonnegative(), z.string().min(1)]);
 const quota = z.object({
@@ -24,6 +24,12 @@ function defined<T extends object>(value: T): T {
  * docs/operations/scheduler.md. A process with `dispatch: false` (an API server) accepts jobs and leaves dispatching
  * to the others.
  */
+/** Queue state of the platform's scheduler (`SqlScheduler.queueState`), for APIs and dashboards. */
+export interface SchedulerQueues {
+  queueState(): Promise<QueueState>;
+}
+export const schedulerQueuesRef = createServiceRef<SchedulerQueues>({ id: 'scheduler.queues' });
+
 export const schedulerPlugin = definePlugin({
   id: 'scheduler',
   configSchema: z.object({
@@ -49,6 +55,18 @@ export const schedulerPlugin = definePlugin({
     admitBatch: z.number().int().positive().max(10_000).optional(),
   }),
   register(env) {
+    // The decorated backend reaches the platform's callers behind the port's guard; queue state goes through its own
+    // service, which asks for the ComputeBackend first so that the scheduler exists.
+    let made: SqlScheduler | undefined;
+    env.provide(schedulerQueuesRef, {
+      deps: { compute: computeBackendRef },
+      factory: () => ({
+        queueState: () => {
+          if (!made) throw new Error('the scheduler did not start');
+          return made.queueState();
+        },
+      }),
+    });
     env.decorate(computeBackendRef, {
       deps: { store: metadataStoreRef, logger: coreServices.logger, lifecycle: coreServices.lifecycle },
       decorate: async ({ service, config, store, logger, lifecycle }) => {
@@ -63,6 +81,7 @@ export const schedulerPlugin = definePlugin({
           logger,
         };
         const scheduler = await SqlScheduler.open(store, service, options);
+        made = scheduler;
         // Services are made when first asked for, which may be after the platform started: dispatch starts now.
         if (dispatch) scheduler.start();
         lifecycle.addShutdownHook(() => scheduler.stop(), 'scheduler dispatch');
