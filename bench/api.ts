@@ -1102,11 +1102,14 @@ Both servers run on this machine on the same PostgreSQL server (the PostgreSQL p
 \`synchronous_commit\` off, as \`scripts/peers\` starts it, which lowers every commit's cost alike), each in a database
 of its own. **MLflow** is the peer as \`scripts/peers up mlflow\` starts it, configured as MLflow's docs recommend for
 production: mlflow 3.17.2, PostgreSQL backend store (psycopg2), artifacts in S3, \`--workers\` as many as cores
-(uvicorn), its access log on. **mlplane** is \`bench/api-server.ts\` in a process of its own: the reference
-distribution's platform (embedded defaults and the management plugin) on \`@mlplane/plugin-postgres\` (its defaults:
-10 connections, prepared statements; outbox relay, webhooks and audit on), with \`@mlplane/server\`'s API on a plain
-\`http\` server, a request log line per request (pino, info), per-token rate limiting on (with a ceiling the load
-never reaches: all clients share one admin token). The load is ${sizes.clients} concurrent clients in the bench's Node process
+(uvicorn), its access log on. **mlplane** is \`bench/api-server.ts\` in a process of its own, started as
+\`mlplane up --config FILE\` starts it (\`startDistribution\` of \`@mlplane/cli\`, with a config file it writes): the
+reference distribution's platform (embedded defaults and the management plugin) on \`@mlplane/plugin-postgres\` (its
+defaults: 10 connections, prepared statements; outbox relay, webhooks and audit on; artifacts on the local disk, the
+in-process event bus and file secrets chosen in \`platform.providers\`), with \`@mlplane/server\`'s API and the
+request telemetry \`up\` serves (Prometheus metrics per route, trace context), a request log line per request (pino,
+info), per-token rate limiting on (with a ceiling the load never reaches: all clients share the admin token \`up\`
+issues), the verified-token cache at its default (5 s). The load is ${sizes.clients} concurrent clients in the bench's Node process
 (undici, one keep-alive connection per client), each making one request after the other for ${sizes.roundMs / 1000} s per operation,
 contender and round; ${sizes.rounds} rounds, the contenders' order rotated each round. Rates are the median round, latencies
 percentiles of every request of every round. log-batch requests carry ${sizes.metricsPerBatch} metrics, each client to a run of its own.
@@ -1158,7 +1161,7 @@ function whereTimeGoes(figures: readonly Measured[], sizes: ApiSizes): string[] 
   const rawPg = get('api CPU per request, log-batch, PostgreSQL backends, raw pg INSERT ceiling');
   if (lb && lbPg) {
     lines.push(
-      `- **log-batch**: mlplane's server spends ${ms(lb.ours)} of CPU per ${sizes.metricsPerBatch}-metric request (${num(round((lb.ours * 1000) / sizes.metricsPerBatch))} µs per metric: reading and parsing the JSON body, the route's zod schema and then the port's argument schema over every metric, token verification, the run's project from the owner cache, building the SQL) and PostgreSQL ${ms(lbPg.ours)} (the metrics insert, the latest-value upsert, the outbox event and the run check, in one statement), where the bare INSERT of the ceiling costs PostgreSQL ${ms(rawPg?.ours)}. MLflow's workers spend ${ms(lb.peer)} per request (${num(lb.ratio)}x mlplane's server CPU) and PostgreSQL ${ms(lbPg.peer)} for it.`,
+      `- **log-batch**: mlplane's server spends ${ms(lb.ours)} of CPU per ${sizes.metricsPerBatch}-metric request (${num(round((lb.ours * 1000) / sizes.metricsPerBatch))} µs per metric: reading and parsing the JSON body, the route's check of every metric and then the port's (plain code, no zod object per metric), the token from the verified-token cache, the run's project from the owner cache, the request telemetry) and PostgreSQL ${ms(lbPg.ours)} (the metrics insert, the latest-value upsert, the outbox event and the run check, in one statement), where the bare INSERT of the ceiling costs PostgreSQL ${ms(rawPg?.ours)}. MLflow's workers spend ${ms(lb.peer)} per request (${num(lb.ratio)}x mlplane's server CPU) and PostgreSQL ${ms(lbPg.peer)} for it.`,
     );
   }
   const me = cpu('me', 'server process(es)');
@@ -1169,7 +1172,7 @@ function whereTimeGoes(figures: readonly Measured[], sizes: ApiSizes): string[] 
   if (me && health && mePg) {
     const auth = me.ours - health.ours;
     lines.push(
-      `- **Per-request token verification**: GET /api/v1/me (authentication only) costs the server ${ms(me.ours)} and PostgreSQL ${ms(mePg.ours)} per request, against ${ms(health.ours)} for GET /health: about ${ms(round(auth))} of server CPU and one PostgreSQL read (\`SELECT … FROM authz_tokens\` by token id, then SHA-256 of the secret) on every authenticated request, uncached${create ? `; that is ${Math.round((100 * auth) / create.ours)}% of a create run's server CPU (${ms(create.ours)}) and ${createPg ? `${Math.round((100 * mePg.ours) / createPg.ours)}% of its PostgreSQL CPU` : ''}` : ''}. A short-lived cache of verified tokens (revocation then takes effect after its TTL, or on an event) would remove both from the hot paths.`,
+      `- **Authentication per request**: GET /api/v1/me (authentication only) costs the server ${ms(me.ours)} and PostgreSQL ${ms(mePg.ours)} per request, against ${ms(health.ours)} for GET /health: about ${ms(round(auth))} of server CPU for the SHA-256 of the secret and a lookup in the verified-token cache (its row is read again after the cache's 5 s TTL, or when a revocation, grant or role change empties it), the rate limiter and the request telemetry${create ? `; that is ${Math.round((100 * auth) / create.ours)}% of a create run's server CPU (${ms(create.ours)})` : ''}.`,
     );
   }
   if (create && createPg) {
@@ -1185,7 +1188,7 @@ function whereTimeGoes(figures: readonly Measured[], sizes: ApiSizes): string[] 
     );
   }
   lines.push(
-    "- **A CPU profile of the API server** (`node --cpu-prof`, 16 clients for 10 s per operation, taken apart from the recorded rounds on 2026-12-02 at commit 65516bc; shares of the server's busy CPU): log-batch: appending each batch's domain event to the hash-chained audit log, which the audit consumer does in the same process, 18%; the pg driver 14%; socket writes 12%; GC 8%; kysely compiling SQL 8%; zod (the route's schema, then the port's) 8 to 9%; reading the JSON body 6%; token verification 3%. create run: the audit log 24%, socket writes 27%, kysely 11%. alias: socket writes 32% (the HTTP answer and the pg queries, a syscall each), token verification 8% and the Authorizer's check 3%, pino 3%.",
+    "- **A CPU profile of the API server** (`node --cpu-prof`, 16 clients for 10 s per operation, taken apart from the recorded rounds on 2026-12-02 at commit 65516bc, before the verified-token cache, the batched audit appends, the prepared metric append and the route's plain-code metric check; shares of the server's busy CPU): log-batch: appending each batch's domain event to the hash-chained audit log, which the audit consumer does in the same process, 18%; the pg driver 14%; socket writes 12%; GC 8%; kysely compiling SQL 8%; zod (the route's schema, then the port's) 8 to 9%; reading the JSON body 6%; token verification 3%. create run: the audit log 24%, socket writes 27%, kysely 11%. alias: socket writes 32% (the HTTP answer and the pg queries, a syscall each), token verification 8% and the Authorizer's check 3%, pino 3%.",
   );
   lines.push(
     "- **The machine**: 2 cores shared by both servers, PostgreSQL, the bench's clients and other engineers' work (see the load average above): every process waits for a core, and how the scheduler shares them among MLflow's processes (a parent and one per worker) and mlplane's one Node process moves the throughput ratios from round to round. The CPU per request is the steadier comparison.",

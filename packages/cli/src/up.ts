@@ -21,6 +21,7 @@ import {
   createTelemetry,
   type MlplaneApi,
   mountMlflow,
+  type RateLimitOptions,
   type ServedApi,
   serve,
   v1Routes,
@@ -53,6 +54,11 @@ export interface UpOptions {
    * project; turn it on only where the network keeps strangers away from the port.
    */
   readonly publicMetrics?: boolean;
+  /**
+   * The API's per-token rate limit (createApi's `rateLimit`: 2,000 requests a second per token by default); for a
+   * program embedding `up`, such as the API benchmark, whose clients all share one token.
+   */
+  readonly rateLimit?: RateLimitOptions;
 }
 
 /** The principal `up` creates on a first start, holding `admin` in every project. */
@@ -135,6 +141,7 @@ export async function startDistribution(options: UpOptions = {}): Promise<Runnin
       // Beside /api/v1: /metrics, and the MLflow-compatible API (/api/2.0/mlflow: the stock mlflow client's
       // MLFLOW_TRACKING_URI is this server).
       mount: [...telemetry.mount, mountMlflow()],
+      ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}),
     });
     served = await serve(api, {
       port,

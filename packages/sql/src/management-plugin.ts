@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   artifactStoreRef,
   auditLogRef,
@@ -5,6 +6,7 @@ import {
   coreServices,
   createServiceRef,
   DEFAULT_MAX_TOKEN_LIFETIME_MS,
+  type DomainEvent,
   definePlugin,
   eventBusRef,
   experimentTrackerRef,
@@ -18,7 +20,7 @@ import { DEFAULT_CHECKPOINT_PREFIX } from './audit/checkpoints.js';
 import { auditEventHandler } from './audit/from-event.js';
 import { DEFAULT_AUDIT_KEY_SECRET, DEFAULT_CHECKPOINT_INTERVAL_MS, SqlAuditLog } from './audit/sql-audit-log.js';
 import { FAILED_CHECK_MAX_GROUPS, FAILED_CHECK_WINDOW_MS } from './authz/failed-checks.js';
-import { SqlAuthorizer } from './authz/sql-authorizer.js';
+import { DEFAULT_TOKEN_CACHE_TTL_MS, SqlAuthorizer } from './authz/sql-authorizer.js';
 import { SqlLeaseManager } from './leases/sql-lease.js';
 import { OUTBOX_MIGRATIONS, OUTBOX_OWNER, purgeRelayed } from './outbox/outbox.js';
 import { SqlModelRegistry } from './registry/sql-model-registry.js';
@@ -38,6 +40,7 @@ const TOKEN_DEFAULTS = Object.freeze({
   maxLifetimeMs: DEFAULT_MAX_TOKEN_LIFETIME_MS,
   failedCheckWindowMs: FAILED_CHECK_WINDOW_MS,
   failedCheckGroups: FAILED_CHECK_MAX_GROUPS,
+  cacheTtlMs: DEFAULT_TOKEN_CACHE_TTL_MS,
 });
 const AUDIT_CHECKPOINT_DEFAULTS = Object.freeze({
   enabled: true,
@@ -127,6 +130,12 @@ export const managementPlugin = definePlugin({
         failedCheckWindowMs: z.number().int().positive().default(TOKEN_DEFAULTS.failedCheckWindowMs),
         /** Source/reason groups kept per window; failures beyond are counted per reason, so memory stays bounded. */
         failedCheckGroups: z.number().int().positive().max(100_000).default(TOKEN_DEFAULTS.failedCheckGroups),
+        /**
+         * How long a verified token is answered from memory (0: every request reads its row). A revocation, grant or
+         * role change empties it at once in the process that made it, and in the others on its `authz.*` event;
+         * the TTL bounds how long an event lost on the way could leave a revoked token working. Default 5 s.
+         */
+        cacheTtlMs: z.number().int().min(0).max(300_000).default(TOKEN_DEFAULTS.cacheTtlMs),
       })
       .default(TOKEN_DEFAULTS),
   }),
@@ -172,18 +181,23 @@ export const managementPlugin = definePlugin({
       // Runs after every plugin's shutdown hooks (the audit consumer has stopped), so the last checkpoint covers all.
       dispose: (log) => (log instanceof SqlAuditLog ? log.close() : undefined),
     });
+    // The authorizer this plugin made, if it is the one chosen: its token cache hears other processes' changes.
+    let sqlAuthorizer: SqlAuthorizer | undefined;
     env.provide(authorizerRef, {
       asDefault: true,
       deps: { store: metadataStoreRef, audit: auditLogRef, logger: coreServices.logger },
-      factory: ({ store, audit, logger, config }) =>
-        SqlAuthorizer.open({
+      factory: async ({ store, audit, logger, config }) => {
+        sqlAuthorizer = await SqlAuthorizer.open({
           store,
           audit,
           logger,
           maxTokenLifetimeMs: config.tokens.maxLifetimeMs,
           maxTokenLifetimeSetting: 'management.tokens.maxLifetimeMs',
           failedChecks: { windowMs: config.tokens.failedCheckWindowMs, maxGroups: config.tokens.failedCheckGroups },
-        }),
+          tokenCacheTtlMs: config.tokens.cacheTtlMs,
+        });
+        return sqlAuthorizer;
+      },
       // Writes the failed-check counts still coalescing, before the audit log and the store are disposed.
       dispose: (authorizer) => authorizer.close(),
     });
@@ -200,10 +214,23 @@ export const managementPlugin = definePlugin({
         secrets: secretStoreRef,
         webhooks: webhookSubscriptionsRef,
         lifecycle: coreServices.lifecycle,
+        // Resolved here so that, when it is this plugin's, its token cache is subscribed below.
+        authorizer: authorizerRef,
       },
       async init({ store, bus, audit, telemetry, secrets, webhooks, lifecycle, config }) {
         const subscription = await bus.subscribe({ group: config.auditGroup, handler: auditEventHandler(audit) });
         lifecycle.addShutdownHook(() => subscription.close(), 'audit consumer');
+        if (sqlAuthorizer && config.tokens.cacheTtlMs > 0) {
+          const tokens = sqlAuthorizer;
+          // A group of this process's own, so every process hears every change (a shared group would deliver each
+          // event to one of them). A bus that replays to new groups replays old changes: each only empties a cache.
+          const cacheSubscription = await bus.subscribe({
+            group: `authz-token-cache-${randomUUID()}`,
+            types: ['authz.*'],
+            handler: async (event) => tokenCacheEvent(tokens, event),
+          });
+          lifecycle.addShutdownHook(() => cacheSubscription.close(), 'token cache invalidation');
+        }
         if (config.webhooks.enabled) {
           const dispatcher = new WebhookDispatcher({
             store,
@@ -247,3 +274,12 @@ export const managementPlugin = definePlugin({
     });
   },
 });
+
+/** What a change made in another process does to this process's verified-token cache. */
+function tokenCacheEvent(authorizer: SqlAuthorizer, event: DomainEvent): void {
+  if (event.type === 'authz.token.created') return;
+  const tokenId = (event.payload as { tokenId?: unknown } | null)?.tokenId;
+  if (event.type === 'authz.token.revoked' && typeof tokenId === 'string') authorizer.forgetToken(tokenId);
+  // Grants and roles decide what every token of their holders may do.
+  else authorizer.invalidate();
+}

@@ -128,24 +128,6 @@ describe('SqlAuditLog group commit of events', () => {
       expect(await log.verify()).toEqual({ ok: true, checkedEntries: 20 });
     });
   });
-
-  it('retries a failed group one event at a time, so each event gets its own answer', async () => {
-    await withLog(async ({ log, store }) => {
-      const real = store.transaction.bind(store);
-      let failed = 0;
-      vi.spyOn(store, 'transaction').mockImplementation((fn) => {
-        if (failed === 0) {
-          failed += 1;
-          return Promise.reject(new Error('disk full'));
-        }
-        return real(fn);
-      });
-      const entries = await Promise.all([1, 2, 3].map((i) => log.appendEvent(eventNo(i))));
-      expect(failed).toBe(1);
-      expect(entries.map((e) => e.seq)).toEqual([1, 2, 3]);
-      expect(await log.verify()).toEqual({ ok: true, checkedEntries: 3 });
-    });
-  });
 });
 
 describe('SqlAuditLog against the issue-1 tampering: head deleted, a row edited, another deleted', () => {

@@ -243,7 +243,7 @@ export async function createApi(routes: readonly RouteDefinition[], options: Cre
       if (early) await authorizeRoute(services.authorizer, route, principal, input);
       input.query = parse(querySchema, querySchema ? queryObject(new URL(c.req.url)) : undefined, 'query');
       if (route.body !== undefined && route.body !== 'stream') {
-        input.body = parse(route.body, await readJsonBody(c.req.raw, limits.jsonBodyBytes), 'body');
+        input.body = parse(route.bodyCheck ?? route.body, await readJsonBody(c.req.raw, limits.jsonBodyBytes), 'body');
       }
       if (!early) await authorizeRoute(services.authorizer, route, principal, input);
       const project = route.scope === 'project' ? (params as { project: string }).project : ALL_PROJECTS;

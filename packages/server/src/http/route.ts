@@ -61,6 +61,12 @@ export interface RouteDefinition<Params = any, Query = any, Body = any, Result =
   readonly query?: z.ZodType<Query>;
   /** A JSON body schema, or `stream` for a raw body the handler reads from `request` (artifact uploads). */
   readonly body?: z.ZodType<Body> | 'stream';
+  /**
+   * What the request's body is checked with when it differs from `body`, which the OpenAPI document is written
+   * from: a hot route checks a long list with plain code (the same rules, the same field paths) rather than a zod
+   * object per item.
+   */
+  readonly bodyCheck?: z.ZodType<Body>;
   /** The JSON answer's schema; `empty` answers 204; `stream` answers a StreamedResult. */
   readonly response: z.ZodType<Result> | 'empty' | 'stream';
   /** Success status for JSON answers; default 200. */

@@ -23,26 +23,67 @@ import {
 const runParams = projectParams.extend({ runId: z.string().min(1).max(64) });
 const keyValue = z.object({ key: z.string(), value: z.string() }).strict();
 
+const metricEntry = z
+  .object({
+    key: z.string(),
+    value: metricValue,
+    step: z.number().int().optional(),
+    timestamp: z.number().int().optional(),
+  })
+  .strict();
+type MetricEntry = z.infer<typeof metricEntry>;
+
 /** The body of log-batch: MLflow's limits (1000 metrics, 100 params, 100 tags) are checked by the port. */
 const logBatchBody = z
   .object({
-    metrics: z
-      .array(
-        z
-          .object({
-            key: z.string(),
-            value: metricValue,
-            step: z.number().int().optional(),
-            timestamp: z.number().int().optional(),
-          })
-          .strict(),
-      )
-      .max(TRACKER_LIMITS.metricsPerBatch)
-      .optional(),
+    metrics: z.array(metricEntry).max(TRACKER_LIMITS.metricsPerBatch).optional(),
     params: z.array(keyValue).max(TRACKER_LIMITS.paramsPerBatch).optional(),
     tags: z.array(keyValue).max(TRACKER_LIMITS.tagsPerBatch).optional(),
   })
   .strict();
+
+const METRIC_FIELDS = new Set(['key', 'value', 'step', 'timestamp']);
+const METRIC_WORDS = new Set(['NaN', 'Infinity', '-Infinity']);
+const describe = (value: unknown) => (value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value);
+
+/** What is wrong with one metric of a log-batch body, as `metricEntry` would say it; undefined when nothing. */
+function metricEntryProblem(metric: unknown): [(string | number)[], string] | undefined {
+  if (typeof metric !== 'object' || metric === null || Array.isArray(metric)) {
+    return [[], `must be a metric { key, value, step?, timestamp? }, got ${describe(metric)}`];
+  }
+  for (const field in metric) {
+    if (!METRIC_FIELDS.has(field)) return [[], `unknown field '${field}'`];
+  }
+  const { key, value, step, timestamp } = metric as Record<string, unknown>;
+  if (typeof key !== 'string') return [['key'], `must be a string, got ${describe(key)}`];
+  if (typeof value !== 'number' && !(typeof value === 'string' && METRIC_WORDS.has(value))) {
+    return [['value'], `must be a number or 'NaN', 'Infinity', '-Infinity', got ${describe(value)}`];
+  }
+  if (step !== undefined && !Number.isInteger(step)) return [['step'], `must be an integer, got ${describe(step)}`];
+  if (timestamp !== undefined && !Number.isInteger(timestamp)) {
+    return [['timestamp'], `must be an integer, got ${describe(timestamp)}`];
+  }
+  return undefined;
+}
+
+/**
+ * log-batch's body as requests are checked: `logBatchBody` (which the OpenAPI document shows) with its metrics
+ * checked by plain code rather than a zod object each, since up to 1,000 of them come in every request and the
+ * tracker's port checks each again (keys, values, counts).
+ */
+const logBatchCheck = logBatchBody.extend({
+  metrics: z
+    .array(z.unknown())
+    .max(TRACKER_LIMITS.metricsPerBatch)
+    .check((ctx) => {
+      for (let i = 0; i < ctx.value.length; i++) {
+        const problem = metricEntryProblem(ctx.value[i]);
+        if (problem)
+          ctx.issues.push({ code: 'custom', input: undefined, path: [i, ...problem[0]], message: problem[1] });
+      }
+    })
+    .optional() as unknown as z.ZodOptional<z.ZodArray<z.ZodType<MetricEntry>>>,
+});
 
 export const runRoutes = [
   defineRoute({
@@ -168,6 +209,7 @@ export const runRoutes = [
     scope: 'project',
     params: runParams,
     body: logBatchBody,
+    bodyCheck: logBatchCheck,
     response: 'empty',
     async handle({ params, body, services }) {
       await services.projects.run(params.project, params.runId);

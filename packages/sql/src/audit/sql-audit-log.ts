@@ -32,11 +32,13 @@ import {
   unlessNotFound,
   ValidationError,
 } from '@mlplane/core';
-import type { Kysely, Transaction } from 'kysely';
+import type { Insertable, Kysely, Transaction } from 'kysely';
 import { type SqlDialect, sqlDialect } from '../dialect/dialect.js';
 import { type AuditCheckpoint, AuditCheckpoints } from './checkpoints.js';
 import { auditFromEvent } from './from-event.js';
-import { AUDIT_MIGRATIONS, AUDIT_OWNER, type AuditDatabase, type AuditLogRow } from './schema.js';
+import { AUDIT_MIGRATIONS, AUDIT_OWNER, type AuditDatabase, type AuditLogRow, type AuditLogTable } from './schema.js';
+
+type AuditRow = Insertable<AuditLogTable>;
 
 export interface SqlAuditLogOptions {
   readonly store: MetadataStore;
@@ -101,14 +103,6 @@ interface Anchor extends Head {
   readonly source: string;
 }
 
-/** An event's entry waiting for its group's commit. */
-interface PendingEvent {
-  readonly record: Prepared;
-  readonly eventId: string;
-  readonly resolve: (entry: AuditEntry) => void;
-  readonly reject: (err: unknown) => void;
-}
-
 /** One thing verify found wrong, at the first seq it concerns. */
 interface Problem {
   readonly seq: number;
@@ -146,11 +140,11 @@ export class SqlAuditLog implements AuditLog {
   #failure: AuditIntegrityError | undefined;
   #loggedFailure: AuditIntegrityError | undefined;
   #checkpointing: Promise<unknown> = Promise.resolve();
+  /** Events waiting for the next chain append: all those delivered while one runs go into the next, together. */
+  readonly #pendingEvents: PendingEvent[] = [];
+  #eventsDraining: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
-  /** Events waiting for the next group commit (appendEvent). */
-  #eventGroup: PendingEvent[] = [];
-  #committingEvents = false;
 
   private constructor(options: SqlAuditLogOptions, keys: AuditKeys, keySecret: string) {
     this.#store = options.store;
@@ -206,70 +200,70 @@ export class SqlAuditLog implements AuditLog {
   /**
    * Appends the entry `auditFromEvent` makes of a domain event, once per event id: a redelivered event returns the
    * entry already recorded, so an at-least-once relay can feed the log directly.
+   *
+   * Events delivered while an append transaction runs (a consumer handles up to 16 subjects at once) wait for it,
+   * then go into the chain together, in arrival order, in one transaction (at most EVENTS_PER_APPEND): one head lock,
+   * one tail check, one insert and one head update for all of them instead of each. Every entry is chained and keyed
+   * exactly as one appended alone; each call resolves once its entry is committed, and a failed transaction fails
+   * every call in it (the bus delivers those events again).
    */
-  async appendEvent(event: DomainEvent): Promise<AuditEntry> {
+  appendEvent(event: DomainEvent): Promise<AuditEntry> {
     if (typeof event?.id !== 'string' || event.id === '') {
-      throw new ValidationError('event id must be a non-empty string', { field: 'id' });
+      return Promise.reject(new ValidationError('event id must be a non-empty string', { field: 'id' }));
     }
-    const prepared = prepare(auditFromEvent(event, { defaultProject: this.#defaultProject }));
+    let prepared: Prepared;
+    try {
+      prepared = prepare(auditFromEvent(event, { defaultProject: this.#defaultProject }));
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise<AuditEntry>((resolve, reject) => {
-      this.#eventGroup.push({ record: prepared, eventId: event.id, resolve, reject });
-      if (!this.#committingEvents) {
-        this.#committingEvents = true;
-        setImmediate(() => void this.#commitEventGroups());
-      }
+      this.#pendingEvents.push({ eventId: event.id, record: prepared, resolve, reject });
+      this.#eventsDraining ??= this.#drainEvents();
     });
   }
 
-  /**
-   * Group commit of events: those handed over while the previous group commits (an event bus delivers many subjects
-   * at once) are chained in one transaction, one commit (one fsync on SQLite FULL) for all. Each caller resolves once
-   * its entry is committed, as with a transaction of its own. A group that fails is retried one event at a time, so
-   * that one bad event fails alone.
-   */
-  async #commitEventGroups(): Promise<void> {
-    try {
-      while (this.#eventGroup.length > 0) {
-        const group = this.#eventGroup;
-        this.#eventGroup = [];
-        if (group.length > 1) {
-          let entries: AuditEntry[] | undefined;
-          try {
-            const { done, head } = await this.#store.transaction(async (trx: Trx) => {
-              const done: AuditEntry[] = [];
-              let last: Head | undefined;
-              for (const e of group) {
-                const appended = await this.#appendLocked(trx, e.record, e.eventId);
-                done.push(appended.entry);
-                last = appended.head;
-              }
-              return { done, head: last! };
-            });
-            this.#remember({ ...head, source: 'an append by this process' });
-            entries = done;
-          } catch {
-            entries = undefined;
-          }
-          if (entries) {
-            for (const [i, e] of group.entries()) e.resolve(entries[i]!);
-            continue;
-          }
-        }
-        for (const e of group) {
-          try {
-            const { entry, head } = await this.#store.transaction((trx: Trx) =>
-              this.#appendLocked(trx, e.record, e.eventId),
-            );
-            this.#remember({ ...head, source: 'an append by this process' });
-            e.resolve(entry);
-          } catch (err) {
-            e.reject(err);
-          }
-        }
+  async #drainEvents(): Promise<void> {
+    // Lets the events delivered in the same turn join the first transaction.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    while (this.#pendingEvents.length > 0) {
+      const batch = this.#pendingEvents.splice(0, EVENTS_PER_APPEND);
+      try {
+        const { entries, head } = await this.#store.transaction((trx: Trx) => this.#appendEventsLocked(trx, batch));
+        this.#remember({ ...head, source: 'an append by this process' });
+        for (const [i, pending] of batch.entries()) pending.resolve(entries[i]!);
+      } catch (err) {
+        for (const pending of batch) pending.reject(err);
       }
-    } finally {
-      this.#committingEvents = false;
     }
+    this.#eventsDraining = undefined;
+  }
+
+  /** `batch`'s entries, in order: new ones chained after the head, those of events already recorded as they are. */
+  async #appendEventsLocked(trx: Trx, batch: readonly PendingEvent[]): Promise<{ entries: AuditEntry[]; head: Head }> {
+    if (this.#failure) throw this.#failure;
+    let head: Head = await this.#lockHead(trx);
+    await this.#checkTail(trx, head);
+    const ids = [...new Set(batch.map((p) => p.eventId))];
+    const recorded = new Map<string, AuditEntry>();
+    for (const row of await trx.selectFrom('audit_log').selectAll().where('event_id', 'in', ids).execute()) {
+      recorded.set(row.event_id!, toEntry(row));
+    }
+    const rows: AuditRow[] = [];
+    const entries = batch.map((pending) => {
+      const known = recorded.get(pending.eventId);
+      if (known) return known;
+      const { row, entry } = this.#chained(head, pending.record, pending.eventId);
+      rows.push(row);
+      recorded.set(pending.eventId, entry);
+      head = entry;
+      return entry;
+    });
+    if (rows.length > 0) {
+      await trx.insertInto('audit_log').values(rows).execute();
+      await trx.updateTable('audit_head').set({ seq: head.seq, hash: head.hash }).where('id', '=', 1).execute();
+    }
+    return { entries, head };
   }
 
   async #appendLocked(trx: Trx, record: Prepared, eventId: string | null): Promise<{ entry: AuditEntry; head: Head }> {
@@ -285,12 +279,19 @@ export class SqlAuditLog implements AuditLog {
   }
 
   async #insertAfter(trx: Trx, head: Head, record: Prepared, eventId: string | null): Promise<AuditEntry> {
+    const { row, entry } = this.#chained(head, record, eventId);
+    await trx.insertInto('audit_log').values(row).execute();
+    await trx.updateTable('audit_head').set({ seq: entry.seq, hash: entry.hash }).where('id', '=', 1).execute();
+    return entry;
+  }
+
+  /** The entry that extends the chain at `head` with `record`, and its row. */
+  #chained(head: Head, record: Prepared, eventId: string | null): { row: AuditRow; entry: AuditEntry } {
     const { detailsJson, ...base } = record;
     const fields: AuditEntryFields = { ...base, seq: head.seq + 1, id: randomUUID() };
     const hash = auditEntryHash(head.hash, fields, this.#keys.chainKey);
-    await trx
-      .insertInto('audit_log')
-      .values({
+    return {
+      row: {
         seq: fields.seq,
         id: fields.id,
         at: fields.at,
@@ -304,10 +305,9 @@ export class SqlAuditLog implements AuditLog {
         prev_hash: head.hash,
         hash,
         event_id: eventId,
-      })
-      .execute();
-    await trx.updateTable('audit_head').set({ seq: fields.seq, hash }).where('id', '=', 1).execute();
-    return { ...fields, prevHash: head.hash, hash };
+      },
+      entry: { ...fields, prevHash: head.hash, hash },
+    };
   }
 
   /**
@@ -1102,6 +1102,16 @@ function keysOf(secret: string, name: string): AuditKeys {
       cause,
     });
   }
+}
+
+/** Most events chained in one append transaction (13 parameters a row, within every driver's limit). */
+const EVENTS_PER_APPEND = 200;
+
+interface PendingEvent {
+  readonly eventId: string;
+  readonly record: Prepared;
+  readonly resolve: (entry: AuditEntry) => void;
+  readonly reject: (err: unknown) => void;
 }
 
 interface Prepared extends Required<AuditRecord> {

@@ -50,6 +50,16 @@ export interface SqlAuthorizerOptions {
   readonly maxTokenLifetimeSetting?: string;
   /** How failed token checks are coalesced in the audit log (window, groups kept). */
   readonly failedChecks?: FailedCheckAuditOptions;
+  /**
+   * How long a verified token is answered from memory without reading its row again; default
+   * DEFAULT_TOKEN_CACHE_TTL_MS (5 s), 0 turns the cache off. Revocations, grant and role changes made through this
+   * authorizer empty it at once; those made by another process reach it through `invalidate`/`forgetToken`
+   * (the management plugin calls them on the `authz.*` events it receives), and the TTL bounds how long a lost
+   * event could leave a revoked token working here. An expired token is never answered from it.
+   */
+  readonly tokenCacheTtlMs?: number;
+  /** Most verified tokens kept in memory (the oldest is dropped first); default 10,000. */
+  readonly tokenCacheSize?: number;
 }
 
 export { PROJECT_PATTERN } from '@mlplane/core';
@@ -59,6 +69,20 @@ export const PRINCIPAL_ID_LENGTH = AUTHORIZER_LIMITS.principalIdLength;
 export const ROLE_DESCRIPTION_LENGTH = AUTHORIZER_LIMITS.roleDescriptionLength;
 /** A token's last-use time is written at most this often, so busy tokens do not turn every check into a write. */
 export const TOKEN_LAST_USED_RESOLUTION_MS = 60_000;
+/** How long a verified token is trusted without reading its row again (see SqlAuthorizerOptions.tokenCacheTtlMs). */
+export const DEFAULT_TOKEN_CACHE_TTL_MS = 5_000;
+/** Last-use times noted by cached verifications are written together, at most this long after the use. */
+const LAST_USED_FLUSH_MS = 1_000;
+
+/** A verified token as the cache keeps it: its principal, and the row's times that still decide each check. */
+interface VerifiedToken {
+  readonly tokenId: string;
+  readonly principal: Principal;
+  readonly expiresAt: number;
+  /** After this instant the row is read again. */
+  readonly cachedUntil: number;
+  lastUsedAt: number;
+}
 
 const BUILT_IN_ORDER = Object.keys(BUILT_IN_ROLES) as BuiltInRole[];
 /** `mlp_<16 hex id>_<43 base64url chars>`: the id finds the row, the whole string is hashed. */
@@ -85,6 +109,19 @@ export class SqlAuthorizer implements Authorizer {
   readonly #maxTokenLifetimeMs: number;
   readonly #maxTokenLifetimeSetting: string;
   readonly #failedChecks: FailedCheckAudit;
+  readonly #tokenCacheTtlMs: number;
+  readonly #tokenCacheSize: number;
+  /** Verified tokens by the sha256 (hex) of their secret, so no secret stays in memory. */
+  readonly #verified = new Map<string, VerifiedToken>();
+  /**
+   * Bumped by every invalidation: a verification that read the row before an invalidation does not cache what it
+   * read, since the revocation may have committed after its read.
+   */
+  #cacheEpoch = 0;
+  /** Last-use times to write, by token id, from verifications answered by the cache. */
+  readonly #pendingLastUsed = new Map<string, number>();
+  #lastUsedTimer: NodeJS.Timeout | undefined;
+  #lastUsedFlush: Promise<void> = Promise.resolve();
 
   constructor(options: SqlAuthorizerOptions) {
     this.#store = options.store;
@@ -100,11 +137,39 @@ export class SqlAuthorizer implements Authorizer {
     }
     this.#maxTokenLifetimeSetting = options.maxTokenLifetimeSetting ?? 'maxTokenLifetimeMs';
     this.#failedChecks = new FailedCheckAudit((record) => this.#record(record), options.failedChecks);
+    this.#tokenCacheTtlMs = options.tokenCacheTtlMs ?? DEFAULT_TOKEN_CACHE_TTL_MS;
+    this.#tokenCacheSize = options.tokenCacheSize ?? 10_000;
+    for (const [name, value] of [
+      ['tokenCacheTtlMs', this.#tokenCacheTtlMs],
+      ['tokenCacheSize', this.#tokenCacheSize],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < 0) {
+        throw new ValidationError(`${name} must be a non-negative integer, got ${value}`, { field: name });
+      }
+    }
   }
 
-  /** Writes the failed-check counts still coalescing to the audit log; call it at shutdown (the plugin does). */
+  /**
+   * Writes the failed-check counts still coalescing and the last-use times noted by cached verifications; call it
+   * at shutdown (the plugin does).
+   */
   async close(): Promise<void> {
+    clearTimeout(this.#lastUsedTimer);
+    this.#lastUsedTimer = undefined;
+    await this.#flushLastUsed();
     await this.#failedChecks.flush();
+  }
+
+  /** Drops a token from the verified-token cache: called on `authz.token.revoked` events from other processes. */
+  forgetToken(tokenId: string): void {
+    this.#cacheEpoch++;
+    for (const [hash, entry] of this.#verified) if (entry.tokenId === tokenId) this.#verified.delete(hash);
+  }
+
+  /** Empties the verified-token cache: called on grant and role changes, which can narrow any token's roles. */
+  invalidate(): void {
+    this.#cacheEpoch++;
+    this.#verified.clear();
   }
 
   /** Applies the outbox and authorizer migrations, then returns a ready authorizer. */
@@ -310,18 +375,32 @@ export class SqlAuthorizer implements Authorizer {
     const source = validateVerifySource(context);
     const match = typeof secret === 'string' ? TOKEN_SECRET.exec(secret) : null;
     const id = match?.[1];
+    const presented = createHash('sha256')
+      .update(typeof secret === 'string' ? secret : '')
+      .digest();
+    const key = id === undefined || this.#tokenCacheTtlMs === 0 ? undefined : presented.toString('hex');
+    const now = Date.now();
+    if (key !== undefined) {
+      const hit = this.#verified.get(key);
+      // Only a secret whose hash matched its row was cached, so finding its hash is the same proof; an expired
+      // token or a stale entry goes to the row again (and is refused and audited there).
+      if (hit !== undefined) {
+        if (hit.expiresAt > now && hit.cachedUntil > now) {
+          if (now - hit.lastUsedAt >= TOKEN_LAST_USED_RESOLUTION_MS) this.#noteLastUsed(hit, now);
+          return hit.principal;
+        }
+        this.#verified.delete(key);
+      }
+    }
+    const epoch = this.#cacheEpoch;
     // One primary-key read is the whole check: revocation cascades to descendants when it happens, and a child's
     // expiry was capped at its parent's when it was created, so no ancestor needs reading here.
     const row =
       id === undefined
         ? undefined
         : await this.#db.selectFrom('authz_tokens').selectAll().where('token_id', '=', id).executeTakeFirst();
-    const presented = createHash('sha256')
-      .update(typeof secret === 'string' ? secret : '')
-      .digest();
     const stored = row ? Buffer.from(row.secret_hash, 'hex') : DUMMY_HASH;
     const matches = stored.length === presented.length && timingSafeEqual(stored, presented);
-    const now = Date.now();
     const why: FailedCheckReason | undefined = !row
       ? id === undefined
         ? 'malformed'
@@ -351,55 +430,105 @@ export class SqlAuthorizer implements Authorizer {
         .where('token_id', '=', row.token_id)
         .execute();
     }
-    return this.#tokenPrincipal(row);
+    const principal = await this.#tokenPrincipal(row);
+    if (key !== undefined && epoch === this.#cacheEpoch) {
+      if (this.#verified.size >= this.#tokenCacheSize) {
+        const oldest = this.#verified.keys().next();
+        if (!oldest.done) this.#verified.delete(oldest.value);
+      }
+      if (this.#tokenCacheSize > 0) {
+        this.#verified.set(key, {
+          tokenId: row.token_id,
+          principal,
+          expiresAt: Number(row.expires_at),
+          cachedUntil: now + this.#tokenCacheTtlMs,
+          lastUsedAt: Math.max(now, Number(row.last_used_at ?? 0)),
+        });
+      }
+    }
+    return principal;
+  }
+
+  /** Notes a cached token's use; the times are written together shortly after, in one statement. */
+  #noteLastUsed(entry: VerifiedToken, now: number): void {
+    entry.lastUsedAt = now;
+    this.#pendingLastUsed.set(entry.tokenId, now);
+    if (this.#lastUsedTimer !== undefined) return;
+    this.#lastUsedTimer = setTimeout(() => {
+      this.#lastUsedTimer = undefined;
+      void this.#flushLastUsed();
+    }, LAST_USED_FLUSH_MS);
+    this.#lastUsedTimer.unref();
+  }
+
+  #flushLastUsed(): Promise<void> {
+    this.#lastUsedFlush = this.#lastUsedFlush.then(async () => {
+      if (this.#pendingLastUsed.size === 0) return;
+      const ids = [...this.#pendingLastUsed.keys()];
+      const at = Math.max(...this.#pendingLastUsed.values());
+      this.#pendingLastUsed.clear();
+      try {
+        await this.#db.updateTable('authz_tokens').set({ last_used_at: at }).where('token_id', 'in', ids).execute();
+      } catch (err) {
+        // A last-use time is bookkeeping: losing one never turns a check around.
+        this.#logger?.warn({ err, tokens: ids.length }, "writing tokens' last-use times failed");
+      }
+    });
+    return this.#lastUsedFlush;
   }
 
   async revokeToken(id: string): Promise<void> {
     if (typeof id !== 'string' || id === '')
       throw new ValidationError('token id must be a non-empty string', { field: 'id' });
-    await this.#transaction(async (trx) => {
-      // The row lock waits for any createToken holding this token as parent, so its child is seen below.
-      // Also locked so that two revocations racing each other record one event, not two.
-      let q = trx.selectFrom('authz_tokens').selectAll().where('token_id', '=', id);
-      if (this.#postgres) q = q.forUpdate();
-      const row = await q.executeTakeFirst();
-      if (!row) throw new NotFoundError(`API token '${id}' does not exist`);
-      // Already revoked: its descendants were revoked in that transaction and none can have been created since.
-      if (row.revoked_at !== null) return;
-      const now = Date.now();
-      await trx.updateTable('authz_tokens').set({ revoked_at: now }).where('token_id', '=', id).execute();
-      await recordEvent(
-        trx,
-        domainEvent('authz.token.revoked', tokenSubject(id), { tokenId: id, name: row.name, ownerId: row.owner_id }),
-      );
-      // Each round reads afresh: on Postgres a grandchild committed while this transaction waited for a child's lock
-      // appears in the next round. Each round revokes at least one token, so the loop ends.
-      for (;;) {
-        const live = await liveDescendants(trx, id);
-        if (live.length === 0) break;
-        await trx
-          .updateTable('authz_tokens')
-          .set({ revoked_at: now })
-          .where(
-            'token_id',
-            'in',
-            live.map((t) => t.token_id),
-          )
-          .where('revoked_at', 'is', null)
-          .execute();
-        for (const t of live) {
-          await recordEvent(
-            trx,
-            domainEvent('authz.token.revoked', tokenSubject(t.token_id), {
-              tokenId: t.token_id,
-              name: t.name,
-              ownerId: t.owner_id,
-              revokedWith: id,
-            }),
-          );
+    // Emptied whatever the outcome (a commit whose answer was lost still happened): cached principals may
+    // carry what this changed.
+    try {
+      await this.#transaction(async (trx) => {
+        // The row lock waits for any createToken holding this token as parent, so its child is seen below.
+        // Also locked so that two revocations racing each other record one event, not two.
+        let q = trx.selectFrom('authz_tokens').selectAll().where('token_id', '=', id);
+        if (this.#postgres) q = q.forUpdate();
+        const row = await q.executeTakeFirst();
+        if (!row) throw new NotFoundError(`API token '${id}' does not exist`);
+        // Already revoked: its descendants were revoked in that transaction and none can have been created since.
+        if (row.revoked_at !== null) return;
+        const now = Date.now();
+        await trx.updateTable('authz_tokens').set({ revoked_at: now }).where('token_id', '=', id).execute();
+        await recordEvent(
+          trx,
+          domainEvent('authz.token.revoked', tokenSubject(id), { tokenId: id, name: row.name, ownerId: row.owner_id }),
+        );
+        // Each round reads afresh: on Postgres a grandchild committed while this transaction waited for a child's lock
+        // appears in the next round. Each round revokes at least one token, so the loop ends.
+        for (;;) {
+          const live = await liveDescendants(trx, id);
+          if (live.length === 0) break;
+          await trx
+            .updateTable('authz_tokens')
+            .set({ revoked_at: now })
+            .where(
+              'token_id',
+              'in',
+              live.map((t) => t.token_id),
+            )
+            .where('revoked_at', 'is', null)
+            .execute();
+          for (const t of live) {
+            await recordEvent(
+              trx,
+              domainEvent('authz.token.revoked', tokenSubject(t.token_id), {
+                tokenId: t.token_id,
+                name: t.name,
+                ownerId: t.owner_id,
+                revokedWith: id,
+              }),
+            );
+          }
         }
-      }
-    });
+      });
+    } finally {
+      this.invalidate();
+    }
   }
 
   async listTokens(
@@ -441,32 +570,37 @@ export class SqlAuthorizer implements Authorizer {
     }
     if (role.description !== undefined) validateText(role.description, 'description', 'role description');
     const now = Date.now();
-    await this.#transaction(async (trx) => {
-      const existing = await trx
-        .selectFrom('authz_roles')
-        .select('name')
-        .where('name', '=', role.name)
-        .executeTakeFirst();
-      const values = {
-        description: role.description ?? null,
-        permissions: JSON.stringify(permissions),
-        updated_at: now,
-      };
-      // An upsert, so two first definitions racing both succeed and the last one stands.
-      await trx
-        .insertInto('authz_roles')
-        .values({ name: role.name, created_at: now, ...values })
-        .onConflict((oc) => oc.column('name').doUpdateSet(values))
-        .execute();
-      await recordEvent(
-        trx,
-        domainEvent('authz.role.defined', roleSubject(role.name), {
-          name: role.name,
-          permissions,
-          replaced: existing !== undefined,
-        }),
-      );
-    });
+    // Cached token principals carry the roles this may change.
+    try {
+      await this.#transaction(async (trx) => {
+        const existing = await trx
+          .selectFrom('authz_roles')
+          .select('name')
+          .where('name', '=', role.name)
+          .executeTakeFirst();
+        const values = {
+          description: role.description ?? null,
+          permissions: JSON.stringify(permissions),
+          updated_at: now,
+        };
+        // An upsert, so two first definitions racing both succeed and the last one stands.
+        await trx
+          .insertInto('authz_roles')
+          .values({ name: role.name, created_at: now, ...values })
+          .onConflict((oc) => oc.column('name').doUpdateSet(values))
+          .execute();
+        await recordEvent(
+          trx,
+          domainEvent('authz.role.defined', roleSubject(role.name), {
+            name: role.name,
+            permissions,
+            replaced: existing !== undefined,
+          }),
+        );
+      });
+    } finally {
+      this.invalidate();
+    }
     return {
       name: role.name,
       permissions,
@@ -479,32 +613,37 @@ export class SqlAuthorizer implements Authorizer {
     validateRoleName(name);
     if (Object.hasOwn(BUILT_IN_ROLES, name))
       throw new ConflictError(`'${name}' is a built-in role and cannot be deleted`);
-    await this.#transaction(async (trx) => {
-      let q = trx.selectFrom('authz_roles').select('name').where('name', '=', name);
-      if (this.#postgres) q = q.forUpdate();
-      const row = await q.executeTakeFirst();
-      if (!row) throw new NotFoundError(`role '${name}' does not exist`);
-      const grants = await trx
-        .selectFrom('authz_grants')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('role', '=', name)
-        .executeTakeFirstOrThrow();
-      const tokens = (
-        await trx
-          .selectFrom('authz_tokens')
-          .select('roles')
-          .where('revoked_at', 'is', null)
-          .where('expires_at', '>', Date.now())
-          .execute()
-      ).filter((t) => (JSON.parse(t.roles) as string[]).includes(name)).length;
-      if (Number(grants.n) > 0 || tokens > 0) {
-        throw new ConflictError(
-          `role '${name}' is still granted (${Number(grants.n)} grant(s), ${tokens} active token(s)); revoke those first`,
-        );
-      }
-      await trx.deleteFrom('authz_roles').where('name', '=', name).execute();
-      await recordEvent(trx, domainEvent('authz.role.deleted', roleSubject(name), { name }));
-    });
+    // Cached token principals carry the roles this may change.
+    try {
+      await this.#transaction(async (trx) => {
+        let q = trx.selectFrom('authz_roles').select('name').where('name', '=', name);
+        if (this.#postgres) q = q.forUpdate();
+        const row = await q.executeTakeFirst();
+        if (!row) throw new NotFoundError(`role '${name}' does not exist`);
+        const grants = await trx
+          .selectFrom('authz_grants')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('role', '=', name)
+          .executeTakeFirstOrThrow();
+        const tokens = (
+          await trx
+            .selectFrom('authz_tokens')
+            .select('roles')
+            .where('revoked_at', 'is', null)
+            .where('expires_at', '>', Date.now())
+            .execute()
+        ).filter((t) => (JSON.parse(t.roles) as string[]).includes(name)).length;
+        if (Number(grants.n) > 0 || tokens > 0) {
+          throw new ConflictError(
+            `role '${name}' is still granted (${Number(grants.n)} grant(s), ${tokens} active token(s)); revoke those first`,
+          );
+        }
+        await trx.deleteFrom('authz_roles').where('name', '=', name).execute();
+        await recordEvent(trx, domainEvent('authz.role.deleted', roleSubject(name), { name }));
+      });
+    } finally {
+      this.invalidate();
+    }
   }
 
   async listRoles(): Promise<readonly RoleDefinition[]> {
@@ -519,53 +658,63 @@ export class SqlAuthorizer implements Authorizer {
     validatePrincipalId(principalId, 'principalId');
     validateProject(project, 'project');
     validateRoleReference(role);
-    await this.#transaction(async (trx) => {
-      if (!Object.hasOwn(BUILT_IN_ROLES, role)) {
-        // A share lock on the role row: a concurrent deleteRole waits, then sees this grant and refuses.
-        let q = trx.selectFrom('authz_roles').select('name').where('name', '=', role);
-        if (this.#postgres) q = q.forShare();
-        if (!(await q.executeTakeFirst())) throw new NotFoundError(`role '${role}' does not exist`);
-      }
-      const inserted = await trx
-        .insertInto('authz_grants')
-        .values({ principal_id: principalId, project, role, created_at: Date.now() })
-        .onConflict((oc) => oc.columns(['principal_id', 'project', 'role']).doNothing())
-        .executeTakeFirst();
-      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return;
-      await recordEvent(
-        trx,
-        domainEvent(
-          'authz.grant.added',
-          principalSubject(principalId),
-          { principalId, project, role },
-          { ...(project !== ALL_PROJECTS ? { project } : {}) },
-        ),
-      );
-    });
+    // Cached token principals carry the roles this may change.
+    try {
+      await this.#transaction(async (trx) => {
+        if (!Object.hasOwn(BUILT_IN_ROLES, role)) {
+          // A share lock on the role row: a concurrent deleteRole waits, then sees this grant and refuses.
+          let q = trx.selectFrom('authz_roles').select('name').where('name', '=', role);
+          if (this.#postgres) q = q.forShare();
+          if (!(await q.executeTakeFirst())) throw new NotFoundError(`role '${role}' does not exist`);
+        }
+        const inserted = await trx
+          .insertInto('authz_grants')
+          .values({ principal_id: principalId, project, role, created_at: Date.now() })
+          .onConflict((oc) => oc.columns(['principal_id', 'project', 'role']).doNothing())
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return;
+        await recordEvent(
+          trx,
+          domainEvent(
+            'authz.grant.added',
+            principalSubject(principalId),
+            { principalId, project, role },
+            { ...(project !== ALL_PROJECTS ? { project } : {}) },
+          ),
+        );
+      });
+    } finally {
+      this.invalidate();
+    }
   }
 
   async revoke(principalId: string, project: string, role: string): Promise<void> {
     validatePrincipalId(principalId, 'principalId');
     validateProject(project, 'project');
     validateRoleReference(role);
-    await this.#transaction(async (trx) => {
-      const deleted = await trx
-        .deleteFrom('authz_grants')
-        .where('principal_id', '=', principalId)
-        .where('project', '=', project)
-        .where('role', '=', role)
-        .executeTakeFirst();
-      if (Number(deleted.numDeletedRows) === 0) return;
-      await recordEvent(
-        trx,
-        domainEvent(
-          'authz.grant.revoked',
-          principalSubject(principalId),
-          { principalId, project, role },
-          { ...(project !== ALL_PROJECTS ? { project } : {}) },
-        ),
-      );
-    });
+    // Cached token principals carry the roles this may change.
+    try {
+      await this.#transaction(async (trx) => {
+        const deleted = await trx
+          .deleteFrom('authz_grants')
+          .where('principal_id', '=', principalId)
+          .where('project', '=', project)
+          .where('role', '=', role)
+          .executeTakeFirst();
+        if (Number(deleted.numDeletedRows) === 0) return;
+        await recordEvent(
+          trx,
+          domainEvent(
+            'authz.grant.revoked',
+            principalSubject(principalId),
+            { principalId, project, role },
+            { ...(project !== ALL_PROJECTS ? { project } : {}) },
+          ),
+        );
+      });
+    } finally {
+      this.invalidate();
+    }
   }
 
   // ---------------------------------------------------------------- internals
