@@ -4,7 +4,7 @@ import type { RouteDefinition } from '../src/http/route.js';
 import { v1Routes } from '../src/index.js';
 import {
   type Fixtures,
-  fillPath,
+  fixturePath,
   jsonSchemaOf,
   listen,
   sample,
@@ -43,22 +43,7 @@ afterAll(async () => {
 });
 
 function pathOf(route: RouteDefinition): string {
-  return fillPath(route, {
-    project: PROJECT,
-    experimentId: fixtures.experimentId,
-    runId: route.path.includes('/pipeline-runs/') ? fixtures.pipelineRunId : fixtures.runId,
-    jobId: fixtures.jobId,
-    path: 'dir/file.txt',
-    name: route.path.startsWith('/roles/') ? 'bad-role' : fixtures.modelName,
-    version: '1',
-    key: 'bad-key',
-    alias: 'champion',
-    tokenId: fixtures.tokenId,
-    principalId: 'bad-principal',
-    role: 'viewer',
-    id: fixtures.webhookId,
-    eventId: 'no-such-event',
-  });
+  return fixturePath(route, PROJECT, fixtures, 'bad', 'viewer');
 }
 
 const hints = {

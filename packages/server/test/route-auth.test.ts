@@ -3,7 +3,7 @@ import { ALL_PROJECTS, authorizerRef, type Permission } from '@mlplane/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteDefinition } from '../src/http/route.js';
 import { v1Routes } from '../src/index.js';
-import { type Fixtures, fillPath, listen, RoleTokens, sampleRequest, seedFixtures } from './route-samples.js';
+import { type Fixtures, fixturePath, listen, RoleTokens, sampleRequest, seedFixtures } from './route-samples.js';
 import { startTestApi, type TestApi } from './support.js';
 
 /**
@@ -81,22 +81,7 @@ async function call(route: RouteDefinition, token: string | undefined): Promise<
     stage: 'Staging',
     version: 1,
   };
-  const path = fillPath(route, {
-    project: PROJECT,
-    experimentId: fixtures.experimentId,
-    runId: route.path.includes('/pipeline-runs/') ? fixtures.pipelineRunId : fixtures.runId,
-    jobId: fixtures.jobId,
-    path: 'dir/file.txt',
-    name: route.path.startsWith('/roles/') ? 'walked-role' : fixtures.modelName,
-    version: '1',
-    key: 'walked-key',
-    alias: 'champion',
-    tokenId: fixtures.tokenId,
-    principalId: 'walked-principal',
-    role,
-    id: fixtures.webhookId,
-    eventId: 'no-such-event',
-  });
+  const path = fixturePath(route, PROJECT, fixtures, 'walked', role);
   const request = sampleRequest(route, hints);
   const headers: Record<string, string> = {};
   if (token !== undefined) headers.authorization = `Bearer ${token}`;

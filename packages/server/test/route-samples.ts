@@ -187,6 +187,35 @@ export async function seedFixtures(t: TestApi, project: string): Promise<Fixture
   };
 }
 
+/**
+ * The URL path of `route` on the seeded fixtures: `prefix` names what the walk creates itself (a role
+ * `<prefix>-role`, a tag key `<prefix>-key`, a principal `<prefix>-principal`), `role` the role a grant route names.
+ */
+export function fixturePath(
+  route: RouteDefinition,
+  project: string,
+  fixtures: Fixtures,
+  prefix: string,
+  role: string,
+): string {
+  return fillPath(route, {
+    project,
+    experimentId: fixtures.experimentId,
+    runId: route.path.includes('/pipeline-runs/') ? fixtures.pipelineRunId : fixtures.runId,
+    jobId: fixtures.jobId,
+    path: 'dir/file.txt',
+    name: route.path.startsWith('/roles/') ? `${prefix}-role` : fixtures.modelName,
+    version: '1',
+    key: `${prefix}-key`,
+    alias: 'champion',
+    tokenId: fixtures.tokenId,
+    principalId: `${prefix}-principal`,
+    role,
+    id: fixtures.webhookId,
+    eventId: 'no-such-event',
+  });
+}
+
 /** Tokens holding exactly one permission, or every permission but one, in a project (roles defined on demand). */
 export class RoleTokens {
   readonly #cache = new Map<string, string>();
