@@ -43,8 +43,9 @@ describe('RedisCache through Redis outages', () => {
       await cache.getOrLoad(key, load);
       expect(await hitting()).toBe(true);
 
-      // A crash while a reader loops every 5 ms: reads meet the gap until this client reconnects (Redis down, then
-      // 100 ms between reconnects), and none may fail.
+      // A crash while a reader loops every 5 ms: reads meet the gap until this client reconnects (Redis down for a
+      // second, then 100 ms between reconnects), and none may fail. Without the second down, a restart faster than
+      // the reader's next read could pass unmet.
       const unreachable = () => logger.lines.filter((l) => l.msg?.startsWith('Redis cache unreachable')).length;
       const loadsBeforeCrash = loads;
       let reads = 0;
@@ -59,7 +60,7 @@ describe('RedisCache through Redis outages', () => {
           await new Promise((r) => setTimeout(r, 5));
         }
       })();
-      await peers.restart('redis', 'KILL');
+      await peers.restart('redis', 'KILL', { downSeconds: 1 });
       await waitFor('hits after the restart', hitting, 30_000);
       reading = false;
       await reader;
