@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { ALL_PROJECTS, authorizerRef, type Principal } from '@mlplane/core';
+import { ALL_PROJECTS, type Authorizer, authorizerRef, type Principal } from '@mlplane/core';
 import { startTestPlatform, type TestPlatform } from '@mlplane/defaults/testing';
 import { PipelineOrchestrator } from '@mlplane/pipelines';
 import { schedulerPlugin } from '@mlplane/sql';
@@ -37,7 +37,15 @@ export async function startTestApi(options: Partial<CreateApiOptions> = {}): Pro
   });
   const api = await createApi(v1Routes, { rateLimit: false, pipelineRuns: pipelines, ...options, platform });
   const authorizer = await platform.get(authorizerRef);
-  const token = async (principalId: string, projects: readonly string[], roles: readonly string[]) => {
+  const token = tokenIssuer(authorizer);
+  const adminToken = await token('admin', [ALL_PROJECTS], ['admin']);
+  const call = inProcessCaller(api, adminToken);
+  return { platform, api, pipelines, adminToken, token, call, [Symbol.asyncDispose]: () => platform.stop() };
+}
+
+/** Issues a token for `principalId` holding `roles` in `projects` (granted first), expiring in an hour. */
+export function tokenIssuer(authorizer: Authorizer) {
+  return async (principalId: string, projects: readonly string[], roles: readonly string[]): Promise<string> => {
     for (const project of projects) for (const role of roles) await authorizer.grant(principalId, project, role);
     const principal: Principal = await authorizer.getPrincipal(principalId, 'user');
     const created = await authorizer.createToken({
@@ -49,8 +57,20 @@ export async function startTestApi(options: Partial<CreateApiOptions> = {}): Pro
     });
     return created.secret;
   };
-  const adminToken = await token('admin', [ALL_PROJECTS], ['admin']);
-  const call: TestApi['call'] = async (method, path, o = {}) => {
+}
+
+/** Calls the API in process (no socket) with `adminToken` unless told otherwise: JSON in, status, text and JSON out. */
+export function inProcessCaller(api: MlplaneApi, adminToken: string) {
+  return async (
+    method: string,
+    path: string,
+    o: {
+      token?: string | null;
+      body?: unknown;
+      rawBody?: string | Uint8Array<ArrayBuffer>;
+      headers?: Record<string, string>;
+    } = {},
+  ): Promise<{ status: number; body: any; text: string; headers: Headers }> => {
     const headers: Record<string, string> = { ...o.headers };
     const bearer = o.token === undefined ? adminToken : o.token;
     if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
@@ -67,7 +87,6 @@ export async function startTestApi(options: Partial<CreateApiOptions> = {}): Pro
     try {
       parsed = text === '' ? undefined : JSON.parse(text);
     } catch {}
-    return { status: res.status, body: parsed, headers: res.headers };
+    return { status: res.status, body: parsed, text, headers: res.headers };
   };
-  return { platform, api, pipelines, adminToken, token, call, [Symbol.asyncDispose]: () => platform.stop() };
 }

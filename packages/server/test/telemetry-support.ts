@@ -1,4 +1,4 @@
-import { ALL_PROJECTS, authorizerRef, type Principal } from '@mlplane/core';
+import { ALL_PROJECTS, authorizerRef } from '@mlplane/core';
 import { startTestPlatform, type TestPlatform } from '@mlplane/defaults/testing';
 import {
   type CreateApiOptions,
@@ -9,6 +9,7 @@ import {
   type TelemetryOptions,
   v1Routes,
 } from '../src/index.js';
+import { inProcessCaller, tokenIssuer } from './support.js';
 
 export interface LoggedLine {
   readonly msg?: string;
@@ -73,38 +74,9 @@ export async function startTelemetryApi(
     platform,
   });
   const authorizer = await platform.get(authorizerRef);
-  const token = async (principalId: string, projects: readonly string[], roles: readonly string[]) => {
-    for (const project of projects) for (const role of roles) await authorizer.grant(principalId, project, role);
-    const principal: Principal = await authorizer.getPrincipal(principalId, 'user');
-    const created = await authorizer.createToken({
-      principal,
-      name: `${principalId}-token`,
-      projects,
-      roles,
-      expiresAt: new Date(Date.now() + 3_600_000),
-    });
-    return created.secret;
-  };
+  const token = tokenIssuer(authorizer);
   const adminToken = await token('admin', [ALL_PROJECTS], ['admin']);
-  const call: TelemetryTestApi['call'] = async (method, path, o = {}) => {
-    const headers: Record<string, string> = { ...o.headers };
-    const bearer = o.token === undefined ? adminToken : o.token;
-    if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
-    let body = o.rawBody;
-    if (o.body !== undefined) {
-      body = JSON.stringify(o.body);
-      headers['content-type'] ??= 'application/json';
-    }
-    const res = await api.fetch(
-      new Request(`http://mlplane.test${path}`, { method, headers, ...(body !== undefined ? { body } : {}) }),
-    );
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {}
-    return { status: res.status, body: parsed, text, headers: res.headers };
-  };
+  const call = inProcessCaller(api, adminToken);
   const scrape = async () => {
     const res = await call('GET', '/metrics');
     if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${res.text}`);
