@@ -48,6 +48,7 @@ const CAPABILITIES: ComputeBackendCapabilities = Object.freeze({
   gang: 'none',
   logsFollow: false,
   multiNode: false,
+  multipleRoles: true,
   containers: false,
   volumeKinds: [],
   serviceAccounts: false,

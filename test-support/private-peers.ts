@@ -66,6 +66,7 @@ export async function startPrivatePeers(names: readonly string[]): Promise<Priva
     MLPLANE_K8S_ETCD_PEER_PORT: String(await freePort()),
     MLPLANE_K8S_CONTROLLER_MANAGER_PORT: String(await freePort()),
     MLPLANE_K8S_SCHEDULER_PORT: String(await freePort()),
+    MLPLANE_K8S_PROCESS_NODE_PORT: String(await freePort()),
   };
   const down = async () => {
     await run(['down', ...names], env, 120_000).catch(() => undefined);

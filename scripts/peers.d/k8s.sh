@@ -1,5 +1,6 @@
 # Kubernetes peer: etcd, kube-apiserver, kube-controller-manager and kube-scheduler built from
-# source with the machine's Go, plus kwok simulating fake GPU nodes (no kubelet, no containers).
+# source with the machine's Go, plus kwok simulating fake GPU nodes (no kubelet, no containers) and
+# one process node (k8s/process-node.mjs) that runs its pods' commands as processes on this machine.
 # Sourced by scripts/peers; see docs/development.md, section "Kubernetes peer".
 K8S_VERSION="${MLPLANE_K8S_VERSION:-v1.34.4}"
 K8S_KWOK_VERSION="${MLPLANE_KWOK_VERSION:-v0.8.0}"
@@ -122,17 +123,19 @@ KUBECONFIG
 }
 
 k8s_start() {
-  local d bin="$K8S_CACHE/bin" port etcd_port etcd_peer cm_port sched_port p i pki
+  local d bin="$K8S_CACHE/bin" port etcd_port etcd_peer cm_port sched_port kubelet_port p i pki
   d="$(peer_data_dir k8s)"; pki="$d/pki"
   port="$(_k8s_port)"
   etcd_port="$(peer_port MLPLANE_K8S_ETCD_PORT 2379)"
   etcd_peer="$(peer_port MLPLANE_K8S_ETCD_PEER_PORT 2380)"
   cm_port="$(peer_port MLPLANE_K8S_CONTROLLER_MANAGER_PORT 10257)"
   sched_port="$(peer_port MLPLANE_K8S_SCHEDULER_PORT 10259)"
-  for p in "$port" "$etcd_port" "$etcd_peer" "$cm_port" "$sched_port"; do
+  kubelet_port="$(peer_port MLPLANE_K8S_PROCESS_NODE_PORT 10250)"
+  for p in "$port" "$etcd_port" "$etcd_peer" "$cm_port" "$sched_port" "$kubelet_port"; do
     if _k8s_port_busy "$p"; then
       echo "peers: k8s: port $p on 127.0.0.1 is taken (override with MLPLANE_K8S_PORT, MLPLANE_K8S_ETCD_PORT," \
-        "MLPLANE_K8S_ETCD_PEER_PORT, MLPLANE_K8S_CONTROLLER_MANAGER_PORT, MLPLANE_K8S_SCHEDULER_PORT)" >&2
+        "MLPLANE_K8S_ETCD_PEER_PORT, MLPLANE_K8S_CONTROLLER_MANAGER_PORT, MLPLANE_K8S_SCHEDULER_PORT," \
+        "MLPLANE_K8S_PROCESS_NODE_PORT)" >&2
       return 1
     fi
   done
@@ -155,6 +158,12 @@ k8s_start() {
       openssl ecparam -name prime256v1 -genkey -noout -out "$pki/sa.key" 2>/dev/null &&
       openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null ||
       { peer_fail k8s "openssl (certificates in $pki)"; return 1; }
+  fi
+  # The process node's kubelet port: the API server proxies pods/log to it (it verifies no kubelet certificate
+  # because the peer sets no --kubelet-certificate-authority).
+  if [ ! -f "$pki/process-node.crt" ]; then
+    _k8s_cert "$pki" process-node "/CN=system:node:process-node-0" "extendedKeyUsage=serverAuth" \
+      "subjectAltName=IP:127.0.0.1" || { peer_fail k8s "openssl (process node certificate)"; return 1; }
   fi
   for p in admin kube-controller-manager kube-scheduler kwok; do _k8s_kubeconfig "$d/$p.kubeconfig" "$port" "$pki" "$p"; done
   cp "$d/admin.kubeconfig" "$K8S_KUBECONFIG"
@@ -205,6 +214,9 @@ k8s_start() {
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --cidr=10.244.0.0/16 --node-ip=127.0.0.1 --node-lease-duration-seconds=40
 
+  peer_spawn k8s -- node "$K8S_HERE/process-node.mjs" --kubeconfig="$d/admin.kubeconfig" --node=process-node-0 \
+    --port="$kubelet_port" --cert="$pki/process-node.crt" --key="$pki/process-node.key" --work-dir="$d/process-node"
+
   _k8s_kubectl apply -f "$K8S_HERE/nodes.yaml" >>"$(peer_log k8s)" 2>&1 ||
     { peer_fail k8s "kubectl --kubeconfig $K8S_KUBECONFIG apply -f $K8S_HERE/nodes.yaml"; return 1; }
   if ! peer_wait k8s 90; then
@@ -223,7 +235,8 @@ k8s_health() {
   [ "$(_k8s_kubectl get --raw /readyz 2>/dev/null)" = "ok" ] || return 1
   out="$(_k8s_kubectl get nodes -l mlplane.dev/peer=k8s \
     -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null)" || return 1
-  [ "$(grep -c '^True$' <<<"$out")" -ge "$(grep -c '^kind: Node' "$K8S_HERE/nodes.yaml")" ] && ! grep -qv '^True$' <<<"$out" || return 1
+  # The kwok nodes of nodes.yaml plus the process node.
+  [ "$(grep -c '^True$' <<<"$out")" -ge "$(($(grep -c '^kind: Node' "$K8S_HERE/nodes.yaml") + 1))" ] && ! grep -qv '^True$' <<<"$out" || return 1
   _k8s_kubectl -n default get serviceaccount default >/dev/null 2>&1
 }
 

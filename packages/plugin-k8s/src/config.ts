@@ -47,6 +47,25 @@ export const k8sConfigSchema = z
      * others with a ValidationError before anything is created.
      */
     gpuTypes: z.array(z.string().min(1)).min(1).default(['nvidia.com/gpu']),
+    /**
+     * Node labels every pod must match, merged under each replica group's own `nodeSelector` (which wins on a
+     * shared key): a node pool reserved for ML jobs.
+     */
+    nodeSelector: z.record(z.string().min(1).max(317), z.string().max(63)).default({}),
+    /** Tolerations added to every pod before the group's own (the taint of that reserved node pool). */
+    tolerations: z
+      .array(
+        z
+          .object({
+            key: z.string().min(1).optional(),
+            operator: z.enum(['Exists', 'Equal']).optional(),
+            value: z.string().optional(),
+            effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+            tolerationSeconds: z.number().int().optional(),
+          })
+          .strict(),
+      )
+      .default([]),
     /** Taint key GPU nodes carry; a toleration (`Exists`, NoSchedule) is added to pods that request GPUs. */
     gpuTaintKey: z.string().min(1).default('nvidia.com/gpu'),
     /**

@@ -47,7 +47,7 @@ import {
 } from '@mlplane/core';
 import type { K8sConfig } from './config.js';
 import { ANNOTATIONS, idempotencyLabel, LABELS, MANAGED_BY } from './labels.js';
-import { buildManifests, capabilitiesFor, specDigest } from './manifests.js';
+import { buildManifests, capabilitiesFor, checkOneRole, specDigest } from './manifests.js';
 import { jobStatus, type KueueWorkload, podsByIndex, specOf, type WarningEvent } from './status.js';
 import { WatchCache } from './watch-cache.js';
 
@@ -386,6 +386,7 @@ export class K8sComputeBackend implements ComputeBackend {
   }
 
   async submit(spec: JobSpec): Promise<JobStatus> {
+    checkOneRole(spec);
     validateJobSpec(spec, this.capabilities);
     const key = spec.idempotencyKey !== undefined ? idempotencyLabel(spec.project, spec.idempotencyKey) : undefined;
     if (key !== undefined) {

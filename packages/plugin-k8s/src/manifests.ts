@@ -95,18 +95,27 @@ function checkQuantity(value: string | number | undefined, field: string): void 
 }
 
 /**
+ * Several roles are refused (capabilities.multipleRoles is false) with the reason Kubernetes has: they need a JobSet.
+ * Runs before validateJobSpec, whose message names no JobSet.
+ */
+export function checkOneRole(spec: JobSpec): void {
+  const groups = (spec as { replicaGroups?: unknown } | undefined)?.replicaGroups;
+  if (Array.isArray(groups) && groups.length > 1) {
+    fail(
+      'replicaGroups',
+      `this backend runs one replica group per job (a batch/v1 Job); the spec has ${groups.length} roles. ` +
+        'Several roles need a JobSet, which this plugin does not create',
+    );
+  }
+}
+
+/**
  * Checks what the port's validateJobSpec does not and the API server would refuse (or what this backend cannot do),
  * so that nothing half-made reaches the cluster. Throws ValidationError naming the field.
  */
 export function validateForKubernetes(spec: JobSpec, name: string, config: K8sConfig): void {
   if (name.length > MAX_OBJECT_NAME) fail('name', `the Job name '${name}' is longer than ${MAX_OBJECT_NAME} chars`);
-  if (spec.replicaGroups.length !== 1) {
-    fail(
-      'replicaGroups',
-      `this backend runs one replica group per job (a batch/v1 Job); the spec has ${spec.replicaGroups.length} roles. ` +
-        'Several roles need a JobSet, which this plugin does not create',
-    );
-  }
+  checkOneRole(spec);
   const group = spec.replicaGroups[0]!;
   const f = 'replicaGroups[0]';
   validateImageReference(group.image ?? config.defaultImage, group.image ? `${f}.image` : 'config.defaultImage');
@@ -209,7 +218,7 @@ export function serviceName(jobName: string): string {
 
 function gpuPlacement(group: ReplicaGroup, config: K8sConfig) {
   const gpu = group.resources?.gpu;
-  const tolerations: V1Toleration[] = (group.tolerations ?? []).map((t) => ({ ...t }));
+  const tolerations: V1Toleration[] = [...config.tolerations, ...(group.tolerations ?? [])].map((t) => ({ ...t }));
   const expressions: V1NodeSelectorRequirement[] = [];
   if (gpu && gpu.count > 0) {
     if (!tolerations.some((t) => t.key === config.gpuTaintKey && t.operator === 'Exists')) {
@@ -330,6 +339,7 @@ export function specDigest(spec: JobSpec): string {
  */
 export function buildManifests(input: ManifestInput): JobManifests {
   const { spec, name, config, capabilities } = input;
+  checkOneRole(spec);
   validateJobSpec(spec, capabilities);
   validateForKubernetes(spec, name, config);
   const group = spec.replicaGroups[0]!;
@@ -410,7 +420,9 @@ export function buildManifests(input: ManifestInput): JobManifests {
           ...(service !== undefined ? { subdomain: service } : {}),
           ...(podVolumes.length > 0 ? { volumes: podVolumes } : {}),
           ...(tolerations.length > 0 ? { tolerations } : {}),
-          ...(group.nodeSelector ? { nodeSelector: { ...group.nodeSelector } } : {}),
+          ...(group.nodeSelector || Object.keys(config.nodeSelector).length > 0
+            ? { nodeSelector: { ...config.nodeSelector, ...group.nodeSelector } }
+            : {}),
           ...(expressions.length > 0
             ? {
                 affinity: {
@@ -502,6 +514,7 @@ export function capabilitiesFor(config: K8sConfig): ComputeBackendCapabilities {
     gang: kind === 'kueue' ? 'admission' : kind === 'volcano' ? 'placement' : 'none',
     logsFollow: true,
     multiNode: true,
+    multipleRoles: false,
     containers: true,
     volumeKinds: Object.freeze(['persistentVolumeClaim', 'emptyDir'] as const),
     serviceAccounts: true,

@@ -1,30 +1,46 @@
-// The ComputeBackend conformance suite on the Kubernetes peer. kwok runs no containers, so outcomes there come from
-// its Stages, not from the suite's scripts: set MLPLANE_K8S_CONFORMANCE=1 to run the suite (on a cluster whose nodes
-// run containers it checks everything; on the kwok peer, see docs/plugins/k8s.md for which cases can pass).
+// The ComputeBackend conformance suite on the Kubernetes peer. kwok's nodes run no containers, so the suite's jobs
+// go to the peer's process node (scripts/peers.d/k8s/process-node.mjs), which runs each pod's command as a process
+// on this machine and serves its output on the kubelet port: exit codes, logs, deadlines and cancels are real.
+// The backend is configured as for a reserved node pool: every pod selects that node and tolerates its taint.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { computeBackendConformance } from '@mlplane/core/testing';
+import { EnvFileSecretStore } from '@mlplane/defaults';
 import { afterAll, describe } from 'vitest';
 import { K8sComputeBackend, k8sConfigSchema } from '../src/index.js';
-import { type PeerNamespace, peerNamespace } from './peer.js';
+import { type PeerNamespace, PROCESS_NODE_POOL, peerNamespace } from './peer.js';
 
-const enabled = process.env.MLPLANE_K8S_CONFORMANCE === '1';
 let peer: PeerNamespace | undefined;
+let secretsDir: string | undefined;
 
 afterAll(async () => {
   await peer?.remove();
+  if (secretsDir) await rm(secretsDir, { recursive: true, force: true });
 });
 
-describe.runIf(enabled)('plugin-k8s conformance', async () => {
+describe('plugin-k8s conformance', async () => {
   // Made at collection time: the suite creates a backend then to read its capabilities.
   peer = await peerNamespace('mlplane-conf');
-  computeBackendConformance('k8s (kube-scheduler)', async () => {
+  secretsDir = await mkdtemp(join(tmpdir(), 'mlplane-k8s-conf-secrets-'));
+  const secrets = new EnvFileSecretStore({
+    path: join(secretsDir, 'secrets.enc'),
+    masterKey: randomBytes(32).toString('base64'),
+  });
+  computeBackendConformance('k8s (kube-scheduler) on the process node', async () => {
     const backend = await K8sComputeBackend.connect({
-      config: k8sConfigSchema.parse({ namespace: peer!.namespace, watchRestartBackoffMs: 100 }),
+      config: k8sConfigSchema.parse({ namespace: peer!.namespace, watchRestartBackoffMs: 100, ...PROCESS_NODE_POOL }),
       kubeConfig: peer!.plugin,
+      secrets,
     });
     return {
       backend,
       shell: (script: string) => ({ image: 'busybox:1.36', command: ['sh', '-c', script] }),
-      jobTimeoutMs: 20_000,
+      putSecret: (name, value) => secrets.set(name, value),
+      // Kubernetes' Job controller waits 10 s, 20 s, 40 s... before replacing a failed pod, so a job with three
+      // retries takes over a minute by design.
+      jobTimeoutMs: 45_000,
       async cleanup() {
         const page = await backend.list({ phases: ['Pending', 'Queued', 'Admitted', 'Running'], maxResults: 1000 });
         await Promise.all(page.items.map((j) => backend.cancel(j.id).catch(() => undefined)));

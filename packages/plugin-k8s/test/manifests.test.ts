@@ -217,6 +217,35 @@ describe('JobSpec to batch/v1 Job', () => {
     expect(pod.nodeSelector).toEqual({ 'topology.kubernetes.io/zone': 'eu-1a' });
   });
 
+  it("the config's nodeSelector and tolerations reach every pod, under the group's own", () => {
+    const pool = {
+      nodeSelector: { pool: 'ml', 'topology.kubernetes.io/zone': 'eu-1b' },
+      tolerations: [{ key: 'pool', operator: 'Equal' as const, value: 'ml', effect: 'NoSchedule' as const }],
+    };
+    const plain = build(base(), pool).job.spec!.template.spec!;
+    expect(plain.nodeSelector).toEqual(pool.nodeSelector);
+    expect(plain.tolerations).toEqual(pool.tolerations);
+    const own = build(
+      base({
+        replicaGroups: [
+          group({
+            nodeSelector: { 'topology.kubernetes.io/zone': 'eu-1a' },
+            tolerations: [{ key: 'spot', operator: 'Exists' }],
+            resources: { gpu: { count: 1 } },
+          }),
+        ],
+      }),
+      pool,
+    ).job.spec!.template.spec!;
+    expect(own.nodeSelector).toEqual({ pool: 'ml', 'topology.kubernetes.io/zone': 'eu-1a' });
+    expect(own.tolerations).toEqual([
+      ...pool.tolerations,
+      { key: 'spot', operator: 'Exists' },
+      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+    ]);
+    expect(() => config({ tolerations: [{ key: 'x', operator: 'Maybe' }] } as never)).toThrow();
+  });
+
   it('retries, deadline, TTL and retry rules become backoffLimit, activeDeadlineSeconds, TTL and podFailurePolicy', () => {
     const { job } = build(
       base({

@@ -23,6 +23,18 @@ export const KWOK_EXIT_CODE = 'pod-container-running-failed.stage.kwok.x-k8s.io/
 export const KWOK_COMPLETE_DELAY = 'pod-complete.stage.kwok.x-k8s.io/delay';
 export const KWOK_COMPLETE_JITTER = 'pod-complete.stage.kwok.x-k8s.io/jitter-delay';
 
+/**
+ * The peer's process node (scripts/peers.d/k8s/process-node.mjs) runs pods' commands as host processes; it is
+ * tainted, so a backend sends pods there with this config (a reserved node pool, as a platform team would set one).
+ */
+export const PROCESS_NODE = 'process-node-0';
+export const PROCESS_NODE_POOL = {
+  nodeSelector: { 'mlplane.dev/runtime': 'process' },
+  tolerations: [
+    { key: 'mlplane.dev/runtime', operator: 'Equal' as const, value: 'process', effect: 'NoSchedule' as const },
+  ],
+};
+
 const RBAC = fileURLToPath(new URL('../deploy/rbac.yaml', import.meta.url));
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

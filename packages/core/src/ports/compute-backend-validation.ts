@@ -344,6 +344,12 @@ export function validateJobSpec(spec: JobSpec, capabilities?: ComputeBackendCapa
   if (!Array.isArray(groups) || groups.length === 0) {
     fail('replicaGroups', 'replicaGroups must list at least one group, e.g. [{ role: "main", command: [...] }]');
   }
+  if (caps && !caps.multipleRoles && groups.length > 1) {
+    fail(
+      'replicaGroups',
+      `this backend runs one replica group per job; the spec has ${groups.length} roles (${groups.map((g) => g.role).join(', ')})`,
+    );
+  }
   const roles = new Set<string>();
   groups.forEach((g, i) => {
     checkGroup(g, `replicaGroups[${i}]`, volumes, caps);

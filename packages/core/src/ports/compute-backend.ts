@@ -78,7 +78,8 @@ export interface Toleration {
  * - `kubernetesSecret`: key `key` of an existing Secret `name` in the job's namespace; the kubelet reads it.
  *   Needs `'kubernetesSecret'` in `capabilities.secretRefKinds`.
  * - `secretStore`: a secret of the platform's SecretStore, read by the backend when a replica starts (local:
- *   into the process environment; Kubernetes: into a Secret owned by the job and deleted with it).
+ *   into the process environment) or at submit (Kubernetes: into a Secret owned by the job and deleted with it).
+ *   A missing one fails the job naming it, or, where read at submit, is a ValidationError with nothing created.
  */
 export type SecretRef =
   | { readonly kind: 'kubernetesSecret'; readonly name: string; readonly key: string }
@@ -364,6 +365,11 @@ export interface ComputeBackendCapabilities {
   readonly logsFollow: boolean;
   /** Replicas of one job may run on different nodes. */
   readonly multiNode: boolean;
+  /**
+   * A job may have several replica groups (roles, e.g. launcher and workers). Kubernetes needs a JobSet for that;
+   * where false, a spec with more than one group is a ValidationError on `replicaGroups`.
+   */
+  readonly multipleRoles: boolean;
   /** `image` is honoured (jobs run in containers). */
   readonly containers: boolean;
   readonly volumeKinds: readonly VolumeSource['kind'][];

@@ -21,6 +21,7 @@ const kueue: ComputeBackendCapabilities = {
   gang: 'admission',
   logsFollow: true,
   multiNode: true,
+  multipleRoles: true,
   containers: true,
   volumeKinds: ['persistentVolumeClaim', 'emptyDir'],
   serviceAccounts: true,
@@ -41,6 +42,7 @@ const local: ComputeBackendCapabilities = {
   gang: 'placement',
   logsFollow: true,
   multiNode: false,
+  multipleRoles: true,
   containers: false,
   volumeKinds: ['emptyDir'],
   serviceAccounts: false,
@@ -287,6 +289,9 @@ describe('validateJobSpec', () => {
     expect(refused((s) => delete s.queue, { ...plain, gang: 'placement', orderedStartup: false }).field).toBe(
       'startupPolicy',
     );
+    const oneRole = refused((s) => delete s.queue, { ...plain, gang: 'placement', multipleRoles: false });
+    expect(oneRole.field).toBe('replicaGroups');
+    expect(oneRole.message).toContain('2 roles (worker, launcher)');
   });
 });
 

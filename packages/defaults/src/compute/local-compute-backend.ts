@@ -258,6 +258,7 @@ export class LocalComputeBackend implements ComputeBackend {
       gang: 'placement',
       logsFollow: true,
       multiNode: false,
+      multipleRoles: true,
       containers: false,
       volumeKinds: [],
       serviceAccounts: false,

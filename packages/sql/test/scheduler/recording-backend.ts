@@ -28,6 +28,7 @@ export const RECORDING_CAPABILITIES: ComputeBackendCapabilities = Object.freeze(
   gang: 'none',
   logsFollow: false,
   multiNode: false,
+  multipleRoles: true,
   containers: false,
   volumeKinds: [],
   serviceAccounts: false,

@@ -85,6 +85,10 @@ export function computeBackendConformance(name: string, factory: () => Promise<C
       capable ? test(title, fn) : it.skip(`${title} [skipped: ${reason}]`, fn);
 
     const sh = (script: string) => fixture.shell(script);
+    /** Cases about several roles; a backend without multipleRoles refuses such specs (checked under validation). */
+    const testRoles = testWhen(caps.multipleRoles, 'multipleRoles is false');
+    /** A second group `side` where the backend has several roles, else none. */
+    const sideGroup = (script: string): ReplicaGroup[] => (caps.multipleRoles ? [{ role: 'side', ...sh(script) }] : []);
     const main = (script: string, extra: Partial<ReplicaGroup> = {}): ReplicaGroup => ({
       role: 'main',
       ...sh(script),
@@ -147,7 +151,7 @@ export function computeBackendConformance(name: string, factory: () => Promise<C
     describe('submit and phases', () => {
       test('returns the first status at once, one replica status per replica in group order', async () => {
         const spec = job('sleep 1', {
-          replicaGroups: [main('sleep 1', { replicas: 2 }), { role: 'side', ...sh('sleep 1') }],
+          replicaGroups: [main('sleep 1', { replicas: 2 }), ...sideGroup('sleep 1')],
           labels: { team: 'vision' },
         });
         const s = await backend.submit(spec);
@@ -155,7 +159,9 @@ export function computeBackendConformance(name: string, factory: () => Promise<C
         expect(s).toMatchObject({ name: 'conformance', project, labels: { team: 'vision' }, retriesUsed: 0 });
         expect(isTerminalJobPhase(s.phase)).toBe(false);
         expect(s.submittedAt).toBeInstanceOf(Date);
-        expect(s.replicas.map((r) => `${r.role}-${r.index}`)).toEqual(['main-0', 'main-1', 'side-0']);
+        expect(s.replicas.map((r) => `${r.role}-${r.index}`)).toEqual(
+          caps.multipleRoles ? ['main-0', 'main-1', 'side-0'] : ['main-0', 'main-1'],
+        );
         expect(await backend.get(s.id)).toMatchObject({ id: s.id, project });
         const end = (await untilEnd(s.id)).at(-1)!;
         expect(end.phase).toBe('Succeeded');
@@ -187,13 +193,14 @@ export function computeBackendConformance(name: string, factory: () => Promise<C
         const print = `echo "$${JOB_ENV.jobId} $${JOB_ENV.role} $${JOB_ENV.replicaIndex} $${JOB_ENV.runId}"`;
         const spec = job(print, {
           runId,
-          replicaGroups: [main(print, { replicas: 2 }), { role: 'side', ...sh(print) }],
+          replicaGroups: [main(print, { replicas: 2 }), ...sideGroup(print)],
         });
         const end = await run(spec);
         expect(end.phase).toBe('Succeeded');
         expect(end.runId).toBe(runId);
+        expect(await lines(end.id, { index: 0 })).toEqual([`${end.id} main 0 ${runId}`]);
         expect(await lines(end.id, { index: 1 })).toEqual([`${end.id} main 1 ${runId}`]);
-        expect(await lines(end.id, { role: 'side' })).toEqual([`${end.id} side 0 ${runId}`]);
+        if (caps.multipleRoles) expect(await lines(end.id, { role: 'side' })).toEqual([`${end.id} side 0 ${runId}`]);
         expect((await all({ runId })).map((j) => j.id)).toContain(end.id);
       });
 
@@ -216,7 +223,7 @@ export function computeBackendConformance(name: string, factory: () => Promise<C
         await rejects(lines(end.id, { attempt: 4 }), NotFoundError, 'attempt');
       });
 
-      test("restartScope 'replica' restarts only the failed replica", async () => {
+      testRoles("restartScope 'replica' restarts only the failed replica", async () => {
         const spec = job('exit 1', {
           retries: 1,
           restartScope: 'replica',
@@ -229,7 +236,18 @@ export function computeBackendConformance(name: string, factory: () => Promise<C
         expect(flaky).toMatchObject({ role: 'flaky', phase: 'Failed', attempt: 2 });
       });
 
-      test("restartScope 'job' restarts every replica when one fails", async () => {
+      test("restartScope 'replica' restarts only the failed replica of a group", async () => {
+        const script = `[ "$${JOB_ENV.replicaIndex}" = 1 ] && exit 1; exit 0`;
+        const end = await run(
+          job(script, { retries: 1, restartScope: 'replica', replicaGroups: [main(script, { replicas: 2 })] }),
+        );
+        expect(end).toMatchObject({ phase: 'Failed', retriesUsed: 2 });
+        const [ok, flaky] = end.replicas;
+        expect(ok).toMatchObject({ index: 0, phase: 'Succeeded', attempt: 1, exitCode: 0 });
+        expect(flaky).toMatchObject({ index: 1, phase: 'Failed', attempt: 2, exitCode: 1 });
+      });
+
+      testRoles("restartScope 'job' restarts every replica when one fails", async () => {
         const spec = job('sleep 1', {
           retries: 1,
           replicaGroups: [main('sleep 1'), { role: 'flaky', ...sh('exit 1') }],
@@ -270,7 +288,7 @@ export function computeBackendConformance(name: string, factory: () => Promise<C
         expect(failFast).toMatchObject({ reason: 'PodFailurePolicy', retriesUsed: 0 });
       });
 
-      test("a rule scoped to a role does not match another role's failure", async () => {
+      testRoles("a rule scoped to a role does not match another role's failure", async () => {
         const end = await run(
           job('exit 0', {
             retries: 1,
@@ -554,6 +572,11 @@ export function computeBackendConformance(name: string, factory: () => Promise<C
           [!caps.imagePullSecrets, { ...base(), imagePullSecrets: ['regcred'] }, 'imagePullSecrets'],
           [!caps.orderedStartup, { ...base(), startupPolicy: 'InOrder' }, 'startupPolicy'],
           [
+            !caps.multipleRoles,
+            { ...base(), replicaGroups: [main('true'), { role: 'side', ...sh('true') }] },
+            'replicaGroups',
+          ],
+          [
             !caps.volumeKinds.includes('persistentVolumeClaim'),
             { ...base(), volumes: [{ name: 'data', source: { kind: 'persistentVolumeClaim', claimName: 'data' } }] },
             'volumes[0].source.kind',
@@ -600,14 +623,21 @@ export function computeBackendConformance(name: string, factory: () => Promise<C
       );
 
       testWhen(canPutSecrets, 'no secretStore refs or no putSecret in the fixture')(
-        'a missing secret fails the job naming the secret, without starting the program',
+        'a missing secret fails the job naming the secret (or refuses it at submit), without starting the program',
         async () => {
           const name = `conformance/missing-${uniqueTag()}`;
-          const end = await run(
-            job('echo started', {
-              replicaGroups: [main('echo started', { secretEnv: { TOKEN: { kind: 'secretStore', name } } })],
-            }),
-          );
+          const spec = job('echo started', {
+            replicaGroups: [main('echo started', { secretEnv: { TOKEN: { kind: 'secretStore', name } } })],
+          });
+          const submitted = await backend.submit(spec).catch((error: unknown) => error);
+          if (submitted instanceof ValidationError) {
+            // A backend that reads secrets at submit refuses the spec there and creates nothing.
+            expect(submitted.message).toContain(name);
+            expect(await all({ project })).toEqual([]);
+            return;
+          }
+          if (submitted instanceof Error) throw submitted;
+          const end = (await untilEnd((submitted as JobStatus).id)).at(-1)!;
           expect(end.phase).toBe('Failed');
           expect(end.message).toContain(name);
         },
@@ -615,22 +645,25 @@ export function computeBackendConformance(name: string, factory: () => Promise<C
     });
 
     describe('replica groups', () => {
-      test('the job succeeds when the successPolicy roles succeed, and the other replicas are stopped', async () => {
-        const end = await run(
-          job('sleep 0.3', {
-            replicaGroups: [
-              { role: 'worker', replicas: 2, ...sh('sleep 60') },
-              { role: 'launcher', ...sh('sleep 0.3') },
-            ],
-            successPolicy: { roles: ['launcher'] },
-          }),
-        );
-        expect(end.phase).toBe('Succeeded');
-        expect(end.replicas.find((r) => r.role === 'launcher')).toMatchObject({ phase: 'Succeeded', exitCode: 0 });
-        expect(end.replicas.every((r) => r.phase !== 'Running' && r.finishedAt !== undefined)).toBe(true);
-      });
+      testRoles(
+        'the job succeeds when the successPolicy roles succeed, and the other replicas are stopped',
+        async () => {
+          const end = await run(
+            job('sleep 0.3', {
+              replicaGroups: [
+                { role: 'worker', replicas: 2, ...sh('sleep 60') },
+                { role: 'launcher', ...sh('sleep 0.3') },
+              ],
+              successPolicy: { roles: ['launcher'] },
+            }),
+          );
+          expect(end.phase).toBe('Succeeded');
+          expect(end.replicas.find((r) => r.role === 'launcher')).toMatchObject({ phase: 'Succeeded', exitCode: 0 });
+          expect(end.replicas.every((r) => r.phase !== 'Running' && r.finishedAt !== undefined)).toBe(true);
+        },
+      );
 
-      testWhen(caps.orderedStartup, 'orderedStartup is false')(
+      testWhen(caps.orderedStartup && caps.multipleRoles, 'orderedStartup or multipleRoles is false')(
         "startupPolicy 'InOrder' starts a group only once the previous one's replicas run",
         async () => {
           const end = await run(
