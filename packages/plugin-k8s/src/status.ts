@@ -211,7 +211,8 @@ export function jobStatus(
     project: meta.annotations?.[ANNOTATIONS.project] ?? '',
     ...(runId !== undefined ? { runId } : {}),
     phase,
-    retriesUsed: job.status?.failed ?? 0,
+    // status.failed counts the pod a FailJob rule matched too; that failure ended the job and used no retry.
+    retriesUsed: Math.max(0, (job.status?.failed ?? 0) - (phase === 'Failed' && reason === 'PodFailurePolicy' ? 1 : 0)),
     ...(queue !== undefined ? { queue } : {}),
     ...(spec?.priority !== undefined ? { priority: spec.priority } : {}),
     labels: { ...(spec?.labels ?? {}) },

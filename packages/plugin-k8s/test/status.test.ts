@@ -185,6 +185,29 @@ describe('jobStatus', () => {
     );
   });
 
+  it('a FailJob rule: reason PodFailurePolicy, and the pod it matched is no retry used', () => {
+    const failJob = (failed: number) =>
+      jobStatus(
+        job({
+          status: {
+            failed,
+            conditions: [
+              {
+                type: 'Failed',
+                status: 'True',
+                reason: 'PodFailurePolicy',
+                message: 'Container main for pod ns/p-0 failed with exit code 42 matching FailJob rule at index 0',
+                lastTransitionTime: new Date('2026-01-01T00:00:20Z'),
+              },
+            ],
+          },
+        }),
+        [pod(0, '01', terminated(42, 'Error'))],
+      );
+    expect(failJob(1)).toMatchObject({ phase: 'Failed', reason: 'PodFailurePolicy', retriesUsed: 0 });
+    expect(failJob(3)).toMatchObject({ retriesUsed: 2 });
+  });
+
   it('Kueue: suspended is Queued with the quota message; admitted is Admitted; evicted is Queued/Preempted', () => {
     const wl = (conditions: NonNullable<KueueWorkload['status']>['conditions']): KueueWorkload => ({
       status: { conditions },
