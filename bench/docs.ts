@@ -1,9 +1,10 @@
 // Renders docs/benchmarks.md from one run's figures; the file is rewritten by every full `pnpm bench`. A run of only
-// the search and/or alias sections at full size rewrites those sections, the goals table and the goal history, and
-// leaves the rest as recorded (spliceSections).
+// some of MERGED_SECTIONS (search, alias, api, scheduler, k8s) at full size rewrites those sections, the goals table
+// and the goal history, and leaves the rest as recorded (spliceSections).
 import { type AliasSizes, ROUND_MS } from './alias.js';
 import { GOAL_CHANGES, type JudgedFigure, type JudgedRun } from './goals.js';
 import type { IngestSizes } from './ingest.js';
+import { K8S_GOAL_RATIO, K8S_GOAL_RSS_MIB, type K8sSizes } from './k8s.js';
 import type { Machine, Measured } from './lib.js';
 import { S3_GOAL_RATIO, S3_GOAL_RSS_MIB, type S3Sizes } from './s3.js';
 import {
@@ -20,11 +21,22 @@ export interface DocsInput {
   readonly skipped: readonly string[];
   readonly startedAt: Date;
   readonly minutes: number;
-  readonly sizes: { ingest: IngestSizes; search: SearchSizes; alias: AliasSizes; scheduler: SchedulerSizes };
+  readonly sizes: {
+    ingest: IngestSizes;
+    search: SearchSizes;
+    alias: AliasSizes;
+    scheduler: SchedulerSizes;
+    k8s: K8sSizes;
+  };
   /** The commit measured and whether its measured files had uncommitted changes. */
   readonly source: string;
   /** The judged figures of every recorded run, this one last. */
   readonly judged: readonly JudgedRun[];
+  /**
+   * docs/benchmarks.md as recorded before this run: a section whose peer this run skipped (k8s without
+   * MLPLANE_KUBECONFIG) stays as it was recorded there, with its own date.
+   */
+  readonly previousDocs?: string;
 }
 
 const n = (x: number | null) => (x === null ? '–' : x.toLocaleString('en-US', { maximumFractionDigits: 3 }));
@@ -91,14 +103,18 @@ BENCH_QUICK=1 pnpm bench       # small sizes in about a minute: bench/results/qu
 BENCH_ONLY=search,alias pnpm bench  # these sections only, merged into this file and latest.json (the rest kept)
 BENCH_ONLY=scheduler pnpm bench     # the same for the scheduler section (PostgreSQL and Redis)
 BENCH_ONLY=ingest pnpm bench   # one section at full size: quick.json only
-# The HTTP API against the MLflow server (section 6) needs MLflow on the same PostgreSQL, as the peer runs it:
+# The HTTP API against the MLflow server (section 7) needs MLflow on the same PostgreSQL, as the peer runs it:
 scripts/peers up postgres s3 mlflow && eval "$(scripts/peers env)" && BENCH_ONLY=api pnpm bench
+# plugin-k8s (section 9) needs the Kubernetes peer; a full run includes it when MLPLANE_KUBECONFIG is set:
+scripts/peers up k8s && eval "$(scripts/peers env)" && BENCH_ONLY=k8s pnpm bench
 \`\`\`
 
 Without \`MLPLANE_PG_URL\` or \`MLPLANE_REDIS_URL\` (or with a server that does not answer) the figures that need
 them are skipped and listed as skipped; the embedded ones are still written. The peers are PostgreSQL 15 (\`fsync\`
 off, as \`scripts/peers\` starts it) and Redis 7.0, on loopback. The whole run takes about 2 minutes at a load average
-of 4 and 7 to 8 minutes at 12.`;
+of 4 and 7 to 8 minutes at 12, plus section 9 when the Kubernetes peer is up. Without \`MLPLANE_KUBECONFIG\` (or with
+an API server that does not answer) a full run skips section 9, lists it as skipped, and keeps its figures and its
+section as last recorded.`;
 
 /** The goals table; `recorded` (when the rows come from several recorded runs) says which came from which. */
 function goalsBlock(goals: readonly Measured[], recorded = ''): string {
@@ -113,8 +129,8 @@ Figures judged in earlier runs, and changes of what is judged, are in the [goal 
 }
 
 /** Sections that `BENCH_ONLY=<them> pnpm bench` at full size records on their own, merged into the record. */
-export const MERGED_SECTIONS: readonly string[] = ['search', 'alias', 'api', 'scheduler'];
-const SECTION_ORDER = ['ingest', 'search', 'alias', 'api', 'scheduler'];
+export const MERGED_SECTIONS: readonly string[] = ['search', 'alias', 'api', 'scheduler', 'k8s'];
+const SECTION_ORDER = ['ingest', 'search', 'alias', 'api', 'scheduler', 'k8s'];
 const sectionOf = (name: string) => SECTION_ORDER.findIndex((s) => name.startsWith(`${s} `));
 
 /**
@@ -138,7 +154,7 @@ export interface SectionsInput {
   readonly machine: Machine;
   readonly startedAt: Date;
   readonly minutes: number;
-  readonly sizes: { search: SearchSizes; alias: AliasSizes; scheduler: SchedulerSizes };
+  readonly sizes: { search: SearchSizes; alias: AliasSizes; scheduler: SchedulerSizes; k8s: K8sSizes };
   readonly source: string;
   /** The judged figures of every recorded run, this one last. */
   readonly judged: readonly JudgedRun[];
@@ -178,6 +194,13 @@ export function spliceSections(doc: string, input: SectionsInput): string {
     // The first run of this section alone adds it before the goal history.
     out = out.includes('\n## 8. Scheduler')
       ? replaceBlock(out, '## 8. Scheduler', text)
+      : out.replace('\n## Goal history', `\n${text.trimEnd()}\n\n## Goal history`);
+  }
+  if (input.sections.includes('k8s')) {
+    const text = k8sSection(input.sizes.k8s, section('k8s'), recorded);
+    // Likewise: the first run of this section alone adds it before the goal history (after section 8).
+    out = out.includes(`\n${K8S_HEADING}`)
+      ? replaceBlock(out, K8S_HEADING, text)
       : out.replace('\n## Goal history', `\n${text.trimEnd()}\n\n## Goal history`);
   }
   const current = currentGoals(input.judged);
@@ -294,10 +317,60 @@ machine's cores with PostgreSQL and Redis.
 ${table(rows)}`;
 }
 
+const K8S_HEADING = '## 9. plugin-k8s';
+
+/** Section 9; `recorded` as for searchSection. */
+function k8sSection(sizes: K8sSizes, rows: readonly Measured[], recorded = ''): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  return `${K8S_HEADING}: Jobs submitted through the plugin vs raw client calls, on the Kubernetes peer
+${recorded}
+\`K8sComputeBackend\` (packages/plugin-k8s, see docs/plugins/k8s.md) against the Kubernetes peer (\`scripts/peers up
+k8s\`: kube-apiserver, kube-scheduler and kube-controller-manager 1.34 on this machine, the nodes simulated by kwok;
+docs/development.md), in a namespace the run creates and deletes. Submit rate: ${n(sizes.jobs)} Jobs per contender and round,
+${sizes.concurrency} submits in flight at once for both. The plugin's \`submit\` (validating the spec, building the manifests, creating
+the Job with strict field validation, its informers on Jobs, pods and Warning events running in the same process)
+against \`BatchV1Api.createNamespacedJob\` of the same manifests (built by the plugin's \`buildManifests\`) with
+\`fieldValidation: Strict\`, as \`kubectl create\` validates. ${sizes.rounds} rounds, the contenders' order rotated each round; the figure
+is each contender's median rate. Goal: ≥ ${K8S_GOAL_RATIO} of the raw rate.
+
+Submit-to-Running: from the plugin's \`submit\` call to the first status other than Pending that its own \`watch\`
+delivers, for the plugin's Jobs of every round (kwok moves a pod to Running about a second after it is bound; a Job
+not Running 120 s after the round's last submit is left out, and the run says so). It is the peer's throughput more
+than the plugin's: all ${n(2 * sizes.jobs * sizes.rounds)} Jobs of a run (both contenders) queue in kube-scheduler and kwok on this
+machine's cores. Reported, not judged.
+
+RSS growth: ${n(sizes.watched)} suspended Jobs (no pods), labelled as the plugin's, are created with the raw client; then the
+process's RSS is read, a second backend connects (its informers have listed them and watch when \`connect\`
+returns), it lists a page of them, and the RSS is read again (each reading after a full garbage collection, so that
+what creating the Jobs left behind is not counted as held; the table's last row is the RSS before). Goal: growth
+≤ ${K8S_GOAL_RSS_MIB} MiB.
+
+Noise: the API server, etcd, the scheduler, the controllers and kwok share the cores with the bench, and the plugin's
+side also handles every pod event of its running Jobs, which the raw contender does not. In quick-size runs of
+2 December 2026 (30 Jobs, 2 rounds, load average 9-13) the ratio swung from 0.44 to 1.14: read it together with the
+load average of the run.
+
+${table(rows)}`;
+}
+
+/** The k8s section of a docs file as recorded (up to the next section), or '' when it has none. */
+function extractK8sSection(doc: string): string {
+  const start = doc.indexOf(`\n${K8S_HEADING}`);
+  if (start === -1) return '';
+  const ends = ['\n## ', '\n<!-- '].map((m) => doc.indexOf(m, start + 1)).filter((i) => i >= 0);
+  return doc.slice(start + 1, ends.length ? Math.min(...ends) + 1 : doc.length).trimEnd();
+}
+
 export function renderDocs(input: DocsInput): string {
   const { measured, machine: m, sizes } = input;
   const section = (prefix: string) => measured.filter((f) => f.name.startsWith(prefix));
   const goals = measured.filter((f) => f.goal);
+  const k8sRows = section('k8s ');
+  // Dated even in the run that renders it: a later full run without the Kubernetes peer keeps it as it is.
+  const k8sRecorded = `\nRecorded by the full run of ${input.startedAt.toISOString()} (\`pnpm bench\`); ${input.source}.\n`;
+  const k8s = k8sRows.length
+    ? k8sSection(sizes.k8s, k8sRows, k8sRecorded)
+    : extractK8sSection(input.previousDocs ?? '');
   return `# Benchmarks
 
 Generated by \`pnpm bench\` (bench/run.ts) on ${input.startedAt.toISOString()}; do not edit by hand, rerun it.
@@ -347,7 +420,7 @@ ${searchSection(sizes.search, section('search'))}
 ${aliasSection(sizes.alias, section('alias'))}
 
 ${schedulerSection(sizes.scheduler, section('scheduler'))}
-
+${k8s ? `\n${k8s}\n` : ''}
 ${goalHistory(input.judged)}`;
 }
 

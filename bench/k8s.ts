@@ -21,6 +21,11 @@ export interface K8sSizes {
   readonly watched: number;
 }
 
+/** Goals: the plugin submits at least this share of the raw client's Jobs per second... */
+export const K8S_GOAL_RATIO = 0.9;
+/** ...and its informers holding `watched` Jobs grow its RSS by at most this many MiB. */
+export const K8S_GOAL_RSS_MIB = 64;
+
 const spec = (project: string, i: number): JobSpec => ({
   name: `bench-${i}`,
   project,
@@ -88,6 +93,12 @@ export async function k8sBench(sizes: K8sSizes, kubeconfig: string): Promise<Mea
             rates.plugin.push(sizes.jobs / ((performance.now() - started) / 1000));
             const deadline = Date.now() + 120_000;
             while (running.size < sizes.jobs && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+            if (running.size < sizes.jobs) {
+              // Their latency is not in the percentiles, which then understate the tail: said, not hidden.
+              console.log(
+                `  k8s round ${round}: ${sizes.jobs - running.size} of ${sizes.jobs} Jobs not Running 120 s after the last submit`,
+              );
+            }
             abort.abort();
             await watching;
           } else {
@@ -125,15 +136,19 @@ export async function k8sBench(sizes: K8sSizes, kubeconfig: string): Promise<Mea
     const plugin = median(rates.plugin);
     const raw = median(rates.raw);
     const round2 = (x: number) => Math.round(x * 100) / 100;
+    // Judged on the ratio as recorded, so that a reader of the table sees the figure the goal was judged on.
+    const ratio = round2(plugin / raw);
+    const rssGrowth = Math.round(rssWatching - rssIdle);
+    // Names stay the same from run to run at the same sizes: bench/results/judged.json follows a figure by its name.
     return [
       {
         name: `k8s submit rate, ${sizes.jobs} Jobs at concurrency ${sizes.concurrency} (median of ${sizes.rounds} rounds)`,
         unit: 'jobs/s',
         ours: round2(plugin),
         peer: round2(raw),
-        ratio: round2(plugin / raw),
+        ratio,
         at,
-        goal: { text: '>= 0.9 of the raw rate', met: plugin / raw >= 0.9 },
+        goal: { text: `≥ ${K8S_GOAL_RATIO} of the raw rate`, met: ratio >= K8S_GOAL_RATIO },
         peerIs: 'raw createNamespacedJob of the same manifests',
       },
       {
@@ -153,13 +168,21 @@ export async function k8sBench(sizes: K8sSizes, kubeconfig: string): Promise<Mea
         at,
       },
       {
-        name: `k8s plugin RSS growth while its informers hold ${sizes.watched} Jobs (process at ${Math.round(rssIdle)} MiB before)`,
+        name: `k8s plugin RSS growth while its informers hold ${sizes.watched.toLocaleString('en-US')} Jobs`,
         unit: 'MiB',
-        ours: Math.round(rssWatching - rssIdle),
+        ours: rssGrowth,
         peer: null,
         ratio: null,
         at,
-        goal: { text: 'within 64 MiB', met: rssWatching - rssIdle <= 64 },
+        goal: { text: `≤ ${K8S_GOAL_RSS_MIB} MiB`, met: rssGrowth <= K8S_GOAL_RSS_MIB },
+      },
+      {
+        name: 'k8s bench process RSS before the informers start (after a full collection)',
+        unit: 'MiB',
+        ours: Math.round(rssIdle),
+        peer: null,
+        ratio: null,
+        at,
       },
     ];
   } finally {
