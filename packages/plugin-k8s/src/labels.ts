@@ -33,8 +33,20 @@ export const ANNOTATIONS = Object.freeze({
   volcanoGroup: 'scheduling.k8s.io/group-name',
 });
 
-/** Prefixes reserved for the plugin: a spec's own labels and annotations may not use them. */
-export const RESERVED_PREFIXES = ['mlplane.dev/', 'kueue.x-k8s.io/', 'batch.kubernetes.io/', 'scheduling.k8s.io/'];
+/**
+ * Keys a spec's own labels and annotations may not use: those the plugin writes (other `mlplane.dev/` keys, such as
+ * the pipeline orchestrator's `mlplane.dev/step`, pass through), and the prefixes of Kueue, the Job controller and
+ * gang schedulers, whose labels would change how the Job is run.
+ */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set([
+  LABELS.managedBy,
+  ...Object.values(LABELS).filter((k) => k.startsWith('mlplane.dev/')),
+  ...Object.values(ANNOTATIONS).filter((k) => k.startsWith('mlplane.dev/')),
+]);
+export const RESERVED_PREFIXES = ['kueue.x-k8s.io/', 'batch.kubernetes.io/', 'scheduling.k8s.io/'];
+
+/** Whether a spec label or annotation key is the plugin's (see RESERVED_KEYS). */
+export const isReservedKey = (key: string) => RESERVED_KEYS.has(key) || RESERVED_PREFIXES.some((p) => key.startsWith(p));
 
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 

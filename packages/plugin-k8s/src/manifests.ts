@@ -28,7 +28,9 @@ import {
   idempotencyLabel,
   LABELS,
   labelValue,
+  isReservedKey,
   MANAGED_BY,
+  RESERVED_KEYS,
   RESERVED_PREFIXES,
   sha256Hex,
 } from './labels.js';
@@ -149,8 +151,11 @@ export function validateForKubernetes(spec: JobSpec, name: string, config: K8sCo
     ['annotations', spec.annotations],
   ] as const) {
     for (const key of Object.keys(entries ?? {})) {
-      if (RESERVED_PREFIXES.some((p) => key.startsWith(p))) {
-        fail(`${field}.${key}`, `${field} under ${RESERVED_PREFIXES.join(', ')} are set by the plugin`);
+      if (isReservedKey(key)) {
+        fail(
+          `${field}.${key}`,
+          `${field} '${key}' is set by the plugin (as are ${[...RESERVED_KEYS].join(', ')} and keys under ${RESERVED_PREFIXES.join(', ')})`,
+        );
       }
     }
   }
