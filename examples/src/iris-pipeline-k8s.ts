@@ -54,15 +54,6 @@ export interface K8sPipelineSettings {
   readonly image?: string;
 }
 
-/**
- * The orchestrator stamps each step's job with the labels `mlplane.dev/pipeline`, `mlplane.dev/pipeline-run` and
- * `mlplane.dev/step`, and plugin-k8s refuses spec labels under `mlplane.dev/` (it reserves that prefix for its own),
- * so a pipeline job would fail its submit with a ValidationError. Until the two agree, this composition moves those
- * labels under this prefix in a `job.beforeSubmit` tap: the Job carries `pipelines.mlplane.dev/step` and so on.
- */
-export const PIPELINE_LABEL_PREFIX = 'pipelines.mlplane.dev/';
-const RESERVED_BY_THE_PLUGIN = 'mlplane.dev/';
-
 /** The composition: embedded defaults for everything but compute, plugin-k8s for compute. */
 export function createK8sPipelinePlatform(settings: K8sPipelineSettings): Platform {
   const pool = settings.nodePool ?? PEER_PROCESS_NODE_POOL;
@@ -73,22 +64,11 @@ export function createK8sPipelinePlatform(settings: K8sPipelineSettings): Platfo
     tolerations: [...pool.tolerations],
     ...(settings.image !== undefined ? { defaultImage: settings.image } : {}),
   };
-  const platform = createPlatform({
+  return createPlatform({
     plugins: [k8sPlugin()],
     config: { platform: { signals: [] }, embedded: { dataDir: settings.dataDir }, k8s },
     log: { level: 'warn' },
   });
-  platform.hooks.job.beforeSubmit.tapPromise('pipeline-labels-for-k8s', async (spec) => {
-    if (!Object.keys(spec.labels ?? {}).some((k) => k.startsWith(RESERVED_BY_THE_PLUGIN))) return spec;
-    const labels = Object.fromEntries(
-      Object.entries(spec.labels ?? {}).map(([k, v]) => [
-        k.startsWith(RESERVED_BY_THE_PLUGIN) ? PIPELINE_LABEL_PREFIX + k.slice(RESERVED_BY_THE_PLUGIN.length) : k,
-        v,
-      ]),
-    );
-    return { ...spec, labels };
-  });
-  return platform;
 }
 
 /** The pipeline workspace: a directory the orchestrator and every step pod must see at the same path. */

@@ -17,7 +17,6 @@ import { ensureIrisVenv, IRIS_MODEL } from '../src/iris-pipeline.js';
 import {
   createK8sPipelinePlatform,
   type K8sIrisRun,
-  PIPELINE_LABEL_PREFIX,
   workspaceOf,
 } from '../src/iris-pipeline-k8s.js';
 
@@ -96,10 +95,10 @@ describe('the iris pipeline on Kubernetes', () => {
     for (const job of jobs.items) {
       const name = job.metadata!.name!;
       expect(job.status?.succeeded, name).toBe(1);
-      // The orchestrator's labels, moved out of the plugin's reserved prefix by the composition's tap.
+      // The orchestrator's labels reach the Job as they are.
       expect(job.metadata!.labels, name).toMatchObject({
-        [`${PIPELINE_LABEL_PREFIX}pipeline`]: 'iris',
-        [`${PIPELINE_LABEL_PREFIX}pipeline-run`]: run.runId,
+        'mlplane.dev/pipeline': 'iris',
+        'mlplane.dev/pipeline-run': run.runId,
       });
       const pods = await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.jobId}=${name}` });
       expect(pods.items, name).toHaveLength(1);
@@ -107,7 +106,7 @@ describe('the iris pipeline on Kubernetes', () => {
       expect(pods.items[0]!.status!.phase, name).toBe('Succeeded');
       expect(pods.items[0]!.status!.containerStatuses?.[0]?.state?.terminated?.exitCode, name).toBe(0);
     }
-    const stepLabels = jobs.items.map((j) => j.metadata!.labels![`${PIPELINE_LABEL_PREFIX}step`]).sort();
+    const stepLabels = jobs.items.map((j) => j.metadata!.labels!['mlplane.dev/step']).sort();
     expect(stepLabels).toEqual(['evaluate', 'features', 'ingest', 'train', 'train', 'train', 'train']);
 
     // The platform's data the script kept: the stored run, the registered version and the champion alias.

@@ -46,7 +46,8 @@ export const RESERVED_KEYS: ReadonlySet<string> = new Set([
 export const RESERVED_PREFIXES = ['kueue.x-k8s.io/', 'batch.kubernetes.io/', 'scheduling.k8s.io/'];
 
 /** Whether a spec label or annotation key is the plugin's (see RESERVED_KEYS). */
-export const isReservedKey = (key: string) => RESERVED_KEYS.has(key) || RESERVED_PREFIXES.some((p) => key.startsWith(p));
+export const isReservedKey = (key: string) =>
+  RESERVED_KEYS.has(key) || RESERVED_PREFIXES.some((p) => key.startsWith(p));
 
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 

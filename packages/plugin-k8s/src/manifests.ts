@@ -26,9 +26,9 @@ import type { K8sConfig } from './config.js';
 import {
   ANNOTATIONS,
   idempotencyLabel,
+  isReservedKey,
   LABELS,
   labelValue,
-  isReservedKey,
   MANAGED_BY,
   RESERVED_KEYS,
   RESERVED_PREFIXES,

@@ -58,6 +58,7 @@ beforeAll(async () => {
   for (const [queue, gpus] of [
     ['a', 2],
     ['b', 1],
+    ['c', 2],
   ] as const) {
     await createCluster('clusterqueues', {
       apiVersion: 'kueue.x-k8s.io/v1beta2',
@@ -149,6 +150,34 @@ describe('Kueue strategy on the Kubernetes peer', () => {
     expect(preempted[0]).toMatchObject({ reason: 'Preempted' });
     expect(preempted[0]!.message).toMatch(/preempt/i);
     expect((await backend.get(low3.id)).phase).toBe('Queued');
+  });
+
+  it('a two-replica gang job starts both replicas or neither: queued whole until its quota is free', async () => {
+    const holder = await backend.submit(gpuJob('queue-c', `${tag}-low`, 'holder'));
+    await until(holder.id, (s) => s.phase === 'Running', 'the job holding one of two GPUs to run');
+    const gang = await backend.submit({
+      ...gpuJob('queue-c', `${tag}-low`, 'gang'),
+      gang: true,
+      replicaGroups: [{ ...gpuJob('queue-c', '').replicaGroups[0]!, replicas: 2 }],
+    });
+    const queued = await until(gang.id, (s) => s.message !== undefined, 'Kueue to say why the gang job waits');
+    expect(queued.phase).toBe('Queued');
+    expect(queued.message).toMatch(/quota/i);
+    // One GPU is free, but Kueue admits the Workload whole or not at all: no pod of the job exists.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const pods = () =>
+      peer.core.listNamespacedPod({ namespace: peer.namespace, labelSelector: `${LABELS.jobId}=${gang.id}` });
+    expect((await pods()).items).toHaveLength(0);
+    expect((await backend.get(gang.id)).phase).toBe('Queued');
+
+    await backend.cancel(holder.id);
+    const running = await until(
+      gang.id,
+      (s) => s.phase === 'Running' && s.replicas.every((r) => r.phase === 'Running'),
+      'both replicas of the gang job to run',
+    );
+    expect(running.replicas).toHaveLength(2);
+    expect((await pods()).items).toHaveLength(2);
   });
 
   it('an unknown WorkloadPriorityClass and a missing queue are ValidationErrors before anything is created', async () => {

@@ -413,7 +413,12 @@ describe('validation before anything reaches the API server', () => {
   it('names over the limit, reserved label prefixes, unknown GPU types', () => {
     refused(base({ name: 'x'.repeat(53) }), 'name');
     refused(base({ labels: { 'mlplane.dev/job-id': 'forged' } }), 'labels.mlplane.dev/job-id', {}, /set by the plugin/);
-    refused(base({ annotations: { 'mlplane.dev/spec': '{}' } }), 'annotations.mlplane.dev/spec', {}, /set by the plugin/);
+    refused(
+      base({ annotations: { 'mlplane.dev/spec': '{}' } }),
+      'annotations.mlplane.dev/spec',
+      {},
+      /set by the plugin/,
+    );
     refused(base({ labels: { 'kueue.x-k8s.io/queue-name': 'q' } }), 'labels.kueue.x-k8s.io/queue-name');
     // Other mlplane.dev/ keys are not the plugin's: the pipeline orchestrator labels its steps' jobs with them.
     const step = build(base({ labels: { 'mlplane.dev/pipeline': 'iris', 'mlplane.dev/step': 'train' } })).job;
