@@ -14,11 +14,7 @@ import { PipelineOrchestrator } from '@mlplane/pipelines';
 import { LABELS, MANAGED_BY } from '@mlplane/plugin-k8s';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureIrisVenv, IRIS_MODEL } from '../src/iris-pipeline.js';
-import {
-  createK8sPipelinePlatform,
-  type K8sIrisRun,
-  workspaceOf,
-} from '../src/iris-pipeline-k8s.js';
+import { createK8sPipelinePlatform, type K8sIrisRun, workspaceOf } from '../src/iris-pipeline-k8s.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const script = fileURLToPath(new URL('../src/iris-pipeline-k8s.ts', import.meta.url));

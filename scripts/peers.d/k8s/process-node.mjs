@@ -554,7 +554,7 @@ function execute(run, c, podEnv) {
       if (run.phase === 'Pending' && run.initialized) run.phase = 'Running';
       patchStatus(run);
       // A deletion that arrived while the process was starting stops it now.
-      if (run.stopping) stopProcess(run, c);
+      if (run.stopping) stopProcess(c);
     });
     for (const stream of [child.stdout, child.stderr]) {
       let partial = '';
@@ -595,7 +595,7 @@ function existsDir(path) {
   }
 }
 
-function stopProcess(run, c, signal = 'SIGTERM') {
+function stopProcess(c, signal = 'SIGTERM') {
   if (!c.process?.pid) return;
   try {
     process.kill(-c.process.pid, signal);
@@ -609,10 +609,10 @@ async function stopPod(pod) {
   if (run && !run.stopping) {
     run.stopping = true;
     const live = () => [...run.initContainers, ...run.containers].filter((c) => c.process);
-    for (const c of live()) stopProcess(run, c);
+    for (const c of live()) stopProcess(c);
     const deadline = Date.now() + grace * 1000;
     while (live().length && Date.now() < deadline) await delay(50);
-    for (const c of live()) stopProcess(run, c, 'SIGKILL');
+    for (const c of live()) stopProcess(c, 'SIGKILL');
     while (live().length) await delay(50);
     if (!isTerminalPhase(run.phase)) {
       // As a kubelet does since 1.27: a pod stopped by its deletion ends Failed unless every container succeeded.
@@ -638,7 +638,7 @@ function onPod(type, pod) {
     const run = runs.get(uid);
     if (run) {
       run.stopping = true;
-      for (const c of [...run.initContainers, ...run.containers]) stopProcess(run, c, 'SIGKILL');
+      for (const c of [...run.initContainers, ...run.containers]) stopProcess(c, 'SIGKILL');
       runs.delete(uid);
     }
     return;
@@ -815,7 +815,7 @@ log(`node ${NODE} registered; kubelet port ${NODE_IP}:${PORT}`);
 setInterval(() => heartbeat().catch((error) => log('heartbeat:', error.message)), HEARTBEAT_MS).unref();
 const shutdown = () => {
   for (const run of runs.values())
-    for (const c of [...run.initContainers, ...run.containers]) stopProcess(run, c, 'SIGKILL');
+    for (const c of [...run.initContainers, ...run.containers]) stopProcess(c, 'SIGKILL');
   process.exit(0);
 };
 process.on('SIGTERM', shutdown);
