@@ -1,5 +1,5 @@
 # Shared machinery for scripts/peers. Peers are listed in start order.
-PEERS_ALL=(postgres redis kafka s3 mlflow feast torchserve k8s kueue)
+PEERS_ALL=(postgres redis kafka s3 mlflow feast torchserve k8s jobset kueue)
 export MLPLANE_PEERS_CACHE="${MLPLANE_PEERS_CACHE:-$HOME/.cache/mlplane-peers}"
 export MLPLANE_PEERS_STATE="${MLPLANE_PEERS_STATE:-${TMPDIR:-/tmp}/mlplane-peers-state}"
 mkdir -p "$MLPLANE_PEERS_CACHE" "$MLPLANE_PEERS_STATE"
