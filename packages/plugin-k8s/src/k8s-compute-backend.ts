@@ -18,6 +18,8 @@ import {
   type V1Job,
   type V1OwnerReference,
   type V1Pod,
+  type V1Secret,
+  type V1Service,
   Watch,
 } from '@kubernetes/client-node';
 import {
@@ -46,9 +48,10 @@ import {
   type WatchOptions,
 } from '@mlplane/core';
 import type { K8sConfig } from './config.js';
+import { buildJobSetManifests, JOBSET, type JobSetObject, jobSetAsJob } from './jobset.js';
 import { ANNOTATIONS, idempotencyLabel, LABELS, MANAGED_BY } from './labels.js';
 import { buildManifests, capabilitiesFor, checkOneRole, specDigest } from './manifests.js';
-import { jobStatus, type KueueWorkload, podsByIndex, specOf, type WarningEvent } from './status.js';
+import { attemptNumbers, jobStatus, type KueueWorkload, podsByIndex, specOf, type WarningEvent } from './status.js';
 import { WatchCache } from './watch-cache.js';
 
 export interface K8sComputeBackendOptions {
@@ -134,13 +137,17 @@ interface ListCursor {
  * `list` and `watch` read memory, and a restarted platform finds its running jobs again from their labels.
  */
 export class K8sComputeBackend implements ComputeBackend {
-  readonly capabilities: ComputeBackendCapabilities;
+  private caps: ComputeBackendCapabilities;
   private readonly namespace: string;
   private readonly batch: BatchV1Api;
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
   private readonly scheduling: SchedulingV1Api;
+  /** Each job's Job, or for a job of several roles its JobSet seen as a Job (jobSetAsJob). */
   private readonly jobs = new Map<string, V1Job>();
+  /** JobSets by name (= job id), and the child Jobs of each by Job name. */
+  private readonly jobSets = new Map<string, JobSetObject>();
+  private readonly jobSetChildren = new Map<string, Map<string, V1Job>>();
   private readonly pods = new Map<string, Map<string, V1Pod>>();
   private readonly workloads = new Map<string, KueueWorkload>();
   /** The latest Warning event about each job's Job or pods (FailedCreate, FailedMount...), by job id. */
@@ -162,7 +169,7 @@ export class K8sComputeBackend implements ComputeBackend {
     private readonly kc: KubeConfig,
   ) {
     const { config } = options;
-    this.capabilities = capabilitiesFor(config);
+    this.caps = capabilitiesFor(config);
     this.namespace = config.namespace;
     this.batch = kc.makeApiClient(BatchV1Api);
     this.core = kc.makeApiClient(CoreV1Api);
@@ -186,8 +193,41 @@ export class K8sComputeBackend implements ComputeBackend {
     return backend;
   }
 
+  get capabilities(): ComputeBackendCapabilities {
+    return this.caps;
+  }
+
+  /** Whether the cluster serves JobSets to this account: several roles are then one JobSet (kube-scheduler only). */
+  private async probeJobSets(): Promise<boolean> {
+    try {
+      await this.custom.listNamespacedCustomObject({ ...JOBSET, namespace: this.namespace, limit: 1 });
+      return true;
+    } catch (error) {
+      const code = statusCode(error);
+      if (code === 404) return false;
+      if (code === 403) {
+        this.options.logger?.warn(
+          { err: error },
+          'k8s: JobSets are installed but the plugin may not list them (see deploy/rbac.yaml); several roles are refused',
+        );
+        return false;
+      }
+      throw portError(error, `listing JobSets in namespace '${this.namespace}'`);
+    }
+  }
+
+  /** Recomputes the Job view of a JobSet from the JobSet and its child Jobs. */
+  private refreshJobSet(name: string): void {
+    const jobSet = this.jobSets.get(name);
+    if (!jobSet) return;
+    this.jobs.set(name, jobSetAsJob(jobSet, [...(this.jobSetChildren.get(name)?.values() ?? [])]));
+    this.touch(name);
+  }
+
   private async startInformers(): Promise<void> {
     const ns = this.namespace;
+    const jobSetsServed = this.options.config.scheduler.kind === 'kube-scheduler' && (await this.probeJobSets());
+    this.caps = capabilitiesFor(this.options.config, jobSetsServed);
     const selector = `${LABELS.managedBy}=${MANAGED_BY}`;
     const onError = (what: string) => (error: unknown, restartInMs: number) =>
       this.options.logger?.warn({ err: error, restartInMs }, `k8s: the ${what} watch stopped; restarting`);
@@ -205,6 +245,15 @@ export class K8sComputeBackend implements ComputeBackend {
     const upsertJob = (job: V1Job) => {
       const name = job.metadata?.name;
       if (!name) return;
+      const parent = job.metadata?.labels?.[LABELS.jobSetName];
+      if (parent !== undefined) {
+        // A child Job of one of the plugin's JobSets: it feeds the JobSet's status, it is no job of its own.
+        const children = this.jobSetChildren.get(parent) ?? new Map<string, V1Job>();
+        children.set(name, trim(job));
+        this.jobSetChildren.set(parent, children);
+        this.refreshJobSet(parent);
+        return;
+      }
       this.jobs.set(name, trim(job));
       this.touch(name);
     };
@@ -213,6 +262,12 @@ export class K8sComputeBackend implements ComputeBackend {
     jobs.on('delete', (job) => {
       const name = job.metadata?.name;
       if (!name) return;
+      const parent = job.metadata?.labels?.[LABELS.jobSetName];
+      if (parent !== undefined) {
+        this.jobSetChildren.get(parent)?.delete(name);
+        this.refreshJobSet(parent);
+        return;
+      }
       if (job.metadata?.annotations?.[ANNOTATIONS.cancelled] !== undefined) {
         this.tombstone(name, jobStatus(job, [...(this.pods.get(name)?.values() ?? [])], this.workloads.get(name)));
       }
@@ -245,6 +300,9 @@ export class K8sComputeBackend implements ComputeBackend {
     pods.on('delete', (pod) => {
       const job = pod.metadata?.labels?.[LABELS.jobId];
       if (!job) return;
+      // A JobSet deletes the Jobs of a restart, and those still running when it ends: their pods' last states stay
+      // (attempts, exit codes) until the JobSet itself goes.
+      if (pod.metadata?.labels?.[LABELS.jobSetName] !== undefined && this.jobSets.has(job)) return;
       this.pods.get(job)?.delete(pod.metadata?.name ?? '');
       this.podJobs.delete(pod.metadata?.name ?? '');
       if (this.pods.get(job)?.size === 0) this.pods.delete(job);
@@ -278,6 +336,47 @@ export class K8sComputeBackend implements ComputeBackend {
     events.on('add', onWarning);
     events.on('update', onWarning);
     this.caches.push(jobs as never, pods as never, events as never);
+
+    if (jobSetsServed) {
+      const jobSets = new WatchCache(
+        makeInformer<JobSetObject & { metadata: { name: string } }>(
+          this.kc,
+          `/apis/${JOBSET.group}/${JOBSET.version}/namespaces/${ns}/${JOBSET.plural}`,
+          () =>
+            this.custom.listNamespacedCustomObject({
+              ...JOBSET,
+              namespace: ns,
+              labelSelector: selector,
+            }) as Promise<KubernetesListObject<JobSetObject & { metadata: { name: string } }>>,
+          selector,
+        ),
+        { restartBackoffMs: backoff, onError: onError('JobSet') },
+      );
+      const upsertJobSet = (jobSet: JobSetObject) => {
+        const name = jobSet.metadata?.name;
+        if (!name) return;
+        this.jobSets.set(name, trim(jobSet));
+        this.refreshJobSet(name);
+      };
+      jobSets.on('add', upsertJobSet);
+      jobSets.on('update', upsertJobSet);
+      jobSets.on('delete', (jobSet) => {
+        const name = jobSet.metadata?.name;
+        if (!name) return;
+        const asJob = jobSetAsJob(jobSet, [...(this.jobSetChildren.get(name)?.values() ?? [])]);
+        if (jobSet.metadata?.annotations?.[ANNOTATIONS.cancelled] !== undefined) {
+          this.tombstone(name, jobStatus(asJob, [...(this.pods.get(name)?.values() ?? [])]));
+        }
+        this.jobSets.delete(name);
+        this.jobSetChildren.delete(name);
+        for (const pod of this.pods.get(name)?.keys() ?? []) this.podJobs.delete(pod);
+        this.pods.delete(name);
+        this.jobs.delete(name);
+        this.warnings.delete(name);
+        this.touch(name);
+      });
+      this.caches.push(jobSets as never);
+    }
 
     if (this.options.config.scheduler.kind === 'kueue') {
       // Kueue's Workloads carry none of our labels: each names its Job in an ownerReference.
@@ -386,8 +485,9 @@ export class K8sComputeBackend implements ComputeBackend {
   }
 
   async submit(spec: JobSpec): Promise<JobStatus> {
-    checkOneRole(spec);
+    checkOneRole(spec, this.capabilities);
     validateJobSpec(spec, this.capabilities);
+    if (spec.replicaGroups.length > 1) return this.submitJobSet(spec);
     const key = spec.idempotencyKey !== undefined ? idempotencyLabel(spec.project, spec.idempotencyKey) : undefined;
     if (key !== undefined) {
       const existing = this.findByKey(spec, key);
@@ -396,7 +496,7 @@ export class K8sComputeBackend implements ComputeBackend {
     // A keyed job's name comes from its key, so two racing submits collide on the name and only one Job exists.
     let name = `${spec.name}-${key !== undefined ? key.slice(0, 8) : randomSuffix()}`;
     const submittedAt = new Date();
-    const storeSecrets = Object.values(spec.replicaGroups[0]?.secretEnv ?? {}).some((r) => r.kind === 'secretStore');
+    const storeSecrets = usesSecretStore(spec);
     const build = (secretValues: Record<string, string>) =>
       buildManifests({
         spec,
@@ -442,6 +542,60 @@ export class K8sComputeBackend implements ComputeBackend {
     }
   }
 
+  /** A job of several roles: one JobSet (and its owned Secret), created as submit creates a Job. */
+  private async submitJobSet(spec: JobSpec): Promise<JobStatus> {
+    const key = spec.idempotencyKey !== undefined ? idempotencyLabel(spec.project, spec.idempotencyKey) : undefined;
+    if (key !== undefined) {
+      const existing = this.findByKey(spec, key);
+      if (existing) return this.sameSpecOrConflict(existing, spec);
+    }
+    let name = `${spec.name}-${key !== undefined ? key.slice(0, 8) : randomSuffix()}`;
+    const submittedAt = new Date();
+    const storeSecrets = usesSecretStore(spec);
+    const build = (secretValues: Record<string, string>) =>
+      buildJobSetManifests({
+        spec,
+        name,
+        config: this.options.config,
+        capabilities: this.capabilities,
+        submittedAt,
+        secretValues,
+      });
+    let manifests = build(storeSecrets ? dummySecrets(spec) : {});
+    await this.checkPriorityClass(spec);
+    const secretValues = storeSecrets ? await this.readSecrets(spec) : {};
+    if (storeSecrets) manifests = build(secretValues);
+    for (let attempt = 0; ; attempt++) {
+      let created: JobSetObject;
+      try {
+        created = (await this.custom.createNamespacedCustomObject({
+          ...JOBSET,
+          namespace: this.namespace,
+          body: manifests.jobSet,
+          fieldValidation: 'Strict',
+        })) as JobSetObject;
+      } catch (error) {
+        if (statusCode(error) === 409) {
+          if (key !== undefined) return this.sameSpecOrConflict(await this.readJob(name), spec);
+          if (attempt < 3) {
+            name = `${spec.name}-${randomSuffix()}`;
+            manifests = build(secretValues);
+            continue;
+          }
+        }
+        throw portError(error, `creating JobSet '${name}' in namespace '${this.namespace}'`);
+      }
+      const asJob = jobSetAsJob(created, []);
+      await this.createOwned(asJob, manifests, { apiVersion: `${JOBSET.group}/${JOBSET.version}`, kind: 'JobSet' });
+      if (!this.jobSets.has(name)) {
+        this.jobSets.set(name, created);
+        this.jobs.set(name, asJob);
+      }
+      this.touch(name);
+      return jobStatus(asJob, []);
+    }
+  }
+
   private findByKey(spec: JobSpec, key: string): V1Job | undefined {
     for (const job of this.jobs.values()) {
       const meta = job.metadata;
@@ -465,19 +619,33 @@ export class K8sComputeBackend implements ComputeBackend {
     return this.statuses.get(name) ?? jobStatus(job, []);
   }
 
+  /** The job's Job, or its JobSet seen as a Job; NotFoundError when neither exists. */
   private async readJob(name: string): Promise<V1Job> {
     try {
       return await this.batch.readNamespacedJob({ name, namespace: this.namespace });
+    } catch (error) {
+      if (statusCode(error) !== 404 || !this.capabilities.multipleRoles) throw portError(error, `job '${name}'`);
+    }
+    try {
+      const jobSet = (await this.custom.getNamespacedCustomObject({
+        ...JOBSET,
+        namespace: this.namespace,
+        name,
+      })) as JobSetObject;
+      return jobSetAsJob(jobSet, [...(this.jobSetChildren.get(name)?.values() ?? [])]);
     } catch (error) {
       throw portError(error, `job '${name}'`);
     }
   }
 
   /** The Secret, Service and PodGroup of a Job, each owned by it; the Job is deleted again if one fails. */
-  private async createOwned(job: V1Job, manifests: ReturnType<typeof buildManifests>): Promise<void> {
+  private async createOwned(
+    job: V1Job,
+    manifests: { secret?: V1Secret; service?: V1Service; podGroup?: Record<string, unknown> },
+    ownerKind: { apiVersion: string; kind: string } = { apiVersion: 'batch/v1', kind: 'Job' },
+  ): Promise<void> {
     const owner: V1OwnerReference = {
-      apiVersion: 'batch/v1',
-      kind: 'Job',
+      ...ownerKind,
       name: job.metadata!.name!,
       uid: job.metadata!.uid!,
       // No blockOwnerDeletion: it would need `update` on jobs/finalizers where OwnerReferencesPermissionEnforcement
@@ -514,10 +682,8 @@ export class K8sComputeBackend implements ComputeBackend {
         });
       }
     } catch (error) {
-      await this.batch
-        .deleteNamespacedJob({ name: owner.name, namespace: this.namespace, propagationPolicy: 'Background' })
-        .catch(() => undefined);
-      throw portError(error, `creating the objects of Job '${owner.name}'`);
+      await this.deleteTop(owner.name, ownerKind.kind === 'JobSet').catch(() => undefined);
+      throw portError(error, `creating the objects of ${ownerKind.kind} '${owner.name}'`);
     }
   }
 
@@ -551,11 +717,24 @@ export class K8sComputeBackend implements ComputeBackend {
     this.priorityClasses.set(name, Date.now());
   }
 
+  /** Deletes the job's Job or JobSet; the garbage collector deletes what they own (Jobs, pods, Secret, Service). */
+  private async deleteTop(name: string, jobSet: boolean): Promise<void> {
+    if (jobSet) {
+      await this.custom.deleteNamespacedCustomObject({
+        ...JOBSET,
+        namespace: this.namespace,
+        name,
+        propagationPolicy: 'Background',
+      });
+    } else {
+      await this.batch.deleteNamespacedJob({ name, namespace: this.namespace, propagationPolicy: 'Background' });
+    }
+  }
+
   private async readSecrets(spec: JobSpec): Promise<Record<string, string>> {
     const values: Record<string, string> = {};
-    for (const [envName, ref] of Object.entries(spec.replicaGroups[0]?.secretEnv ?? {})) {
-      if (ref.kind !== 'secretStore') continue;
-      const field = `replicaGroups[0].secretEnv.${envName}`;
+    for (const [envName, ref, i] of secretStoreRefs(spec)) {
+      const field = `replicaGroups[${i}].secretEnv.${envName}`;
       if (!this.options.secrets) {
         throw new ValidationError(`${field}: this platform has no SecretStore to read '${ref.name}' from`, { field });
       }
@@ -693,22 +872,28 @@ export class K8sComputeBackend implements ComputeBackend {
   async *logs(id: string, options: LogOptions = {}): AsyncIterable<string> {
     const job = this.jobs.get(id) ?? (await this.readJob(id));
     const spec = specOf(job);
-    const group = spec?.replicaGroups[0];
-    if (!spec || !group) throw new NotFoundError(`job '${id}' not found`);
-    const role = options.role ?? group.role;
-    if (role !== group.role) throw new NotFoundError(`job '${id}' has no role '${role}' (it has '${group.role}')`);
+    const groups = spec?.replicaGroups ?? [];
+    if (!spec || groups.length === 0) throw new NotFoundError(`job '${id}' not found`);
+    const role = options.role ?? groups[0]!.role;
+    const group = groups.find((g) => g.role === role);
+    if (!group) {
+      throw new NotFoundError(
+        `job '${id}' has no role '${role}' (it has ${groups.map((g) => `'${g.role}'`).join(', ')})`,
+      );
+    }
     const index = options.index ?? 0;
     if (!Number.isInteger(index) || index < 0 || index >= (group.replicas ?? 1)) {
       throw new NotFoundError(`job '${id}' has no replica ${role}-${index}`);
     }
-    let pod = this.attemptPod(id, index, options.attempt);
+    const byRole = groups.length > 1 ? role : undefined;
+    let pod = this.attemptPod(id, byRole, index, options.attempt);
     if (options.follow) {
       // A pod that has not started has no log yet: wait until it runs or ends.
       for await (const status of this.watch({ id }, options.signal ? { signal: options.signal } : {})) {
-        const replica = status.replicas[index];
+        const replica = status.replicas.find((r) => r.role === role && r.index === index);
         if (replica && replica.phase !== 'Pending') break;
       }
-      pod = this.attemptPod(id, index, options.attempt) ?? pod;
+      pod = this.attemptPod(id, byRole, index, options.attempt) ?? pod;
     }
     if (!pod?.metadata?.name) {
       throw new NotFoundError(
@@ -749,9 +934,15 @@ export class K8sComputeBackend implements ComputeBackend {
     }
   }
 
-  private attemptPod(id: string, index: number, attempt: number | undefined): V1Pod | undefined {
-    const attempts = podsByIndex([...(this.pods.get(id)?.values() ?? [])]).get(index) ?? [];
-    return attempt === undefined ? attempts.at(-1) : attempts[attempt - 1];
+  private attemptPod(
+    id: string,
+    role: string | undefined,
+    index: number,
+    attempt: number | undefined,
+  ): V1Pod | undefined {
+    const attempts = podsByIndex([...(this.pods.get(id)?.values() ?? [])], role).get(index) ?? [];
+    if (attempt === undefined) return attempts.at(-1);
+    return attempts[attemptNumbers(attempts).indexOf(attempt)];
   }
 
   async cancel(id: string, options: { readonly reason?: string } = {}): Promise<JobStatus> {
@@ -762,14 +953,22 @@ export class K8sComputeBackend implements ComputeBackend {
       ...(options.reason ? { reason: options.reason } : {}),
     });
     let patched: V1Job;
+    const isJobSet = this.jobSets.has(id);
+    const body = { metadata: { annotations: { [ANNOTATIONS.cancelled]: note } } };
+    const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
     try {
       // Recorded on the Job first, so every process watching it reads Cancelled, not a job that vanished.
-      patched = await this.batch.patchNamespacedJob(
-        { name: id, namespace: this.namespace, body: { metadata: { annotations: { [ANNOTATIONS.cancelled]: note } } } },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+      patched = isJobSet
+        ? jobSetAsJob(
+            (await this.custom.patchNamespacedCustomObject(
+              { ...JOBSET, namespace: this.namespace, name: id, body },
+              mergePatch,
+            )) as JobSetObject,
+            [...(this.jobSetChildren.get(id)?.values() ?? [])],
+          )
+        : await this.batch.patchNamespacedJob({ name: id, namespace: this.namespace, body }, mergePatch);
       // Background: the Job goes at once and the garbage collector deletes its pods, Secret, Service and PodGroup.
-      await this.batch.deleteNamespacedJob({ name: id, namespace: this.namespace, propagationPolicy: 'Background' });
+      await this.deleteTop(id, isJobSet);
     } catch (error) {
       if (statusCode(error) === 404) return this.get(id);
       throw portError(error, `cancelling job '${id}'`);
@@ -789,7 +988,18 @@ export class K8sComputeBackend implements ComputeBackend {
   }
 }
 
+/** Every `secretStore` reference of the spec's groups: env var name, reference, group index. */
+function secretStoreRefs(spec: JobSpec): [string, { kind: 'secretStore'; name: string }, number][] {
+  return spec.replicaGroups.flatMap((g, i) =>
+    Object.entries(g.secretEnv ?? {}).flatMap(([env, ref]) =>
+      ref.kind === 'secretStore' ? [[env, ref, i] as [string, { kind: 'secretStore'; name: string }, number]] : [],
+    ),
+  );
+}
+
+const usesSecretStore = (spec: JobSpec) => secretStoreRefs(spec).length > 0;
+
 /** Placeholder values so that the manifests can be validated before the SecretStore is read; never sent anywhere. */
 function dummySecrets(spec: JobSpec): Record<string, string> {
-  return Object.fromEntries(Object.keys(spec.replicaGroups[0]?.secretEnv ?? {}).map((k) => [k, '']));
+  return Object.fromEntries(secretStoreRefs(spec).map(([k]) => [k, '']));
 }

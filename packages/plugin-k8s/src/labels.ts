@@ -15,6 +15,10 @@ export const LABELS = Object.freeze({
   kueueQueue: 'kueue.x-k8s.io/queue-name',
   kueuePriority: 'kueue.x-k8s.io/priority-class',
   kueueJobUid: 'kueue.x-k8s.io/job-uid',
+  /** Set by the JobSet controller on the Jobs and pods of a JobSet. */
+  jobSetName: 'jobset.sigs.k8s.io/jobset-name',
+  /** The JobSet's `status.restarts` when the pod's Job was made: attempts of a job-wide restart. */
+  jobSetRestartAttempt: 'jobset.sigs.k8s.io/restart-attempt',
 });
 
 export const MANAGED_BY = 'mlplane';
@@ -43,7 +47,12 @@ export const RESERVED_KEYS: ReadonlySet<string> = new Set([
   ...Object.values(LABELS).filter((k) => k.startsWith('mlplane.dev/')),
   ...Object.values(ANNOTATIONS).filter((k) => k.startsWith('mlplane.dev/')),
 ]);
-export const RESERVED_PREFIXES = ['kueue.x-k8s.io/', 'batch.kubernetes.io/', 'scheduling.k8s.io/'];
+export const RESERVED_PREFIXES = [
+  'kueue.x-k8s.io/',
+  'batch.kubernetes.io/',
+  'scheduling.k8s.io/',
+  'jobset.sigs.k8s.io/',
+];
 
 /** Whether a spec label or annotation key is the plugin's (see RESERVED_KEYS). */
 export const isReservedKey = (key: string) =>

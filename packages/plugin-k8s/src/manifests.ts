@@ -55,12 +55,17 @@ export interface ManifestInput {
   /** Values of the spec's secretStore references by env var name, read from the SecretStore by the caller. */
   readonly secretValues?: Readonly<Record<string, string>>;
   readonly submittedAt?: Date;
+  /**
+   * Set for a replica group of a JobSet: every replica gets `MASTER_ADDR` (this host) and `MASTER_PORT`, and the
+   * pods get no subdomain (the JobSet's network sets it).
+   */
+  readonly masterAddr?: string;
 }
 
 /** Kubernetes' limit on a Job's annotations together (256 KiB); the spec annotation must fit in it. */
-const MAX_ANNOTATIONS_BYTES = 256 * 1024;
+export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
 /** Object names of the Job, its Secret and Service must be DNS-1123 labels (63 chars; a Service's starts with a letter). */
-const MAX_OBJECT_NAME = 63;
+export const MAX_OBJECT_NAME = 63;
 /** Quantity grammar of k8s.io/apimachinery resource.Quantity (sign, digits, one suffix or an exponent). */
 const QUANTITY = /^[+-]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?\d+))?$/;
 /**
@@ -71,7 +76,7 @@ const IMAGE_REFERENCE =
   /^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 const IMAGE_MAX_LENGTH = 255 + 1 + 128 + 72;
 
-function fail(field: string, message: string): never {
+export function fail(field: string, message: string): never {
   throw new ValidationError(message, { field });
 }
 
@@ -100,13 +105,18 @@ function checkQuantity(value: string | number | undefined, field: string): void 
  * Several roles are refused (capabilities.multipleRoles is false) with the reason Kubernetes has: they need a JobSet.
  * Runs before validateJobSpec, whose message names no JobSet.
  */
-export function checkOneRole(spec: JobSpec): void {
+export function checkOneRole(spec: JobSpec, capabilities?: ComputeBackendCapabilities): void {
+  if (capabilities?.multipleRoles) return;
   const groups = (spec as { replicaGroups?: unknown } | undefined)?.replicaGroups;
   if (Array.isArray(groups) && groups.length > 1) {
+    const why =
+      capabilities !== undefined && capabilities.scheduler !== 'kube-scheduler'
+        ? `the plugin makes JobSets under the kube-scheduler strategy only (this one is ${capabilities.scheduler})`
+        : 'the JobSet CRD (jobset.x-k8s.io/v1alpha2) is not installed in the cluster';
     fail(
       'replicaGroups',
       `this backend runs one replica group per job (a batch/v1 Job); the spec has ${groups.length} roles. ` +
-        'Several roles need a JobSet, which this plugin does not create',
+        `Several roles need a JobSet, and ${why}`,
     );
   }
 }
@@ -176,7 +186,14 @@ export function validateForKubernetes(spec: JobSpec, name: string, config: K8sCo
   }
 }
 
-function replicaEnv(spec: JobSpec, name: string, group: ReplicaGroup, service: string | undefined, port: number) {
+function replicaEnv(
+  spec: JobSpec,
+  name: string,
+  group: ReplicaGroup,
+  service: string | undefined,
+  port: number,
+  masterAddr?: string,
+) {
   const indexFrom: V1EnvVar['valueFrom'] = {
     fieldRef: { fieldPath: `metadata.labels['${LABELS.completionIndex}']` },
   };
@@ -189,7 +206,10 @@ function replicaEnv(spec: JobSpec, name: string, group: ReplicaGroup, service: s
   if (spec.runId !== undefined) {
     env.push({ name: JOB_ENV.runId, value: spec.runId }, { name: JOB_ENV.trackerRunId, value: spec.runId });
   }
-  if (service !== undefined) {
+  if (masterAddr !== undefined) {
+    // A JobSet: replica 0 of the first group is the master, whatever group this replica is in.
+    env.push({ name: 'MASTER_ADDR', value: masterAddr }, { name: 'MASTER_PORT', value: String(port) });
+  } else if (service !== undefined) {
     // torchrun's static rendezvous: replica 0 of the Indexed Job is the master, each replica is one node.
     env.push(
       { name: 'MASTER_ADDR', value: `${name}-0.${service}` },
@@ -240,7 +260,13 @@ function gpuPlacement(group: ReplicaGroup, config: K8sConfig) {
   return { tolerations, expressions };
 }
 
-function container(spec: JobSpec, name: string, config: K8sConfig, service: string | undefined): V1Container {
+function container(
+  spec: JobSpec,
+  name: string,
+  config: K8sConfig,
+  service: string | undefined,
+  masterAddr?: string,
+): V1Container {
   const group = spec.replicaGroups[0]!;
   const r = group.resources;
   const requests: Record<string, string> = {};
@@ -268,7 +294,7 @@ function container(spec: JobSpec, name: string, config: K8sConfig, service: stri
     command: [...group.command],
     ...(group.args ? { args: [...group.args] } : {}),
     ...(group.workingDir ? { workingDir: group.workingDir } : {}),
-    env: replicaEnv(spec, name, group, service, config.masterPort),
+    env: replicaEnv(spec, name, group, service, config.masterPort, masterAddr),
     ...(Object.keys(requests).length + Object.keys(limits).length > 0
       ? {
           resources: {
@@ -421,8 +447,8 @@ export function buildManifests(input: ManifestInput): JobManifests {
         spec: {
           // podFailurePolicy needs Never; retries are the Job's (new pods), never in-place restarts.
           restartPolicy: 'Never',
-          containers: [container(spec, name, config, service)],
-          ...(service !== undefined ? { subdomain: service } : {}),
+          containers: [container(spec, name, config, service, input.masterAddr)],
+          ...(service !== undefined && input.masterAddr === undefined ? { subdomain: service } : {}),
           ...(podVolumes.length > 0 ? { volumes: podVolumes } : {}),
           ...(tolerations.length > 0 ? { tolerations } : {}),
           ...(group.nodeSelector || Object.keys(config.nodeSelector).length > 0
@@ -506,8 +532,11 @@ export function buildManifests(input: ManifestInput): JobManifests {
 }
 
 /** Capability flags per scheduler strategy (docs/plugins/k8s.md has the table). */
-export function capabilitiesFor(config: K8sConfig): ComputeBackendCapabilities {
+export function capabilitiesFor(config: K8sConfig, jobSets = false): ComputeBackendCapabilities {
   const kind = config.scheduler.kind;
+  // Several roles are one JobSet; the plugin makes them under kube-scheduler only (Kueue would need its JobSet
+  // integration, Volcano a PodGroup across the JobSet's Jobs).
+  const roles = jobSets && kind === 'kube-scheduler';
   return Object.freeze({
     scheduler: kind,
     gpu: true,
@@ -519,14 +548,14 @@ export function capabilitiesFor(config: K8sConfig): ComputeBackendCapabilities {
     gang: kind === 'kueue' ? 'admission' : kind === 'volcano' ? 'placement' : 'none',
     logsFollow: true,
     multiNode: true,
-    multipleRoles: false,
+    multipleRoles: roles,
     containers: true,
     volumeKinds: Object.freeze(['persistentVolumeClaim', 'emptyDir'] as const),
     serviceAccounts: true,
     imagePullSecrets: true,
     secretRefKinds: Object.freeze(['kubernetesSecret', 'secretStore'] as const),
     retryConditions: Object.freeze(['DisruptionTarget']),
-    orderedStartup: false,
+    orderedStartup: roles,
     statusAfterTtl: false,
   });
 }

@@ -45,17 +45,40 @@ function creation(pod: V1Pod): number {
   return date(pod.metadata?.creationTimestamp)?.getTime() ?? 0;
 }
 
-/** Pods of one replica index, oldest first: attempt N is the N-th. */
-export function podsByIndex(pods: readonly V1Pod[]): Map<number, V1Pod[]> {
+/** A JobSet's job-wide restarts so far when the pod was made (0 for a plain Job's pods). */
+const restartAttempt = (pod: V1Pod) => Number(pod.metadata?.labels?.[LABELS.jobSetRestartAttempt] ?? 0);
+
+/**
+ * Pods of one replica index, oldest first (by the JobSet restart they belong to, then by creation). `role` keeps
+ * only that role's pods (a JobSet's); absent, all pods are one role's (a Job's).
+ */
+export function podsByIndex(pods: readonly V1Pod[], role?: string): Map<number, V1Pod[]> {
   const byIndex = new Map<number, V1Pod[]>();
   for (const pod of pods) {
+    if (role !== undefined && pod.metadata?.labels?.[LABELS.role] !== role) continue;
     const index = Number(pod.metadata?.labels?.[LABELS.completionIndex] ?? 0);
     const list = byIndex.get(index) ?? [];
     list.push(pod);
     byIndex.set(index, list);
   }
-  for (const list of byIndex.values()) list.sort((a, b) => creation(a) - creation(b));
+  for (const list of byIndex.values()) {
+    list.sort((a, b) => restartAttempt(a) - restartAttempt(b) || creation(a) - creation(b));
+  }
   return byIndex;
+}
+
+/**
+ * The attempt number of each pod of one replica (oldest first): the N-th pod of a Job is attempt N; in a JobSet,
+ * a job-wide restart R starts at attempt R + 1 (the pods of earlier restarts are deleted with their Jobs).
+ */
+export function attemptNumbers(attempts: readonly V1Pod[]): number[] {
+  const out: number[] = [];
+  for (const [i, pod] of attempts.entries()) {
+    const r = restartAttempt(pod);
+    const previous = i > 0 ? out[i - 1]! : 0;
+    out.push(Math.max(previous + 1, r + 1));
+  }
+  return out;
 }
 
 function replicaStatus(role: string, index: number, attempts: readonly V1Pod[]): ReplicaStatus {
@@ -72,7 +95,7 @@ function replicaStatus(role: string, index: number, attempts: readonly V1Pod[]):
     role,
     index,
     phase,
-    attempt: attempts.length,
+    attempt: attemptNumbers(attempts).at(-1)!,
     ...(terminated ? { exitCode: terminated.exitCode } : {}),
     ...(reason ? { reason } : {}),
     ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}),
@@ -122,12 +145,15 @@ export function jobStatus(
 ): JobStatus {
   const meta = job.metadata ?? {};
   const spec = specOf(job);
-  const group = spec?.replicaGroups[0];
-  const role = group?.role ?? meta.labels?.[LABELS.role] ?? 'main';
-  const count = group?.replicas ?? job.spec?.completions ?? 1;
-  const byIndex = podsByIndex(pods);
+  const groups = spec?.replicaGroups ?? [
+    { role: meta.labels?.[LABELS.role] ?? 'main', replicas: job.spec?.completions ?? 1 },
+  ];
   const replicas: ReplicaStatus[] = [];
-  for (let i = 0; i < count; i++) replicas.push(replicaStatus(role, i, byIndex.get(i) ?? []));
+  for (const group of groups) {
+    const byIndex = podsByIndex(pods, groups.length > 1 ? group.role : undefined);
+    for (let i = 0; i < (group.replicas ?? 1); i++) replicas.push(replicaStatus(group.role, i, byIndex.get(i) ?? []));
+  }
+  const count = replicas.length;
 
   const conditions = job.status?.conditions;
   const wlConditions = workload?.status?.conditions;
@@ -173,7 +199,7 @@ export function jobStatus(
   } else {
     // A replica that ran (even one that already ended, before the Job controller writes Complete or Failed, or one
     // waiting for its retry) keeps the job Running: phases never go back to Pending.
-    const started = replicas.filter((r) => r.phase !== 'Pending' || (byIndex.get(r.index)?.length ?? 0) > 1).length;
+    const started = replicas.filter((r) => r.phase !== 'Pending' || r.attempt > 1).length;
     const needed = spec?.gang ? count : 1;
     if (started >= needed) {
       phase = 'Running';
@@ -199,6 +225,8 @@ export function jobStatus(
               ...r,
               phase: (phase === 'Succeeded' ? 'Succeeded' : 'Failed') as ReplicaPhase,
               reason: r.reason ?? reason,
+              // Stopped when the job ended (a JobSet deletes the Jobs still running when it ends).
+              ...(r.finishedAt === undefined && finishedAt !== undefined ? { finishedAt } : {}),
             }
           : r,
       )

@@ -2,9 +2,11 @@ import { type JobSpec, ValidationError } from '@mlplane/core';
 import { describe, expect, it } from 'vitest';
 import {
   ANNOTATIONS,
+  buildJobSetManifests,
   buildManifests,
   capabilitiesFor,
   type K8sConfigInput,
+  jobSetAsJob,
   k8sConfigSchema,
   LABELS,
 } from '../src/index.js';
@@ -456,5 +458,131 @@ describe('validation before anything reaches the API server', () => {
 
   it('a spec too large for the Job annotations', () => {
     refused(base({ replicaGroups: [group({ args: ['x'.repeat(300_000)] })] }), 'spec', {}, /annotations/);
+  });
+});
+
+describe('a JobSpec with several roles to a JobSet', () => {
+  const c = config();
+  const caps = capabilitiesFor(c, true);
+  const spec = base({
+    runId: 'ab'.repeat(16),
+    retries: 2,
+    timeoutSeconds: 600,
+    ttlSecondsAfterFinished: 60,
+    successPolicy: { roles: ['launcher'] },
+    startupPolicy: 'InOrder',
+    retryRules: [
+      { action: 'FailJob', onExitCodes: { role: 'launcher', operator: 'In', values: [42] } },
+      { action: 'Ignore', onExitCodes: { role: 'worker', operator: 'In', values: [7] } },
+    ],
+    replicaGroups: [
+      group({ role: 'worker', replicas: 2, resources: { gpu: { count: 1 } } }),
+      group({ role: 'launcher', secretEnv: { TOKEN: { kind: 'secretStore', name: 'hf/token' } } }),
+    ],
+  });
+  const built = () =>
+    buildJobSetManifests({
+      spec,
+      name: 'train-abcde',
+      config: c,
+      capabilities: caps,
+      secretValues: { TOKEN: 's3cr3t' },
+    });
+
+  it('has the capabilities only with the JobSet CRD and kube-scheduler', () => {
+    expect(capabilitiesFor(c).multipleRoles).toBe(false);
+    expect(caps).toMatchObject({ multipleRoles: true, orderedStartup: true });
+    expect(capabilitiesFor(config({ scheduler: { kind: 'kueue', defaultQueue: 'q' } }), true).multipleRoles).toBe(false);
+  });
+
+  it('one replicatedJob per role, every defaulted field written, retries and rules as JobSet policies', () => {
+    const { jobSet, secret } = built();
+    expect(jobSet).toMatchObject({ apiVersion: 'jobset.x-k8s.io/v1alpha2', kind: 'JobSet' });
+    expect(jobSet.metadata!.labels).toMatchObject({ [LABELS.managedBy]: 'mlplane', [LABELS.jobId]: 'train-abcde' });
+    expect(JSON.parse(jobSet.metadata!.annotations![ANNOTATIONS.spec]!)).toEqual(spec);
+    const s = jobSet.spec as Record<string, unknown> & { replicatedJobs: Record<string, any>[] };
+    expect(s.network).toEqual({ enableDNSHostnames: true, subdomain: 'train-abcde', publishNotReadyAddresses: true });
+    expect(s.successPolicy).toEqual({ operator: 'All', targetReplicatedJobs: ['launcher'] });
+    expect(s.startupPolicy).toEqual({ startupPolicyOrder: 'InOrder' });
+    expect(s.failurePolicy).toMatchObject({ maxRestarts: 2 });
+    expect(s.ttlSecondsAfterFinished).toBe(60);
+    expect(s.replicatedJobs.map((r) => [r.name, r.replicas])).toEqual([
+      ['worker', 1],
+      ['launcher', 1],
+    ]);
+    const [worker, launcher] = s.replicatedJobs.map((r) => r.template);
+    expect(worker.metadata.labels).toMatchObject({ [LABELS.managedBy]: 'mlplane', [LABELS.role]: 'worker' });
+    expect(worker.spec).toMatchObject({ completionMode: 'Indexed', completions: 2, parallelism: 2, backoffLimit: 0 });
+    expect(worker.spec.activeDeadlineSeconds).toBe(600);
+    expect(worker.spec.ttlSecondsAfterFinished).toBeUndefined();
+    // Each role gets only its own exit-code rules.
+    expect(worker.spec.podFailurePolicy.rules).toEqual([
+      { action: 'Ignore', onExitCodes: { containerName: 'main', operator: 'In', values: [7] } },
+    ]);
+    expect(launcher.spec.podFailurePolicy.rules[0].action).toBe('FailJob');
+    const pod = worker.spec.template.spec;
+    expect(pod.restartPolicy).toBe('Never');
+    expect(pod.subdomain).toBeUndefined();
+    expect(pod.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
+    const env = Object.fromEntries(pod.containers[0].env.map((e: { name: string; value?: string }) => [e.name, e.value]));
+    expect(env).toMatchObject({
+      MLPLANE_JOB_ID: 'train-abcde',
+      MLPLANE_ROLE: 'worker',
+      MASTER_ADDR: 'train-abcde-worker-0-0.train-abcde',
+      MASTER_PORT: '29500',
+    });
+    expect(secret?.metadata?.name).toBe('train-abcde-env');
+    expect(secret?.data).toEqual({ TOKEN: Buffer.from('s3cr3t').toString('base64') });
+  });
+
+  it("restartScope 'replica' retries within each role's Job; a group's bad field is named with its index", () => {
+    const replica = buildJobSetManifests({
+      spec: { ...spec, restartScope: 'replica' },
+      name: 'train-abcde',
+      config: c,
+      capabilities: caps,
+      secretValues: { TOKEN: 'x' },
+    });
+    const s = replica.jobSet.spec as { failurePolicy: { maxRestarts: number }; replicatedJobs: any[] };
+    expect(s.failurePolicy.maxRestarts).toBe(0);
+    expect(s.replicatedJobs[0].template.spec.backoffLimit).toBe(2);
+    let caught: unknown;
+    try {
+      buildJobSetManifests({
+        spec: { ...spec, replicaGroups: [spec.replicaGroups[0]!, group({ role: 'launcher', image: 'Bad Image' })] },
+        name: 'train-abcde',
+        config: c,
+        capabilities: caps,
+      });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ValidationError);
+    expect((caught as ValidationError).field).toBe('replicaGroups[1].image');
+  });
+
+  it('the JobSet seen as a Job: Completed, a failure with its child Job reason, restarts and counted failures', () => {
+    const js = (conditions: object[], restarts = 0) => ({
+      metadata: { name: 'train-abcde', annotations: {} },
+      status: { conditions, restarts },
+    });
+    const child = (reason: string, failed: number) => ({
+      metadata: { name: 'train-abcde-launcher-0' },
+      status: { failed, conditions: [{ type: 'Failed', status: 'True', reason, message: 'm' }] },
+    });
+    const done = jobSetAsJob(js([{ type: 'Completed', status: 'True', reason: 'AllJobsCompleted' }]) as never, []);
+    expect(done.status?.conditions?.[0]).toMatchObject({ type: 'Complete', reason: 'Completed' });
+    const failJob = jobSetAsJob(
+      js([{ type: 'Failed', status: 'True', reason: 'FailJobSetFailurePolicyAction' }]) as never,
+      [child('PodFailurePolicy', 1)] as never,
+    );
+    expect(failJob.status).toMatchObject({ failed: 1 });
+    expect(failJob.status?.conditions?.[0]).toMatchObject({ type: 'Failed', reason: 'PodFailurePolicy' });
+    const spent = jobSetAsJob(
+      js([{ type: 'Failed', status: 'True', reason: 'ReachedMaxRestarts' }], 2) as never,
+      [child('BackoffLimitExceeded', 1)] as never,
+    );
+    expect(spent.status).toMatchObject({ failed: 3 });
+    expect(spent.status?.conditions?.[0]?.reason).toBe('BackoffLimitExceeded');
   });
 });
