@@ -1,7 +1,5 @@
 # Shared machinery for scripts/peers. Peers are listed in start order.
 PEERS_ALL=(postgres redis kafka s3 mlflow feast torchserve k8s jobset kueue)
-# What a bare `scripts/peers up` starts: every peer some test uses. JobSet waits for plugin-k8s's JobSet path.
-PEERS_DEFAULT=(postgres redis kafka s3 mlflow feast torchserve k8s kueue)
 export MLPLANE_PEERS_CACHE="${MLPLANE_PEERS_CACHE:-$HOME/.cache/mlplane-peers}"
 export MLPLANE_PEERS_STATE="${MLPLANE_PEERS_STATE:-${TMPDIR:-/tmp}/mlplane-peers-state}"
 mkdir -p "$MLPLANE_PEERS_CACHE" "$MLPLANE_PEERS_STATE"
@@ -80,7 +78,7 @@ peers_expand() { # dependencies first, each once
 }
 
 peers_up() {
-  local names=("$@"); [ ${#names[@]} -eq 0 ] && names=("${PEERS_DEFAULT[@]}")
+  local names=("$@"); [ ${#names[@]} -eq 0 ] && names=("${PEERS_ALL[@]}")
   local n rc=0 t0
   for n in $(peers_expand "${names[@]}"); do
     declare -F "${n}_start" >/dev/null || { echo "peers: unknown peer '$n' (known: ${PEERS_ALL[*]})" >&2; return 2; }

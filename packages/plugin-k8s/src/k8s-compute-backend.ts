@@ -212,7 +212,10 @@ export class K8sComputeBackend implements ComputeBackend {
         );
         return false;
       }
-      throw portError(error, `listing JobSets in namespace '${this.namespace}'`);
+      throw portError(
+        error,
+        `listing JobSets in namespace '${this.namespace}' (API server ${this.kc.getCurrentCluster()?.server ?? 'unknown'})`,
+      );
     }
   }
 

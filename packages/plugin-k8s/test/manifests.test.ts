@@ -5,8 +5,8 @@ import {
   buildJobSetManifests,
   buildManifests,
   capabilitiesFor,
-  type K8sConfigInput,
   jobSetAsJob,
+  type K8sConfigInput,
   k8sConfigSchema,
   LABELS,
 } from '../src/index.js';
@@ -492,7 +492,9 @@ describe('a JobSpec with several roles to a JobSet', () => {
   it('has the capabilities only with the JobSet CRD and kube-scheduler', () => {
     expect(capabilitiesFor(c).multipleRoles).toBe(false);
     expect(caps).toMatchObject({ multipleRoles: true, orderedStartup: true });
-    expect(capabilitiesFor(config({ scheduler: { kind: 'kueue', defaultQueue: 'q' } }), true).multipleRoles).toBe(false);
+    expect(capabilitiesFor(config({ scheduler: { kind: 'kueue', defaultQueue: 'q' } }), true).multipleRoles).toBe(
+      false,
+    );
   });
 
   it('one replicatedJob per role, every defaulted field written, retries and rules as JobSet policies', () => {
@@ -524,7 +526,9 @@ describe('a JobSpec with several roles to a JobSet', () => {
     expect(pod.restartPolicy).toBe('Never');
     expect(pod.subdomain).toBeUndefined();
     expect(pod.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
-    const env = Object.fromEntries(pod.containers[0].env.map((e: { name: string; value?: string }) => [e.name, e.value]));
+    const env = Object.fromEntries(
+      pod.containers[0].env.map((e: { name: string; value?: string }) => [e.name, e.value]),
+    );
     expect(env).toMatchObject({
       MLPLANE_JOB_ID: 'train-abcde',
       MLPLANE_ROLE: 'worker',
