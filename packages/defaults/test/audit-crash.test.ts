@@ -6,8 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AuditIntegrityError, auditLogRef, type Platform, PluginFailedError, type RawConfig } from '@mlplane/core';
+import { readAll } from '@mlplane/core/testing';
 import { AUDIT_LOSS_ACCEPTED } from '@mlplane/sql';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LocalArtifactStore } from '../src/artifact-store/local-artifact-store.js';
 import { createPlatform } from '../src/create-platform.js';
 import { SqliteMetadataStore } from '../src/metadata-store/sqlite-metadata-store.js';
 
@@ -60,6 +62,23 @@ function platformOn(dataDir: string, masterKey: string, config: RawConfig = {}):
   });
 }
 
+/**
+ * The newest audit checkpoint in the data dir, read after the writer died: the writer keeps checkpointing (every
+ * 50 ms) between reporting and its kill, so the checkpoint it printed may not be the last one.
+ */
+async function latestCheckpointSeq(dataDir: string): Promise<number> {
+  const artifacts = await LocalArtifactStore.open({ root: join(dataDir, 'artifacts') });
+  try {
+    const { items } = await artifacts.list({ prefix: 'audit/checkpoints/' });
+    const latest = items.find((i) => i.key.endsWith('/latest.json'));
+    if (!latest) return 0;
+    const { body } = await artifacts.get(latest.key);
+    return (JSON.parse((await readAll(body)).toString('utf8')) as { seq: number }).seq;
+  } finally {
+    await artifacts.close();
+  }
+}
+
 /** What the database holds now: the audit head and the run's params. */
 async function databaseState(dataDir: string, runId: string): Promise<{ headSeq: number; params: string[] }> {
   const store = await SqliteMetadataStore.open({ path: join(dataDir, 'metadata.db') });
@@ -88,9 +107,11 @@ describe('a platform whose SQLite store lost acknowledged writes in a crash (kil
     const { proc, written } = await writeUntilCheckpointed(dataDir, masterKey, runId);
     await kill9(proc);
     expect(written.checkpointSeq).toBeGreaterThan(seedHead);
+    const checkpointSeq = await latestCheckpointSeq(dataDir);
+    expect(checkpointSeq).toBeGreaterThanOrEqual(written.checkpointSeq);
     // The writes since the clean stop live in the WAL only: that is what the crash damage takes.
     expect((await stat(join(dataDir, 'metadata.db-wal'))).size).toBeGreaterThan(0);
-    return { dataDir, masterKey, runId, seedHead, ...written };
+    return { dataDir, masterKey, runId, seedHead, ...written, checkpointSeq };
   }
 
   async function refusal(dir: string, masterKey: string): Promise<AuditIntegrityError> {
