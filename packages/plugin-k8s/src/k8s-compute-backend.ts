@@ -50,7 +50,7 @@ import {
 import type { K8sConfig } from './config.js';
 import { buildJobSetManifests, JOBSET, type JobSetObject, jobSetAsJob } from './jobset.js';
 import { ANNOTATIONS, idempotencyLabel, LABELS, MANAGED_BY } from './labels.js';
-import { buildManifests, capabilitiesFor, checkOneRole, specDigest } from './manifests.js';
+import { buildManifests, capabilitiesFor, checkOneRole, type ManifestInput, specDigest } from './manifests.js';
 import { attemptNumbers, jobStatus, type KueueWorkload, podsByIndex, specOf, type WarningEvent } from './status.js';
 import { WatchCache } from './watch-cache.js';
 
@@ -71,6 +71,21 @@ const PRIORITY_CLASS_TTL_MS = 60_000;
 const MAX_TOMBSTONES = 10_000;
 
 type Listener = (status: JobStatus) => void;
+
+/** What a Job or JobSet owns: created after it, with an ownerReference, so they go with it. */
+interface OwnedObjects {
+  readonly secret?: V1Secret;
+  readonly service?: V1Service;
+  readonly podGroup?: Record<string, unknown>;
+}
+
+/** A Job or JobSet built and validated, ready to be created (see K8sComputeBackend.plan). */
+interface Planned {
+  readonly kind: 'Job' | 'JobSet';
+  readonly owned: OwnedObjects;
+  /** Creates it; `remember` puts it in the cache unless the informer was first. */
+  create(): Promise<{ asJob: V1Job; remember(): void }>;
+}
 
 /**
  * Drops what the plugin never reads from an object the informer caches (client-go's informers do the same with a
@@ -490,7 +505,6 @@ export class K8sComputeBackend implements ComputeBackend {
   async submit(spec: JobSpec): Promise<JobStatus> {
     checkOneRole(spec, this.capabilities);
     validateJobSpec(spec, this.capabilities);
-    if (spec.replicaGroups.length > 1) return this.submitJobSet(spec);
     const key = spec.idempotencyKey !== undefined ? idempotencyLabel(spec.project, spec.idempotencyKey) : undefined;
     if (key !== undefined) {
       const existing = this.findByKey(spec, key);
@@ -500,8 +514,8 @@ export class K8sComputeBackend implements ComputeBackend {
     let name = `${spec.name}-${key !== undefined ? key.slice(0, 8) : randomSuffix()}`;
     const submittedAt = new Date();
     const storeSecrets = usesSecretStore(spec);
-    const build = (secretValues: Record<string, string>) =>
-      buildManifests({
+    const plan = (secretValues: Record<string, string>) =>
+      this.plan({
         spec,
         name,
         config: this.options.config,
@@ -510,93 +524,81 @@ export class K8sComputeBackend implements ComputeBackend {
         secretValues,
       });
     // Built (and so validated) before any call to the API server, and before the SecretStore is read.
-    let manifests = build(storeSecrets ? dummySecrets(spec) : {});
+    let planned = plan(storeSecrets ? dummySecrets(spec) : {});
     await this.checkPriorityClass(spec);
     const secretValues = storeSecrets ? await this.readSecrets(spec) : {};
-    if (storeSecrets) manifests = build(secretValues);
+    if (storeSecrets) planned = plan(secretValues);
     for (let attempt = 0; ; attempt++) {
-      let created: V1Job;
+      let made: Awaited<ReturnType<Planned['create']>>;
       try {
-        // Strict: a field the API server does not know is an error, never silently dropped from the Job.
-        created = await this.batch.createNamespacedJob({
-          namespace: this.namespace,
-          body: manifests.job,
-          fieldValidation: 'Strict',
-        });
-      } catch (error) {
-        if (statusCode(error) === 409) {
-          if (key !== undefined) {
-            const existing = await this.readJob(name);
-            return this.sameSpecOrConflict(existing, spec);
-          }
-          if (attempt < 3) {
-            name = `${spec.name}-${randomSuffix()}`;
-            manifests = build(secretValues);
-            continue;
-          }
-        }
-        throw portError(error, `creating Job '${name}' in namespace '${this.namespace}'`);
-      }
-      await this.createOwned(created, manifests);
-      if (!this.jobs.has(name)) this.jobs.set(name, trim(created));
-      // Watchers get it on the next flush; the caller gets it now, without recomputing other jobs' statuses.
-      this.touch(name);
-      return jobStatus(created, []);
-    }
-  }
-
-  /** A job of several roles: one JobSet (and its owned Secret), created as submit creates a Job. */
-  private async submitJobSet(spec: JobSpec): Promise<JobStatus> {
-    const key = spec.idempotencyKey !== undefined ? idempotencyLabel(spec.project, spec.idempotencyKey) : undefined;
-    if (key !== undefined) {
-      const existing = this.findByKey(spec, key);
-      if (existing) return this.sameSpecOrConflict(existing, spec);
-    }
-    let name = `${spec.name}-${key !== undefined ? key.slice(0, 8) : randomSuffix()}`;
-    const submittedAt = new Date();
-    const storeSecrets = usesSecretStore(spec);
-    const build = (secretValues: Record<string, string>) =>
-      buildJobSetManifests({
-        spec,
-        name,
-        config: this.options.config,
-        capabilities: this.capabilities,
-        submittedAt,
-        secretValues,
-      });
-    let manifests = build(storeSecrets ? dummySecrets(spec) : {});
-    await this.checkPriorityClass(spec);
-    const secretValues = storeSecrets ? await this.readSecrets(spec) : {};
-    if (storeSecrets) manifests = build(secretValues);
-    for (let attempt = 0; ; attempt++) {
-      let created: JobSetObject;
-      try {
-        created = (await this.custom.createNamespacedCustomObject({
-          ...JOBSET,
-          namespace: this.namespace,
-          body: manifests.jobSet,
-          fieldValidation: 'Strict',
-        })) as JobSetObject;
+        made = await planned.create();
       } catch (error) {
         if (statusCode(error) === 409) {
           if (key !== undefined) return this.sameSpecOrConflict(await this.readJob(name), spec);
           if (attempt < 3) {
             name = `${spec.name}-${randomSuffix()}`;
-            manifests = build(secretValues);
+            planned = plan(secretValues);
             continue;
           }
         }
-        throw portError(error, `creating JobSet '${name}' in namespace '${this.namespace}'`);
+        throw portError(error, `creating ${planned.kind} '${name}' in namespace '${this.namespace}'`);
       }
-      const asJob = jobSetAsJob(created, []);
-      await this.createOwned(asJob, manifests, { apiVersion: `${JOBSET.group}/${JOBSET.version}`, kind: 'JobSet' });
-      if (!this.jobSets.has(name)) {
-        this.jobSets.set(name, created);
-        this.jobs.set(name, asJob);
-      }
+      await this.createOwned(made.asJob, planned.owned, planned.kind);
+      made.remember();
+      // Watchers get it on the next flush; the caller gets it now, without recomputing other jobs' statuses.
       this.touch(name);
-      return jobStatus(asJob, []);
+      return jobStatus(made.asJob, []);
     }
+  }
+
+  /**
+   * What one submit creates: a Job, or for several roles a JobSet, with the objects they own. `create` sends the
+   * Job or JobSet with strict field validation (a field the API server does not know is an error, never dropped).
+   */
+  private plan(input: ManifestInput): Planned {
+    const { name } = input;
+    if (input.spec.replicaGroups.length > 1) {
+      const manifests = buildJobSetManifests(input);
+      return {
+        kind: 'JobSet',
+        owned: manifests,
+        create: async () => {
+          const created = (await this.custom.createNamespacedCustomObject({
+            ...JOBSET,
+            namespace: this.namespace,
+            body: manifests.jobSet,
+            fieldValidation: 'Strict',
+          })) as JobSetObject;
+          const asJob = jobSetAsJob(created, []);
+          return {
+            asJob,
+            remember: () => {
+              if (this.jobSets.has(name)) return;
+              this.jobSets.set(name, created);
+              this.jobs.set(name, asJob);
+            },
+          };
+        },
+      };
+    }
+    const manifests = buildManifests(input);
+    return {
+      kind: 'Job',
+      owned: manifests,
+      create: async () => {
+        const created = await this.batch.createNamespacedJob({
+          namespace: this.namespace,
+          body: manifests.job,
+          fieldValidation: 'Strict',
+        });
+        return {
+          asJob: created,
+          remember: () => {
+            if (!this.jobs.has(name)) this.jobs.set(name, trim(created));
+          },
+        };
+      },
+    };
   }
 
   private findByKey(spec: JobSpec, key: string): V1Job | undefined {
@@ -642,13 +644,10 @@ export class K8sComputeBackend implements ComputeBackend {
   }
 
   /** The Secret, Service and PodGroup of a Job, each owned by it; the Job is deleted again if one fails. */
-  private async createOwned(
-    job: V1Job,
-    manifests: { secret?: V1Secret; service?: V1Service; podGroup?: Record<string, unknown> },
-    ownerKind: { apiVersion: string; kind: string } = { apiVersion: 'batch/v1', kind: 'Job' },
-  ): Promise<void> {
+  private async createOwned(job: V1Job, manifests: OwnedObjects, ownerKind: 'Job' | 'JobSet'): Promise<void> {
     const owner: V1OwnerReference = {
-      ...ownerKind,
+      apiVersion: ownerKind === 'JobSet' ? `${JOBSET.group}/${JOBSET.version}` : 'batch/v1',
+      kind: ownerKind,
       name: job.metadata!.name!,
       uid: job.metadata!.uid!,
       // No blockOwnerDeletion: it would need `update` on jobs/finalizers where OwnerReferencesPermissionEnforcement
@@ -685,8 +684,8 @@ export class K8sComputeBackend implements ComputeBackend {
         });
       }
     } catch (error) {
-      await this.deleteTop(owner.name, ownerKind.kind === 'JobSet').catch(() => undefined);
-      throw portError(error, `creating the objects of ${ownerKind.kind} '${owner.name}'`);
+      await this.deleteTop(owner.name, ownerKind === 'JobSet').catch(() => undefined);
+      throw portError(error, `creating the objects of ${ownerKind} '${owner.name}'`);
     }
   }
 
