@@ -15,6 +15,7 @@ import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
 const { values: args } = parseArgs({
@@ -66,23 +67,29 @@ class ApiError extends Error {
   }
 }
 
+/** Options of an HTTPS request to the API server with the kubeconfig's CA and client certificate. */
+const toApiServer = (method, path, headers = {}) => ({
+  host: kube.server.hostname,
+  port: kube.server.port || 443,
+  method,
+  path,
+  ca: kube.ca,
+  cert: kube.cert,
+  key: kube.key,
+  headers: { accept: 'application/json', ...headers },
+});
+
+/** Calls `onLine` with each line of a text stream (without its newline), the last one too. */
+const eachLine = (stream, onLine) =>
+  createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', onLine);
+
 /** One request to the API server; resolves the parsed JSON body, rejects ApiError for a non-2xx answer. */
 function api(method, path, body, contentType = 'application/json') {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const req = request(
       {
-        host: kube.server.hostname,
-        port: kube.server.port || 443,
-        method,
-        path,
-        ca: kube.ca,
-        cert: kube.cert,
-        key: kube.key,
-        headers: {
-          accept: 'application/json',
-          ...(data ? { 'content-type': contentType, 'content-length': data.length } : {}),
-        },
+        ...toApiServer(method, path, data ? { 'content-type': contentType, 'content-length': data.length } : {}),
         timeout: 30_000,
       },
       (res) => {
@@ -109,38 +116,16 @@ function api(method, path, body, contentType = 'application/json') {
 /** Streams a watch: calls `onEvent` per event until the server ends it; resolves then, rejects on errors. */
 function watchStream(path, onEvent) {
   return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: kube.server.hostname,
-        port: kube.server.port || 443,
-        method: 'GET',
-        path,
-        ca: kube.ca,
-        cert: kube.cert,
-        key: kube.key,
-        headers: { accept: 'application/json' },
-      },
-      (res) => {
-        if (res.statusCode !== 200) {
-          res.resume();
-          return reject(new ApiError(res.statusCode, `watch ${path}: ${res.statusCode}`));
-        }
-        let buffered = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk) => {
-          buffered += chunk;
-          let nl = buffered.indexOf('\n');
-          while (nl >= 0) {
-            const line = buffered.slice(0, nl);
-            buffered = buffered.slice(nl + 1);
-            if (line.trim()) onEvent(JSON.parse(line));
-            nl = buffered.indexOf('\n');
-          }
-        });
-        res.on('end', resolve);
-        res.on('error', reject);
-      },
-    );
+    const req = request(toApiServer('GET', path), (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return reject(new ApiError(res.statusCode, `watch ${path}: ${res.statusCode}`));
+      }
+      eachLine(res, (line) => {
+        if (line.trim()) onEvent(JSON.parse(line));
+      }).on('close', resolve);
+      res.on('error', reject);
+    });
     req.on('error', reject);
     req.end();
   });
@@ -556,23 +541,7 @@ function execute(run, c, podEnv) {
       // A deletion that arrived while the process was starting stops it now.
       if (run.stopping) stopProcess(c);
     });
-    for (const stream of [child.stdout, child.stderr]) {
-      let partial = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk) => {
-        partial += chunk;
-        let nl = partial.indexOf('\n');
-        while (nl >= 0) {
-          appendLog(c, attempt, partial.slice(0, nl));
-          partial = partial.slice(nl + 1);
-          nl = partial.indexOf('\n');
-        }
-      });
-      stream.on('end', () => {
-        if (partial) appendLog(c, attempt, partial);
-        partial = '';
-      });
-    }
+    for (const stream of [child.stdout, child.stderr]) eachLine(stream, (line) => appendLog(c, attempt, line));
     child.on('error', (error) => {
       if (!started) end(128, 'StartError', `failed to start "${command[0]}": ${error.message}`);
     });
